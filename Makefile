@@ -1,0 +1,46 @@
+# The two commands a new user needs:  make demo  and  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test unit e2e integration lint controlplane bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## demo: start the demo app, let greenloop converge it, stop the app
+demo: $(STAMP)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" examples/demo/run
+
+## test: every test (unit, e2e, integration against a real control plane)
+test: $(STAMP) controlplane
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+integration: $(STAMP) controlplane
+	$(BIN)/python -m pytest tests/integration
+
+## controlplane: build (once, cached) kube-apiserver, etcd, controllers and kwok
+controlplane:
+	tools/controlplane/build
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests bench examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python bench/junit_ingest.py
+	$(BIN)/python bench/loop_overhead.py
+
+clean:
+	rm -rf $(VENV) .greenloop .pytest_cache .mypy_cache .ruff_cache
