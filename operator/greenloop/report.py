@@ -1,0 +1,236 @@
+"""The Markdown report: what a person would write after running the loop by hand.
+
+Summary, per-priority table, failing tests by class with evidence, the why-chain for
+each root cause, the action taken in each iteration, the next step, and progress
+toward the goal. Pure: built from engine state and the object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from greenloop.engine import IterationRecord, Phase, State, TestRecord, failing, root_of
+from greenloop.model import FailureClass, StagingValidation
+from greenloop.status import failing_tests, priorities, summary, timestamp
+
+NEXT_STEPS: dict[str, str] = {
+    "GoalMet": "Nothing: the goal is met.",
+    "AuthError": (
+        "Check the credentials the suites use (tokens, secrets, service accounts) and the "
+        "target's auth configuration; fix them, then start a new round."
+    ),
+    "TestCodeError": (
+        "Fix the test code (imports, syntax, fixtures) shown in the evidence, then start a new round."
+    ),
+    "Assertion": (
+        "Read the assertion evidence: the service answers, but not what the tests expect. "
+        "A code or data fix is needed; a redeploy of the same version will not help."
+    ),
+    "ServerError": "Look at the target's logs for the 500s; deploy a fix, then start a new round.",
+    "Unknown": "Read the evidence and the suite output; add a spec.classification rule if it recurs.",
+    "RedeployIneffective": (
+        "The redeploy did not change the failures: inspect the target (logs, config, "
+        "dependencies) — the cause is not cleared by a restart."
+    ),
+    "RedeployFailed": "Fix the redeploy (command, webhook or rollout) shown above, then rerun.",
+    "ExpectedTestsMissing": (
+        "Some expected tests never ran: check the suites' commands and selection, or lower "
+        "spec.expectedTests if tests were removed on purpose."
+    ),
+    "BudgetExhausted": (
+        "The budget ran out with failures left: read the failing tests above; raise "
+        "policy.maxIterations or policy.deadlineSeconds only if progress was still being made."
+    ),
+    "RunnerError": (
+        "A suite produced no results twice: check its command, image, timeout and that it "
+        "writes JUnit XML to $GREENLOOP_JUNIT_XML."
+    ),
+    "NoTestsReported": "The suites ran but reported no tests: check their commands.",
+    "Interrupted": "The run was interrupted; start it again to continue.",
+}
+
+
+def render(obj: StagingValidation, state: State, now: float) -> str:
+    spec = obj.spec
+    summ = summary(state, spec.expected_tests)
+    lines: list[str] = []
+    add = lines.append
+
+    add(f"# greenloop report: {obj.name}")
+    add("")
+    elapsed = (now - state.started_at) if state.started_at is not None else 0.0
+    headline = {
+        Phase.PASSED: "Passed",
+        Phase.STALLED: f"Stalled ({state.reason})",
+    }.get(state.phase, state.phase.value)
+    add(
+        f"**{headline}** after {_n(state.iteration, 'iteration')} and "
+        f"{_n(state.redeploys, 'redeploy')} in {elapsed:.1f} s — {state.message}"
+    )
+    add("")
+    add(f"Progress toward the goal: {_bar(summ['passed'], summ['expected'])}")
+    add("")
+
+    add("## Summary")
+    add("")
+    add("| Expected | Ran | Passed | Failed | Skipped | Not run | Pass rate |")
+    add("|---:|---:|---:|---:|---:|---:|---:|")
+    add(
+        f"| {summ['expected']} | {summ['total']} | {summ['passed']} | {summ['failed']} | "
+        f"{summ['skipped']} | {summ['notRun']} | {summ['passRate']} |"
+    )
+    add("")
+
+    add("## By priority")
+    add("")
+    add("| Priority | Passed | Failed | Total | |")
+    add("|---|---:|---:|---:|---|")
+    for row in priorities(state):
+        mark = "ok" if row["failed"] == 0 and row["passed"] == row["total"] else "FAILING"
+        if row["failed"] == 0 and row["passed"] < row["total"]:
+            mark = "skipped tests"
+        add(f"| {row['priority']} | {row['passed']} | {row['failed']} | {row['total']} | {mark} |")
+    add("")
+
+    add("## Failing tests")
+    add("")
+    rows = failing_tests(state, limit=None)
+    if not rows:
+        add("None.")
+    else:
+        by_class: dict[str, list[dict[str, object]]] = {}
+        for row in rows:
+            by_class.setdefault(str(row["class"]), []).append(row)
+        for cls in [c.value for c in FailureClass if c.value in by_class]:
+            group = by_class[cls]
+            add(f"### {cls} ({len(group)})")
+            add("")
+            add("| Test | Suite | Priority | Evidence | Root cause |")
+            add("|---|---|---|---|---|")
+            for row in group:
+                root = f"`{row['rootCause']}`" if row["rootCause"] else ""
+                add(
+                    f"| `{row['id']}` | {row['suite']} | {row['priority']} | "
+                    f"{_cell(str(row['evidence']))} | {root} |"
+                )
+            add("")
+    if state.flaky:
+        add("### Flaky (failed, then passed without a redeploy)")
+        add("")
+        for f in sorted(state.flaky.values(), key=lambda f: f.id):
+            add(f"- `{f.id}` ({f.suite}): passed again in iteration {f.iteration}; had failed with {_code(f.evidence)}")
+        add("")
+
+    add("## Why")
+    add("")
+    add_why(lines, state)
+    add("")
+
+    add("## Iterations")
+    add("")
+    add("| # | Started | Took | Ran | Passed | Failed | Action | Why |")
+    add("|---:|---|---:|---:|---:|---:|---|---|")
+    for rec in state.history:
+        took = f"{rec.finished - rec.started:.1f} s" if rec.finished is not None else "…"
+        add(
+            f"| {rec.iteration} | {timestamp(rec.started)} | {took} | {rec.ran} | {rec.passed} | "
+            f"{rec.failed} | {rec.action or 'in progress'} | {_cell(rec.detail)} |"
+        )
+    notes = [(rec.iteration, n) for rec in state.history for n in (*rec.notes, *_errors(rec))]
+    if notes:
+        add("")
+        add("What the environment showed:")
+        add("")
+        for iteration, note in notes:
+            add(f"- iteration {iteration}: {note}")
+    add("")
+
+    add("## Next step")
+    add("")
+    if state.phase in (Phase.PASSED, Phase.STALLED):
+        add(NEXT_STEPS.get(str(state.reason), f"Look at the failing tests above ({state.reason})."))
+    else:
+        add(f"greenloop is working: {state.message}")
+    add("")
+    return "\n".join(lines)
+
+
+def add_why(lines: list[str], state: State) -> None:
+    """One chain per root cause: test -> class (evidence) -> environment -> action -> result."""
+    roots: dict[str, list[TestRecord]] = {}
+    for record in failing(state):
+        root = root_of(state, record)
+        roots.setdefault(root.id, []).append(record)
+    resolved = _resolved(state)
+    if not roots and not resolved:
+        lines.append("Every test passed on its first run.")
+        return
+    for root_id, members in sorted(roots.items()):
+        root = state.tests[root_id]
+        if root.diagnosis is None:
+            continue
+        dependents = [m.id for m in members if m.id != root_id]
+        chain = [
+            f"`{root_id}` failed → **{root.diagnosis.failure_class.value}**",
+            f"evidence {_code(root.diagnosis.evidence)}",
+        ]
+        if dependents:
+            chain.append(f"{_n(len(dependents), 'dependent test')} failed with it ({', '.join(f'`{d}`' for d in dependents)})")
+        chain.append(_fate(state, root_id))
+        lines.append("- " + " → ".join(chain))
+    for test_id, (cls, evidence, how) in sorted(resolved.items()):
+        lines.append(f"- `{test_id}` failed → **{cls}**, evidence {_code(evidence)} → {how}")
+
+
+def _resolved(state: State) -> dict[str, tuple[str, str, str]]:
+    """Tests that failed in some iteration and pass now, and what made them pass."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for rec in state.history:
+        for test_id, cls, evidence in rec.failures:
+            current = state.tests.get(test_id)
+            if current is None or current.failing:
+                continue
+            if test_id in state.flaky:
+                how = f"passed on a rerun without redeploy in iteration {state.flaky[test_id].iteration} (flaky)"
+            else:
+                how = _after(state, rec, current)
+            out.setdefault(test_id, (cls, evidence, how))
+    return out
+
+
+def _after(state: State, failed_in: IterationRecord, current: TestRecord) -> str:
+    action = failed_in.action.lower() or "rerun"
+    verb = "redeployed" if action == "redeploy" else "reran"
+    return f"{verb} after iteration {failed_in.iteration} → passed in iteration {current.iteration}"
+
+
+def _fate(state: State, test_id: str) -> str:
+    actions = [r for r in state.history if any(f[0] == test_id for f in r.failures)]
+    redeploys = [r.iteration for r in actions if r.action == "Redeploy"]
+    parts = []
+    if redeploys:
+        parts.append(f"redeployed after iteration {', '.join(map(str, redeploys))}")
+    parts.append(f"still failing after {_n(len(actions), 'run')}")
+    return " → ".join(parts)
+
+
+def _errors(rec: IterationRecord) -> Iterable[str]:
+    return (f"suite {suite} produced no results: {why}" for suite, why in rec.suite_errors)
+
+
+def _bar(done: int, goal: int, width: int = 30) -> str:
+    goal = max(goal, 1)
+    filled = min(width, round(width * done / goal))
+    return f"`[{'#' * filled}{'.' * (width - filled)}]` {done}/{goal} ({100.0 * done / goal:.1f}%)"
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`" if text else "(no evidence)"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
