@@ -1,0 +1,242 @@
+"""greenloop's command line: run | validate | junit.
+
+Imports stay inside the commands so `greenloop junit` and `greenloop validate` start
+fast and never load HTTP or Kubernetes libraries they do not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+greenloop reconciles a staging environment toward "all N end-to-end tests passing":
+it runs the test suites, reads their JUnit XML, works out why each test failed,
+redeploys the target when that can help, reruns only what failed, and stops when the
+goal is met or a person must act.
+"""
+
+RUN_EPILOG = """\
+exit codes:
+  0    the goal is met (phase Passed)
+  1    stalled: a person must act (the report says why), or the budget ran out
+  2    the spec or the command line is invalid (the message names the field)
+  130  interrupted (Ctrl-C); what was known is still reported
+
+examples:
+  greenloop run examples/demo/validation.yaml
+  greenloop run validation.yaml --json > status.json
+  greenloop run validation.yaml --report report.md -v
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = args.func(args)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from greenloop import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="greenloop",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"greenloop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the test → diagnose → redeploy → retest loop locally, no cluster needed",
+        description="Run a StagingValidation locally: suites run as processes, a redeploy is "
+        "spec.target.command and/or spec.target.webhook, then spec.target.health is awaited. "
+        "Progress goes to stderr; the Markdown report to --report.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("file", type=Path, help="a YAML file with one or more StagingValidations")
+    run.add_argument(
+        "--json", action="store_true", help="print the final status object(s) as JSON on stdout"
+    )
+    run.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="where to write the Markdown report (default: OUT/report.md)",
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where to keep JUnit XML, logs, status.json and the report "
+        "(default: .greenloop/NAME in the current folder)",
+    )
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="stream the suites' own output to stderr"
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a spec against the CRD schema and greenloop's rules, run nothing",
+        description="Validate a StagingValidation file. Errors name the file, the field and "
+        "what is wrong; the exit code is 0 when valid, 2 when not.",
+    )
+    validate.add_argument("file", type=Path)
+    validate.add_argument(
+        "--mode",
+        choices=("local", "operator"),
+        default="local",
+        help="which mode's extra rules apply (operator: every suite needs an image)",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    junit = sub.add_parser(
+        "junit",
+        help="classify and summarize existing JUnit XML reports",
+        description="Read JUnit XML files (pytest, Surefire, jest, Go and more), classify "
+        "each failure and print counts by outcome and class with the evidence. Exit code: "
+        "0 no failures, 1 failures, 2 an unreadable file.",
+    )
+    junit.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    junit.add_argument("--json", action="store_true", help="print the summary as JSON")
+    junit.set_defaults(func=cmd_junit)
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from greenloop.spec import SpecError, load_file
+
+    try:
+        loaded = load_file(args.file, mode=args.mode)
+    except SpecError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_USAGE
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for obj in loaded.objects:
+        print(f"{args.file}: StagingValidation {obj.name}: valid ({len(obj.spec.suites)} suites)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from greenloop.spec import SpecError, load_file
+
+    try:
+        loaded = load_file(args.file, mode="local")
+    except SpecError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_USAGE
+
+    from greenloop.local.loop import LocalRun
+    from greenloop.local.progress import Progress
+
+    progress = Progress(quiet=args.quiet)
+    for warning in loaded.warnings:
+        progress.line(f"warning: {warning}")
+    if args.report is not None and len(loaded.objects) > 1:
+        print("greenloop: --report needs a file with a single StagingValidation", file=sys.stderr)
+        return EXIT_USAGE
+    results = []
+    for obj in loaded.objects:
+        out = args.out or Path(".greenloop") / obj.name
+        if args.out is not None and len(loaded.objects) > 1:
+            out = args.out / obj.name
+        run = LocalRun(obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose)
+        results.append(run.run())
+        if results[-1].exit_code == 130:
+            break
+    if args.json:
+        objects = [r.as_object() for r in results]
+        doc: Any = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects}
+        print(json.dumps(doc, indent=2))
+    return max(r.exit_code for r in results)
+
+
+def cmd_junit(args: argparse.Namespace) -> int:
+    from greenloop.classify import diagnose, is_failing
+    from greenloop.junit import JUnitError, parse_junit
+    from greenloop.model import Outcome
+
+    outcomes = {o.value: 0 for o in Outcome}
+    outcomes["dependent"] = 0
+    classes: dict[str, int] = {}
+    failing: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    unreadable: list[str] = []
+    for path in args.files:
+        try:
+            report = parse_junit(path, name=str(path))
+        except (JUnitError, OSError) as err:
+            unreadable.append(f"{path}: {err}" if isinstance(err, OSError) else str(err))
+            continue
+        warnings.extend(report.warnings)
+        failing_ids = {t.id for t in report.tests if is_failing(t)}
+        for test in report.tests:
+            diagnosis = diagnose(test, failing_ids=failing_ids)
+            if diagnosis is None:
+                outcomes[test.outcome.value] += 1
+                continue
+            if test.outcome is Outcome.SKIPPED:
+                outcomes["dependent"] += 1
+            else:
+                outcomes[test.outcome.value] += 1
+            cls = diagnosis.failure_class.value
+            classes[cls] = classes.get(cls, 0) + 1
+            failing.append(
+                {
+                    "file": str(path),
+                    "id": test.id,
+                    "class": cls,
+                    "evidence": diagnosis.evidence,
+                    "rootCause": diagnosis.root_cause,
+                }
+            )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "outcomes": outcomes,
+                    "classes": classes,
+                    "failing": failing,
+                    "warnings": warnings,
+                    "unreadable": unreadable,
+                },
+                indent=2,
+            )
+        )
+    else:
+        total = sum(outcomes.values())
+        parts = ", ".join(f"{n} {k}" for k, n in outcomes.items() if n)
+        print(f"{total} tests: {parts or 'none'}")
+        if classes:
+            print("failures by class: " + ", ".join(f"{n} {c}" for c, n in sorted(classes.items())))
+        for f in failing:
+            root = f" (depends on {f['rootCause']})" if f["rootCause"] else ""
+            print(f"  {f['class']:<18} {f['id']}{root}\n  {'':<18} {f['evidence']}")
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for u in unreadable:
+            print(f"error: {u}", file=sys.stderr)
+    if unreadable:
+        return EXIT_USAGE
+    return EXIT_FAILED if failing else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Local mode's shell: carry out the engine's actions with processes and HTTP, feed the
+engine what happened, until it says Finish. No decisions are made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from greenloop import engine
+from greenloop.classify import is_failing
+from greenloop.engine import (
+    Decision,
+    Finish,
+    Phase,
+    Redeploy,
+    RedeployDone,
+    RunSuites,
+    State,
+    SuiteRun,
+    TestsRan,
+)
+from greenloop.local import redeploy as rd
+from greenloop.local.progress import Progress
+from greenloop.local.suites import kill_group, run_suite
+from greenloop.model import Outcome, StagingValidation, ValidationSpec
+from greenloop.report import render
+from greenloop.status import build_status, status_object
+
+EXIT_PASSED = 0
+EXIT_STALLED = 1
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    obj: StagingValidation
+    state: State
+    status: dict[str, Any]
+    report: str
+    report_path: Path
+    exit_code: int
+
+    def as_object(self) -> dict[str, Any]:
+        return status_object(self.obj, self.status)
+
+
+class LocalRun:
+    def __init__(
+        self,
+        obj: StagingValidation,
+        *,
+        out_dir: Path,
+        report_path: Path | None = None,
+        progress: Progress | None = None,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.obj = obj
+        self.base_dir = Path(obj.source).resolve().parent if obj.source else Path.cwd()
+        self.out_dir = out_dir
+        self.report_path = report_path or out_dir / "report.md"
+        self.progress = progress or Progress()
+        self.verbose = verbose
+        self.clock = clock
+        self._child: subprocess.Popen[bytes] | None = None
+        # Workloads need a cluster; locally only a command or webhook can redeploy.
+        target = replace(obj.spec.target, workloads=())
+        self.spec: ValidationSpec = replace(obj.spec, target=target)
+
+    def run(self) -> RunResult:
+        spec = self.spec
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        goal = f"{spec.expected_tests} tests" if spec.expected_tests else "every reported test"
+        self.progress.line(
+            f"greenloop: {self.obj.name}: {len(spec.suites)} suites, goal {goal} passing, "
+            f"at most {spec.policy.max_iterations} iterations"
+        )
+        decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
+        try:
+            while not isinstance(decision.action, Finish):
+                before = decision.state
+                decision = self._step(decision)
+                self._announce_closed(before, decision.state)
+        except KeyboardInterrupt:
+            if self._child is not None:
+                kill_group(self._child)
+            self.progress.line("greenloop: interrupted; stopped the running suite")
+            before = decision.state
+            decision = engine.interrupt(before, self.clock(), "interrupted by the user")
+            self._announce_closed(before, decision.state)
+        return self._finish(decision)
+
+    def _step(self, decision: Decision) -> Decision:
+        action, state = decision.action, decision.state
+        if isinstance(action, RunSuites):
+            return engine.on_tests(self.spec, state, self._run(action), self.clock())
+        if isinstance(action, Redeploy):
+            return engine.on_redeploy(self.spec, state, self._redeploy(action), self.clock())
+        raise AssertionError(f"unexpected action {action!r}")
+
+    def _run(self, action: RunSuites) -> TestsRan:
+        run_dir = self.out_dir / f"iteration-{action.iteration}"
+        runs: list[SuiteRun] = []
+        passed = failed = 0
+        for selection in action.suites:
+            suite = self.spec.suite(selection.suite)
+            what = (
+                "all tests"
+                if selection.test_ids is None
+                else f"{len(selection.test_ids)} selected tests"
+            )
+            prefix = f"[iteration {action.iteration}] {suite.name} ({suite.priority})"
+            self.progress.line(f"{prefix}: running {what}")
+
+            def tick(elapsed: float, prefix: str = prefix, timeout: int = suite.timeout_seconds) -> None:
+                self.progress.tick(
+                    f"{prefix}: running {elapsed:.0f} s (timeout {timeout} s); "
+                    f"this iteration so far: {passed} passed, {failed} failed"
+                )
+
+            run = run_suite(
+                suite,
+                selection,
+                iteration=action.iteration,
+                base_dir=self.base_dir,
+                run_dir=run_dir,
+                verbose=self.verbose,
+                tick=tick,
+                register=self._register,
+            )
+            runs.append(run)
+            took = run.finished - run.started
+            if run.error is not None:
+                self.progress.line(f"{prefix}: no results ({took:.1f} s): {run.error}")
+                continue
+            bad = sum(1 for t in run.tests if is_failing(t))
+            good = sum(1 for t in run.tests if t.outcome is Outcome.PASSED)
+            skipped = len(run.tests) - bad - good
+            passed, failed = passed + good, failed + bad
+            self.progress.line(
+                f"{prefix}: {good} passed, {bad} failed, {skipped} skipped in {took:.1f} s"
+                + ("" if bad == 0 else f" (log: {run_dir / (suite.name + '.log')})")
+            )
+        return TestsRan(tuple(runs))
+
+    def _redeploy(self, action: Redeploy) -> RedeployDone:
+        target = self.spec.target
+        log = self.out_dir / f"redeploy-{action.iteration}.log"
+        notes: list[str] = []
+        if target.health is not None:
+            notes.append("before redeploy: " + rd.probe(target.health))
+        steps: list[Callable[[], rd.Outcome]] = []
+        if target.command:
+            self.progress.line(f"[redeploy] running {' '.join(target.command)}")
+            steps.append(lambda: rd.run_command(target, self.base_dir, log))
+        if target.webhook is not None:
+            webhook = target.webhook
+            self.progress.line(f"[redeploy] calling {webhook.method} {webhook.url}")
+            payload: dict[str, object] = {
+                "validation": self.obj.name,
+                "namespace": self.obj.namespace,
+                "iteration": action.iteration,
+                "reason": action.reason,
+            }
+            steps.append(lambda: rd.call_webhook(webhook, payload))
+        if target.health is not None:
+            health = target.health
+
+            def tick(elapsed: float) -> None:
+                self.progress.tick(
+                    f"[redeploy] waiting for {health.url}: {elapsed:.0f} s "
+                    f"(timeout {health.timeout_seconds} s)"
+                )
+
+            steps.append(lambda: rd.wait_healthy(health, tick))
+        messages: list[str] = []
+        for step in steps:
+            outcome = step()
+            notes.extend(outcome.notes)
+            self.progress.line(f"[redeploy] {'ok' if outcome.ok else 'FAILED'}: {outcome.message}")
+            if not outcome.ok:
+                return RedeployDone(False, outcome.message, tuple(notes))
+            messages.append(outcome.message)
+        return RedeployDone(True, "; ".join(messages), tuple(notes))
+
+    def _announce_closed(self, before: State, after: State) -> None:
+        """Say what was decided, once, when the engine closes an iteration."""
+        open_before = {r.iteration for r in before.history if r.finished is None}
+        for rec in after.history:
+            if rec.finished is not None and rec.iteration in open_before:
+                self.progress.line(
+                    f"[iteration {rec.iteration}] {rec.passed} passed, {rec.failed} failing "
+                    f"-> {rec.action}: {rec.detail}"
+                )
+
+    def _register(self, proc: subprocess.Popen[bytes] | None) -> None:
+        self._child = proc
+
+    def _finish(self, decision: Decision) -> RunResult:
+        state = decision.state
+        now = self.clock()
+        status = build_status(self.obj, state, now)
+        report = render(self.obj, state, now)
+        self.report_path.parent.mkdir(parents=True, exist_ok=True)
+        self.report_path.write_text(report)
+        obj = status_object(self.obj, status)
+        (self.out_dir / "status.json").write_text(json.dumps(obj, indent=2) + "\n")
+        summary = status["summary"]
+        verdict = "Passed" if state.phase is Phase.PASSED else f"Stalled ({state.reason})"
+        self.progress.line(
+            f"greenloop: {self.obj.name}: {verdict}: {state.message} "
+            f"[{summary['passed']}/{summary['expected']} passed, "
+            f"{_n(state.iteration, 'iteration')}, {_n(state.redeploys, 'redeploy')}]"
+        )
+        self.progress.line(f"greenloop: report: {self.report_path}")
+        if state.phase is Phase.PASSED:
+            code = EXIT_PASSED
+        elif state.reason == engine.Reason.INTERRUPTED:
+            code = EXIT_INTERRUPTED
+        else:
+            code = EXIT_STALLED
+        return RunResult(self.obj, state, status, report, self.report_path, code)
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,0 +1,120 @@
+"""Carry out a redeploy in local mode: a command and/or a webhook, then a health wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from greenloop.local.logs import tail as log_tail
+from greenloop.model import Health, Target, Webhook
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    message: str
+    notes: tuple[str, ...] = ()
+
+
+def probe(health: Health) -> str:
+    """One look at the health endpoint, as evidence of what the target showed."""
+    try:
+        started = time.monotonic()
+        resp = httpx.get(health.url, timeout=5.0)
+        ms = (time.monotonic() - started) * 1000
+        return f"GET {health.url} -> HTTP {resp.status_code} in {ms:.0f} ms"
+    except httpx.HTTPError as err:
+        return f"GET {health.url} -> {type(err).__name__}: {err}"
+
+
+def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
+    started = time.monotonic()
+    with log.open("ab") as out:
+        try:
+            proc = subprocess.run(
+                list(target.command),
+                cwd=base_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=target.command_timeout_seconds,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            return Outcome(False, f"redeploy command not found: {target.command[0]!r}")
+        except subprocess.TimeoutExpired:
+            return Outcome(
+                False, f"redeploy command timed out after {target.command_timeout_seconds} s"
+            )
+    took = time.monotonic() - started
+    tail = log_tail(log)
+    cmd = " ".join(target.command)
+    if proc.returncode != 0:
+        return Outcome(False, f"redeploy command `{cmd}` exited with code {proc.returncode}: {tail}")
+    return Outcome(True, f"ran `{cmd}` ({took:.1f} s)", (f"redeploy `{cmd}`: {tail}",) if tail else ())
+
+
+def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
+    headers = {"Content-Type": "application/json"}
+    if webhook.headers_from is not None:
+        for header, var in webhook.headers_from.env.items():
+            value = os.environ.get(var)
+            if value is None:
+                return Outcome(
+                    False,
+                    f"webhook header {header!r} needs environment variable {var} "
+                    "(spec.target.webhook.headersFrom.env), which is not set",
+                )
+            headers[header] = value
+    try:
+        resp = httpx.request(
+            webhook.method,
+            webhook.url,
+            headers=headers,
+            content=json.dumps(payload),
+            timeout=webhook.timeout_seconds,
+        )
+    except httpx.HTTPError as err:
+        return Outcome(False, f"webhook {webhook.method} {webhook.url} failed: {type(err).__name__}: {err}")
+    if not resp.is_success:
+        return Outcome(
+            False, f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}: {resp.text[:200]}"
+        )
+    return Outcome(True, f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}")
+
+
+def wait_healthy(health: Health, tick: Callable[[float], None] | None = None) -> Outcome:
+    """Poll until the endpoint answers the expected status, or give up at the timeout."""
+    started = time.monotonic()
+    deadline = started + health.timeout_seconds
+    last = "no answer yet"
+    delay = 0.1
+    while True:
+        try:
+            resp = httpx.get(health.url, timeout=min(5.0, max(deadline - time.monotonic(), 0.1)))
+            if resp.status_code == health.expect_status:
+                took = time.monotonic() - started
+                return Outcome(
+                    True,
+                    f"{health.url} healthy after {took:.1f} s",
+                    (f"health {health.url}: HTTP {resp.status_code} after {took:.1f} s",),
+                )
+            last = f"HTTP {resp.status_code}"
+        except httpx.HTTPError as err:
+            last = f"{type(err).__name__}: {err}"
+        if tick:
+            tick(time.monotonic() - started)
+        if time.monotonic() + delay > deadline:
+            return Outcome(
+                False,
+                f"{health.url} not healthy after {health.timeout_seconds} s (last: {last})",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

@@ -1,0 +1,165 @@
+"""Run one suite as a process under the runner contract (DESIGN §4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenloop.engine import SuiteRun, SuiteSelection
+from greenloop.junit import JUnitError, parse_junit
+from greenloop.local.logs import tail
+from greenloop.model import Suite, TestResult
+
+KILL_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteFiles:
+    junit: Path
+    select: Path
+    log: Path
+
+
+def suite_files(run_dir: Path, suite: str) -> SuiteFiles:
+    return SuiteFiles(
+        junit=run_dir / f"{suite}.xml", select=run_dir / f"{suite}.select", log=run_dir / f"{suite}.log"
+    )
+
+
+def suite_env(suite: Suite, files: SuiteFiles, selection: SuiteSelection, iteration: int) -> dict[str, str]:
+    env = dict(os.environ)
+    # Suites find the Python that runs greenloop first, so `python -m pytest` gets its plugin.
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    for var in suite.env:
+        env[var.name] = var.value
+    env["GREENLOOP_JUNIT_XML"] = str(files.junit)
+    env["GREENLOOP_SUITE"] = suite.name
+    env["GREENLOOP_ITERATION"] = str(iteration)
+    env.pop("GREENLOOP_SELECT", None)
+    if selection.test_ids is not None:
+        env["GREENLOOP_SELECT"] = str(files.select)
+    return env
+
+
+def run_suite(
+    suite: Suite,
+    selection: SuiteSelection,
+    *,
+    iteration: int,
+    base_dir: Path,
+    run_dir: Path,
+    verbose: bool = False,
+    tick: Callable[[float], None] | None = None,
+    register: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
+) -> SuiteRun:
+    """Run the suite's command; return its results or, if it produced none, why."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files = suite_files(run_dir, suite.name)
+    files.junit.unlink(missing_ok=True)
+    if selection.test_ids is not None:
+        files.select.write_text("".join(f"{t}\n" for t in selection.test_ids))
+    cwd = (base_dir / suite.working_dir).resolve()
+    started = time.time()
+
+    def result(
+        error: str | None = None, exit_code: int | None = None, tests: Iterable[TestResult] = ()
+    ) -> SuiteRun:
+        return SuiteRun(
+            suite=suite.name,
+            tests=tuple(tests),
+            error=error,
+            exit_code=exit_code,
+            started=started,
+            finished=time.time(),
+            selected=selection.test_ids,
+        )
+
+    if not cwd.is_dir():
+        return result(f"workingDir {suite.working_dir!r} does not exist ({cwd})")
+    with files.log.open("wb") as log:
+        try:
+            proc = subprocess.Popen(
+                list(suite.command),
+                cwd=cwd,
+                env=suite_env(suite, files, selection, iteration),
+                stdin=subprocess.DEVNULL,
+                stdout=None if verbose else log,
+                stderr=subprocess.STDOUT if not verbose else None,
+                start_new_session=True,  # its own process group, so a timeout kills it all
+            )
+        except FileNotFoundError:
+            return result(f"command not found: {suite.command[0]!r}")
+        except PermissionError:
+            return result(f"command is not executable: {suite.command[0]!r}")
+        if register:
+            register(proc)
+        try:
+            timed_out = _wait(proc, suite.timeout_seconds, tick)
+        finally:
+            if register:
+                register(None)
+    if timed_out:
+        return result(f"timed out after {suite.timeout_seconds} s; its process group was killed")
+    code = proc.returncode
+    if not files.junit.exists():
+        return result(
+            f"exited with code {code} and wrote no JUnit XML to $GREENLOOP_JUNIT_XML"
+            + _tail_hint(files.log),
+            code,
+        )
+    try:
+        report = parse_junit(files.junit, name=f"{suite.name}.xml")
+    except JUnitError as err:
+        return result(f"unreadable JUnit XML: {err}", code)
+    if not report.tests and code != 0:
+        return result(f"exited with code {code} and reported no tests" + _tail_hint(files.log), code)
+    return result(None, code, report.tests)
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], timeout: float, tick: Callable[[float], None] | None
+) -> bool:
+    """Wait for the process; on timeout kill its whole group. True when it timed out."""
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
+            return False
+        except subprocess.TimeoutExpired:
+            if tick:
+                tick(time.monotonic() - start)
+            if time.monotonic() >= deadline:
+                kill_group(proc)
+                return True
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after a grace period."""
+    for sig, grace in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+            # The leader is gone; children may linger in the group: kill them too.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail_hint(log: Path) -> str:
+    last = tail(log)
+    return f"; last output: {last}" if last else ""
