@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-## demo: start the demo app, let greenloop converge it, stop the app
+## demo: start the demo app fresh, let greenloop converge it, stop the app
+DEMO_CTL := $(BIN)/python examples/demo/app/ctl.py
 demo: $(STAMP)
-	@PATH="$(CURDIR)/$(BIN):$$PATH" examples/demo/run
+	@$(DEMO_CTL) stop >/dev/null; $(DEMO_CTL) reset && $(DEMO_CTL) start
+	@$(BIN)/greenloop run examples/demo/validation.yaml; rc=$$?; \
+	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
 test: $(STAMP) controlplane

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
 from greenloop.classify import CompiledRules, compile_rules, diagnose
 from greenloop.model import (
     DEFAULT_PRIORITY,
@@ -319,7 +320,9 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
 
     if failed == 0 and not retry_suites:
         if not state.tests:
-            return _finish(state, now, Phase.STALLED, Reason.NO_TESTS, "the suites reported no tests")
+            return _finish(
+                state, now, Phase.STALLED, Reason.NO_TESTS, "the suites reported no tests"
+            )
         if expected is not None and passed < expected:
             missing = expected - passed
             return _finish(
@@ -340,11 +343,15 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
 
     current = signature(state)
     failing_now = failing(state)
+    # Decide on each failure's root class; describe them as diagnosed (Dependent included).
     by_class: dict[FailureClass, int] = {}
     for t in failing_now:
-        c = effective_class(state, t)
-        by_class[c] = by_class.get(c, 0) + 1
-    redeployable = {c for c in by_class if c in policy.redeploy_on}
+        if t.diagnosis is not None:
+            c = t.diagnosis.failure_class
+            by_class[c] = by_class.get(c, 0) + 1
+    redeployable = {
+        c for c in (effective_class(state, t) for t in failing_now) if c in policy.redeploy_on
+    }
     selection = _rerun_selection(spec, state, retry_suites)
 
     if state.last_action == ActionKind.REDEPLOY and state.before_redeploy == current:
@@ -358,7 +365,7 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
         )
 
     if redeployable and spec.target.can_redeploy:
-        why = _class_summary({c: n for c, n in by_class.items() if c in redeployable})
+        why = _class_summary(by_class)
         state = replace(
             state,
             phase=Phase.REDEPLOYING,
@@ -566,7 +573,9 @@ def _merge(spec: ValidationSpec, state: State, event: TestsRan, rules: CompiledR
             failures.append((result.id, diagnosis.failure_class.value, diagnosis.evidence))
             flaky.pop(result.id, None)
         elif result.flaky:
-            flaky[result.id] = FlakyTest(result.id, suite, state.iteration, "failed, then passed on the runner's rerun")
+            flaky[result.id] = FlakyTest(
+                result.id, suite, state.iteration, "failed, then passed on the runner's rerun"
+            )
         elif previous is not None and previous.diagnosis is not None and not was_redeploy:
             # It failed, nothing was redeployed, and now it passes: flaky.
             flaky[result.id] = FlakyTest(
@@ -591,11 +600,13 @@ def _priority_groups(
 
 
 def _class_summary(by_class: Mapping[FailureClass, int]) -> str:
+    """ "3 ServiceUnavailable, 1 Dependent": root classes in built-in order, dependents last."""
     order = list(FailureClass)
-    return ", ".join(f"{n} {c.value}" for c, n in sorted(by_class.items(), key=lambda x: order.index(x[0])))
+    ranked = sorted(
+        by_class.items(), key=lambda x: (x[0] is FailureClass.DEPENDENT, order.index(x[0]))
+    )
+    return ", ".join(f"{n} {c.value}" for c, n in ranked)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-

@@ -20,14 +20,17 @@ NEXT_STEPS: dict[str, str] = {
         "target's auth configuration; fix them, then start a new round."
     ),
     "TestCodeError": (
-        "Fix the test code (imports, syntax, fixtures) shown in the evidence, then start a new round."
+        "Fix the test code (imports, syntax, fixtures) shown in the evidence, "
+        "then start a new round."
     ),
     "Assertion": (
         "Read the assertion evidence: the service answers, but not what the tests expect. "
         "A code or data fix is needed; a redeploy of the same version will not help."
     ),
     "ServerError": "Look at the target's logs for the 500s; deploy a fix, then start a new round.",
-    "Unknown": "Read the evidence and the suite output; add a spec.classification rule if it recurs.",
+    "Unknown": (
+        "Read the evidence and the suite output; add a spec.classification rule if it recurs."
+    ),
     "RedeployIneffective": (
         "The redeploy did not change the failures: inspect the target (logs, config, "
         "dependencies) — the cause is not cleared by a restart."
@@ -97,6 +100,7 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     rows = failing_tests(state, limit=None)
     if not rows:
         add("None.")
+        add("")
     else:
         by_class: dict[str, list[dict[str, object]]] = {}
         for row in rows:
@@ -118,7 +122,10 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
         add("### Flaky (failed, then passed without a redeploy)")
         add("")
         for f in sorted(state.flaky.values(), key=lambda f: f.id):
-            add(f"- `{f.id}` ({f.suite}): passed again in iteration {f.iteration}; had failed with {_code(f.evidence)}")
+            add(
+                f"- `{f.id}` ({f.suite}): passed again in iteration {f.iteration}; "
+                f"had failed with {_code(f.evidence)}"
+            )
         add("")
 
     add("## Why")
@@ -175,7 +182,10 @@ def add_why(lines: list[str], state: State) -> None:
             f"evidence {_code(root.diagnosis.evidence)}",
         ]
         if dependents:
-            chain.append(f"{_n(len(dependents), 'dependent test')} failed with it ({', '.join(f'`{d}`' for d in dependents)})")
+            chain.append(
+                f"{_n(len(dependents), 'dependent test')} failed with it "
+                f"({', '.join(f'`{d}`' for d in dependents)})"
+            )
         chain.append(_fate(state, root_id))
         lines.append("- " + " → ".join(chain))
     for test_id, (cls, evidence, how) in sorted(resolved.items()):
@@ -191,7 +201,8 @@ def _resolved(state: State) -> dict[str, tuple[str, str, str]]:
             if current is None or current.failing:
                 continue
             if test_id in state.flaky:
-                how = f"passed on a rerun without redeploy in iteration {state.flaky[test_id].iteration} (flaky)"
+                again = state.flaky[test_id].iteration
+                how = f"passed on a rerun without redeploy in iteration {again} (flaky)"
             else:
                 how = _after(state, rec, current)
             out.setdefault(test_id, (cls, evidence, how))

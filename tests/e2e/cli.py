@@ -1,4 +1,4 @@
-"""Helpers for driving the greenloop CLI as a user would: a subprocess in a folder."""
+"""Drive the greenloop CLI as a user would: a subprocess in a folder."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -47,13 +44,10 @@ def copy_example(name: str, dest: Path, port: int, default_port: int) -> Path:
     """A private copy of an example on its own port, so tests never share state."""
     target = dest / name
     shutil.copytree(
-        EXAMPLES / name, target, ignore=shutil.ignore_patterns(".state", "__pycache__", ".greenloop")
+        EXAMPLES / name,
+        target,
+        ignore=shutil.ignore_patterns(".state", "__pycache__", ".greenloop"),
     )
     for path in target.rglob("*.yaml"):
         path.write_text(path.read_text().replace(str(default_port), str(port)))
     return target
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path

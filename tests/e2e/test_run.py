@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import greenloop, greenloop_command
+from tests.e2e.cli import greenloop, greenloop_command
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,9 @@ SUITE_WRITING_JUNIT = """\
 import os, sys
 tests = sys.argv[1:]
 cases = "".join(
-    f'<testcase classname="t" name="{name}">' + ("" if ok == "pass" else f'<failure message="{ok}"/>') + "</testcase>"
+    f'<testcase classname="t" name="{name}">'
+    + ("" if ok == "pass" else f'<failure message="{ok}"/>')
+    + "</testcase>"
     for name, ok in (t.split("=", 1) for t in tests)
 )
 open(os.environ["GREENLOOP_JUNIT_XML"], "w").write(f"<testsuite>{cases}</testsuite>")
@@ -44,8 +46,8 @@ def test_invalid_spec_names_the_field_and_exits_2(tmp_path: Path) -> None:
         metadata: {name: broken}
         spec:
           suites:
-          - {name: critical, priority: P1, command: [true]}
-          - {name: core, priority: P0, command: [true]}
+          - {name: critical, priority: P1, command: ["true"]}
+          - {name: core, priority: P0, command: ["true"]}
         """,
     )
     proc = greenloop("run", "validation.yaml", cwd=tmp_path)
@@ -64,7 +66,7 @@ def test_validate_accepts_a_good_spec(tmp_path: Path) -> None:
         metadata: {name: ok}
         spec:
           suites:
-          - {name: critical, command: [true]}
+          - {name: critical, command: ["true"]}
         """,
     )
     proc = greenloop("validate", "validation.yaml", cwd=tmp_path)
@@ -159,12 +161,15 @@ def test_a_suite_that_writes_no_junit_is_a_runner_error_with_its_output(tmp_path
         metadata: {name: silent}
         spec:
           suites:
-          - {name: silent, command: [python, -c, "print('cannot reach the registry'); raise SystemExit(3)"]}
+          - name: silent
+            command: [python, -c, "print('cannot reach the registry'); raise SystemExit(3)"]
         """,
     )
     proc = greenloop("run", "validation.yaml", "--json", cwd=tmp_path)
     assert proc.returncode == 1
-    message = next(c for c in json.loads(proc.stdout)["status"]["conditions"] if c["type"] == "Stalled")["message"]
+    message = next(
+        c for c in json.loads(proc.stdout)["status"]["conditions"] if c["type"] == "Stalled"
+    )["message"]
     assert "exited with code 3 and wrote no JUnit XML" in message
     assert "cannot reach the registry" in message
 
@@ -174,7 +179,8 @@ def test_any_language_runner_that_ignores_select_still_converges(tmp_path: Path)
     (tmp_path / "suite.py").write_text(
         SUITE_WRITING_JUNIT.replace(
             "tests = sys.argv[1:]",
-            "import pathlib\nfirst = not pathlib.Path('ran').exists()\npathlib.Path('ran').touch()\n"
+            "import pathlib\nfirst = not pathlib.Path('ran').exists()\n"
+            "pathlib.Path('ran').touch()\n"
             "tests = ['a=pass', 'b=' + ('AssertionError: boom' if first else 'pass')]",
         )
     )

@@ -7,8 +7,7 @@ checked the way a user reads status: phase, reason, iterations, redeploys, rerun
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -16,121 +15,27 @@ from greenloop import engine
 from greenloop.engine import (
     Finish,
     Phase,
-    Redeploy,
-    RedeployDone,
-    RunSuites,
-    State,
-    SuiteRun,
-    TestsRan,
 )
 from greenloop.model import (
     FailureClass,
-    Outcome,
-    Policy,
     RerunMode,
     Rule,
-    Suite,
     Target,
-    TestResult,
     ValidationSpec,
 )
-
-HTTP_503 = "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url 'http://app/ws'"
-HTTP_403 = "httpx.HTTPStatusError: Client error '403 Forbidden' for url 'http://app/api/me'"
-ASSERT = "AssertionError: assert 'draft' == 'paid'"
-IMPORT = "ModuleNotFoundError: No module named 'checkout_client'"
-
-
-def ok(test_id: str, **kw: object) -> TestResult:
-    return TestResult(id=test_id, name=test_id, classname="", outcome=Outcome.PASSED, **kw)  # type: ignore[arg-type]
-
-
-def bad(test_id: str, message: str, **kw: object) -> TestResult:
-    return TestResult(
-        id=test_id, name=test_id, classname="", outcome=Outcome.FAILED, message=message, **kw  # type: ignore[arg-type]
-    )
-
-
-def dep_skip(test_id: str, root: str) -> TestResult:
-    return TestResult(
-        id=test_id,
-        name=test_id,
-        classname="",
-        outcome=Outcome.SKIPPED,
-        message=f"greenloop: depends on {root}, which did not pass",
-        depends_on=(root,),
-    )
-
-
-def make_spec(
-    *suites: tuple[str, str],
-    expected: int | None = None,
-    target: Target = Target(command=("./restart",)),
-    rules: Sequence[Rule] = (),
-    **policy: object,
-) -> ValidationSpec:
-    return ValidationSpec(
-        suites=tuple(Suite(name=n, command=("pytest",), priority=p) for n, p in suites),
-        target=target,
-        policy=replace(Policy(), **policy),  # type: ignore[arg-type]
-        classification=tuple(rules),
-        expected_tests=expected,
-    )
-
-
-# A script: for each iteration, each suite's full results (or a runner error string).
-Script = Sequence[Mapping[str, Sequence[TestResult] | str]]
-
-
-@dataclass
-class Played:
-    state: State
-    finish: Finish
-    runs: list[RunSuites] = field(default_factory=list)
-    redeploys: list[Redeploy] = field(default_factory=list)
-
-
-def play(
-    spec: ValidationSpec,
-    script: Script,
-    *,
-    redeploy_ok: bool = True,
-    clock: Callable[[int], float] = lambda step: 1000.0 + step,
-) -> Played:
-    step = 0
-    decision = engine.begin(spec, clock(step))
-    played = Played(decision.state, Finish(Phase.PENDING, "", ""))
-    while not isinstance(decision.action, Finish):
-        step += 1
-        action = decision.action
-        if isinstance(action, RunSuites):
-            played.runs.append(action)
-            results = script[min(action.iteration, len(script)) - 1]
-            runs = []
-            for sel in action.suites:
-                reported = results.get(sel.suite, ())
-                if isinstance(reported, str):
-                    runs.append(SuiteRun(sel.suite, error=reported, selected=sel.test_ids))
-                    continue
-                wanted = [
-                    t for t in reported if sel.test_ids is None or t.id in set(sel.test_ids)
-                ]
-                runs.append(SuiteRun(sel.suite, tests=tuple(wanted), selected=sel.test_ids))
-            decision = engine.on_tests(spec, decision.state, TestsRan(tuple(runs)), clock(step))
-        else:
-            assert isinstance(action, Redeploy)
-            played.redeploys.append(action)
-            done = RedeployDone(redeploy_ok, "restarted" if redeploy_ok else "exit code 3")
-            decision = engine.on_redeploy(spec, decision.state, done, clock(step))
-        assert step < 100, "the engine looped"
-    played.state = decision.state
-    played.finish = decision.action
-    return played
-
-
-def selected(run: RunSuites) -> dict[str, tuple[str, ...] | None]:
-    return {s.suite: s.test_ids for s in run.suites}
-
+from tests.unit.scenario import (
+    ASSERT,
+    HTTP_403,
+    HTTP_503,
+    IMPORT,
+    Script,
+    bad,
+    dep_skip,
+    make_spec,
+    ok,
+    play,
+    selected,
+)
 
 TWO_SUITES = (("critical", "P1"), ("extended", "P5"))
 GREEN = {"critical": [ok("c1"), ok("c2")], "extended": [ok("e1"), ok("e2")]}
@@ -149,57 +54,93 @@ class Case:
 
 
 CASES = [
-    Case("all pass first time", make_spec(*TWO_SUITES, expected=4), [GREEN], Phase.PASSED, "GoalMet", 1, 0),
+    Case(
+        "all pass first time",
+        make_spec(*TWO_SUITES, expected=4),
+        [GREEN],
+        Phase.PASSED,
+        "GoalMet",
+        1,
+        0,
+    ),
     Case(
         "503 and a dependent: one redeploy, then green",
         make_spec(*TWO_SUITES, expected=4),
         [
-            {"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": [ok("e1"), dep_skip("e2", "c2")]},
+            {
+                "critical": [ok("c1"), bad("c2", HTTP_503)],
+                "extended": [ok("e1"), dep_skip("e2", "c2")],
+            },
             GREEN,
         ],
-        Phase.PASSED, "GoalMet", 2, 1,
+        Phase.PASSED,
+        "GoalMet",
+        2,
+        1,
     ),
     Case(
         "redeploy changed nothing",
         make_spec(*TWO_SUITES),
         [{"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": [ok("e1"), ok("e2")]}],
-        Phase.STALLED, "RedeployIneffective", 2, 1,
+        Phase.STALLED,
+        "RedeployIneffective",
+        2,
+        1,
     ),
     Case(
         "403 never redeploys; one retry then AuthError",
         make_spec(*TWO_SUITES),
         [{"critical": [ok("c1"), bad("c2", HTTP_403)], "extended": [ok("e1"), ok("e2")]}],
-        Phase.STALLED, "AuthError", 2, 0,
+        Phase.STALLED,
+        "AuthError",
+        2,
+        0,
     ),
     Case(
         "broken test code with no retries stalls at once",
         make_spec(*TWO_SUITES, flake_retries=0),
         [{"critical": [ok("c1"), bad("c2", IMPORT)], "extended": [ok("e1"), ok("e2")]}],
-        Phase.STALLED, "TestCodeError", 1, 0,
+        Phase.STALLED,
+        "TestCodeError",
+        1,
+        0,
     ),
     Case(
         "an assertion that passes on the retry is flaky",
         make_spec(*TWO_SUITES),
         [{"critical": [ok("c1"), bad("c2", ASSERT)], "extended": [ok("e1"), ok("e2")]}, GREEN],
-        Phase.PASSED, "GoalMet", 2, 0, ("c2",),
+        Phase.PASSED,
+        "GoalMet",
+        2,
+        0,
+        ("c2",),
     ),
     Case(
         "every test passed but fewer than expected ran",
         make_spec(*TWO_SUITES, expected=10),
         [GREEN],
-        Phase.STALLED, "ExpectedTestsMissing", 1, 0,
+        Phase.STALLED,
+        "ExpectedTestsMissing",
+        1,
+        0,
     ),
     Case(
         "a runner error is retried once",
         make_spec(*TWO_SUITES, expected=4),
         [{"critical": GREEN["critical"], "extended": "timed out after 900 s"}, GREEN],
-        Phase.PASSED, "GoalMet", 2, 0,
+        Phase.PASSED,
+        "GoalMet",
+        2,
+        0,
     ),
     Case(
         "a runner error twice stalls",
         make_spec(*TWO_SUITES),
         [{"critical": GREEN["critical"], "extended": "wrote no JUnit XML"}],
-        Phase.STALLED, "RunnerError", 2, 0,
+        Phase.STALLED,
+        "RunnerError",
+        2,
+        0,
     ),
     Case(
         "different 503s every time: the iteration budget ends it",
@@ -209,13 +150,19 @@ CASES = [
             {"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": GREEN["extended"]},
             {"critical": [bad("c1", HTTP_503), ok("c2")], "extended": GREEN["extended"]},
         ],
-        Phase.STALLED, "BudgetExhausted", 3, 2,
+        Phase.STALLED,
+        "BudgetExhausted",
+        3,
+        2,
     ),
     Case(
         "503 with no redeploy target: retried, then stalled with the class",
         make_spec(*TWO_SUITES, target=Target()),
         [{"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": GREEN["extended"]}],
-        Phase.STALLED, "ServiceUnavailable", 2, 0,
+        Phase.STALLED,
+        "ServiceUnavailable",
+        2,
+        0,
     ),
     Case(
         "503 plus an assertion: the redeploy fixes the 503, the assertion stalls",
@@ -224,7 +171,10 @@ CASES = [
             {"critical": [bad("c1", ASSERT), bad("c2", HTTP_503)], "extended": GREEN["extended"]},
             {"critical": [bad("c1", ASSERT), ok("c2")], "extended": GREEN["extended"]},
         ],
-        Phase.STALLED, "Assertion", 3, 1,
+        Phase.STALLED,
+        "Assertion",
+        3,
+        1,
     ),
     Case(
         "a user rule makes an unknown message redeployable",
@@ -233,22 +183,35 @@ CASES = [
             rules=[Rule("upstream connect error", FailureClass.SERVICE_UNAVAILABLE)],
         ),
         [
-            {"critical": [ok("c1"), bad("c2", "upstream connect error or disconnect")], "extended": GREEN["extended"]},
+            {
+                "critical": [ok("c1"), bad("c2", "upstream connect error or disconnect")],
+                "extended": GREEN["extended"],
+            },
             GREEN,
         ],
-        Phase.PASSED, "GoalMet", 2, 1,
+        Phase.PASSED,
+        "GoalMet",
+        2,
+        1,
     ),
     Case(
         "Surefire's own rerun pass is listed as flaky",
         make_spec(*TWO_SUITES),
         [{"critical": [ok("c1"), ok("c2", flaky=True)], "extended": GREEN["extended"]}],
-        Phase.PASSED, "GoalMet", 1, 0, ("c2",),
+        Phase.PASSED,
+        "GoalMet",
+        1,
+        0,
+        ("c2",),
     ),
     Case(
         "no tests at all is not success",
         make_spec(*TWO_SUITES),
         [{"critical": [], "extended": []}],
-        Phase.STALLED, "NoTestsReported", 1, 0,
+        Phase.STALLED,
+        "NoTestsReported",
+        1,
+        0,
     ),
 ]
 
@@ -269,16 +232,22 @@ def test_scenario(case: Case) -> None:
 
 def test_rerun_failed_selects_failures_and_their_dependents_only() -> None:
     spec = make_spec(*TWO_SUITES, expected=4)
-    first = {"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": [ok("e1"), dep_skip("e2", "c2")]}
+    first = {
+        "critical": [ok("c1"), bad("c2", HTTP_503)],
+        "extended": [ok("e1"), dep_skip("e2", "c2")],
+    }
     played = play(spec, [first, GREEN])
     assert selected(played.runs[0]) == {"critical": None, "extended": None}
     assert selected(played.runs[1]) == {"critical": ("c2",), "extended": ("e2",)}
-    assert played.redeploys[0].reason == "1 ServiceUnavailable"
+    assert played.redeploys[0].reason == "1 ServiceUnavailable, 1 Dependent"
 
 
 def test_dependent_failure_names_its_root_and_follows_its_class() -> None:
     spec = make_spec(*TWO_SUITES, max_iterations=1)
-    first = {"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": [ok("e1"), dep_skip("e2", "c2")]}
+    first = {
+        "critical": [ok("c1"), bad("c2", HTTP_503)],
+        "extended": [ok("e1"), dep_skip("e2", "c2")],
+    }
     state = play(spec, [first]).state
     dependent = state.tests["e2"]
     assert dependent.diagnosis is not None
@@ -289,7 +258,10 @@ def test_dependent_failure_names_its_root_and_follows_its_class() -> None:
 
 def test_a_passing_dependent_of_a_failing_test_reruns_with_it() -> None:
     spec = make_spec(*TWO_SUITES)
-    first = {"critical": [ok("c1"), bad("c2", HTTP_503)], "extended": [ok("e1"), ok("e2", depends_on=("c2",))]}
+    first = {
+        "critical": [ok("c1"), bad("c2", HTTP_503)],
+        "extended": [ok("e1"), ok("e2", depends_on=("c2",))],
+    }
     played = play(spec, [first, GREEN])
     assert selected(played.runs[1]) == {"critical": ("c2",), "extended": ("e2",)}
 
@@ -308,7 +280,10 @@ def test_fail_fast_holds_back_lower_priorities_until_higher_ones_pass() -> None:
         "core": [ok("k1")],
         "extended": [ok("e1")],
     }
-    played = play(spec, [first, {"critical": [ok("c1"), ok("c2")], "core": [ok("k1")], "extended": [ok("e1")]}])
+    played = play(
+        spec,
+        [first, {"critical": [ok("c1"), ok("c2")], "core": [ok("k1")], "extended": [ok("e1")]}],
+    )
     assert [selected(r) for r in played.runs] == [
         {"critical": None},  # iteration 1: P1 fails, P3 and P5 wait
         {"critical": ("c2",)},  # iteration 2 after the redeploy: P1 first...
@@ -327,7 +302,10 @@ def test_without_fail_fast_every_priority_runs_in_one_batch_in_priority_order() 
 
 def test_deadline_ends_the_round() -> None:
     spec = make_spec(*TWO_SUITES, deadline_seconds=60, max_iterations=50, rerun=RerunMode.ALL)
-    script = [{"critical": [ok("c1"), bad(f"c{i}", HTTP_503)], "extended": GREEN["extended"]} for i in range(2, 40)]
+    script = [
+        {"critical": [ok("c1"), bad(f"c{i}", HTTP_503)], "extended": GREEN["extended"]}
+        for i in range(2, 40)
+    ]
     played = play(spec, script, clock=lambda step: 1000.0 + 20 * step)
     assert str(played.state.reason) == "BudgetExhausted"
     assert "deadlineSeconds (60)" in played.state.message
@@ -356,7 +334,12 @@ def test_expected_tests_missing_counts_what_never_ran() -> None:
     spec = make_spec(*TWO_SUITES, expected=10)
     state = play(spec, [GREEN]).state
     assert summary(state, 10) == {
-        "expected": 10, "total": 4, "passed": 4, "failed": 0, "skipped": 0, "notRun": 6,
+        "expected": 10,
+        "total": 4,
+        "passed": 4,
+        "failed": 0,
+        "skipped": 0,
+        "notRun": 6,
         "passRate": "100.0%",
     }
     assert "6 never ran" in state.message

@@ -4,7 +4,6 @@ engine what happened, until it says Finish. No decisions are made here."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,7 +25,7 @@ from greenloop.engine import (
 )
 from greenloop.local import redeploy as rd
 from greenloop.local.progress import Progress
-from greenloop.local.suites import kill_group, run_suite
+from greenloop.local.suites import run_suite
 from greenloop.model import Outcome, StagingValidation, ValidationSpec
 from greenloop.report import render
 from greenloop.status import build_status, status_object
@@ -62,12 +61,11 @@ class LocalRun:
     ) -> None:
         self.obj = obj
         self.base_dir = Path(obj.source).resolve().parent if obj.source else Path.cwd()
-        self.out_dir = out_dir
-        self.report_path = report_path or out_dir / "report.md"
+        self.out_dir = out_dir.resolve()  # suites run elsewhere; their paths must not be relative
+        self.report_path = report_path or self.out_dir / "report.md"
         self.progress = progress or Progress()
         self.verbose = verbose
         self.clock = clock
-        self._child: subprocess.Popen[bytes] | None = None
         # Workloads need a cluster; locally only a command or webhook can redeploy.
         target = replace(obj.spec.target, workloads=())
         self.spec: ValidationSpec = replace(obj.spec, target=target)
@@ -87,9 +85,7 @@ class LocalRun:
                 decision = self._step(decision)
                 self._announce_closed(before, decision.state)
         except KeyboardInterrupt:
-            if self._child is not None:
-                kill_group(self._child)
-            self.progress.line("greenloop: interrupted; stopped the running suite")
+            self.progress.line("greenloop: interrupted; the running suite was stopped")
             before = decision.state
             decision = engine.interrupt(before, self.clock(), "interrupted by the user")
             self._announce_closed(before, decision.state)
@@ -106,21 +102,23 @@ class LocalRun:
     def _run(self, action: RunSuites) -> TestsRan:
         run_dir = self.out_dir / f"iteration-{action.iteration}"
         runs: list[SuiteRun] = []
-        passed = failed = 0
+        so_far = {"passed": 0, "failed": 0}
         for selection in action.suites:
             suite = self.spec.suite(selection.suite)
             what = (
                 "all tests"
                 if selection.test_ids is None
-                else f"{len(selection.test_ids)} selected tests"
+                else _n(len(selection.test_ids), "selected test")
             )
             prefix = f"[iteration {action.iteration}] {suite.name} ({suite.priority})"
             self.progress.line(f"{prefix}: running {what}")
 
-            def tick(elapsed: float, prefix: str = prefix, timeout: int = suite.timeout_seconds) -> None:
+            def tick(
+                elapsed: float, prefix: str = prefix, timeout: int = suite.timeout_seconds
+            ) -> None:
                 self.progress.tick(
                     f"{prefix}: running {elapsed:.0f} s (timeout {timeout} s); "
-                    f"this iteration so far: {passed} passed, {failed} failed"
+                    f"this iteration so far: {so_far['passed']} passed, {so_far['failed']} failed"
                 )
 
             run = run_suite(
@@ -131,7 +129,6 @@ class LocalRun:
                 run_dir=run_dir,
                 verbose=self.verbose,
                 tick=tick,
-                register=self._register,
             )
             runs.append(run)
             took = run.finished - run.started
@@ -141,7 +138,8 @@ class LocalRun:
             bad = sum(1 for t in run.tests if is_failing(t))
             good = sum(1 for t in run.tests if t.outcome is Outcome.PASSED)
             skipped = len(run.tests) - bad - good
-            passed, failed = passed + good, failed + bad
+            so_far["passed"] += good
+            so_far["failed"] += bad
             self.progress.line(
                 f"{prefix}: {good} passed, {bad} failed, {skipped} skipped in {took:.1f} s"
                 + ("" if bad == 0 else f" (log: {run_dir / (suite.name + '.log')})")
@@ -154,20 +152,24 @@ class LocalRun:
         notes: list[str] = []
         if target.health is not None:
             notes.append("before redeploy: " + rd.probe(target.health))
-        steps: list[Callable[[], rd.Outcome]] = []
+        steps: list[tuple[str, Callable[[], rd.Outcome]]] = []
         if target.command:
-            self.progress.line(f"[redeploy] running {' '.join(target.command)}")
-            steps.append(lambda: rd.run_command(target, self.base_dir, log))
+            cmd = " ".join(target.command)
+            steps.append((f"running {cmd}", lambda: rd.run_command(target, self.base_dir, log)))
         if target.webhook is not None:
             webhook = target.webhook
-            self.progress.line(f"[redeploy] calling {webhook.method} {webhook.url}")
             payload: dict[str, object] = {
                 "validation": self.obj.name,
                 "namespace": self.obj.namespace,
                 "iteration": action.iteration,
                 "reason": action.reason,
             }
-            steps.append(lambda: rd.call_webhook(webhook, payload))
+            steps.append(
+                (
+                    f"calling {webhook.method} {webhook.url}",
+                    lambda: rd.call_webhook(webhook, payload),
+                )
+            )
         if target.health is not None:
             health = target.health
 
@@ -177,9 +179,15 @@ class LocalRun:
                     f"(timeout {health.timeout_seconds} s)"
                 )
 
-            steps.append(lambda: rd.wait_healthy(health, tick))
+            steps.append(
+                (
+                    f"waiting until {health.url} answers HTTP {health.expect_status}",
+                    lambda: rd.wait_healthy(health, tick),
+                )
+            )
         messages: list[str] = []
-        for step in steps:
+        for what, step in steps:
+            self.progress.line(f"[redeploy] {what}")
             outcome = step()
             notes.extend(outcome.notes)
             self.progress.line(f"[redeploy] {'ok' if outcome.ok else 'FAILED'}: {outcome.message}")
@@ -197,9 +205,6 @@ class LocalRun:
                     f"[iteration {rec.iteration}] {rec.passed} passed, {rec.failed} failing "
                     f"-> {rec.action}: {rec.detail}"
                 )
-
-    def _register(self, proc: subprocess.Popen[bytes] | None) -> None:
-        self._child = proc
 
     def _finish(self, decision: Decision) -> RunResult:
         state = decision.state

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from greenloop.local.logs import tail as log_tail
+from greenloop.local.suites import child_env
 from greenloop.model import Health, Target, Webhook
 
 
@@ -41,6 +42,7 @@ def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
             proc = subprocess.run(
                 list(target.command),
                 cwd=base_dir,
+                env=child_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -57,8 +59,12 @@ def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
     tail = log_tail(log)
     cmd = " ".join(target.command)
     if proc.returncode != 0:
-        return Outcome(False, f"redeploy command `{cmd}` exited with code {proc.returncode}: {tail}")
-    return Outcome(True, f"ran `{cmd}` ({took:.1f} s)", (f"redeploy `{cmd}`: {tail}",) if tail else ())
+        return Outcome(
+            False, f"redeploy command `{cmd}` exited with code {proc.returncode}: {tail}"
+        )
+    return Outcome(
+        True, f"ran `{cmd}` ({took:.1f} s)", (f"redeploy `{cmd}`: {tail}",) if tail else ()
+    )
 
 
 def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
@@ -82,10 +88,14 @@ def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
             timeout=webhook.timeout_seconds,
         )
     except httpx.HTTPError as err:
-        return Outcome(False, f"webhook {webhook.method} {webhook.url} failed: {type(err).__name__}: {err}")
+        return Outcome(
+            False, f"webhook {webhook.method} {webhook.url} failed: {type(err).__name__}: {err}"
+        )
     if not resp.is_success:
         return Outcome(
-            False, f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}: {resp.text[:200]}"
+            False,
+            f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}: "
+            + resp.text[:200],
         )
     return Outcome(True, f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}")
 

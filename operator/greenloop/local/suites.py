@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,15 +29,24 @@ class SuiteFiles:
 
 def suite_files(run_dir: Path, suite: str) -> SuiteFiles:
     return SuiteFiles(
-        junit=run_dir / f"{suite}.xml", select=run_dir / f"{suite}.select", log=run_dir / f"{suite}.log"
+        junit=run_dir / f"{suite}.xml",
+        select=run_dir / f"{suite}.select",
+        log=run_dir / f"{suite}.log",
     )
 
 
-def suite_env(suite: Suite, files: SuiteFiles, selection: SuiteSelection, iteration: int) -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment for suites and redeploy commands: ours, with the folder of the
+    Python running greenloop first on PATH, so `python -m pytest` finds greenloop's plugin."""
     env = dict(os.environ)
-    # Suites find the Python that runs greenloop first, so `python -m pytest` gets its plugin.
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def suite_env(
+    suite: Suite, files: SuiteFiles, selection: SuiteSelection, iteration: int
+) -> dict[str, str]:
+    env = child_env()
     for var in suite.env:
         env[var.name] = var.value
     env["GREENLOOP_JUNIT_XML"] = str(files.junit)
@@ -57,7 +67,6 @@ def run_suite(
     run_dir: Path,
     verbose: bool = False,
     tick: Callable[[float], None] | None = None,
-    register: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
 ) -> SuiteRun:
     """Run the suite's command; return its results or, if it produced none, why."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -98,13 +107,12 @@ def run_suite(
             return result(f"command not found: {suite.command[0]!r}")
         except PermissionError:
             return result(f"command is not executable: {suite.command[0]!r}")
-        if register:
-            register(proc)
         try:
             timed_out = _wait(proc, suite.timeout_seconds, tick)
-        finally:
-            if register:
-                register(None)
+        except BaseException:
+            # Ctrl-C does not reach a child in its own session: stop it ourselves.
+            kill_group(proc)
+            raise
     if timed_out:
         return result(f"timed out after {suite.timeout_seconds} s; its process group was killed")
     code = proc.returncode
@@ -119,7 +127,9 @@ def run_suite(
     except JUnitError as err:
         return result(f"unreadable JUnit XML: {err}", code)
     if not report.tests and code != 0:
-        return result(f"exited with code {code} and reported no tests" + _tail_hint(files.log), code)
+        return result(
+            f"exited with code {code} and reported no tests" + _tail_hint(files.log), code
+        )
     return result(None, code, report.tests)
 
 
@@ -144,17 +154,13 @@ def _wait(
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group, then SIGKILL what is left after a grace period."""
     for sig, grace in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=grace)
             # The leader is gone; children may linger in the group: kill them too.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             return
         except subprocess.TimeoutExpired:
             continue

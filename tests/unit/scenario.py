@@ -1,0 +1,122 @@
+"""A scenario driver for the engine: plays the shell, honouring the engine's selection
+like a real runner would. Shared by the engine, status and report tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from greenloop import engine
+from greenloop.engine import (
+    Finish,
+    Phase,
+    Redeploy,
+    RedeployDone,
+    RunSuites,
+    State,
+    SuiteRun,
+    TestsRan,
+)
+from greenloop.model import Outcome, Policy, Rule, Suite, Target, TestResult, ValidationSpec
+
+HTTP_503 = "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url 'http://app/ws'"
+HTTP_403 = "httpx.HTTPStatusError: Client error '403 Forbidden' for url 'http://app/api/me'"
+ASSERT = "AssertionError: assert 'draft' == 'paid'"
+IMPORT = "ModuleNotFoundError: No module named 'checkout_client'"
+
+
+def ok(test_id: str, **kw: object) -> TestResult:
+    return TestResult(id=test_id, name=test_id, classname="", outcome=Outcome.PASSED, **kw)  # type: ignore[arg-type]
+
+
+def bad(test_id: str, message: str, **kw: object) -> TestResult:
+    return TestResult(
+        id=test_id,
+        name=test_id,
+        classname="",
+        outcome=Outcome.FAILED,
+        message=message,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def dep_skip(test_id: str, root: str) -> TestResult:
+    return TestResult(
+        id=test_id,
+        name=test_id,
+        classname="",
+        outcome=Outcome.SKIPPED,
+        message=f"greenloop: depends on {root}, which did not pass",
+        depends_on=(root,),
+    )
+
+
+RESTART = Target(command=("./restart",))
+
+
+def make_spec(
+    *suites: tuple[str, str],
+    expected: int | None = None,
+    target: Target = RESTART,
+    rules: Sequence[Rule] = (),
+    **policy: object,
+) -> ValidationSpec:
+    return ValidationSpec(
+        suites=tuple(Suite(name=n, command=("pytest",), priority=p) for n, p in suites),
+        target=target,
+        policy=replace(Policy(), **policy),  # type: ignore[arg-type]
+        classification=tuple(rules),
+        expected_tests=expected,
+    )
+
+
+# A script: for each iteration, each suite's full results (or a runner error string).
+Script = Sequence[Mapping[str, Sequence[TestResult] | str]]
+
+
+@dataclass
+class Played:
+    state: State
+    finish: Finish
+    runs: list[RunSuites] = field(default_factory=list)
+    redeploys: list[Redeploy] = field(default_factory=list)
+
+
+def play(
+    spec: ValidationSpec,
+    script: Script,
+    *,
+    redeploy_ok: bool = True,
+    clock: Callable[[int], float] = lambda step: 1000.0 + step,
+) -> Played:
+    step = 0
+    decision = engine.begin(spec, clock(step))
+    played = Played(decision.state, Finish(Phase.PENDING, "", ""))
+    while not isinstance(decision.action, Finish):
+        step += 1
+        action = decision.action
+        if isinstance(action, RunSuites):
+            played.runs.append(action)
+            results = script[min(action.iteration, len(script)) - 1]
+            runs = []
+            for sel in action.suites:
+                reported = results.get(sel.suite, ())
+                if isinstance(reported, str):
+                    runs.append(SuiteRun(sel.suite, error=reported, selected=sel.test_ids))
+                    continue
+                wanted = [t for t in reported if sel.test_ids is None or t.id in set(sel.test_ids)]
+                runs.append(SuiteRun(sel.suite, tests=tuple(wanted), selected=sel.test_ids))
+            decision = engine.on_tests(spec, decision.state, TestsRan(tuple(runs)), clock(step))
+        else:
+            assert isinstance(action, Redeploy)
+            played.redeploys.append(action)
+            done = RedeployDone(redeploy_ok, "restarted" if redeploy_ok else "exit code 3")
+            decision = engine.on_redeploy(spec, decision.state, done, clock(step))
+        assert step < 100, "the engine looped"
+    played.state = decision.state
+    played.finish = decision.action
+    return played
+
+
+def selected(run: RunSuites) -> dict[str, tuple[str, ...] | None]:
+    return {s.suite: s.test_ids for s in run.suites}

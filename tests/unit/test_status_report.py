@@ -1,0 +1,122 @@
+"""Status (DESIGN §2) and the Markdown report, as a user reads them after a round."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenloop.engine import State
+from greenloop.model import StagingValidation
+from greenloop.report import render
+from greenloop.status import build_status, conditions, timestamp
+from tests.unit.scenario import HTTP_403, HTTP_503, bad, dep_skip, make_spec, ok, play
+
+DEMO_LIKE = [
+    {
+        "critical": [ok("c1", priority="P1"), bad("c2", HTTP_503, priority="P1")],
+        "extended": [ok("e1"), dep_skip("e2", "c2")],
+    },
+    {"critical": [ok("c1"), ok("c2", priority="P1")], "extended": [ok("e1"), ok("e2")]},
+]
+
+
+def converged() -> tuple[StagingValidation, State]:
+    spec = make_spec(("critical", "P1"), ("extended", "P5"), expected=4)
+    obj = StagingValidation(name="checkout", namespace="staging", generation=3, spec=spec)
+    return obj, play(spec, DEMO_LIKE).state
+
+
+def stalled_on_auth() -> tuple[StagingValidation, State]:
+    spec = make_spec(("critical", "P1"), ("extended", "P5"), expected=4)
+    obj = StagingValidation(name="auth", spec=spec)
+    script = [{"critical": [ok("c1"), bad("c2", HTTP_403)], "extended": [ok("e1"), ok("e2")]}]
+    return obj, play(spec, script).state
+
+
+def test_status_of_a_converged_round() -> None:
+    obj, state = converged()
+    status = build_status(obj, state, now=2000.0)
+    assert status["observedGeneration"] == 3
+    assert status["phase"] == "Passed"
+    assert status["iteration"] == 2
+    assert status["summary"] == {
+        "expected": 4,
+        "total": 4,
+        "passed": 4,
+        "failed": 0,
+        "skipped": 0,
+        "notRun": 0,
+        "passRate": "100.0%",
+    }
+    assert status["priorities"] == [
+        {"priority": "P1", "passed": 2, "failed": 0, "total": 2},
+        {"priority": "P5", "passed": 2, "failed": 0, "total": 2},
+    ]
+    assert status["failingTests"] == []
+    assert [(h["iteration"], h["action"]) for h in status["history"]] == [
+        (1, "Redeploy"),
+        (2, "Done"),
+    ]
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert by_type["Ready"]["status"] == "True"
+    assert by_type["Reconciling"]["status"] == "False"
+    assert by_type["Stalled"]["status"] == "False"
+    assert all(c["observedGeneration"] == 3 for c in status["conditions"])
+
+
+def test_failing_tests_carry_class_evidence_and_root_cause() -> None:
+    spec = make_spec(("critical", "P1"), ("extended", "P5"), max_iterations=1)
+    obj = StagingValidation(name="x", spec=spec)
+    state = play(spec, DEMO_LIKE[:1]).state
+    failing = build_status(obj, state, now=0.0)["failingTests"]
+    assert [(f["id"], f["class"], f["rootCause"]) for f in failing] == [
+        ("c2", "ServiceUnavailable", None),
+        ("e2", "Dependent", "c2"),
+    ]
+    assert "503" in failing[0]["evidence"]
+
+
+def test_failing_tests_are_capped_at_50_in_status() -> None:
+    spec = make_spec(("critical", "P1"), max_iterations=1)
+    obj = StagingValidation(name="x", spec=spec)
+    state = play(spec, [{"critical": [bad(f"t{i:03}", HTTP_503) for i in range(80)]}]).state
+    status = build_status(obj, state, now=0.0)
+    assert len(status["failingTests"]) == 50
+    assert status["summary"]["failed"] == 80
+
+
+@pytest.mark.parametrize(
+    ("previous_status", "moved"),
+    [("False", True), ("True", False)],
+)
+def test_last_transition_time_moves_only_when_status_changes(
+    previous_status: str, moved: bool
+) -> None:
+    _, state = converged()
+    before = [{"type": "Ready", "status": previous_status, "lastTransitionTime": "then"}]
+    ready = next(c for c in conditions(state, 1, 5000.0, before) if c["type"] == "Ready")
+    assert ready["lastTransitionTime"] == (timestamp(5000.0) if moved else "then")
+
+
+def test_report_of_a_converged_round_explains_what_happened() -> None:
+    obj, state = converged()
+    text = render(obj, state, now=1010.0)
+    assert text.startswith("# greenloop report: checkout")
+    assert "**Passed** after 2 iterations and 1 redeploy" in text
+    assert "4/4 (100.0%)" in text
+    assert "| P1 | 2 | 0 | 2 | ok |" in text
+    # The why-chain for the resolved failure: test -> class -> evidence -> what fixed it.
+    assert "`c2` failed → **ServiceUnavailable**" in text
+    assert "redeployed after iteration 1 → passed in iteration 2" in text
+    assert "`e2` failed → **Dependent**" in text
+    assert "Nothing: the goal is met." in text
+
+
+def test_report_of_a_stalled_round_says_what_a_person_must_do() -> None:
+    obj, state = stalled_on_auth()
+    text = render(obj, state, now=1010.0)
+    assert "**Stalled (AuthError)**" in text
+    assert "### AuthError (1)" in text
+    assert "403 Forbidden" in text
+    assert "still failing after 2 runs" in text
+    assert "Check the credentials" in text
+    assert "0 redeploys" in text
