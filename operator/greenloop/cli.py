@@ -157,13 +157,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = args.out or Path(".greenloop") / obj.name
         if args.out is not None and len(loaded.objects) > 1:
             out = args.out / obj.name
-        run = LocalRun(obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose)
+        run = LocalRun(
+            obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose
+        )
         results.append(run.run())
         if results[-1].exit_code == 130:
             break
     if args.json:
         objects = [r.as_object() for r in results]
-        doc: Any = objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects}
+        doc: Any = (
+            objects[0]
+            if len(objects) == 1
+            else {"apiVersion": "v1", "kind": "List", "items": objects}
+        )
         print(json.dumps(doc, indent=2))
     return max(r.exit_code for r in results)
 

@@ -95,7 +95,9 @@ def conditions(
     for kind, on in wanted.items():
         status = "True" if on else "False"
         old = before.get(kind)
-        changed = old is None or old.get("status") != status
+        since = timestamp(now)
+        if old is not None and old.get("status") == status:
+            since = str(old.get("lastTransitionTime", since))
         out.append(
             {
                 "type": kind,
@@ -103,9 +105,7 @@ def conditions(
                 "reason": str(state.reason) or phase.value,
                 "message": state.message,
                 "observedGeneration": generation,
-                "lastTransitionTime": timestamp(now)
-                if changed
-                else str(old.get("lastTransitionTime", timestamp(now))),
+                "lastTransitionTime": since,
             }
         )
     return out
