@@ -1,0 +1,508 @@
+"""Why a test failed: the user's rules first, then the built-in classes.
+
+Built-in classes are tried in DESIGN order: Dependent, TestCodeError, AuthError,
+ServiceUnavailable, ConnectionError, Timeout, ServerError, Assertion, Unknown.
+
+Where the evidence comes from matters as much as the class order. A failure's text is
+read in tiers, most decisive first:
+
+1. the failure message (the raised exception, summarised by the runner);
+2. the exception lines of the details, last first: pytest's ``E   `` lines, a Python
+   traceback's unindented lines, Java's exception and ``Caused by:`` lines, every line
+   of Go and jest output that is not a stack frame;
+3. other non-source lines of the details (pytest's ``file.py:12: ExcName``);
+4. the captured output, last first.
+
+Source lines (pytest prints the test's code), stack frames and jest code frames are never
+evidence: ``timeout=5`` in a call or ``assert`` in a helper says nothing about the
+failure. Within tiers 1-3 a class other than Assertion wins over Assertion wherever it
+appears: ``assert resp.status_code == 200`` failing with 503 is the service's doing, an
+assertion is usually the symptom. Only then is the output searched, because logs are full
+of retried errors that did not cause the failure.
+
+HTTP status codes count only in an HTTP context (``HTTP 503``, ``status_code == 503``,
+``503 Service Unavailable``, ``<Response [503]>``, ``got 503``, ``expected 200, got
+503``), never as bare numbers: ``:5030``, ``/orders/503`` and ``took 503ms`` are not
+statuses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+
+from greenloop.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
+
+__all__ = ["CompiledRules", "RuleError", "compile_rules", "diagnose", "is_failing"]
+
+# User regexes run on at most this much of a line: it bounds the damage of a pattern with
+# polynomial backtracking; nested quantifiers like (a+)+ remain the rule author's risk.
+MAX_LINE = 500
+MAX_EVIDENCE = 200
+
+_FC = FailureClass
+_I = re.IGNORECASE
+
+
+class RuleError(ValueError):
+    """A user classification rule that cannot be used; the message names the rule."""
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    rules: tuple[tuple[re.Pattern[str], FailureClass], ...] = ()
+
+
+def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
+    compiled: list[tuple[re.Pattern[str], FailureClass]] = []
+    for index, rule in enumerate(rules):
+        where = f"classification[{index}]"
+        try:
+            failure_class = FailureClass(rule.failure_class)
+        except ValueError:
+            raise RuleError(f"{where}: unknown class {rule.failure_class!r}") from None
+        if failure_class is FailureClass.RUNNER_ERROR:
+            raise RuleError(f"{where}: RunnerError describes a suite, not a test failure")
+        if not rule.pattern:
+            raise RuleError(f"{where}: the pattern is empty")
+        try:
+            pattern = re.compile(rule.pattern, _I)
+        except re.error as err:
+            raise RuleError(
+                f"{where}: invalid regular expression {rule.pattern!r}: {err}"
+            ) from None
+        if pattern.search(""):
+            raise RuleError(
+                f"{where}: pattern {rule.pattern!r} matches an empty line, "
+                "so it would match every failure"
+            )
+        compiled.append((pattern, failure_class))
+    return CompiledRules(tuple(compiled))
+
+
+def is_failing(test: TestResult) -> bool:
+    """Failed or errored, or skipped because a test it depends on did not pass."""
+    if test.is_failure:
+        return True
+    return test.outcome is Outcome.SKIPPED and _dependency_skip(test) is not None
+
+
+def diagnose(
+    test: TestResult,
+    rules: CompiledRules | None = None,
+    *,
+    failing_ids: Collection[str] = (),
+) -> Diagnosis | None:
+    """Why ``test`` did not pass, or None when it passed or is an ordinary skip.
+
+    ``failing_ids`` are the ids of the tests that failed in the same run: they turn a
+    dependency named in a message (often a short name such as ``test_login``) into the
+    root test's id, and make a test whose ``depends_on`` names one of them Dependent."""
+    if test.outcome is Outcome.PASSED:
+        return None
+    if test.outcome is Outcome.SKIPPED:
+        found = _dependency_skip(test)
+        if found is None:
+            return None
+        line, name = found
+        root = (
+            _resolve(name, test.id, failing_ids) if name else _failing_dependency(test, failing_ids)
+        )
+        return Diagnosis(_FC.DEPENDENT, _clip(line), root)
+    if not test.is_failure:
+        return None
+
+    text = _FailureText(test)
+    if rules is not None:
+        for pattern, failure_class in rules.rules:
+            for line in text.all_lines():
+                match = pattern.search(line[:MAX_LINE])
+                if match:
+                    root = None
+                    if failure_class is _FC.DEPENDENT:
+                        root = _failing_dependency(test, failing_ids)
+                    return Diagnosis(failure_class, _clip(line, match.span()), root)
+
+    dependency = _dependency_failure(test, failing_ids)
+    if dependency is not None:
+        return dependency
+    return _builtin(text)
+
+
+# -- dependencies --------------------------------------------------------------------------
+
+# greenloop's pytest plugin: "greenloop: depends on <id>, which did not pass".
+_GREENLOOP_DEPENDENCY = re.compile(r"greenloop: depends on (?P<id>.+?), which did not pass")
+# pytest-dependency skips with "<nodeid> depends on <name>", the whole message.
+_PYTEST_DEPENDENCY = re.compile(r"(?P<test>\S+) depends on (?P<id>\S+)")
+# TestNG, through Surefire: the method is skipped, the dependency is not named.
+_TESTNG_DEPENDENCY = re.compile(r"depends on not successfully finished methods", _I)
+
+
+def _dependency_skip(test: TestResult) -> tuple[str, str] | None:
+    """The message line that says ``test`` was skipped for a dependency, and the
+    dependency's name ("" when the runner does not say)."""
+    for line in _lines(test.message):
+        match = _GREENLOOP_DEPENDENCY.search(line)
+        if match:
+            return line, match.group("id").strip()
+        match = _PYTEST_DEPENDENCY.fullmatch(line)
+        if match and match.group("id") != "not":
+            return line, match.group("id").strip("'\"")
+        if _TESTNG_DEPENDENCY.search(line):
+            return line, ""
+    return None
+
+
+def _dependency_failure(test: TestResult, failing_ids: Collection[str]) -> Diagnosis | None:
+    """A failed (not skipped) test is Dependent when its message says so, or when a test
+    it declares it depends on failed in the same run."""
+    found = _dependency_skip(test)
+    if found is not None:
+        line, name = found
+        root = _resolve(name, test.id, failing_ids) if name else None
+        return Diagnosis(_FC.DEPENDENT, _clip(line), root or _failing_dependency(test, failing_ids))
+    root = _failing_dependency(test, failing_ids)
+    if root is not None:
+        return Diagnosis(_FC.DEPENDENT, _clip(f"depends on {root}, which failed"), root)
+    return None
+
+
+def _failing_dependency(test: TestResult, failing_ids: Collection[str]) -> str | None:
+    for name in test.depends_on:
+        root = _resolve(name, test.id, failing_ids)
+        if root in failing_ids and root != test.id:
+            return root
+    return None
+
+
+def _resolve(name: str, own_id: str, failing_ids: Collection[str]) -> str:
+    """The failing test ``name`` refers to: itself if it is a full id, else the one
+    failing id it is a suffix of (``test_login`` -> ``tests/e2e/test_auth.py::test_login``),
+    preferring the dependent test's own module. Unresolvable names stay as written."""
+    if name in failing_ids:
+        return name
+    suffixes = ("::" + name, "/" + name, "." + name)
+    candidates = [
+        other
+        for other in failing_ids
+        if other != own_id
+        and (other.endswith(suffixes) or other.split("[", 1)[0].endswith(suffixes))
+    ]
+    if len(candidates) > 1:
+        module = own_id.rsplit("::", 1)[0] + "::"
+        same_module = [c for c in candidates if c.startswith(module)]
+        candidates = same_module if same_module else candidates
+    return candidates[0] if len(candidates) == 1 else name
+
+
+# -- the failure's text, in tiers ----------------------------------------------------------
+
+
+def _lines(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            yield line
+
+
+_PYTEST_EXCEPTION = re.compile(r"^E {3}")
+_FRAME = re.compile(
+    r"""^\s*(?:
+        at\s+\S.*(?:\(.*\)|:\d+)\s*$            # Java and JavaScript stack frames
+      | \.\.\.\s*\d+\s+(?:more|common\ frames\ omitted)
+      | File\s+"[^"]*",\s+line\s+\d+           # Python frames
+      | goroutine\s+\d+\s+\[
+      | >?\s*\d+\s*\|                          # jest and Playwright code frames
+      | \|\s
+    )""",
+    re.VERBOSE,
+)
+_GO_FRAME = re.compile(r"^\s+\S+\.go:\d+ \+0x[0-9a-f]+$")
+_TRACEBACK_HEADER = re.compile(
+    r"^(?:Traceback \(most recent call last\):|During handling of the above exception"
+    r"|The above exception was the direct cause)"
+)
+
+
+class _FailureText:
+    """A failure's lines, sorted into tiers (see the module docstring). Each entry is the
+    line and the line before it, which may hold the other half of an expected/actual pair."""
+
+    def __init__(self, test: TestResult) -> None:
+        self.test = test
+        self.message = [(line, "") for line in _lines(test.message)]
+        self.decisive, self.rest = _split_details(test.details)
+        raw_output = [line.strip() for line in test.output.splitlines()]
+        self.output = [
+            (line, _previous(raw_output, i))
+            for i, line in reversed(list(enumerate(raw_output)))
+            if line and not _FRAME.match(line) and not _GO_FRAME.match(line)
+        ]
+
+    def tiers(self) -> tuple[list[tuple[str, str]], ...]:
+        return self.message, self.decisive, self.rest
+
+    def all_lines(self) -> Iterator[str]:
+        """Every line, for user rules: the message, then the details and the output from
+        their ends. Frames included: a rule may well be about a frame."""
+        yield from _lines(self.test.message)
+        yield from reversed(list(_lines(self.test.details)))
+        yield from reversed(list(_lines(self.test.output)))
+
+
+def _previous(lines: list[str], index: int) -> str:
+    for i in range(index - 1, max(-1, index - 3), -1):
+        if lines[i]:
+            return lines[i]
+    return ""
+
+
+def _split_details(details: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(decisive lines, other lines), each last first; source lines and frames dropped."""
+    raw = details.splitlines()
+    decisive: list[tuple[str, str]] = []
+    rest: list[tuple[str, str]] = []
+    stripped = [line.strip() for line in raw]
+    if any(_PYTEST_EXCEPTION.match(line) for line in raw):
+        # pytest: "E   " lines are the exception; indented and ">" lines are source.
+        exception_lines = [
+            line[4:].strip() if _PYTEST_EXCEPTION.match(line) else "" for line in raw
+        ]
+        for i, line in enumerate(raw):
+            if _PYTEST_EXCEPTION.match(line):
+                if exception_lines[i]:
+                    decisive.append((exception_lines[i], _previous(exception_lines, i)))
+            elif line and not line[0].isspace() and not line.startswith((">", "_ _")):
+                rest.append((stripped[i], ""))
+    elif any(_TRACEBACK_HEADER.match(line) for line in raw):
+        # A plain Python traceback: indented lines are frames and source.
+        for i, line in enumerate(raw):
+            if line and not line[0].isspace() and not _TRACEBACK_HEADER.match(line):
+                decisive.append((stripped[i], _previous(stripped, i)))
+    else:
+        for i, line in enumerate(raw):
+            if stripped[i] and not _FRAME.match(line) and not _GO_FRAME.match(line):
+                decisive.append((stripped[i], _previous(stripped, i)))
+    decisive.reverse()
+    rest.reverse()
+    return decisive, rest
+
+
+# -- HTTP status codes ---------------------------------------------------------------------
+
+_STATUS_CODE = r"(?P<code>[1-5]\d\d)(?![\d.,]\d)(?!\s*(?:ms|s|sec|seconds|bytes|items|rows|%))\b"
+_STATUS_CONTEXTS = [
+    # HTTP 503, HTTP/1.1 503, status 503, status: 503, status_code == 503, statusCode=503,
+    # "status":503, status code <503>, response code 503, Request failed with status code 503
+    re.compile(
+        r"\b(?:https?(?:/\d(?:\.\d)?)?|status(?:[ _-]?code)?|response[ _-]?code)\b[\"']?"
+        r"\s*(?:[:=]=?|\bis\b|\bwas\b|\bof\b)?\s*[<\[(]?\s*" + _STATUS_CODE,
+        _I,
+    ),
+    # 503 Service Unavailable, 401 Client Error, "too many 503 error responses"
+    re.compile(
+        r"\b(?P<code>[1-5]\d\d)\s+(?:service unavailable|bad gateway|gateway time-?out"
+        r"|internal server error|unauthori[sz]ed|forbidden|server error|client error"
+        r"|not implemented|error responses?)\b",
+        _I,
+    ),
+    # requests' <Response [503]>, httpx's <Response [503 Service Unavailable]>
+    re.compile(r"<Response \[(?P<code>[1-5]\d\d)\b"),
+    # got 503, returned 503, but was <503>, Received: 503, actual  : 503
+    re.compile(
+        r"\b(?:got|received|returned|responded with|actual|but was|but: was)\b\s*[:=]?\s*"
+        r"[<\[(\"']?\s*(?:status\s*(?:code\s*)?)?(?:HTTP\s*)?" + _STATUS_CODE,
+        _I,
+    ),
+]
+# assert 503 == 200, 200 != 503: a 2xx/3xx compared with another code
+_STATUS_COMPARISON = re.compile(r"\b(?P<a>[1-5]\d\d)\s*(?:==|!=|is not|is)\s*(?P<b>[1-5]\d\d)\b")
+# "expected 3 items, got 503": the expected value is no status, so neither is the actual
+_EXPECTED_NON_STATUS = re.compile(r"\bexpected\b\W{0,4}(?!\s*[<\[(]?\s*[1-5]\d\d\b)\d", _I)
+_ACTUAL_LINE = re.compile(r"^(?:got|received|actual|but)\b", _I)
+
+
+def _status(line: str, previous: str) -> tuple[int, tuple[int, int]] | None:
+    """The HTTP error status a line reports, with its span. A line may name two codes
+    ("Expected status code <200> but was <503>"): the first that is an error wins."""
+    last = len(_STATUS_CONTEXTS) - 1
+    for index, pattern in enumerate(_STATUS_CONTEXTS):
+        for match in pattern.finditer(line):
+            code = int(match.group("code"))
+            if code < 400:
+                continue
+            if index == last and (
+                _EXPECTED_NON_STATUS.search(line) or _EXPECTED_NON_STATUS.search(previous)
+            ):
+                break
+            return code, match.span()
+    comparison = _STATUS_COMPARISON.search(line)
+    if comparison:
+        a, b = int(comparison.group("a")), int(comparison.group("b"))
+        if a < 400 <= b:
+            return b, comparison.span()
+        if b < 400 <= a:
+            return a, comparison.span()
+    return None
+
+
+_STATUS_CLASS: dict[int, FailureClass] = {
+    401: _FC.AUTH_ERROR,
+    403: _FC.AUTH_ERROR,
+    407: _FC.AUTH_ERROR,
+    408: _FC.TIMEOUT,
+    502: _FC.SERVICE_UNAVAILABLE,
+    503: _FC.SERVICE_UNAVAILABLE,
+    504: _FC.SERVICE_UNAVAILABLE,
+    500: _FC.SERVER_ERROR,
+    501: _FC.SERVER_ERROR,
+    **{code: _FC.SERVER_ERROR for code in range(505, 600)},
+}
+
+
+# -- the built-in classes ------------------------------------------------------------------
+
+_PATTERNS: dict[FailureClass, re.Pattern[str]] = {
+    _FC.TEST_CODE_ERROR: re.compile(
+        r"\b(?:SyntaxError|IndentationError|TabError)\b(?!.*(?i:json))"
+        r"|\b(?:ModuleNotFoundError|ImportError)\b|\bNo module named\b"
+        r"|\bNameError\b|\bReferenceError: \S+ is not defined"
+        r"|\bAttributeError: (?:module|type object) '[^']+' has no attribute"
+        r"|\bfixture '[^']+' not found"
+        r"|\bERROR collecting\b|(?i:\bcollection failure\b)|\berrors? during collection\b"
+        r"|\bTypeError: \S+\(\) (?:missing \d+ required|got an unexpected keyword argument"
+        r"|takes \d+ positional arguments? but \d+ (?:was|were) given"
+        r"|got multiple values for argument)"
+        r"|\b(?:NoClassDefFoundError|ClassNotFoundException|NoSuchMethodError|NoSuchFieldError"
+        r"|ParameterResolutionException)\b|\bCOMPILATION ERROR\b|\bcannot find symbol\b"
+        r"|\[(?:build|setup) failed\]|^\S+\.go:\d+:\d+: (?:undefined: |.* declared and not used"
+        r"|.* imported and not used)"
+        r"|\bTest suite failed to run\b|\bCannot find module\b"
+        r"|\bJest encountered an unexpected token\b|\berror TS\d{4}:"
+    ),
+    _FC.AUTH_ERROR: re.compile(
+        r"\b(?:unauthori[sz]ed|forbidden|unauthenticated|permission[ _]?denied"
+        r"|access[ _]?denied(?:exception)?|authentication (?:failed|required)"
+        r"|invalid (?:api[ _-]?key|token|credentials)|(?:token|credentials) (?:has |have )?expired"
+        r"|not authori[sz]ed)\b",
+        _I,
+    ),
+    _FC.SERVICE_UNAVAILABLE: re.compile(
+        r"\b(?:service ?unavailable\w*|bad ?gateway\w*|gateway ?time-?out\w*)\b"
+        r"|\bcode = Unavailable\b|\bStatusCode\.UNAVAILABLE\b|\bUNAVAILABLE:",
+        _I,
+    ),
+    _FC.CONNECTION_ERROR: re.compile(
+        r"\bconnection (?:refused|reset|aborted|closed by (?:peer|remote host))\b"
+        r"|\b(?:ECONNREFUSED|ECONNRESET|ECONNABORTED|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN"
+        r"|ENOTFOUND)\b"
+        r"|\b(?:ConnectError|ConnectionError|Connection(?:Refused|Reset|Aborted)Error"
+        r"|ConnectException|NewConnectionError|RemoteDisconnected|UnknownHostException"
+        r"|NoRouteToHostException)\b"
+        r"|name or service not known|nodename nor servname|temporary failure in name resolution"
+        r"|\bgetaddrinfo\b|\bno such host\b|name does not resolve|could not resolve host"
+        r"|\bDNS\b|no route to host|network is unreachable|max retries exceeded"
+        r"|failed to establish a new connection|socket hang up|remote end closed connection"
+        r"|server disconnected without sending a response|broken pipe"
+        r"|net::ERR_(?:CONNECTION_\w+|NAME_NOT_RESOLVED|ADDRESS_UNREACHABLE|EMPTY_RESPONSE)",
+        _I,
+    ),
+    _FC.TIMEOUT: re.compile(
+        r"timed? ?out|timeout|deadline[ _]?exceeded|\bETIMEDOUT\b|\bESOCKETTIMEDOUT\b", _I
+    ),
+    _FC.SERVER_ERROR: re.compile(
+        r"\binternal ?server ?error\w*\b|\bcode = Internal\b|\bStatusCode\.INTERNAL\b", _I
+    ),
+    _FC.ASSERTION: re.compile(
+        r"\bAssertionError\b|\bAssertionFailedError\b|\bComparisonFailure\b|\bassert\b"
+        r"|\bexpect\("
+        r"|\bexpected\b.*\b(?:but (?:was|got|found)|got|received|actual|to (?:be|equal))\b"
+        r"|^(?:expected|received|actual)\s*:|\bError Trace:|\bNot equal:"
+        r"|\bExpecting (?:actual:|value to be)"
+        r"|\b\d+ expectations? failed\b|\bshould (?:be|have|contain|equal)\b"
+        r"|\.(?:toBe|toEqual|toStrictEqual|toContain|toMatch|toHaveBeenCalled\w*|toHaveLength)\b",
+        _I,
+    ),
+}
+# Playwright's web-first assertions time out while waiting for a condition: that is the
+# assertion failing, not a slow service.
+_EXPECT_TIMEOUT = re.compile(
+    r"waiting for expect\(|expect\.(?:poll|toPass)\b|\bexpect\([^)]*\)\.\w+", _I
+)
+_STRONG = (
+    _FC.TEST_CODE_ERROR,
+    _FC.AUTH_ERROR,
+    _FC.SERVICE_UNAVAILABLE,
+    _FC.CONNECTION_ERROR,
+    _FC.TIMEOUT,
+    _FC.SERVER_ERROR,
+)
+_ORDER = {cls: rank for rank, cls in enumerate(_STRONG)}
+
+
+def _strong_class(line: str, previous: str) -> tuple[FailureClass, tuple[int, int]] | None:
+    """The first class in built-in order, other than Assertion, this line shows."""
+    best: tuple[FailureClass, tuple[int, int]] | None = None
+    status = _status(line, previous)
+    if status is not None and status[0] in _STATUS_CLASS:
+        best = (_STATUS_CLASS[status[0]], status[1])
+    for failure_class in _STRONG:
+        if best is not None and _ORDER[failure_class] >= _ORDER[best[0]]:
+            break
+        match = _PATTERNS[failure_class].search(line)
+        if match is None:
+            continue
+        if failure_class is _FC.TIMEOUT and _EXPECT_TIMEOUT.search(line):
+            continue
+        return failure_class, match.span()
+    return best
+
+
+def _builtin(text: _FailureText) -> Diagnosis:
+    tiers = text.tiers()
+    for tier in tiers:
+        for line, previous in tier:
+            found = _strong_class(line, previous)
+            if found is not None:
+                return Diagnosis(found[0], _evidence(line, previous, found[1]))
+    for tier in tiers:
+        for line, previous in tier:
+            match = _PATTERNS[_FC.ASSERTION].search(line)
+            if match is not None:
+                return Diagnosis(_FC.ASSERTION, _evidence(line, previous, match.span()))
+    for line, previous in text.output:
+        found = _strong_class(line, previous)
+        if found is not None:
+            return Diagnosis(found[0], _evidence(line, previous, found[1]))
+    for line, previous in text.output:
+        match = _PATTERNS[_FC.ASSERTION].search(line)
+        if match is not None:
+            return Diagnosis(_FC.ASSERTION, _evidence(line, previous, match.span()))
+    for tier in tiers:
+        if tier:
+            # The first message line, else the last exception line: the best summary.
+            return Diagnosis(_FC.UNKNOWN, _clip(tier[0][0]))
+    return Diagnosis(_FC.UNKNOWN, _clip(text.test.outcome.value))
+
+
+def _evidence(line: str, previous: str, span: tuple[int, int]) -> str:
+    """The line, with its other half when it is the actual value of an expected/actual
+    pair ("Expected: 200 Received: 503")."""
+    if previous and len(line) < 60 and _ACTUAL_LINE.match(line) and "expect" in previous.lower():
+        offset = len(previous) + 1
+        return _clip(f"{previous} {line}", (span[0] + offset, span[1] + offset))
+    return _clip(line, span)
+
+
+def _clip(line: str, span: tuple[int, int] | None = None) -> str:
+    """At most MAX_EVIDENCE characters of the line, keeping the part that matched."""
+    line = line.strip()
+    if len(line) <= MAX_EVIDENCE:
+        return line
+    start = 0
+    if span is not None:
+        start = max(0, min(span[0] - MAX_EVIDENCE // 4, len(line) - MAX_EVIDENCE + 2))
+    clipped = line[start : start + MAX_EVIDENCE - 2]
+    return ("…" if start else "") + clipped + ("…" if start + len(clipped) < len(line) else "")

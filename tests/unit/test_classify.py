@@ -1,0 +1,914 @@
+"""Failure classification on real-world failure texts, user rules, dependencies, evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenloop.classify import (
+    MAX_EVIDENCE,
+    MAX_LINE,
+    RuleError,
+    compile_rules,
+    diagnose,
+    is_failing,
+)
+from greenloop.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
+
+FC = FailureClass
+
+
+def failed(
+    message: str = "",
+    details: str = "",
+    output: str = "",
+    *,
+    outcome: Outcome = Outcome.FAILED,
+    test_id: str = "tests/e2e/test_shop.py::test_it",
+    depends_on: tuple[str, ...] = (),
+) -> TestResult:
+    return TestResult(
+        id=test_id,
+        name=test_id.rsplit("::", 1)[-1],
+        classname="tests.e2e.test_shop",
+        outcome=outcome,
+        message=message,
+        details=details,
+        output=output,
+        depends_on=depends_on,
+    )
+
+
+def skipped(message: str, **kwargs: object) -> TestResult:
+    return failed(message, outcome=Outcome.SKIPPED, **kwargs)  # type: ignore[arg-type]
+
+
+PYTEST_503 = """\
+client = <httpx.Client object at 0x7f0c2b1d9e50>
+
+    def test_002_websocket_connectivity(client):
+        resp = client.get("/ws", timeout=5)
+        assert resp.headers["upgrade"] == "websocket"
+>       resp.raise_for_status()
+
+tests/e2e/test_conn.py:21:
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
+
+self = <Response [503 Service Unavailable]>
+
+    def raise_for_status(self) -> Response:
+        if self.is_success:
+            return self
+>       raise HTTPStatusError(message, request=request, response=self)
+E       httpx.HTTPStatusError: Server error '503 Service Unavailable' for url 'http://127.0.0.1:8000/ws'
+E       For more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/503
+
+.venv/lib/python3.11/site-packages/httpx/_models.py:829: HTTPStatusError"""
+
+PYTEST_ASSERT_HTTP_503 = """\
+    def test_checkout(api):
+        r = api.post("/checkout", json=CART, timeout=10)
+>       assert r.status_code == 200, f"HTTP {r.status_code}"
+E       AssertionError: HTTP 503
+E       assert 503 == 200
+E        +  where 503 = <Response [503]>.status_code
+
+tests/e2e/test_checkout.py:42: AssertionError"""
+
+RESTASSURED = """\
+java.lang.AssertionError: 1 expectation failed.
+Expected status code <200> but was <{code}>.
+
+\tat java.base/jdk.internal.reflect.NativeConstructorAccessorImpl.newInstance0(Native Method)
+\tat io.restassured.internal.ResponseSpecificationImpl.validateResponseIfRequired(\
+ResponseSpecificationImpl.groovy:696)
+\tat com.acme.shop.OrderApiIT.listsOrders(OrderApiIT.java:58)
+"""
+
+JEST_STATUS = """\
+Error: expect(received).toBe(expected) // Object.is equality
+
+Expected: 200
+Received: {code}
+    at Object.toBe (/app/tests/checkout.test.js:27:29)
+    at processTicksAndRejections (node:internal/process/task_queues:95:5)"""
+
+TESTIFY_STATUS = """\
+    api_test.go:42:
+        \tError Trace:\t/src/e2e/api_test.go:42
+        \tError:      \tNot equal:
+        \t            \texpected: 200
+        \t            \tactual  : {code}
+        \tTest:       \tTestAPI"""
+
+REQUESTS_REFUSED = (
+    "requests.exceptions.ConnectionError: HTTPConnectionPool(host='localhost', port=8000): "
+    "Max retries exceeded with url: /api/health (Caused by NewConnectionError('<urllib3."
+    "connection.HTTPConnection object at 0x7f3a2c>: Failed to establish a new connection: "
+    "[Errno 111] Connection refused'))"
+)
+
+JAVA_REFUSED = """\
+java.net.ConnectException: Connection refused
+\tat java.base/sun.nio.ch.Net.pollConnect(Native Method)
+\tat java.base/sun.nio.ch.NioSocketImpl.timedFinishConnect(NioSocketImpl.java:542)
+\tat com.acme.shop.PaymentIT.refundsCard(PaymentIT.java:63)"""
+
+JAVA_CAUSED_BY = """\
+feign.RetryableException: Read timed out executing GET http://inventory:8080/api/stock
+\tat feign.FeignException.errorExecuting(FeignException.java:268)
+\tat com.acme.shop.StockIT.reservesStock(StockIT.java:31)
+Caused by: java.net.SocketTimeoutException: Read timed out
+\tat java.base/sun.nio.ch.NioSocketImpl.timedRead(NioSocketImpl.java:288)
+\t... 12 more"""
+
+PYTEST_COLLECTION = """\
+ImportError while importing test module '/app/tests/e2e/test_orders.py'.
+Hint: make sure your test modules/packages have valid Python names.
+Traceback:
+/usr/lib/python3.11/importlib/__init__.py:126: in import_module
+    return _bootstrap._gcd_import(name[level:], package, level)
+tests/e2e/test_orders.py:3: in <module>
+    import orders_client
+E   ModuleNotFoundError: No module named 'orders_client'"""
+
+PYTEST_FIXTURE = """\
+file /app/tests/e2e/test_orders.py, line 90
+  def test_list_orders(api_clinet):
+E       fixture 'api_clinet' not found
+>       available fixtures: api_client, cache, capfd, capsys, monkeypatch, tmp_path
+>       use 'pytest --fixtures [testpath]' for help on them.
+
+/app/tests/e2e/test_orders.py:90"""
+
+PYTEST_SYNTAX = """\
+/venv/lib/python3.11/site-packages/_pytest/python.py:617: in _importtestmodule
+    mod = import_path(self.path, mode=importmode, root=self.config.rootpath)
+E     File "/app/tests/e2e/test_broken.py", line 5
+E       def test_x(:
+E                  ^
+E   SyntaxError: invalid syntax"""
+
+JEST_SUITE_FAILED = """\
+  ● Test suite failed to run
+
+    Cannot find module '../src/ordersClient' from 'tests/orders.test.js'
+
+      1 | const axios = require('axios');
+    > 2 | const { OrdersClient } = require('../src/ordersClient');
+        |                          ^"""
+
+PYTEST_SOURCE_NOISE = """\
+    def test_order_status(api):
+        resp = api.get("/orders/7", timeout=5)  # ConnectionError is retried by the client
+        data = resp.json()
+>       assert data["status"] == "paid"
+E       AssertionError: assert 'pending' == 'paid'
+E         - paid
+E         + pending
+
+tests/e2e/test_orders.py:55: AssertionError"""
+
+PYTEST_KEYERROR_WITH_TIMEOUT_SOURCE = """\
+    def test_items(api):
+        resp = api.get("/items", timeout=5)
+>       items = resp.json()["items"]
+E       KeyError: 'items'
+
+tests/e2e/test_items.py:12: KeyError"""
+
+PYTHON_NATIVE_TRACEBACK = """\
+Traceback (most recent call last):
+  File "/app/tests/e2e/test_stock.py", line 14, in test_stock
+    resp = client.get("/stock", timeout=3)
+  File "/venv/lib/python3.11/site-packages/httpx/_client.py", line 1054, in get
+    raise mapped_exc(message) from exc
+httpx.ReadTimeout: timed out"""
+
+PLAYWRIGHT_TIMEOUT = """\
+  [chromium] \u203a checkout.spec.ts:18:7 \u203a checkout \u203a pays with card ───────────
+
+    Test timeout of 30000ms exceeded.
+
+    Error: page.click: Test timeout of 30000ms exceeded.
+    Call log:
+      - waiting for getByRole('button', { name: 'Pay' })
+
+      20 |     await page.goto('/checkout');
+    > 21 |     await page.getByRole('button', { name: 'Pay' }).click();
+         |                                                     ^
+        at /app/tests/checkout.spec.ts:21:53"""
+
+PLAYWRIGHT_EXPECT = """\
+    Error: Timed out 5000ms waiting for expect(locator).toBeVisible()
+
+    Locator: getByText('Order confirmed')
+    Expected: visible
+    Received: <element(s) not found>
+
+      31 |     await page.getByRole('button', { name: 'Pay' }).click();
+    > 32 |     await expect(page.getByText('Order confirmed')).toBeVisible();
+         |                                                     ^
+        at /app/tests/checkout.spec.ts:32:53"""
+
+
+# (expected class, message, details, output, expected evidence)
+TABLE: list[tuple[FailureClass, str, str, str, str]] = [
+    # -- ServiceUnavailable
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url "
+        "'http://127.0.0.1:8000/ws'\nFor more information check: "
+        "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/503",
+        PYTEST_503,
+        "",
+        "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url "
+        "'http://127.0.0.1:8000/ws'",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "",
+        PYTEST_503,
+        "",  # no message: the last E line decides
+        "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url "
+        "'http://127.0.0.1:8000/ws'",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "AssertionError: HTTP 503",
+        PYTEST_ASSERT_HTTP_503,
+        "",
+        "AssertionError: HTTP 503",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "",
+        PYTEST_ASSERT_HTTP_503.replace("HTTP 503", "bad status"),
+        "",
+        "+  where 503 = <Response [503]>.status_code",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "1 expectation failed.\nExpected status code <200> but was <503>.",
+        RESTASSURED.format(code=503),
+        "",
+        "Expected status code <200> but was <503>.",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "Failed",
+        "    checkout_test.go:25: GET http://api:8080/checkout\n"
+        "    checkout_test.go:31: unexpected status: got 502, want 200",
+        "",
+        "checkout_test.go:31: unexpected status: got 502, want 200",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "AxiosError: Request failed with status code 504",
+        "AxiosError: Request failed with status code 504\n    at settle "
+        "(/app/node_modules/axios/lib/core/settle.js:19:12)",
+        "",
+        "AxiosError: Request failed with status code 504",
+    ),
+    (FC.SERVICE_UNAVAILABLE, "", JEST_STATUS.format(code=503), "", "Expected: 200 Received: 503"),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "Failed",
+        TESTIFY_STATUS.format(code=502),
+        "",
+        "expected: 200 actual  : 502",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "org.springframework.web.client.HttpServerErrorException$GatewayTimeout: "
+        "504 Gateway Timeout: [no body]",
+        "",
+        "",
+        "org.springframework.web.client.HttpServerErrorException$GatewayTimeout: "
+        "504 Gateway Timeout: [no body]",
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while '
+        'dialing: dial tcp 10.96.12.4:50051: connect: connection refused"',
+        "",
+        "",
+        'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while '
+        'dialing: dial tcp 10.96.12.4:50051: connect: connection refused"',
+    ),
+    (
+        FC.SERVICE_UNAVAILABLE,
+        "Error: apiRequestContext.get: 502 Bad Gateway",
+        "",
+        "",
+        "Error: apiRequestContext.get: 502 Bad Gateway",
+    ),
+    # -- AuthError
+    (
+        FC.AUTH_ERROR,
+        "requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: "
+        "https://api.staging.example.com/v1/orders",
+        "",
+        "",
+        "requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: "
+        "https://api.staging.example.com/v1/orders",
+    ),
+    (
+        FC.AUTH_ERROR,
+        "httpx.HTTPStatusError: Client error '403 Forbidden' for url 'http://127.0.0.1:8000/admin'",
+        "",
+        "",
+        "httpx.HTTPStatusError: Client error '403 Forbidden' for url 'http://127.0.0.1:8000/admin'",
+    ),
+    (
+        FC.AUTH_ERROR,
+        "",
+        RESTASSURED.format(code=401),
+        "",
+        "Expected status code <200> but was <401>.",
+    ),
+    (
+        FC.AUTH_ERROR,
+        "Failed",
+        "    orders_test.go:55: got status 403, want 200",
+        "",
+        "orders_test.go:55: got status 403, want 200",
+    ),
+    (
+        FC.AUTH_ERROR,
+        "rpc error: code = Unauthenticated desc = invalid token",
+        "",
+        "",
+        "rpc error: code = Unauthenticated desc = invalid token",
+    ),
+    (FC.AUTH_ERROR, "", JEST_STATUS.format(code=401), "", "Expected: 200 Received: 401"),
+    (
+        FC.AUTH_ERROR,
+        "AssertionError: assert 403 == 200",
+        "",
+        "",
+        "AssertionError: assert 403 == 200",
+    ),
+    # -- ConnectionError
+    (FC.CONNECTION_ERROR, REQUESTS_REFUSED, "", "", REQUESTS_REFUSED[:198] + "…"),
+    (
+        FC.CONNECTION_ERROR,
+        "httpx.ConnectError: [Errno -2] Name or service not known",
+        "",
+        "",
+        "httpx.ConnectError: [Errno -2] Name or service not known",
+    ),
+    (FC.CONNECTION_ERROR, "Connection refused", JAVA_REFUSED, "", "Connection refused"),
+    (
+        FC.CONNECTION_ERROR,
+        "",
+        'Get "http://backend:8080/health": dial tcp: lookup backend on 10.96.0.10:53: no such host',
+        "",
+        'Get "http://backend:8080/health": dial tcp: lookup backend on 10.96.0.10:53: no such host',
+    ),
+    (
+        FC.CONNECTION_ERROR,
+        "Error: connect ECONNREFUSED 127.0.0.1:3000",
+        "Error: connect ECONNREFUSED 127.0.0.1:3000\n    at TCPConnectWrap.afterConnect [as "
+        "oncomplete] (node:net:1555:16)",
+        "",
+        "Error: connect ECONNREFUSED 127.0.0.1:3000",
+    ),
+    (
+        FC.CONNECTION_ERROR,
+        "checkout.spec.ts:30:7 loads the page",
+        "    Error: page.goto: net::ERR_CONNECTION_REFUSED at http://localhost:3000/checkout\n"
+        "        at /app/tests/checkout.spec.ts:31:16",
+        "",
+        "Error: page.goto: net::ERR_CONNECTION_REFUSED at http://localhost:3000/checkout",
+    ),
+    (
+        FC.CONNECTION_ERROR,
+        "Error: getaddrinfo ENOTFOUND api.staging.internal",
+        "",
+        "",
+        "Error: getaddrinfo ENOTFOUND api.staging.internal",
+    ),
+    (FC.CONNECTION_ERROR, "Error: socket hang up", "", "", "Error: socket hang up"),
+    # -- Timeout
+    (FC.TIMEOUT, "httpx.ReadTimeout: timed out", "", "", "httpx.ReadTimeout: timed out"),
+    (FC.TIMEOUT, "", PYTHON_NATIVE_TRACEBACK, "", "httpx.ReadTimeout: timed out"),
+    (
+        FC.TIMEOUT,
+        "requests.exceptions.ReadTimeout: HTTPConnectionPool(host='api', port=80): Read timed out. "
+        "(read timeout=10)",
+        "",
+        "",
+        "requests.exceptions.ReadTimeout: HTTPConnectionPool(host='api', port=80): Read timed out. "
+        "(read timeout=10)",
+    ),
+    (
+        FC.TIMEOUT,
+        "",
+        JAVA_CAUSED_BY,
+        "",
+        "Caused by: java.net.SocketTimeoutException: Read timed out",
+    ),
+    (
+        FC.TIMEOUT,
+        "Failed",
+        '    orders_test.go:61: Post "http://orders.staging.svc:8080/api/orders": context '
+        "deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+        "",
+        'orders_test.go:61: Post "http://orders.staging.svc:8080/api/orders": context deadline '
+        "exceeded (Client.Timeout exceeded while awaiting headers)",
+    ),
+    (
+        FC.TIMEOUT,
+        'thrown: "Exceeded timeout of 5000 ms for a test.\nAdd a timeout value to this test to '
+        'increase the timeout, if this is a long-running test."',
+        "",
+        "",
+        'thrown: "Exceeded timeout of 5000 ms for a test.',
+    ),
+    (
+        FC.TIMEOUT,
+        "checkout.spec.ts:18:7 pays with card",
+        PLAYWRIGHT_TIMEOUT,
+        "",
+        "Error: page.click: Test timeout of 30000ms exceeded.",
+    ),
+    (FC.TIMEOUT, "Failed: Timeout >30.0s", "", "", "Failed: Timeout >30.0s"),
+    (
+        FC.TIMEOUT,
+        "",
+        "panic: test timed out after 10m0s\n\ngoroutine 7 [running]:",
+        "",
+        "panic: test timed out after 10m0s",
+    ),
+    # -- ServerError
+    (
+        FC.SERVER_ERROR,
+        "requests.exceptions.HTTPError: 500 Server Error: Internal Server Error for url: "
+        "http://api/orders",
+        "",
+        "",
+        "requests.exceptions.HTTPError: 500 Server Error: Internal Server Error for url: "
+        "http://api/orders",
+    ),
+    (
+        FC.SERVER_ERROR,
+        "httpx.HTTPStatusError: Server error '500 Internal Server Error' for url "
+        "'http://127.0.0.1:8000/orders'",
+        "",
+        "",
+        "httpx.HTTPStatusError: Server error '500 Internal Server Error' for url "
+        "'http://127.0.0.1:8000/orders'",
+    ),
+    (
+        FC.SERVER_ERROR,
+        "",
+        RESTASSURED.format(code=500),
+        "",
+        "Expected status code <200> but was <500>.",
+    ),
+    (
+        FC.SERVER_ERROR,
+        "Failed",
+        "    api_test.go:18: expected status 200, got 500",
+        "",
+        "api_test.go:18: expected status 200, got 500",
+    ),
+    (
+        FC.SERVER_ERROR,
+        "AxiosError: Request failed with status code 500",
+        "",
+        "",
+        "AxiosError: Request failed with status code 500",
+    ),
+    (
+        FC.SERVER_ERROR,
+        "rpc error: code = Internal desc = panic in handler",
+        "",
+        "",
+        "rpc error: code = Internal desc = panic in handler",
+    ),
+    # -- TestCodeError
+    (FC.TEST_CODE_ERROR, "collection failure", PYTEST_COLLECTION, "", "collection failure"),
+    (
+        FC.TEST_CODE_ERROR,
+        "",
+        PYTEST_COLLECTION,
+        "",
+        "ModuleNotFoundError: No module named 'orders_client'",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        'failed on setup with "file /app/tests/e2e/test_orders.py, line 90"',
+        PYTEST_FIXTURE,
+        "",
+        "fixture 'api_clinet' not found",
+    ),
+    (FC.TEST_CODE_ERROR, "", PYTEST_SYNTAX, "", "SyntaxError: invalid syntax"),
+    (
+        FC.TEST_CODE_ERROR,
+        "NameError: name 'BASE_URL' is not defined",
+        "",
+        "",
+        "NameError: name 'BASE_URL' is not defined",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        "",
+        JEST_SUITE_FAILED,
+        "",
+        "Cannot find module '../src/ordersClient' from 'tests/orders.test.js'",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        "java.lang.NoClassDefFoundError: com/acme/shop/OrderClient",
+        "",
+        "",
+        "java.lang.NoClassDefFoundError: com/acme/shop/OrderClient",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        "Build error",
+        "e2e/admin/users_test.go:14:2: undefined: NewAdminClient",
+        "",
+        "e2e/admin/users_test.go:14:2: undefined: NewAdminClient",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        "TypeError: test_checkout() missing 1 required positional argument: 'client'",
+        "",
+        "",
+        "TypeError: test_checkout() missing 1 required positional argument: 'client'",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        "AttributeError: module 'orders' has no attribute 'create_order'",
+        "",
+        "",
+        "AttributeError: module 'orders' has no attribute 'create_order'",
+    ),
+    (
+        FC.TEST_CODE_ERROR,
+        "ReferenceError: baseUrl is not defined",
+        "",
+        "",
+        "ReferenceError: baseUrl is not defined",
+    ),
+    # -- Assertion
+    (
+        FC.ASSERTION,
+        "AssertionError: assert 3 == 2",
+        "E       AssertionError: assert 3 == 2",
+        "",
+        "AssertionError: assert 3 == 2",
+    ),
+    (
+        FC.ASSERTION,
+        "org.opentest4j.AssertionFailedError: expected: <PAID> but was: <PENDING>",
+        "",
+        "",
+        "org.opentest4j.AssertionFailedError: expected: <PAID> but was: <PENDING>",
+    ),
+    (
+        FC.ASSERTION,
+        "Failed",
+        TESTIFY_STATUS.format(code=3).replace("200", "2"),
+        "",
+        "expected: 2 actual  : 3",
+    ),
+    (
+        FC.ASSERTION,
+        "",
+        "expect(received).toEqual(expected) // deep equality\n\n"
+        'Expected: "ok"\nReceived: "degraded"',
+        "",
+        'Expected: "ok" Received: "degraded"',
+    ),
+    (
+        FC.ASSERTION,
+        "",
+        PLAYWRIGHT_EXPECT,
+        "",  # an expect() timing out is an assertion
+        "Expected: visible Received: <element(s) not found>",
+    ),
+    (
+        FC.ASSERTION,
+        "",
+        'java.lang.AssertionError: \nExpecting actual:\n  "PENDING"\nto be equal to:\n  "PAID"',
+        "",
+        "Expecting actual:",
+    ),
+    (
+        FC.ASSERTION,
+        "Failed",
+        "    cart_test.go:33: expected 3 items, got 503",
+        "",
+        "cart_test.go:33: expected 3 items, got 503",
+    ),
+    (
+        FC.ASSERTION,
+        "AssertionError: assert 'pending' == 'paid'",
+        PYTEST_SOURCE_NOISE,
+        "",
+        "AssertionError: assert 'pending' == 'paid'",
+    ),
+    (FC.ASSERTION, "", PYTEST_SOURCE_NOISE, "", "AssertionError: assert 'pending' == 'paid'"),
+    # -- Unknown, and numbers that are not statuses
+    (
+        FC.UNKNOWN,
+        "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+        "",
+        "",
+        "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+    ),
+    (
+        FC.UNKNOWN,
+        "AttributeError: 'NoneType' object has no attribute 'json'",
+        "",
+        "",
+        "AttributeError: 'NoneType' object has no attribute 'json'",
+    ),
+    (
+        FC.UNKNOWN,
+        """SyntaxError: Unexpected token '<', "<html>"... is not valid JSON""",
+        "",
+        "",
+        """SyntaxError: Unexpected token '<', "<html>"... is not valid JSON""",
+    ),
+    (FC.UNKNOWN, "", PYTEST_KEYERROR_WITH_TIMEOUT_SOURCE, "", "KeyError: 'items'"),
+    (
+        FC.UNKNOWN,
+        "ValueError: GET http://api:5030/orders/503 took 503ms, total 503.20",
+        "",
+        "",
+        "ValueError: GET http://api:5030/orders/503 took 503ms, total 503.20",
+    ),
+    (
+        FC.UNKNOWN,
+        "RuntimeError: order 401 was not found in region 503",
+        "",
+        "",
+        "RuntimeError: order 401 was not found in region 503",
+    ),
+    (FC.UNKNOWN, "", "", "", "failed"),
+    # -- the output only counts when message and details say nothing
+    (
+        FC.CONNECTION_ERROR,
+        "KeyError: 'items'",
+        "",
+        "retrying...\nERROR dial tcp 10.0.0.7:80: connect: connection refused\nGET /items -> {}",
+        "ERROR dial tcp 10.0.0.7:80: connect: connection refused",
+    ),
+    (
+        FC.ASSERTION,
+        "AssertionError: assert 2 == 3",
+        "",
+        "WARN upstream returned 503, retrying\nGET /cart -> 200",
+        "AssertionError: assert 2 == 3",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("expected", "message", "details", "output", "evidence"),
+    TABLE,
+    ids=[f"{row[0].value}-{i}" for i, row in enumerate(TABLE)],
+)
+def test_builtin_classes(
+    expected: FailureClass, message: str, details: str, output: str, evidence: str
+) -> None:
+    assert diagnose(failed(message, details, output)) == Diagnosis(expected, evidence)
+
+
+def test_the_table_covers_every_class_at_least_five_times() -> None:
+    counts = {cls: sum(1 for row in TABLE if row[0] is cls) for cls in FC}
+    for cls in (
+        FC.SERVICE_UNAVAILABLE,
+        FC.AUTH_ERROR,
+        FC.CONNECTION_ERROR,
+        FC.TIMEOUT,
+        FC.SERVER_ERROR,
+        FC.TEST_CODE_ERROR,
+        FC.ASSERTION,
+        FC.UNKNOWN,
+    ):
+        assert counts[cls] >= 5, cls
+
+
+def test_an_error_outcome_is_classified_like_a_failure() -> None:
+    test = failed("Read timed out", outcome=Outcome.ERROR)
+    assert diagnose(test) == Diagnosis(FC.TIMEOUT, "Read timed out")
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        failed(outcome=Outcome.PASSED),
+        failed("expected: <200> but was: <502>", outcome=Outcome.PASSED),  # flaky, passed
+        skipped("refunds are disabled on staging"),
+        skipped("coupon service not deployed yet"),  # xfail
+        skipped("feature flag depends on tenant config"),  # not a dependency message
+    ],
+)
+def test_passed_and_ordinary_skips_have_no_diagnosis(test: TestResult) -> None:
+    assert diagnose(test) is None
+    assert is_failing(test) is (test.outcome is Outcome.FAILED)
+
+
+# -- dependencies --------------------------------------------------------------------------
+
+LOGIN = "tests/e2e/test_auth.py::test_login"
+
+
+@pytest.mark.parametrize(
+    ("test", "failing", "expected"),
+    [
+        (
+            skipped(f"greenloop: depends on {LOGIN}, which did not pass"),
+            {LOGIN},
+            Diagnosis(FC.DEPENDENT, f"greenloop: depends on {LOGIN}, which did not pass", LOGIN),
+        ),
+        (  # pytest-dependency's short name resolved to the failing test's id
+            skipped("tests/e2e/test_cart.py::test_checkout depends on test_login"),
+            {LOGIN, "tests/e2e/test_cart.py::test_add"},
+            Diagnosis(
+                FC.DEPENDENT, "tests/e2e/test_cart.py::test_checkout depends on test_login", LOGIN
+            ),
+        ),
+        (  # two candidates: the dependent's own module wins
+            skipped("test_x depends on test_login", test_id="tests/e2e/test_auth.py::test_x"),
+            {LOGIN, "tests/e2e/test_admin.py::test_login"},
+            Diagnosis(FC.DEPENDENT, "test_x depends on test_login", LOGIN),
+        ),
+        (  # ambiguous, nothing in the same module: left as written
+            skipped("test_x depends on test_login", test_id="tests/e2e/test_cart.py::test_x"),
+            {LOGIN, "tests/e2e/test_admin.py::test_login"},
+            Diagnosis(FC.DEPENDENT, "test_x depends on test_login", "test_login"),
+        ),
+        (  # TestNG does not name the dependency; depends_on does
+            skipped(
+                "Method paysWithCard depends on not successfully finished methods",
+                depends_on=("com.acme.AuthIT::logsIn",),
+            ),
+            {"com.acme.AuthIT::logsIn"},
+            Diagnosis(
+                FC.DEPENDENT,
+                "Method paysWithCard depends on not successfully finished methods",
+                "com.acme.AuthIT::logsIn",
+            ),
+        ),
+        (  # a failed test whose dependency failed is Dependent, whatever its own symptom
+            failed(
+                "httpx.HTTPStatusError: Server error '503 Service Unavailable'", depends_on=(LOGIN,)
+            ),
+            {LOGIN},
+            Diagnosis(FC.DEPENDENT, f"depends on {LOGIN}, which failed", LOGIN),
+        ),
+        (  # depends_on by short name
+            failed("KeyError: 'token'", depends_on=("test_login",)),
+            {LOGIN},
+            Diagnosis(FC.DEPENDENT, f"depends on {LOGIN}, which failed", LOGIN),
+        ),
+        (  # the dependency passed: the test's own failure is what counts
+            failed("httpx.ReadTimeout: timed out", depends_on=(LOGIN,)),
+            {"tests/e2e/test_other.py::test_y"},
+            Diagnosis(FC.TIMEOUT, "httpx.ReadTimeout: timed out"),
+        ),
+    ],
+)
+def test_dependent(test: TestResult, failing: set[str], expected: Diagnosis) -> None:
+    assert diagnose(test, failing_ids=failing) == expected
+    assert is_failing(test)
+
+
+def test_a_test_is_not_its_own_root() -> None:
+    test = failed("boom", test_id=LOGIN, depends_on=("test_login",))
+    assert diagnose(test, failing_ids={LOGIN}) == Diagnosis(FC.UNKNOWN, "boom")
+
+
+# -- user rules ----------------------------------------------------------------------------
+
+ENVOY = (
+    "AssertionError: upstream connect error or disconnect/reset before headers. "
+    "reset reason: connection failure"
+)
+
+
+def test_user_rules_come_before_the_builtin_classes() -> None:
+    rules = compile_rules([Rule("upstream connect error", FC.SERVICE_UNAVAILABLE)])
+    assert diagnose(failed(ENVOY)) == Diagnosis(FC.ASSERTION, ENVOY)
+    assert diagnose(failed(ENVOY), rules) == Diagnosis(FC.SERVICE_UNAVAILABLE, ENVOY)
+
+
+def test_user_rules_can_overrule_a_builtin_class_and_dependencies() -> None:
+    rules = compile_rules([Rule(r"ECONNREFUSED 10\.0\.0\.\d+", FC.TEST_CODE_ERROR)])
+    test = failed("Error: connect ECONNREFUSED 10.0.0.9:5432", depends_on=(LOGIN,))
+    assert diagnose(test, rules, failing_ids={LOGIN}) == Diagnosis(
+        FC.TEST_CODE_ERROR, "Error: connect ECONNREFUSED 10.0.0.9:5432"
+    )
+
+
+def test_the_first_matching_rule_wins_and_matching_ignores_case() -> None:
+    rules = compile_rules(
+        [
+            Rule("no such rule text", FC.AUTH_ERROR),
+            Rule("QUOTA EXCEEDED", FC.SERVICE_UNAVAILABLE),
+            Rule("quota", FC.SERVER_ERROR),
+        ]
+    )
+    test = failed("RuntimeError: call failed", "line 1\nbilling: quota exceeded for tenant 42\n")
+    assert diagnose(test, rules) == Diagnosis(
+        FC.SERVICE_UNAVAILABLE, "billing: quota exceeded for tenant 42"
+    )
+
+
+def test_user_rules_search_the_output_too_and_skip_ordinary_skips() -> None:
+    rules = compile_rules([Rule(r"OOMKilled", FC.SERVICE_UNAVAILABLE)])
+    test = failed("AssertionError", output="pod backend-7f9 OOMKilled\nbye")
+    assert diagnose(test, rules) == Diagnosis(FC.SERVICE_UNAVAILABLE, "pod backend-7f9 OOMKilled")
+    assert diagnose(skipped("OOMKilled"), rules) is None
+
+
+def test_user_rule_to_dependent_names_the_failing_dependency() -> None:
+    rules = compile_rules([Rule("cascade", FC.DEPENDENT)])
+    test = failed("cascade failure", depends_on=(LOGIN,))
+    assert diagnose(test, rules, failing_ids={LOGIN}) == Diagnosis(
+        FC.DEPENDENT, "cascade failure", LOGIN
+    )
+
+
+def test_user_rules_see_only_the_start_of_long_lines() -> None:
+    rules = compile_rules([Rule("needle", FC.AUTH_ERROR)])
+    early = failed("needle " + "x" * 5000)
+    late = failed("x" * MAX_LINE + " needle")
+    assert diagnose(early, rules) is not None
+    assert diagnose(early, rules).failure_class is FC.AUTH_ERROR  # type: ignore[union-attr]
+    assert diagnose(late, rules) == Diagnosis(FC.UNKNOWN, ("x" * MAX_LINE + " needle")[:198] + "…")
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (
+            [Rule("ok", FC.TIMEOUT), Rule("upstream (connect", FC.SERVICE_UNAVAILABLE)],
+            "classification[1]: invalid regular expression 'upstream (connect': "
+            "missing ), unterminated subpattern at position 9",
+        ),
+        (
+            [Rule("[z-a]", FC.TIMEOUT)],
+            "classification[0]: invalid regular expression '[z-a]': bad character range z-a at "
+            "position 1",
+        ),
+        ([Rule("", FC.TIMEOUT)], "classification[0]: the pattern is empty"),
+        (
+            [Rule("x", FC.TIMEOUT), Rule("a*", FC.TIMEOUT)],
+            "classification[1]: pattern 'a*' matches an empty line, so it would match every "
+            "failure",
+        ),
+        (
+            [Rule("x", FC.RUNNER_ERROR)],
+            "classification[0]: RunnerError describes a suite, not a test failure",
+        ),
+        (
+            [Rule("x", "Flaky")],  # type: ignore[arg-type]
+            "classification[0]: unknown class 'Flaky'",
+        ),
+    ],
+)
+def test_bad_rules(rules: list[Rule], message: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        compile_rules(rules)
+    assert str(caught.value) == message
+
+
+def test_no_rules_compile_to_nothing() -> None:
+    assert compile_rules([]).rules == ()
+
+
+# -- evidence ------------------------------------------------------------------------------
+
+
+def test_evidence_is_clipped_around_the_decisive_part() -> None:
+    noise = "payload=" + "x" * 400
+    line = f"{noise} -> httpx.HTTPStatusError: Server error '503 Service Unavailable' {noise}"
+    diagnosis = diagnose(failed(line))
+    assert diagnosis is not None
+    assert diagnosis.failure_class is FC.SERVICE_UNAVAILABLE
+    assert len(diagnosis.evidence) <= MAX_EVIDENCE
+    assert "503 Service Unavailable" in diagnosis.evidence
+    assert diagnosis.evidence.startswith("…") and diagnosis.evidence.endswith("…")
+
+
+def test_evidence_comes_from_the_end_of_a_chained_traceback() -> None:
+    details = """\
+E   ConnectionRefusedError: [Errno 111] Connection refused
+
+The above exception was the direct cause of the following exception:
+
+    def test_x(client):
+>       client.get("/health")
+E   httpx.ConnectError: [Errno 111] Connection refused
+
+tests/e2e/test_x.py:9: ConnectError"""
+    assert diagnose(failed("", details)) == Diagnosis(
+        FC.CONNECTION_ERROR, "httpx.ConnectError: [Errno 111] Connection refused"
+    )
