@@ -409,7 +409,7 @@ def _stall_reason(
         hint = "credentials are rejected; a redeploy cannot fix them"
     else:
         hint = f"{chosen.value} is not in policy.redeployOn"
-    return chosen.value, f"{summary} still failing after {state.retries} retries: {hint}"
+    return chosen.value, f"{summary} still failing after {_plural(state.retries, 'rerun')} without a redeploy: {hint}"
 
 
 def _budget_spent(spec: ValidationSpec, state: State, now: float) -> str:

@@ -75,7 +75,7 @@ class LocalRun:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         goal = f"{spec.expected_tests} tests" if spec.expected_tests else "every reported test"
         self.progress.line(
-            f"greenloop: {self.obj.name}: {len(spec.suites)} suites, goal {goal} passing, "
+            f"greenloop: {self.obj.name}: {_n(len(spec.suites), 'suite')}, goal {goal} passing, "
             f"at most {spec.policy.max_iterations} iterations"
         )
         decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
