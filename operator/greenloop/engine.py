@@ -22,6 +22,7 @@ from greenloop.model import (
     TestResult,
     ValidationSpec,
 )
+from greenloop.words import plural
 
 
 class Phase(StrEnum):
@@ -261,7 +262,7 @@ def begin(spec: ValidationSpec, now: float, *, generation: int = 1) -> Decision:
         history=(IterationRecord(iteration=1, started=now),),
         last_action=ActionKind.RUN,
         reason=Reason.RUNNING_TESTS,
-        message=f"iteration 1: running {_plural(len(spec.suites), 'suite')}",
+        message=f"iteration 1: running {plural(len(spec.suites), 'suite')}",
         generation=generation,
     )
     return Decision(state, RunSuites(1, first))
@@ -286,7 +287,7 @@ def on_tests(spec: ValidationSpec, state: State, event: TestsRan, now: float) ->
             return Decision(replace(state, pending=rest), RunSuites(state.iteration, nxt))
         skipped = sum(len(g) for g in state.pending)
         state = replace(state, pending=())
-        state = _annotate(state, f"failFast: {_plural(skipped, 'lower-priority suite')} not run")
+        state = _annotate(state, f"failFast: {plural(skipped, 'lower-priority suite')} not run")
 
     return _decide(spec, state, now)
 
@@ -360,7 +361,7 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
             now,
             Phase.STALLED,
             Reason.REDEPLOY_INEFFECTIVE,
-            f"the redeploy changed nothing: the same {_plural(len(current), 'test')} "
+            f"the redeploy changed nothing: the same {plural(len(current), 'test')} "
             f"fail with the same classes ({_class_summary(by_class)}); not redeploying again",
         )
 
@@ -409,7 +410,11 @@ def _stall_reason(
         hint = "credentials are rejected; a redeploy cannot fix them"
     else:
         hint = f"{chosen.value} is not in policy.redeployOn"
-    return chosen.value, f"{summary} still failing after {_plural(state.retries, 'rerun')} without a redeploy: {hint}"
+    return (
+        chosen.value,
+        f"{summary} still failing after {plural(state.retries, 'rerun')} "
+        f"without a redeploy: {hint}",
+    )
 
 
 def _budget_spent(spec: ValidationSpec, state: State, now: float) -> str:
@@ -461,7 +466,7 @@ def _start_iteration(
     nxt = state.iteration + 1
     groups = _priority_groups(spec, selection)
     what = ", ".join(
-        f"{s.suite} ({_plural(len(s.test_ids), 'test')})" if s.test_ids is not None else s.suite
+        f"{s.suite} ({plural(len(s.test_ids), 'test')})" if s.test_ids is not None else s.suite
         for s in selection
     )
     state = replace(
@@ -606,7 +611,3 @@ def _class_summary(by_class: Mapping[FailureClass, int]) -> str:
         by_class.items(), key=lambda x: (x[0] is FailureClass.DEPENDENT, order.index(x[0]))
     )
     return ", ".join(f"{n} {c.value}" for c, n in ranked)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from greenloop.engine import IterationRecord, Phase, State, TestRecord, failing, root_of
 from greenloop.model import FailureClass, StagingValidation
 from greenloop.status import failing_tests, priorities, summary, timestamp
+from greenloop.words import plural
 
 NEXT_STEPS: dict[str, str] = {
     "GoalMet": "Nothing: the goal is met.",
@@ -67,8 +68,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
         Phase.STALLED: f"Stalled ({state.reason})",
     }.get(state.phase, state.phase.value)
     add(
-        f"**{headline}** after {_n(state.iteration, 'iteration')} and "
-        f"{_n(state.redeploys, 'redeploy')} in {elapsed:.1f} s — {state.message}"
+        f"**{headline}** after {plural(state.iteration, 'iteration')} and "
+        f"{plural(state.redeploys, 'redeploy')} in {elapsed:.1f} s — {state.message}"
     )
     add("")
     add(f"Progress toward the goal: {_bar(summ['passed'], summ['expected'])}")
@@ -183,7 +184,7 @@ def add_why(lines: list[str], state: State) -> None:
         ]
         if dependents:
             chain.append(
-                f"{_n(len(dependents), 'dependent test')} failed with it "
+                f"{plural(len(dependents), 'dependent test')} failed with it "
                 f"({', '.join(f'`{d}`' for d in dependents)})"
             )
         chain.append(_fate(state, root_id))
@@ -221,7 +222,7 @@ def _fate(state: State, test_id: str) -> str:
     parts = []
     if redeploys:
         parts.append(f"redeployed after iteration {', '.join(map(str, redeploys))}")
-    parts.append(f"still failing after {_n(len(actions), 'run')}")
+    parts.append(f"still failing after {plural(len(actions), 'run')}")
     return " → ".join(parts)
 
 
@@ -233,10 +234,6 @@ def _bar(done: int, goal: int, width: int = 30) -> str:
     goal = max(goal, 1)
     filled = min(width, round(width * done / goal))
     return f"`[{'#' * filled}{'.' * (width - filled)}]` {done}/{goal} ({100.0 * done / goal:.1f}%)"
-
-
-def _n(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _code(text: str) -> str:

@@ -27,6 +27,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from greenloop.words import plural
+
 Schema = Mapping[str, Any]
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -108,10 +110,6 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def _has_type(value: Any, expected: str) -> bool:
     # bool is an int in Python but never an integer or number in JSON.
     if expected == "object":
@@ -190,7 +188,7 @@ def _check_string(value: str, schema: Schema, path: str, errors: list[FieldError
         errors.append(
             FieldError(
                 path,
-                f"must be at least {_plural(schema['minLength'], 'character')} long"
+                f"must be at least {plural(schema['minLength'], 'character')} long"
                 f" (got {len(value)})",
             )
         )
@@ -198,7 +196,7 @@ def _check_string(value: str, schema: Schema, path: str, errors: list[FieldError
         errors.append(
             FieldError(
                 path,
-                f"must be at most {_plural(schema['maxLength'], 'character')} long"
+                f"must be at most {plural(schema['maxLength'], 'character')} long"
                 f" (got {len(value)})",
             )
         )
@@ -254,13 +252,13 @@ def _check_array(value: list[Any], schema: Schema, path: str, errors: list[Field
     if "minItems" in schema and len(value) < schema["minItems"]:
         errors.append(
             FieldError(
-                path, f"must have at least {_plural(schema['minItems'], 'item')} (got {len(value)})"
+                path, f"must have at least {plural(schema['minItems'], 'item')} (got {len(value)})"
             )
         )
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         errors.append(
             FieldError(
-                path, f"must have at most {_plural(schema['maxItems'], 'item')} (got {len(value)})"
+                path, f"must have at most {plural(schema['maxItems'], 'item')} (got {len(value)})"
             )
         )
     items = schema.get("items")
@@ -328,15 +326,14 @@ def _check_object(
         errors.append(
             FieldError(
                 path,
-                f"must have at least {_plural(schema['minProperties'], 'field')}"
-                f" (got {len(value)})",
+                f"must have at least {plural(schema['minProperties'], 'field')} (got {len(value)})",
             )
         )
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         errors.append(
             FieldError(
                 path,
-                f"must have at most {_plural(schema['maxProperties'], 'field')} (got {len(value)})",
+                f"must have at most {plural(schema['maxProperties'], 'field')} (got {len(value)})",
             )
         )
     for name, item in value.items():

@@ -29,6 +29,7 @@ from greenloop.local.suites import run_suite
 from greenloop.model import Outcome, StagingValidation, ValidationSpec
 from greenloop.report import render
 from greenloop.status import build_status, status_object
+from greenloop.words import plural
 
 EXIT_PASSED = 0
 EXIT_STALLED = 1
@@ -75,8 +76,8 @@ class LocalRun:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         goal = f"{spec.expected_tests} tests" if spec.expected_tests else "every reported test"
         self.progress.line(
-            f"greenloop: {self.obj.name}: {_n(len(spec.suites), 'suite')}, goal {goal} passing, "
-            f"at most {spec.policy.max_iterations} iterations"
+            f"greenloop: {self.obj.name}: {plural(len(spec.suites), 'suite')}, "
+            f"goal {goal} passing, at most {spec.policy.max_iterations} iterations"
         )
         decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
         try:
@@ -108,7 +109,7 @@ class LocalRun:
             what = (
                 "all tests"
                 if selection.test_ids is None
-                else _n(len(selection.test_ids), "selected test")
+                else plural(len(selection.test_ids), "selected test")
             )
             prefix = f"[iteration {action.iteration}] {suite.name} ({suite.priority})"
             self.progress.line(f"{prefix}: running {what}")
@@ -220,7 +221,7 @@ class LocalRun:
         self.progress.line(
             f"greenloop: {self.obj.name}: {verdict}: {state.message} "
             f"[{summary['passed']}/{summary['expected']} passed, "
-            f"{_n(state.iteration, 'iteration')}, {_n(state.redeploys, 'redeploy')}]"
+            f"{plural(state.iteration, 'iteration')}, {plural(state.redeploys, 'redeploy')}]"
         )
         self.progress.line(f"greenloop: report: {self.report_path}")
         if state.phase is Phase.PASSED:
@@ -230,7 +231,3 @@ class LocalRun:
         else:
             code = EXIT_STALLED
         return RunResult(self.obj, state, status, report, self.report_path, code)
-
-
-def _n(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
