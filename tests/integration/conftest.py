@@ -1,0 +1,96 @@
+"""Integration fixtures: a real Kubernetes control plane on 127.0.0.1.
+
+- `apiserver` (session): etcd + kube-apiserver only; starts in a few seconds.
+- `cluster` (session): the same API server plus kube-controller-manager,
+  kube-scheduler and kwok with one Ready fake node, so Deployments roll out,
+  Jobs complete and garbage collection runs through the real controllers.
+  Ask for `cluster` only when a test needs controllers; `apiserver` is faster.
+- `namespace` (function): a fresh namespace, deleted afterwards.
+
+Binaries come from tools/controlplane/build (run automatically when missing;
+its output goes to the terminal). When a test fails, or when
+GREENLOOP_KEEP_CONTROLPLANE=1, the work directory with every component's log
+is kept and its path printed. See tests/support/cluster.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.cluster import ControlPlane, ensure_binaries  # noqa: E402
+
+_KEPT: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "integration: runs against the real control plane on loopback "
+        "(binaries from tools/controlplane/build)",
+    )
+
+
+def _terminal(config: pytest.Config) -> contextlib.AbstractContextManager[object]:
+    """Let output reach the real terminal even while pytest captures."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        return contextlib.nullcontext()
+    return capman.global_and_fixture_disabled()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def apiserver(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver (RBAC, secure port only) with an admin kubeconfig."""
+    config = request.config
+    with _terminal(config):
+        bindir = ensure_binaries(output=sys.__stderr__)
+    cp = ControlPlane.start(workdir=None, build=False)
+    assert cp.bindir == bindir
+    try:
+        yield cp
+    finally:
+        cp.stop()
+        keep = request.session.testsfailed > 0 or os.environ.get("GREENLOOP_KEEP_CONTROLPLANE")
+        if keep:
+            msg = f"control-plane work directory and logs kept in {cp.workdir} (logs/ inside)"
+            _KEPT.append(msg)
+            with _terminal(config):
+                print(f"\n[greenloop] {msg}", file=sys.__stderr__, flush=True)
+        else:
+            shutil.rmtree(cp.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(apiserver: ControlPlane) -> ControlPlane:
+    """The same API server with kube-controller-manager, kube-scheduler, kwok and a Ready node."""
+    apiserver.start_controllers()
+    return apiserver
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, apiserver: ControlPlane) -> Iterator[str]:
+    """A fresh namespace (with its default ServiceAccount when controllers run)."""
+    if "cluster" in request.fixturenames:
+        request.getfixturevalue("cluster")
+    name = f"t-{request.node.name.split('[')[0][:30].lower().replace('_', '-')}-"
+    name = name + uuid.uuid4().hex[:6]
+    apiserver.create_namespace(name)
+    yield name
+    apiserver.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for msg in _KEPT:
+        terminalreporter.write_line(f"[greenloop] {msg}")

@@ -1,0 +1,1059 @@
+"""A real Kubernetes control plane on 127.0.0.1 for tests and for people.
+
+    cp = ControlPlane.start()          # etcd + kube-apiserver (RBAC on, secure port only)
+    cp.start_controllers()             # + controller-manager, scheduler, kwok, one Ready node
+    cp.kubectl("get", "nodes")
+    cp.stop()
+
+The binaries come from tools/controlplane/build, which builds them once from the
+Go module proxy into ~/.cache/greenloop/controlplane/<version>/; `ControlPlane.start`
+runs it when they are missing. Every start uses a fresh temporary work directory
+(certificates, data, logs, kubeconfigs) and fresh free loopback ports, so parallel
+sessions do not collide. `stop` ends only the processes this object started, by pid.
+
+For a person: `tools/controlplane/up` (= `python -m tests.support.cluster up`).
+
+Standard library only (plus PyYAML when a caller passes objects to `apply`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS_DIR = REPO_ROOT / "tools" / "controlplane"
+BUILD_SCRIPT = TOOLS_DIR / "build"
+KWOK_STAGES = TOOLS_DIR / "kwok-stages.yaml"
+
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+)
+NODE_NAME = "kwok-node-0"
+#: Annotation that tells our kwok controller which nodes are its fake ones.
+KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+SERVICE_CIDR = "10.0.0.0/24"
+
+T = TypeVar("T")
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be built, started or queried."""
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl exited non-zero; str() includes its stderr."""
+
+    def __str__(self) -> str:
+        cmd = " ".join(self.cmd) if isinstance(self.cmd, list) else str(self.cmd)
+        err = (self.stderr or "").strip() or (self.output or "").strip()
+        return f"kubectl failed (exit {self.returncode}): {cmd}\n{err}"
+
+
+# --------------------------------------------------------------------------------------
+# binaries
+
+
+def pinned_version() -> str:
+    """The Kubernetes version pinned by tools/controlplane/go.mod, e.g. 'v1.37.2'."""
+    for line in (TOOLS_DIR / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "k8s.io/kubernetes" and "=>" not in parts:
+            return parts[1]
+    raise ControlPlaneError(f"k8s.io/kubernetes is not required in {TOOLS_DIR / 'go.mod'}")
+
+
+def cache_root() -> Path:
+    """Same rule as tools/controlplane/build."""
+    if os.environ.get("GREENLOOP_CACHE"):
+        return Path(os.environ["GREENLOOP_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "greenloop"
+
+
+def binary_dir(version: str | None = None) -> Path:
+    return cache_root() / "controlplane" / (version or pinned_version())
+
+
+def missing_binaries(bindir: Path) -> list[str]:
+    return [b for b in BINARIES if not os.access(bindir / b, os.X_OK)]
+
+
+def ensure_binaries(*, build: bool = True, output: IO[str] | None = None) -> Path:
+    """Return the directory holding the pinned binaries, building them if missing.
+
+    The build's progress goes to `output` (default: the process's real stderr,
+    sys.__stderr__, so a person watching pytest sees why the first run is slow).
+    """
+    bindir = binary_dir()
+    missing = missing_binaries(bindir)
+    if not missing:
+        return bindir
+    if not build:
+        raise ControlPlaneError(
+            f"control-plane binaries missing in {bindir}: {', '.join(missing)}; "
+            f"run {BUILD_SCRIPT.relative_to(REPO_ROOT)}"
+        )
+    out = output if output is not None else (sys.__stderr__ or sys.stderr)
+    print(
+        f"[greenloop] control-plane binaries missing in {bindir} ({', '.join(missing)}); "
+        f"building them once with {BUILD_SCRIPT.relative_to(REPO_ROOT)} "
+        "(a cold build takes a long while) ...",
+        file=out,
+        flush=True,
+    )
+    with contextlib.suppress(AttributeError, ValueError):
+        out.flush()
+    try:
+        fd_target: Any = out if hasattr(out, "fileno") and _has_fileno(out) else subprocess.PIPE
+        proc = subprocess.Popen(
+            [str(BUILD_SCRIPT)],
+            stdout=fd_target,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=TOOLS_DIR,
+        )
+        if fd_target is subprocess.PIPE:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+        rc = proc.wait()
+    except OSError as exc:
+        raise ControlPlaneError(f"cannot run {BUILD_SCRIPT}: {exc}") from exc
+    if rc != 0:
+        raise ControlPlaneError(
+            f"{BUILD_SCRIPT.relative_to(REPO_ROOT)} failed with exit code {rc} (output above)"
+        )
+    missing = missing_binaries(bindir)
+    if missing:
+        raise ControlPlaneError(f"build finished but {', '.join(missing)} missing in {bindir}")
+    return bindir
+
+
+def _has_fileno(stream: IO[str]) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------
+# small helpers
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1 (held together, then released)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    alive: Callable[[], None] | None = None,
+) -> T:
+    """Call `probe` until it returns something truthy; raise ControlPlaneError on timeout.
+
+    `alive` is called each round and should raise when waiting is pointless
+    (e.g. the process that should become ready has exited).
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        if alive is not None:
+            alive()
+        try:
+            result = probe()
+            if result:
+                return result
+        except Exception as exc:  # the thing is not up yet
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
+    """Linux: have the kernel SIGTERM the child if the test process dies abruptly."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+# --------------------------------------------------------------------------------------
+# certificates (openssl CLI)
+
+
+class PKI:
+    """A throwaway CA and the certificates the control plane needs, made with `openssl`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.openssl = shutil.which("openssl")
+        if not self.openssl:
+            raise ControlPlaneError("the `openssl` command is required to make test certificates")
+        self.ca_cert = self.dir / "ca.crt"
+        self.ca_key = self.dir / "ca.key"
+
+    def _run(self, *args: str) -> None:
+        proc = subprocess.run(
+            [self.openssl or "openssl", *args], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise ControlPlaneError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
+
+    def make_ca(self) -> None:
+        self._run(
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            str(self.ca_key),
+            "-out",
+            str(self.ca_cert),
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=greenloop-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        )
+
+    def issue(
+        self,
+        name: str,
+        common_name: str,
+        *,
+        organizations: Sequence[str] = (),
+        server_sans: Sequence[str] = (),
+        client: bool = True,
+    ) -> tuple[Path, Path]:
+        """Issue `<name>.crt`/`<name>.key` signed by the CA; returns (cert, key)."""
+        key, csr, crt, ext = (self.dir / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
+        subject = "".join(f"/O={_dn_escape(o)}" for o in organizations)
+        subject += f"/CN={_dn_escape(common_name)}"
+        self._run(
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+            "-subj",
+            subject,
+            "-utf8",
+        )
+        usages = (["serverAuth"] if server_sans else []) + (["clientAuth"] if client else [])
+        lines = [
+            "basicConstraints=critical,CA:FALSE",
+            "keyUsage=critical,digitalSignature,keyEncipherment",
+            f"extendedKeyUsage={','.join(usages)}",
+        ]
+        if server_sans:
+            lines.append("subjectAltName=" + ",".join(server_sans))
+        ext.write_text("\n".join(lines) + "\n")
+        self._run(
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(self.ca_cert),
+            "-CAkey",
+            str(self.ca_key),
+            "-set_serial",
+            str(secrets.randbits(62)),
+            "-days",
+            "365",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(crt),
+        )
+        csr.unlink()
+        ext.unlink()
+        return crt, key
+
+    def make_keypair(self, name: str) -> tuple[Path, Path]:
+        """A bare EC key pair (service-account token signing); returns (private, public)."""
+        key, pub = self.dir / f"{name}.key", self.dir / f"{name}.pub"
+        self._run(
+            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)
+        )
+        self._run("pkey", "-in", str(key), "-pubout", "-out", str(pub))
+        return key, pub
+
+
+def _dn_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("/", "\\/").replace("+", "\\+").replace("=", "\\=")
+
+
+def write_kubeconfig(
+    path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str, cluster: str
+) -> Path:
+    """A self-contained kubeconfig (certificates embedded), readable only by its owner."""
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
+            }
+        ],
+        "contexts": [{"name": f"{user}@{cluster}", "context": {"cluster": cluster, "user": user}}],
+        "current-context": f"{user}@{cluster}",
+        "preferences": {},
+    }
+    # JSON is valid YAML; kubectl reads it as a kubeconfig.
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# the control plane
+
+
+class ControlPlane:
+    """etcd + kube-apiserver on loopback, optionally with the controllers and a kwok node.
+
+    Attributes other code relies on: `kubeconfig` (admin, group system:masters),
+    `server` (https://127.0.0.1:<port>), `version` (the API server's gitVersion,
+    e.g. "v1.37.2") and `workdir` (certs, logs, data).
+    """
+
+    kubeconfig: Path
+    server: str
+    version: str
+    workdir: Path
+
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        bindir: Path | None = None,
+        build: bool = True,
+        build_output: IO[str] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.bindir = bindir or ensure_binaries(build=build, output=build_output)
+        missing = missing_binaries(self.bindir)
+        if missing and set(missing) != {"kubectl"}:
+            raise ControlPlaneError(f"missing in {self.bindir}: {', '.join(missing)}")
+        kubectl = self.bindir / "kubectl"
+        found = str(kubectl) if os.access(kubectl, os.X_OK) else shutil.which("kubectl")
+        if not found:
+            raise ControlPlaneError("no kubectl: neither in the binary cache nor on PATH")
+        self.kubectl_path = found
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="greenloop-cp-")).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logdir = self.workdir / "logs"
+        self.logdir.mkdir(exist_ok=True)
+        self.pki = PKI(self.workdir / "pki")
+        pki_dir = self.pki.dir
+        self._serving_cert = pki_dir / "kube-apiserver.crt"
+        self._serving_key = pki_dir / "kube-apiserver.key"
+        self._admin_cert, self._admin_key = pki_dir / "admin.crt", pki_dir / "admin.key"
+        self._sa_key = pki_dir / "service-account.key"
+        self._sa_pub = pki_dir / "service-account.pub"
+        self.kubeconfig = self.workdir / "admin.kubeconfig"
+        self.server = ""
+        self.version = ""
+        self.ports: dict[str, int] = {}
+        self.verbose = verbose
+        self.timings: dict[str, float] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, Path] = {}
+        self._user_kubeconfigs: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self._controllers_started = False
+        self._lock = threading.RLock()
+        self._ssl: ssl.SSLContext | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        controllers: bool = False,
+        workdir: Path | None = None,
+        build: bool = True,
+        build_output: IO[str] | None = None,
+        verbose: bool = False,
+    ) -> ControlPlane:
+        """Start etcd and kube-apiserver (and the controllers if asked); ready on return."""
+        cp = cls(workdir, build=build, build_output=build_output, verbose=verbose)
+        try:
+            cp.start_apiserver()
+            if controllers:
+                cp.start_controllers()
+        except ControlPlaneError as exc:
+            cp.stop()
+            raise ControlPlaneError(f"{exc}\n(logs kept in {cp.logdir})") from exc
+        except BaseException:
+            cp.stop()
+            raise
+        return cp
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Stop; remove a work directory this object created, unless an error is leaving."""
+        self.stop()
+        if exc_type is None and self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            print(f"[greenloop] control-plane logs kept in {self.logdir}", file=sys.stderr)
+
+    def start_apiserver(self, *, timeout: float = 90.0) -> None:
+        """Certificates, etcd, kube-apiserver; returns when /readyz says ok."""
+        with self._lock:
+            if "kube-apiserver" in self._procs:
+                return
+            t0 = time.monotonic()
+            self._make_pki()
+            for attempt in range(3):
+                etcd_client, etcd_peer, api = free_ports(3)
+                self.ports.update(etcd=etcd_client, etcd_peer=etcd_peer, apiserver=api)
+                self.server = f"https://127.0.0.1:{api}"
+                try:
+                    self._start_etcd(timeout=timeout)
+                    self._start_kube_apiserver(timeout=timeout)
+                    break
+                except ControlPlaneError as exc:
+                    if attempt < 2 and "address already in use" in str(exc):
+                        self._stop_procs(["kube-apiserver", "etcd"])
+                        continue
+                    raise
+            self.timings["apiserver"] = time.monotonic() - t0
+
+    def start_controllers(self, *, timeout: float = 90.0) -> None:
+        """kube-controller-manager, kube-scheduler, kwok and one Ready fake node. Idempotent."""
+        with self._lock:
+            if self._controllers_started and all(
+                self._procs[n].poll() is None
+                for n in ("kube-controller-manager", "kube-scheduler", "kwok")
+            ):
+                return
+            if "kube-apiserver" not in self._procs:
+                self.start_apiserver()
+            t0 = time.monotonic()
+            kcm_port, sched_port, kwok_port = free_ports(3)
+            self.ports.update(
+                kube_controller_manager=kcm_port, kube_scheduler=sched_port, kwok=kwok_port
+            )
+            pki = self.pki
+            if "kube-controller-manager" not in self._procs:
+                kcm_dir = self.workdir / "kube-controller-manager"
+                kcm_dir.mkdir(exist_ok=True)
+                kc = self._component_kubeconfig(
+                    "kube-controller-manager", "system:kube-controller-manager"
+                )
+                self._spawn(
+                    "kube-controller-manager",
+                    f"--kubeconfig={kc}",
+                    f"--authentication-kubeconfig={kc}",
+                    f"--authorization-kubeconfig={kc}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={kcm_port}",
+                    f"--cert-dir={kcm_dir}",
+                    # kcm creates this directory; keep it out of /usr/libexec
+                    f"--flex-volume-plugin-dir={kcm_dir / 'flexvolume'}",
+                    "--leader-elect=false",
+                    "--use-service-account-credentials=true",
+                    f"--root-ca-file={pki.ca_cert}",
+                    f"--service-account-private-key-file={self._sa_key}",
+                    f"--cluster-signing-cert-file={pki.ca_cert}",
+                    f"--cluster-signing-key-file={pki.ca_key}",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
+                    # react quickly in tests: node and namespace housekeeping
+                    "--node-monitor-period=2s",
+                    "--concurrent-gc-syncs=10",
+                    f"--v={2 if self.verbose else 0}",
+                )
+            if "kube-scheduler" not in self._procs:
+                sched_dir = self.workdir / "kube-scheduler"
+                sched_dir.mkdir(exist_ok=True)
+                kc = self._component_kubeconfig("kube-scheduler", "system:kube-scheduler")
+                self._spawn(
+                    "kube-scheduler",
+                    f"--kubeconfig={kc}",
+                    f"--authentication-kubeconfig={kc}",
+                    f"--authorization-kubeconfig={kc}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={sched_port}",
+                    f"--cert-dir={sched_dir}",
+                    "--leader-elect=false",
+                    f"--v={2 if self.verbose else 0}",
+                )
+            if "kwok" not in self._procs:
+                kwok_home = self.workdir / "kwok"
+                kwok_home.mkdir(exist_ok=True)
+                self._spawn(
+                    "kwok",
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--config={KWOK_STAGES}",
+                    "--manage-all-nodes=false",
+                    "--manage-nodes-with-annotation-selector=" + "=".join(KWOK_NODE_ANNOTATION),
+                    "--node-ip=127.0.0.1",
+                    "--node-name=127.0.0.1",
+                    f"--node-port={kwok_port}",
+                    f"--server-address=127.0.0.1:{kwok_port}",
+                    f"--tls-cert-file={self._admin_cert}",
+                    f"--tls-private-key-file={self._admin_key}",
+                    "--node-lease-duration-seconds=40",
+                    env={"HOME": str(kwok_home)},
+                )
+            self._wait_healthz("kube-controller-manager", kcm_port, timeout)
+            self._wait_healthz("kube-scheduler", sched_port, timeout)
+            self.kubectl("apply", "-f", "-", input=json.dumps(_fake_node(NODE_NAME)))
+            self._wait_node_ready(NODE_NAME, timeout)
+            self.wait_for_service_account("default", timeout=timeout)
+            self._controllers_started = True
+            self.timings["controllers"] = time.monotonic() - t0
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop the processes this object started (by pid), newest first. Idempotent."""
+        with self._lock:
+            self._stop_procs(list(reversed(self._procs)), timeout=timeout)
+            self._controllers_started = False
+
+    def cleanup(self) -> None:
+        """Remove the work directory (stop first)."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self._procs.items()}
+
+    @property
+    def logs(self) -> dict[str, Path]:
+        return dict(self._logs)
+
+    def running(self) -> dict[str, bool]:
+        return {name: p.poll() is None for name, p in self._procs.items()}
+
+    # ---- clients ------------------------------------------------------------------
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this control plane (admin unless `kubeconfig` is given)."""
+        cmd = [
+            self.kubectl_path,
+            f"--kubeconfig={kubeconfig or self.kubeconfig}",
+            f"--cache-dir={self.workdir / 'kubectl-cache'}",  # not the user's ~/.kube/cache
+            *args,
+        ]
+        try:
+            proc = subprocess.run(
+                cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ControlPlaneError(f"kubectl timed out after {timeout}s: {' '.join(cmd)}") from exc
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
+        return proc
+
+    def get_json(self, *args: str, check: bool = True) -> Any:
+        """`kubectl get ARGS -o json` parsed; None when not found and check=False."""
+        proc = self.kubectl("get", *args, "-o", "json", check=check)
+        if proc.returncode != 0:
+            return None
+        return json.loads(proc.stdout)
+
+    def apply(self, *objects: dict[str, Any] | str, namespace: str | None = None) -> str:
+        """`kubectl apply` objects (dicts or YAML text); returns kubectl's output."""
+        docs = [o if isinstance(o, str) else json.dumps(o) for o in objects]
+        text = "\n---\n".join(docs)
+        ns = [f"--namespace={namespace}"] if namespace else []
+        return self.kubectl("apply", *ns, "-f", "-", input=text).stdout
+
+    def kubeconfig_for_user(self, name: str, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig for a client-certificate user `name` in `groups`; no RBAC bindings."""
+        key = (name, tuple(groups))
+        with self._lock:
+            if key in self._user_kubeconfigs:
+                return self._user_kubeconfigs[key]
+            if not self.server:
+                raise ControlPlaneError("start the API server before asking for user kubeconfigs")
+            stem = f"user-{len(self._user_kubeconfigs)}-" + "".join(
+                c if c.isalnum() or c in "-_." else "_" for c in name
+            )
+            cert, keyfile = self.pki.issue(stem, name, organizations=groups)
+            path = write_kubeconfig(
+                self.workdir / f"{stem}.kubeconfig",
+                server=self.server,
+                ca=self.pki.ca_cert,
+                cert=cert,
+                key=keyfile,
+                user=name,
+                cluster="greenloop-test",
+            )
+            self._user_kubeconfigs[key] = path
+            return path
+
+    def create_namespace(self, name: str, *, timeout: float = 60.0) -> str:
+        """Create a namespace; with controllers running, wait for its default ServiceAccount
+        (pods are rejected until the serviceaccount controller has made it)."""
+        self.kubectl("create", "namespace", name)
+        if self._controllers_started:
+            self.wait_for_service_account(name, timeout=timeout)
+        return name
+
+    def wait_for_service_account(
+        self, namespace: str, name: str = "default", *, timeout: float = 60.0
+    ) -> None:
+        wait_until(
+            f"serviceaccount {namespace}/{name}",
+            lambda: (
+                self.kubectl("get", "serviceaccount", name, "-n", namespace, check=False).returncode
+                == 0
+            ),
+            timeout=timeout,
+            interval=0.2,
+        )
+
+    def get(self, path: str, *, timeout: float = 5.0) -> tuple[int, str]:
+        """GET a path on the API server as admin; returns (status, body)."""
+        req = urllib.request.Request(self.server + path)
+        try:
+            with urllib.request.urlopen(req, context=self._ssl_context(), timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    # ---- internals ----------------------------------------------------------------
+
+    def _make_pki(self) -> None:
+        if self.pki.ca_cert.exists():
+            return
+        t0 = time.monotonic()
+        self.pki.make_ca()
+        sans = [
+            "IP:127.0.0.1",
+            "IP:10.0.0.1",  # the in-cluster `kubernetes` Service (first IP of SERVICE_CIDR)
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
+        self.pki.issue("kube-apiserver", "kube-apiserver", server_sans=sans, client=False)
+        self.pki.issue("admin", "greenloop-admin", organizations=["system:masters"])
+        self.pki.make_keypair("service-account")
+        # aggregation layer (front proxy), as kubeadm sets it up
+        self.pki.issue("front-proxy-client", "front-proxy-client")
+        self.timings["pki"] = time.monotonic() - t0
+
+    def _component_kubeconfig(self, name: str, user: str) -> Path:
+        cert, key = self.pki.issue(name, user)
+        return write_kubeconfig(
+            self.workdir / f"{name}.kubeconfig",
+            server=self.server,
+            ca=self.pki.ca_cert,
+            cert=cert,
+            key=key,
+            user=user,
+            cluster="greenloop-test",
+        )
+
+    def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        log = self.logdir / f"{name}.log"
+        self._logs[name] = log
+        cmd = [str(self.bindir / name), *args]
+        with log.open("ab") as fh:
+            fh.write(("$ " + " ".join(cmd) + "\n").encode())
+            fh.flush()
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, not them
+                preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+            )
+        self._procs[name] = proc
+
+    def _check_alive(self, name: str) -> Callable[[], None]:
+        def check() -> None:
+            proc = self._procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise ControlPlaneError(
+                    f"{name} exited with code {proc.returncode} during start-up; "
+                    f"last lines of {self._logs[name]}:\n{_tail(self._logs[name])}"
+                )
+
+        return check
+
+    def _start_etcd(self, *, timeout: float) -> None:
+        data = self.workdir / "etcd-data"
+        shutil.rmtree(data, ignore_errors=True)
+        client = f"http://127.0.0.1:{self.ports['etcd']}"
+        peer = f"http://127.0.0.1:{self.ports['etcd_peer']}"
+        self._spawn(
+            "etcd",
+            "--name=greenloop",
+            f"--data-dir={data}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=greenloop={peer}",
+            "--initial-cluster-state=new",
+            "--unsafe-no-fsync=true",  # throwaway test data: skip fsync
+            "--quota-backend-bytes=2147483648",
+            "--log-level=warn",
+        )
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(client + "/health", timeout=2) as r:
+                return bool(json.loads(r.read()).get("health") == "true")
+
+        wait_until(
+            "etcd /health", healthy, timeout=timeout, interval=0.05, alive=self._check_alive("etcd")
+        )
+
+    def _start_kube_apiserver(self, *, timeout: float) -> None:
+        pki = self.pki
+        api_dir = self.workdir / "kube-apiserver"
+        api_dir.mkdir(exist_ok=True)
+        write_kubeconfig(
+            self.kubeconfig,
+            server=self.server,
+            ca=pki.ca_cert,
+            cert=self._admin_cert,
+            key=self._admin_key,
+            user="greenloop-admin",
+            cluster="greenloop-test",
+        )
+        self._spawn(
+            "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            # the `kubernetes` Service's Endpoints may not hold a loopback address, so the
+            # API server refuses to start with the default (lease) endpoint reconciler
+            "--endpoint-reconciler-type=none",
+            f"--secure-port={self.ports['apiserver']}",
+            f"--cert-dir={api_dir}",
+            f"--tls-cert-file={self._serving_cert}",
+            f"--tls-private-key-file={self._serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--authorization-mode=Node,RBAC",
+            f"--requestheader-client-ca-file={pki.ca_cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki.dir / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki.dir / 'front-proxy-client.key'}",
+            "--anonymous-auth=false",
+            f"--service-account-key-file={self._sa_pub}",
+            f"--service-account-signing-key-file={self._sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--allow-privileged=true",
+            "--profiling=false",
+            f"--v={2 if self.verbose else 0}",
+        )
+
+        def ready() -> bool:
+            status, body = self.get("/readyz", timeout=2)
+            return status == 200 and body.strip() == "ok"
+
+        wait_until(
+            "kube-apiserver /readyz",
+            ready,
+            timeout=timeout,
+            interval=0.1,
+            alive=self._check_alive("kube-apiserver"),
+        )
+        status, body = self.get("/version")
+        if status != 200:
+            raise ControlPlaneError(f"GET /version returned {status}: {body}")
+        self.version = json.loads(body)["gitVersion"]
+
+    def _wait_healthz(self, name: str, port: int, timeout: float) -> None:
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # self-signed serving cert in its --cert-dir
+
+        def healthy() -> bool:
+            url = f"https://127.0.0.1:{port}/healthz"
+            with urllib.request.urlopen(url, context=insecure, timeout=2) as r:
+                return bool(r.status == 200)
+
+        wait_until(
+            f"{name} /healthz",
+            healthy,
+            timeout=timeout,
+            interval=0.1,
+            alive=self._check_alive(name),
+        )
+
+    def _wait_node_ready(self, node: str, timeout: float) -> None:
+        def ready() -> bool:
+            obj = self.get_json("node", node, check=False)
+            if not obj:
+                return False
+            conds = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
+            taints = {t["key"] for t in obj.get("spec", {}).get("taints", []) or []}
+            return conds.get("Ready") == "True" and not taints & {
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable",
+            }
+
+        def alive() -> None:
+            for name in ("kwok", "kube-controller-manager", "kube-scheduler"):
+                self._check_alive(name)()
+
+        wait_until(f"node {node} Ready", ready, timeout=timeout, interval=0.2, alive=alive)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+            ctx.load_cert_chain(str(self._admin_cert), str(self._admin_key))
+            self._ssl = ctx
+        return self._ssl
+
+    def _stop_procs(self, names: list[str], timeout: float = 10.0) -> None:
+        for name in names:
+            proc = self._procs.pop(name, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+
+    def describe(self) -> str:
+        lines = [
+            f"server      {self.server}  ({self.version})",
+            f"kubeconfig  {self.kubeconfig}",
+            f"workdir     {self.workdir}",
+        ]
+        for name, proc in self._procs.items():
+            state = "running" if proc.poll() is None else f"exited {proc.returncode}"
+            lines.append(f"  {name:<24} pid {proc.pid:<8} {state:<10} log {self._logs[name]}")
+        return "\n".join(lines)
+
+
+def _fake_node(name: str) -> dict[str, Any]:
+    key, value = KWOK_NODE_ANNOTATION
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {key: value, "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/role": "agent",
+                "node-role.kubernetes.io/agent": "",
+                "type": "kwok",
+            },
+        },
+        "spec": {},
+    }
+
+
+# --------------------------------------------------------------------------------------
+# `python -m tests.support.cluster up`
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir) if args.workdir else None
+    t0 = time.monotonic()
+    print("[greenloop] starting etcd + kube-apiserver ...", flush=True)
+    cp: ControlPlane | None = None
+    try:
+        with _signals_raise():
+            cp = ControlPlane.start(workdir=workdir, build_output=sys.stderr, verbose=args.verbose)
+            print(f"[greenloop] API server ready in {time.monotonic() - t0:.1f}s", flush=True)
+            if not args.apiserver_only:
+                t1 = time.monotonic()
+                print(
+                    "[greenloop] starting kube-controller-manager, kube-scheduler, kwok ...",
+                    flush=True,
+                )
+                cp.start_controllers()
+                print(
+                    f"[greenloop] controllers and node {NODE_NAME} ready in "
+                    f"{time.monotonic() - t1:.1f}s",
+                    flush=True,
+                )
+            print()
+            print(cp.describe())
+            print(
+                textwrap.dedent(f"""
+                Control plane {cp.version} is up. In another shell:
+
+                    export KUBECONFIG={cp.kubeconfig}
+                    kubectl get nodes
+
+                Ctrl-C stops it{"" if args.keep else " and deletes " + str(cp.workdir)}.
+                """),
+                flush=True,
+            )
+            while True:
+                for name, ok in cp.running().items():
+                    if not ok:
+                        print(
+                            f"[greenloop] {name} exited unexpectedly; see {cp.logs[name]}",
+                            file=sys.stderr,
+                        )
+                        cp.stop()
+                        return 1
+                time.sleep(1)
+    except KeyboardInterrupt:
+        print("\n[greenloop] stopping ...", flush=True)
+        return 0
+    except ControlPlaneError as exc:
+        print(f"[greenloop] ERROR: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if cp is not None:
+            cp.stop()
+            if args.keep:
+                print(f"[greenloop] kept {cp.workdir}")
+            else:
+                shutil.rmtree(cp.workdir, ignore_errors=True)
+            print("[greenloop] stopped.", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tools/controlplane/up",
+        description="Run greenloop's test control plane (etcd, kube-apiserver, "
+        "kube-controller-manager, kube-scheduler, kwok + one fake node) on 127.0.0.1 "
+        "in the foreground.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start it in the foreground; Ctrl-C stops it")
+    up.add_argument(
+        "--apiserver-only",
+        action="store_true",
+        help="only etcd and kube-apiserver (no controllers, no node)",
+    )
+    up.add_argument("--workdir", help="directory for certs, data, logs (default: a new temp dir)")
+    up.add_argument("--keep", action="store_true", help="keep the work directory on exit")
+    up.add_argument("-v", "--verbose", action="store_true", help="--v=2 logs for the components")
+    sub.add_parser("build", help="build the binaries if missing (tools/controlplane/build)")
+    sub.add_parser("bindir", help="print the binary cache directory")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return _cmd_up(args)
+    if args.command == "build":
+        ensure_binaries(output=sys.stderr)
+        return 0
+    if args.command == "bindir":
+        print(binary_dir())
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
