@@ -144,9 +144,11 @@ def main() -> int:
     print(f"demo runs: {args.runs}, iterations per run: {iterations}")
     print(f"greenloop overhead per iteration (median): {overhead * 1000:.1f} ms")
     print(f"  min {min(overheads) * 1000:.1f} ms, max {max(overheads) * 1000:.1f} ms")
-    print(f"whole greenloop run (2 iterations + redeploy), median: {statistics.median(first_iterations):.2f} s")
+    whole = statistics.median(first_iterations)
+    print(f"whole greenloop run (2 iterations + redeploy), median: {whole:.2f} s")
     print(f"peer: the 3 suites launched directly once, median: {statistics.median(peers):.2f} s")
-    print(f"ratio overhead/target: {overhead / TARGET_SECONDS:.3f} (target < 1, i.e. < {TARGET_SECONDS} s)")
+    ratio = overhead / TARGET_SECONDS
+    print(f"ratio overhead/target: {ratio:.3f} (target < 1, i.e. < {TARGET_SECONDS} s)")
     print(f"ratio overhead/peer suite time: {overhead / statistics.median(peers):.3f}")
     ok = overhead < TARGET_SECONDS
     print("PASS" if ok else "MISS", f"overhead per iteration < {TARGET_SECONDS} s")

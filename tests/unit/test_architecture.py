@@ -1,4 +1,4 @@
-"""The functional core stays pure: the import contract in pyproject.toml holds."""
+"""The code holds its own rules: a pure core, ruff-clean, `mypy --strict`-clean."""
 
 from __future__ import annotations
 
@@ -27,3 +27,25 @@ def test_junit_and_validate_start_without_http_or_kubernetes_libraries() -> None
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_ruff_finds_nothing() -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    paths = ["operator", "tests", "bench", "examples", "tools"]
+    check = subprocess.run(
+        [str(ruff), "check", "--no-cache", *paths], cwd=REPO, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout
+    fmt = subprocess.run(
+        [str(ruff), "format", "--check", "--no-cache", *paths],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout
+
+
+def test_the_package_type_checks_strictly() -> None:
+    mypy = Path(sys.executable).parent / "mypy"
+    proc = subprocess.run([str(mypy)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
