@@ -179,6 +179,7 @@ class State:
     history: tuple[IterationRecord, ...] = ()
     redeploys: int = 0
     retries: int = 0  # reruns without a redeploy since the last redeploy
+    running: tuple[SuiteSelection, ...] = ()  # the batch in flight (RunSuites)
     pending: tuple[tuple[SuiteSelection, ...], ...] = ()  # later priority groups (failFast)
     next_run: tuple[SuiteSelection, ...] = ()  # what runs after the redeploy in progress
     before_redeploy: tuple[tuple[str, str], ...] | None = None  # failing (id, class) then
@@ -258,6 +259,7 @@ def begin(spec: ValidationSpec, now: float, *, generation: int = 1) -> Decision:
         phase=Phase.TESTING,
         iteration=1,
         started_at=now,
+        running=first,
         pending=rest,
         history=(IterationRecord(iteration=1, started=now),),
         last_action=ActionKind.RUN,
@@ -284,7 +286,8 @@ def on_tests(spec: ValidationSpec, state: State, event: TestsRan, now: float) ->
         )
         if not (spec.policy.fail_fast and batch_failed):
             nxt, rest = state.pending[0], state.pending[1:]
-            return Decision(replace(state, pending=rest), RunSuites(state.iteration, nxt))
+            state = replace(state, running=nxt, pending=rest)
+            return Decision(state, RunSuites(state.iteration, nxt))
         skipped = sum(len(g) for g in state.pending)
         state = replace(state, pending=())
         state = _annotate(state, f"failFast: {plural(skipped, 'lower-priority suite')} not run")
@@ -303,6 +306,18 @@ def on_redeploy(spec: ValidationSpec, state: State, event: RedeployDone, now: fl
 def interrupt(state: State, now: float, message: str) -> Decision:
     """The shell was stopped (Ctrl-C, shutdown): end with what is known."""
     return _finish(state, now, Phase.STALLED, Reason.INTERRUPTED, message)
+
+
+def current_action(state: State) -> Action:
+    """The action a state is waiting on, so a restarted shell resumes where it stopped:
+    collect (or start) the batch in flight, finish the redeploy, or report the end."""
+    if state.phase is Phase.TESTING:
+        return RunSuites(state.iteration, state.running)
+    if state.phase is Phase.REDEPLOYING:
+        return Redeploy(state.iteration, state.history[-1].detail if state.history else "")
+    if state.phase in (Phase.PASSED, Phase.STALLED):
+        return Finish(state.phase, str(state.reason), state.message)
+    raise ValueError(f"a {state.phase.value} state has no action yet: call begin()")
 
 
 def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
@@ -370,6 +385,7 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
         state = replace(
             state,
             phase=Phase.REDEPLOYING,
+            running=(),
             redeploys=state.redeploys + 1,
             retries=0,
             next_run=selection,
@@ -473,6 +489,7 @@ def _start_iteration(
         state,
         phase=Phase.TESTING,
         iteration=nxt,
+        running=groups[0],
         pending=tuple(groups[1:]),
         next_run=(),
         history=(*state.history, IterationRecord(iteration=nxt, started=now)),
@@ -485,7 +502,9 @@ def _start_iteration(
 
 def _finish(state: State, now: float, phase: Phase, reason: str, message: str) -> Decision:
     kind = ActionKind.DONE if phase is Phase.PASSED else ActionKind.STALL
-    state = replace(state, phase=phase, reason=reason, message=message, pending=(), next_run=())
+    state = replace(
+        state, phase=phase, reason=reason, message=message, running=(), pending=(), next_run=()
+    )
     state = _close_iteration(state, now, kind, reason, message)
     return Decision(state, Finish(phase, reason, message))
 

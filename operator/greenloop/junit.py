@@ -372,13 +372,15 @@ class _Parser:
         case_depth = 0
         case_attrs: dict[str, str] = {}
         props: dict[str, str] | None = None
+        output: _Text | None = None
+        # Its deciding result element so far: rank 0 means none (the test passed), and
+        # then the four variables after it are stale, left from an earlier testcase.
+        # A testcase start resets only rank: most testcases have no result element.
         rank = 0
-        result_tag: str | None = None
+        result_tag = ""
         result_type = ""
         message: str | None = None
-        details: _Text | None = None
-        output: _Text | None = None
-        flaky = False
+        details = _Text()
 
         def start_root(tag: str, attrs: dict[str, str]) -> None:
             if tag not in ("testsuites", "testsuite"):
@@ -391,7 +393,7 @@ class _Parser:
 
         def start(tag: str, attrs: dict[str, str]) -> None:
             nonlocal depth, sink, sink_depth, property_name, case_depth, case_attrs, props
-            nonlocal rank, result_tag, result_type, message, details, output, flaky
+            nonlocal output, rank, result_tag, result_type, message, details
             depth += 1
             if sink is not None:
                 # Markup inside a text field (Surefire's <stackTrace> in <flakyFailure>)
@@ -409,13 +411,9 @@ class _Parser:
                         sink = output
                     else:
                         tag_rank = _RESULT_RANK.get(tag)
-                        if tag_rank is None:
+                        if tag_rank is None or tag_rank < rank:
                             return
-                        if tag_rank <= 1:
-                            flaky = True
-                        if tag_rank < rank:
-                            return
-                        if tag_rank == rank and details is not None:
+                        if tag_rank == rank:
                             # A second failure of the same weight (pytest: the call
                             # failed, then teardown errored) adds its text to the details.
                             details.append("\n\n")
@@ -448,12 +446,8 @@ class _Parser:
             if tag == "testcase":
                 case_depth = depth
                 case_attrs = attrs
-                props = None
+                props = output = None
                 rank = 0
-                result_tag = message = None
-                result_type = ""
-                details = output = None
-                flaky = False
             elif depth > _MAX_DEPTH:
                 raise self._fail(f"elements nested deeper than {_MAX_DEPTH} levels")
             elif tag == "testsuite":
@@ -476,7 +470,8 @@ class _Parser:
                 # Text outside the fields we keep (indentation, mostly) never reaches
                 # Python: no handler at all between fields.
                 p.CharacterDataHandler = None
-                if property_name is not None and props is not None and sink is not None:
+                if property_name is not None:
+                    assert props is not None and sink is not None
                     props[property_name] = sink.value(limit, 1.0).strip()
                     property_name = None
                 sink = None
@@ -492,19 +487,17 @@ class _Parser:
             attrs = case_attrs
             name = attrs.get("name", "")
             classname = attrs.get("classname") or attrs.get("class") or ""
-            test_id = ""
+            test_id = f"{classname}::{name}" if classname else name
             priority = None
             depends_on: tuple[str, ...] = ()
             if props is not None:
-                test_id = props.get("greenloop.id", "").strip()
+                test_id = props.get("greenloop.id", "").strip() or test_id
                 if "greenloop.priority" in props:
                     priority = self._priority(props["greenloop.priority"], name)
                 depends_on = _split_ids(props.get("greenloop.depends_on", ""))
             if not test_id:
-                test_id = f"{classname}::{name}" if classname else name
-                if not test_id:
-                    test_id = "<unnamed>"
-                    self._warn(f"testcase #{self.count} has neither name nor classname")
+                test_id = "<unnamed>"
+                self._warn(f"testcase #{self.count} has neither name nor classname")
             if test_id in seen:
                 test_id = self._rename_duplicate(test_id)
             else:
@@ -518,13 +511,13 @@ class _Parser:
             if not 0.0 <= seconds <= _MAX_SECONDS:  # also NaN
                 seconds = self._seconds(raw_time or "", test_id)
 
-            if result_tag is None:
+            if rank:
+                outcome = _OUTCOME[result_tag]
+                trace = details.value(limit, 1 / 3)
+                text = message if message is not None else _first_line(trace) or result_type
+            else:
                 outcome = _PASSED
                 text = trace = ""
-            else:
-                outcome = _OUTCOME[result_tag]
-                trace = details.value(limit, 1 / 3) if details is not None else ""
-                text = message if message is not None else _first_line(trace) or result_type
             if output is None:
                 out = ""
             elif output.head is None and len(output) == 1 and len(output[0]) <= limit:
@@ -543,10 +536,9 @@ class _Parser:
                 seconds,
                 priority,
                 depends_on,
-                flaky and rank == _FLAKY_RANK,
+                rank == _FLAKY_RANK,  # only <flakyFailure>/<flakyError>: passed on a rerun
                 props if props is not None else {},
             )
-            # rank, not outcome: hashing an Enum member runs Python code.
             if not out and rank >= _FAILING_RANK and suites:
                 suites[-1].held.append(result)
             else:

@@ -3,11 +3,13 @@ like a real runner would. Shared by the engine, status and report tests."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from greenloop import engine
+from greenloop import engine, snapshot
 from greenloop.engine import (
+    Decision,
     Finish,
     Phase,
     Redeploy,
@@ -88,9 +90,15 @@ def play(
     *,
     redeploy_ok: bool = True,
     clock: Callable[[int], float] = lambda step: 1000.0 + step,
+    restart_between_steps: bool = False,
 ) -> Played:
+    """Play the shell. With ``restart_between_steps`` the state goes through a JSON
+    snapshot after every step and the next action is recomputed from it alone, as a
+    restarted operator would."""
     step = 0
     decision = engine.begin(spec, clock(step))
+    if restart_between_steps:
+        decision = _restarted(decision)
     played = Played(decision.state, Finish(Phase.PENDING, "", ""))
     while not isinstance(decision.action, Finish):
         step += 1
@@ -107,11 +115,15 @@ def play(
                 wanted = [t for t in reported if sel.test_ids is None or t.id in set(sel.test_ids)]
                 runs.append(SuiteRun(sel.suite, tests=tuple(wanted), selected=sel.test_ids))
             decision = engine.on_tests(spec, decision.state, TestsRan(tuple(runs)), clock(step))
+            if restart_between_steps:
+                decision = _restarted(decision)
         else:
             assert isinstance(action, Redeploy)
             played.redeploys.append(action)
             done = RedeployDone(redeploy_ok, "restarted" if redeploy_ok else "exit code 3")
             decision = engine.on_redeploy(spec, decision.state, done, clock(step))
+            if restart_between_steps:
+                decision = _restarted(decision)
         assert step < 100, "the engine looped"
     played.state = decision.state
     played.finish = decision.action
@@ -120,3 +132,9 @@ def play(
 
 def selected(run: RunSuites) -> dict[str, tuple[str, ...] | None]:
     return {s.suite: s.test_ids for s in run.suites}
+
+
+def _restarted(decision: Decision) -> Decision:
+    data = json.loads(json.dumps(snapshot.to_data(decision.state)))
+    state = snapshot.from_data(data)
+    return Decision(state, engine.current_action(state))

@@ -230,6 +230,17 @@ def test_scenario(case: Case) -> None:
     assert [rec.iteration for rec in state.history] == list(range(1, case.iterations + 1))
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_restart_between_any_two_steps_changes_nothing(case: Case) -> None:
+    """State survives a restart: snapshot to JSON after every step, resume from it alone."""
+    straight = play(case.spec, case.script)
+    restarted = play(case.spec, case.script, restart_between_steps=True)
+    assert restarted.state == straight.state
+    assert restarted.runs == straight.runs
+    assert restarted.redeploys == straight.redeploys
+    assert restarted.finish == straight.finish
+
+
 def test_rerun_failed_selects_failures_and_their_dependents_only() -> None:
     spec = make_spec(*TWO_SUITES, expected=4)
     first = {
@@ -273,7 +284,8 @@ def test_rerun_all_runs_every_suite_whole() -> None:
     assert selected(played.runs[1]) == {"critical": None, "extended": None}
 
 
-def test_fail_fast_holds_back_lower_priorities_until_higher_ones_pass() -> None:
+@pytest.mark.parametrize("restart", [False, True], ids=["straight", "restarted every step"])
+def test_fail_fast_holds_back_lower_priorities_until_higher_ones_pass(restart: bool) -> None:
     spec = make_spec(("critical", "P1"), ("core", "P3"), ("extended", "P5"), fail_fast=True)
     first = {
         "critical": [ok("c1"), bad("c2", HTTP_503)],
@@ -283,6 +295,7 @@ def test_fail_fast_holds_back_lower_priorities_until_higher_ones_pass() -> None:
     played = play(
         spec,
         [first, {"critical": [ok("c1"), ok("c2")], "core": [ok("k1")], "extended": [ok("e1")]}],
+        restart_between_steps=restart,
     )
     assert [selected(r) for r in played.runs] == [
         {"critical": None},  # iteration 1: P1 fails, P3 and P5 wait
