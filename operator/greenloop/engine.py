@@ -78,7 +78,7 @@ class SuiteRun:
 @dataclass(frozen=True, slots=True)
 class TestsRan:
     runs: tuple[SuiteRun, ...]
-    notes: tuple[str, ...] = ()  # what the environment showed (health, pods, events)
+    observed: tuple[str, ...] = ()  # what the target showed meanwhile (health, pods, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,8 @@ class IterationRecord:
     detail: str = ""  # one line: what was decided and why
     ran: int = 0  # how many test results this iteration produced
     failures: tuple[tuple[str, str, str], ...] = ()  # (id, class, evidence) seen this iteration
-    notes: tuple[str, ...] = ()
+    observed: tuple[str, ...] = ()  # what the target showed while the tests ran
+    notes: tuple[str, ...] = ()  # what greenloop did and its output (redeploy, failFast)
     suite_errors: tuple[tuple[str, str], ...] = ()
 
 
@@ -275,7 +276,7 @@ def on_tests(spec: ValidationSpec, state: State, event: TestsRan, now: float) ->
     rules = compile_rules(spec.classification)
     state = _merge(spec, state, event, rules)
     record = _current(state)
-    record = replace(record, notes=record.notes + event.notes)
+    record = replace(record, observed=record.observed + event.observed)
     state = _with_current(state, record)
 
     # failFast runs one priority group at a time; lower ones wait while a higher one fails.

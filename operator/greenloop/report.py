@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from greenloop.engine import IterationRecord, Phase, State, TestRecord, failing, root_of
+from greenloop.engine import IterationRecord, Phase, State, failing, root_of
 from greenloop.model import FailureClass, StagingValidation
 from greenloop.status import failing_tests, priorities, summary, timestamp
 from greenloop.words import plural
@@ -144,10 +144,14 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
             f"| {rec.iteration} | {timestamp(rec.started)} | {took} | {rec.ran} | {rec.passed} | "
             f"{rec.failed} | {rec.action or 'in progress'} | {_cell(rec.detail)} |"
         )
-    notes = [(rec.iteration, n) for rec in state.history for n in (*rec.notes, *_errors(rec))]
+    notes = [
+        (rec.iteration, n)
+        for rec in state.history
+        for n in (*(f"target: {o}" for o in rec.observed), *rec.notes, *_errors(rec))
+    ]
     if notes:
         add("")
-        add("What the environment showed:")
+        add("What greenloop saw and did:")
         add("")
         for iteration, note in notes:
             add(f"- iteration {iteration}: {note}")
@@ -164,65 +168,89 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
 
 
 def add_why(lines: list[str], state: State) -> None:
-    """One chain per root cause: test -> class (evidence) -> environment -> action -> result."""
-    roots: dict[str, list[TestRecord]] = {}
+    """One chain per root cause: test -> class (evidence) -> dependents -> what the target
+    showed -> what greenloop did -> how it ended."""
+    roots: dict[str, list[str]] = {}
     for record in failing(state):
         root = root_of(state, record)
-        roots.setdefault(root.id, []).append(record)
+        if record.id != root.id:
+            roots.setdefault(root.id, []).append(record.id)
+        else:
+            roots.setdefault(root.id, [])
     resolved = _resolved(state)
     if not roots and not resolved:
         lines.append("Every test passed on its first run.")
         return
-    for root_id, members in sorted(roots.items()):
+    for root_id, dependents in sorted(roots.items()):
         root = state.tests[root_id]
         if root.diagnosis is None:
             continue
-        dependents = [m.id for m in members if m.id != root_id]
-        chain = [
-            f"`{root_id}` failed → **{root.diagnosis.failure_class.value}**",
-            f"evidence {_code(root.diagnosis.evidence)}",
-        ]
-        if dependents:
-            chain.append(
-                f"{plural(len(dependents), 'dependent test')} failed with it "
-                f"({', '.join(f'`{d}`' for d in dependents)})"
-            )
-        chain.append(_fate(state, root_id))
+        seen = [r for r in state.history if any(f[0] == root_id for f in r.failures)]
+        chain = _chain(
+            root_id, root.diagnosis.failure_class.value, root.diagnosis.evidence, dependents
+        )
+        chain += _observed(seen[-1] if seen else None)
+        chain.append(_fate(seen))
         lines.append("- " + " → ".join(chain))
-    for test_id, (cls, evidence, how) in sorted(resolved.items()):
-        lines.append(f"- `{test_id}` failed → **{cls}**, evidence {_code(evidence)} → {how}")
+    for test_id, (cls, evidence, first, how) in sorted(resolved.items()):
+        current = state.tests[test_id]
+        if cls == FailureClass.DEPENDENT.value and any(d in resolved for d in current.depends_on):
+            continue  # told with its root
+        dependents = [
+            t
+            for t, (c, _, _, _) in resolved.items()
+            if c == FailureClass.DEPENDENT.value and test_id in state.tests[t].depends_on
+        ]
+        chain = _chain(test_id, cls, evidence, sorted(dependents))
+        chain += _observed(first)
+        chain.append(how)
+        lines.append("- " + " → ".join(chain))
 
 
-def _resolved(state: State) -> dict[str, tuple[str, str, str]]:
-    """Tests that failed in some iteration and pass now, and what made them pass."""
-    out: dict[str, tuple[str, str, str]] = {}
+def _chain(test_id: str, cls: str, evidence: str, dependents: list[str]) -> list[str]:
+    chain = [f"`{test_id}` failed → **{cls}**, evidence {_code(evidence)}"]
+    if dependents:
+        chain.append(
+            f"{plural(len(dependents), 'dependent test')} failed with it "
+            f"({', '.join(f'`{d}`' for d in dependents)})"
+        )
+    return chain
+
+
+def _observed(rec: IterationRecord | None) -> list[str]:
+    if rec is None or not rec.observed:
+        return []
+    return ["meanwhile the target showed " + "; ".join(_code(o) for o in rec.observed)]
+
+
+def _resolved(state: State) -> dict[str, tuple[str, str, IterationRecord, str]]:
+    """Tests that failed in some iteration and pass now: how they failed first, in which
+    iteration, and what made them pass."""
+    out: dict[str, tuple[str, str, IterationRecord, str]] = {}
     for rec in state.history:
         for test_id, cls, evidence in rec.failures:
             current = state.tests.get(test_id)
-            if current is None or current.failing:
+            if current is None or current.failing or test_id in out:
                 continue
             if test_id in state.flaky:
                 again = state.flaky[test_id].iteration
                 how = f"passed on a rerun without redeploy in iteration {again} (flaky)"
             else:
-                how = _after(state, rec, current)
-            out.setdefault(test_id, (cls, evidence, how))
+                verb = "redeployed" if rec.action == "Redeploy" else "reran"
+                how = (
+                    f"{verb} after iteration {rec.iteration} → passed in iteration "
+                    f"{current.iteration}"
+                )
+            out[test_id] = (cls, evidence, rec, how)
     return out
 
 
-def _after(state: State, failed_in: IterationRecord, current: TestRecord) -> str:
-    action = failed_in.action.lower() or "rerun"
-    verb = "redeployed" if action == "redeploy" else "reran"
-    return f"{verb} after iteration {failed_in.iteration} → passed in iteration {current.iteration}"
-
-
-def _fate(state: State, test_id: str) -> str:
-    actions = [r for r in state.history if any(f[0] == test_id for f in r.failures)]
-    redeploys = [r.iteration for r in actions if r.action == "Redeploy"]
+def _fate(seen: list[IterationRecord]) -> str:
+    redeploys = [r.iteration for r in seen if r.action == "Redeploy"]
     parts = []
     if redeploys:
         parts.append(f"redeployed after iteration {', '.join(map(str, redeploys))}")
-    parts.append(f"still failing after {plural(len(actions), 'run')}")
+    parts.append(f"still failing after {plural(len(seen), 'run')}")
     return " → ".join(parts)
 
 

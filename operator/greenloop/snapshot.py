@@ -136,6 +136,7 @@ def _iteration(r: IterationRecord) -> dict[str, Any]:
         "detail": r.detail,
         "ran": r.ran,
         "failures": [list(f) for f in r.failures],
+        "observed": list(r.observed),
         "notes": list(r.notes),
         "suiteErrors": [list(e) for e in r.suite_errors],
     }
@@ -153,6 +154,7 @@ def _read_iteration(r: Mapping[str, Any]) -> IterationRecord:
         detail=r["detail"],
         ran=int(r["ran"]),
         failures=tuple((a, b, c) for a, b, c in r["failures"]),
+        observed=tuple(r["observed"]),
         notes=tuple(r["notes"]),
         suite_errors=tuple((a, b) for a, b in r["suiteErrors"]),
     )

@@ -47,7 +47,12 @@ def test_demo_converges_in_two_iterations_with_one_redeploy(demo: Path, tmp_path
     report = (tmp_path / "report.md").read_text()
     assert "**Passed** after 2 iterations and 1 redeploy" in report
     assert "3 ServiceUnavailable, 1 Dependent" in report
-    assert "`tests/test_critical.py::test_websocket_echo` failed → **Dependent**" in report
+    assert (
+        "`tests/test_critical.py::test_websocket_connect` failed → **ServiceUnavailable**, "
+        "evidence `AssertionError: GET /ws/connect -> HTTP 503` → 1 dependent test failed with "
+        "it (`tests/test_critical.py::test_websocket_echo`) → meanwhile the target showed "
+        "`GET http://127.0.0.1:"
+    ) in report
     assert "503" in report
     assert "redeployed after iteration 1 → passed in iteration 2" in report
 

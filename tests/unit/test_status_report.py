@@ -107,7 +107,7 @@ def test_report_of_a_converged_round_explains_what_happened() -> None:
     # The why-chain for the resolved failure: test -> class -> evidence -> what fixed it.
     assert "`c2` failed → **ServiceUnavailable**" in text
     assert "redeployed after iteration 1 → passed in iteration 2" in text
-    assert "`e2` failed → **Dependent**" in text
+    assert "`e2` failed → **Dependent**" in text  # no depends_on recorded: told on its own
     assert "Nothing: the goal is met." in text
 
 

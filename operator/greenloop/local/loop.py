@@ -145,14 +145,15 @@ class LocalRun:
                 f"{prefix}: {good} passed, {bad} failed, {skipped} skipped in {took:.1f} s"
                 + ("" if bad == 0 else f" (log: {run_dir / (suite.name + '.log')})")
             )
-        return TestsRan(tuple(runs))
+        # One look at the target while the results are fresh: the why-chain's evidence.
+        health = self.spec.target.health
+        observed = (rd.probe(health),) if health is not None else ()
+        return TestsRan(tuple(runs), observed)
 
     def _redeploy(self, action: Redeploy) -> RedeployDone:
         target = self.spec.target
         log = self.out_dir / f"redeploy-{action.iteration}.log"
         notes: list[str] = []
-        if target.health is not None:
-            notes.append("before redeploy: " + rd.probe(target.health))
         steps: list[tuple[str, Callable[[], rd.Outcome]]] = []
         if target.command:
             cmd = " ".join(target.command)
