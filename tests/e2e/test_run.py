@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import greenloop, greenloop_command
+from tests.e2e.cli import free_port, greenloop, greenloop_command
 
 pytestmark = pytest.mark.e2e
 
@@ -215,3 +215,34 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_target_that_never_gets_healthy_stalls_as_redeploy_failed(tmp_path: Path) -> None:
+    (tmp_path / "suite.py").write_text(
+        SUITE_WRITING_JUNIT.replace(
+            "tests = sys.argv[1:]", "tests = ['a=HTTP 503 Service Unavailable']"
+        )
+    )
+    closed = free_port()  # nothing listens here
+    write_spec(
+        tmp_path,
+        f"""\
+        apiVersion: greenloop.dev/v1alpha1
+        kind: StagingValidation
+        metadata: {{name: unhealthy}}
+        spec:
+          suites:
+          - {{name: api, command: [python, suite.py]}}
+          target:
+            command: [python, -c, "print('restarted')"]
+            health: {{url: "http://127.0.0.1:{closed}/health", timeoutSeconds: 1}}
+        """,
+    )
+    proc = greenloop("run", "validation.yaml", "--json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    status = json.loads(proc.stdout)["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "RedeployFailed"
+    assert f"http://127.0.0.1:{closed}/health not healthy after 1 s" in stalled["message"]
+    assert "ConnectError" in stalled["message"]
+    assert [h["action"] for h in status["history"]] == ["Redeploy"]
