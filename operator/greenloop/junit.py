@@ -248,10 +248,14 @@ class _Parser:
                 # Plain ASCII is already valid UTF-8: expat can take the bytes as they
                 # are, and a control character is a single byte we can look for cheaply.
                 data = chunk
-                if len(chunk.translate(None, _ILLEGAL_BYTES)) != len(chunk):
+                if _has_control_bytes(chunk):
                     data = _ILLEGAL_CHARS.sub("\ufffd", chunk.decode("ascii"))
             else:
-                data = _ILLEGAL_CHARS.sub("\ufffd", decoder.decode(chunk))
+                data = decoder.decode(chunk)
+                # In UTF-8 too a control character is a byte of its own, and a byte scan
+                # is several times faster than the regex: run that only when needed.
+                if not utf8 or _has_control_bytes(chunk) or "\ufffe" in data or "\uffff" in data:
+                    data = _ILLEGAL_CHARS.sub("\ufffd", data)
             if blank:
                 if isinstance(data, bytes):
                     blank = not data.lstrip(b" \t\r\n")
@@ -372,15 +376,13 @@ class _Parser:
         case_depth = 0
         case_attrs: dict[str, str] = {}
         props: dict[str, str] | None = None
-        output: _Text | None = None
-        # Its deciding result element so far: rank 0 means none (the test passed), and
-        # then the four variables after it are stale, left from an earlier testcase.
-        # A testcase start resets only rank: most testcases have no result element.
         rank = 0
-        result_tag = ""
+        result_tag: str | None = None
         result_type = ""
         message: str | None = None
-        details = _Text()
+        details: _Text | None = None
+        output: _Text | None = None
+        flaky = False
 
         def start_root(tag: str, attrs: dict[str, str]) -> None:
             if tag not in ("testsuites", "testsuite"):
@@ -393,7 +395,7 @@ class _Parser:
 
         def start(tag: str, attrs: dict[str, str]) -> None:
             nonlocal depth, sink, sink_depth, property_name, case_depth, case_attrs, props
-            nonlocal output, rank, result_tag, result_type, message, details
+            nonlocal rank, result_tag, result_type, message, details, output, flaky
             depth += 1
             if sink is not None:
                 # Markup inside a text field (Surefire's <stackTrace> in <flakyFailure>)
@@ -411,9 +413,13 @@ class _Parser:
                         sink = output
                     else:
                         tag_rank = _RESULT_RANK.get(tag)
-                        if tag_rank is None or tag_rank < rank:
+                        if tag_rank is None:
                             return
-                        if tag_rank == rank:
+                        if tag_rank <= 1:
+                            flaky = True
+                        if tag_rank < rank:
+                            return
+                        if tag_rank == rank and details is not None:
                             # A second failure of the same weight (pytest: the call
                             # failed, then teardown errored) adds its text to the details.
                             details.append("\n\n")
@@ -446,8 +452,12 @@ class _Parser:
             if tag == "testcase":
                 case_depth = depth
                 case_attrs = attrs
-                props = output = None
+                props = None
                 rank = 0
+                result_tag = message = None
+                result_type = ""
+                details = output = None
+                flaky = False
             elif depth > _MAX_DEPTH:
                 raise self._fail(f"elements nested deeper than {_MAX_DEPTH} levels")
             elif tag == "testsuite":
@@ -470,8 +480,7 @@ class _Parser:
                 # Text outside the fields we keep (indentation, mostly) never reaches
                 # Python: no handler at all between fields.
                 p.CharacterDataHandler = None
-                if property_name is not None:
-                    assert props is not None and sink is not None
+                if property_name is not None and props is not None and sink is not None:
                     props[property_name] = sink.value(limit, 1.0).strip()
                     property_name = None
                 sink = None
@@ -487,17 +496,19 @@ class _Parser:
             attrs = case_attrs
             name = attrs.get("name", "")
             classname = attrs.get("classname") or attrs.get("class") or ""
-            test_id = f"{classname}::{name}" if classname else name
+            test_id = ""
             priority = None
             depends_on: tuple[str, ...] = ()
             if props is not None:
-                test_id = props.get("greenloop.id", "").strip() or test_id
+                test_id = props.get("greenloop.id", "").strip()
                 if "greenloop.priority" in props:
                     priority = self._priority(props["greenloop.priority"], name)
                 depends_on = _split_ids(props.get("greenloop.depends_on", ""))
             if not test_id:
-                test_id = "<unnamed>"
-                self._warn(f"testcase #{self.count} has neither name nor classname")
+                test_id = f"{classname}::{name}" if classname else name
+                if not test_id:
+                    test_id = "<unnamed>"
+                    self._warn(f"testcase #{self.count} has neither name nor classname")
             if test_id in seen:
                 test_id = self._rename_duplicate(test_id)
             else:
@@ -511,13 +522,13 @@ class _Parser:
             if not 0.0 <= seconds <= _MAX_SECONDS:  # also NaN
                 seconds = self._seconds(raw_time or "", test_id)
 
-            if rank:
-                outcome = _OUTCOME[result_tag]
-                trace = details.value(limit, 1 / 3)
-                text = message if message is not None else _first_line(trace) or result_type
-            else:
+            if result_tag is None:
                 outcome = _PASSED
                 text = trace = ""
+            else:
+                outcome = _OUTCOME[result_tag]
+                trace = details.value(limit, 1 / 3) if details is not None else ""
+                text = message if message is not None else _first_line(trace) or result_type
             if output is None:
                 out = ""
             elif output.head is None and len(output) == 1 and len(output[0]) <= limit:
@@ -536,9 +547,10 @@ class _Parser:
                 seconds,
                 priority,
                 depends_on,
-                rank == _FLAKY_RANK,  # only <flakyFailure>/<flakyError>: passed on a rerun
+                flaky and rank == _FLAKY_RANK,
                 props if props is not None else {},
             )
+            # rank, not outcome: hashing an Enum member runs Python code.
             if not out and rank >= _FAILING_RANK and suites:
                 suites[-1].held.append(result)
             else:
@@ -671,6 +683,11 @@ def _result_factory() -> Callable[..., TestResult]:
 
 
 _RESULT_FACTORY = _result_factory()
+
+
+def _has_control_bytes(chunk: bytes) -> bool:
+    """Whether ASCII or UTF-8 bytes hold a control character XML forbids."""
+    return len(chunk.translate(None, _ILLEGAL_BYTES)) != len(chunk)
 
 
 def _first_line(text: str) -> str:

@@ -470,6 +470,19 @@ def test_invalid_utf8_is_replaced_and_the_results_survive() -> None:
     assert test.output == "colour \ufffd[31mred\ufffd[0m and a NUL \ufffd"
 
 
+def test_forbidden_characters_in_utf8_text_are_replaced_across_chunks() -> None:
+    # Non-ASCII UTF-8 chunks are searched for forbidden characters without the regex:
+    # U+FFFE in the first chunk, U+FFFF straddling the chunk boundary, and a control
+    # byte in a chunk that is not ASCII must all still be replaced.
+    head = '<testsuite><testcase name="t"><system-out>é \ufffe '.encode()
+    pad = "x" * (junit._CHUNK - len(head) - 1)
+    tail = "\uffff ü \x07 end</system-out></testcase></testsuite>"
+    xml = head + pad.encode() + tail.encode()
+    assert xml[junit._CHUNK - 1 : junit._CHUNK + 2] == "\uffff".encode()
+    (test,) = parse_junit(xml, max_text=2 * junit._CHUNK).tests
+    assert test.output == f"é \ufffd {pad}\ufffd ü \ufffd end"
+
+
 def test_truncated_file_reports_how_many_testcases_were_read() -> None:
     whole = (FIXTURES / "pytest_xunit2.xml").read_bytes()
     cut = whole[: whole.index(b'<testcase classname="tests.e2e.test_cart" name="test_checkout"')]
