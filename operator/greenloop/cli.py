@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         metavar="DIR",
-        help="where to keep JUnit XML, logs, status.json and the report "
-        "(default: .greenloop/NAME in the current folder)",
+        help="where to keep JUnit XML, logs, status.json and the report; a run replaces "
+        "the previous run's files there (default: .greenloop/NAME in the current folder)",
     )
     run.add_argument(
         "-v", "--verbose", action="store_true", help="stream the suites' own output to stderr"
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from greenloop.spec import SpecError, load_file
+    from greenloop.words import plural
 
     try:
         loaded = load_file(args.file, mode=args.mode)
@@ -130,7 +131,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for obj in loaded.objects:
-        print(f"{args.file}: StagingValidation {obj.name}: valid ({len(obj.spec.suites)} suites)")
+        suites = plural(len(obj.spec.suites), "suite")
+        print(f"{args.file}: StagingValidation {obj.name}: valid ({suites})")
     return EXIT_OK
 
 

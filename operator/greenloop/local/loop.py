@@ -4,6 +4,7 @@ engine what happened, until it says Finish. No decisions are made here."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -74,6 +75,11 @@ class LocalRun:
     def run(self) -> RunResult:
         spec = self.spec
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A previous run's iteration folders would mix with this run's evidence.
+        for old in self.out_dir.glob("iteration-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        for old in self.out_dir.glob("redeploy-*.log"):
+            old.unlink(missing_ok=True)
         goal = f"{spec.expected_tests} tests" if spec.expected_tests else "every reported test"
         self.progress.line(
             f"greenloop: {self.obj.name}: {plural(len(spec.suites), 'suite')}, "
