@@ -232,6 +232,10 @@ def _tail(path: Path, lines: int = 25) -> str:
 # certificates (openssl CLI)
 
 
+# A new unencrypted P-256 key with each certificate request.
+_NEW_EC_KEY = ("-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
+
+
 class PKI:
     """A throwaway CA and the certificates the control plane needs, made with `openssl`."""
 
@@ -256,11 +260,7 @@ class PKI:
             "req",
             "-x509",
             "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
+            *_NEW_EC_KEY,
             "-keyout",
             str(self.ca_key),
             "-out",
@@ -291,11 +291,7 @@ class PKI:
         self._run(
             "req",
             "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
+            *_NEW_EC_KEY,
             "-keyout",
             str(key),
             "-out",
