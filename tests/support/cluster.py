@@ -658,16 +658,7 @@ class ControlPlane:
             stem = f"user-{len(self._user_kubeconfigs)}-" + "".join(
                 c if c.isalnum() or c in "-_." else "_" for c in name
             )
-            cert, keyfile = self.pki.issue(stem, name, organizations=groups)
-            path = write_kubeconfig(
-                self.workdir / f"{stem}.kubeconfig",
-                server=self.server,
-                ca=self.pki.ca_cert,
-                cert=cert,
-                key=keyfile,
-                user=name,
-                cluster="greenloop-test",
-            )
+            path = self._component_kubeconfig(stem, name, groups)
             self._user_kubeconfigs[key] = path
             return path
 
@@ -724,8 +715,9 @@ class ControlPlane:
         self.pki.issue("front-proxy-client", "front-proxy-client")
         self.timings["pki"] = time.monotonic() - t0
 
-    def _component_kubeconfig(self, name: str, user: str) -> Path:
-        cert, key = self.pki.issue(name, user)
+    def _component_kubeconfig(self, name: str, user: str, groups: Sequence[str] = ()) -> Path:
+        """A client certificate for `user` (in `groups`) and a kubeconfig that uses it."""
+        cert, key = self.pki.issue(name, user, organizations=groups)
         return write_kubeconfig(
             self.workdir / f"{name}.kubeconfig",
             server=self.server,
