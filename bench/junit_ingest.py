@@ -98,7 +98,7 @@ def generate(path: Path, cases: int, *, seed: int = 7) -> None:
 
 
 def work_greenloop(path: str) -> int:
-    from greenloop.junit import iter_junit
+    from greenloop.core.junit import iter_junit
 
     seen = 0
     for test in iter_junit(path):
@@ -108,7 +108,7 @@ def work_greenloop(path: str) -> int:
 
 
 def work_greenloop_collect(path: str) -> int:
-    from greenloop.junit import parse_junit
+    from greenloop.core.junit import parse_junit
 
     report = parse_junit(path)
     seen = 0
@@ -138,7 +138,7 @@ def work_junitparser(path: str) -> int:
 def work_baseline(path: str) -> int:
     import junitparser  # noqa: F401
 
-    import greenloop.junit  # noqa: F401
+    import greenloop.core.junit  # noqa: F401
 
     return 0
 

@@ -30,10 +30,10 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
 
+from greenloop.core.spec import load_file  # noqa: E402
 from greenloop.local import loop as loop_module  # noqa: E402
 from greenloop.local import redeploy as rd  # noqa: E402
 from greenloop.local.progress import Progress  # noqa: E402
-from greenloop.spec import load_file  # noqa: E402
 
 TARGET_SECONDS = 0.3
 F = TypeVar("F", bound=Callable[..., Any])

@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from greenloop.spec import SpecError, load_file
-    from greenloop.words import plural
+    from greenloop.core.spec import SpecError, load_file
+    from greenloop.core.words import plural
 
     try:
         loaded = load_file(args.file, mode=args.mode)
@@ -137,7 +137,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from greenloop.spec import SpecError, load_file
+    from greenloop.core.spec import SpecError, load_file
 
     try:
         loaded = load_file(args.file, mode="local")
@@ -177,9 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_junit(args: argparse.Namespace) -> int:
-    from greenloop.classify import diagnose, is_failing
-    from greenloop.junit import JUnitError, parse_junit
-    from greenloop.model import Outcome
+    from greenloop.core.classify import diagnose, is_failing
+    from greenloop.core.junit import JUnitError, parse_junit
+    from greenloop.core.model import Outcome
 
     outcomes = {o.value: 0 for o in Outcome}
     outcomes["dependent"] = 0

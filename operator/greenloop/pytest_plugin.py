@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.model import DEFAULT_PRIORITY, PRIORITIES
+from greenloop.core.model import DEFAULT_PRIORITY, PRIORITIES
 
 SELECT_ENV = "GREENLOOP_SELECT"
 JUNIT_XML_ENV = "GREENLOOP_JUNIT_XML"

@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from greenloop import engine, snapshot
-from greenloop.engine import (
+from greenloop.core import engine, snapshot
+from greenloop.core.engine import (
     Decision,
     Finish,
     Phase,
@@ -19,7 +19,7 @@ from greenloop.engine import (
     SuiteRun,
     TestsRan,
 )
-from greenloop.model import Outcome, Policy, Rule, Suite, Target, TestResult, ValidationSpec
+from greenloop.core.model import Outcome, Policy, Rule, Suite, Target, TestResult, ValidationSpec
 
 HTTP_503 = "httpx.HTTPStatusError: Server error '503 Service Unavailable' for url 'http://app/ws'"
 HTTP_403 = "httpx.HTTPStatusError: Client error '403 Forbidden' for url 'http://app/api/me'"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from greenloop.classify import (
+from greenloop.core.classify import (
     MAX_EVIDENCE,
     MAX_LINE,
     RuleError,
@@ -12,7 +12,7 @@ from greenloop.classify import (
     diagnose,
     is_failing,
 )
-from greenloop.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
+from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
 
 FC = FailureClass
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from greenloop import engine
-from greenloop.engine import (
+from greenloop.core import engine
+from greenloop.core.engine import (
     Finish,
     Phase,
 )
-from greenloop.model import (
+from greenloop.core.model import (
     FailureClass,
     RerunMode,
     Rule,
@@ -342,7 +342,7 @@ def test_a_test_that_vanishes_from_a_whole_suite_run_is_forgotten() -> None:
 
 
 def test_expected_tests_missing_counts_what_never_ran() -> None:
-    from greenloop.status import summary
+    from greenloop.core.status import summary
 
     spec = make_spec(*TWO_SUITES, expected=10)
     state = play(spec, [GREEN]).state

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from greenloop import junit
-from greenloop.junit import JUnitError, JUnitReport, iter_junit, parse_junit
-from greenloop.model import Outcome, TestResult
+from greenloop.core import junit
+from greenloop.core.junit import JUnitError, JUnitReport, iter_junit, parse_junit
+from greenloop.core.model import Outcome, TestResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "junit"
 P, F, E, S = Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED

@@ -1,4 +1,4 @@
-"""greenloop.schema: the structural-schema validator, on tables of schema/value cases."""
+"""greenloop.core.schema: the structural-schema validator, on tables of schema/value cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from greenloop.schema import (
+from greenloop.core.schema import (
     FieldError,
     apply_defaults,
     iter_schema,
@@ -459,7 +459,7 @@ STRUCTURAL_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "junctor",
         {"type": "string", "anyOf": [{"pattern": "a"}]},
-        ["<root>: anyOf is not supported by greenloop.schema"],
+        ["<root>: anyOf is not supported by greenloop.core.schema"],
     ),
     (
         "both properties and additionalProperties",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from greenloop import engine, snapshot
-from greenloop.engine import Phase, State
+from greenloop.core import engine, snapshot
+from greenloop.core.engine import Phase, State
 from tests.unit.scenario import HTTP_503, bad, dep_skip, make_spec, ok, play
 
 

@@ -1,4 +1,4 @@
-"""greenloop.spec: loading, validating and defaulting StagingValidation objects, and the
+"""greenloop.core.spec: loading, validating and defaulting StagingValidation objects, and the
 CRD that is the schema's one source of truth."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from greenloop import model, spec
-from greenloop.model import (
+from greenloop.core import model, spec
+from greenloop.core.model import (
     EnvVar,
     FailureClass,
     HeadersFrom,
@@ -31,8 +31,8 @@ from greenloop.model import (
     Webhook,
     Workload,
 )
-from greenloop.schema import iter_schema, structural_problems, validate
-from greenloop.spec import FieldError, SpecError
+from greenloop.core.schema import iter_schema, structural_problems, validate
+from greenloop.core.spec import FieldError, SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "specs"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from greenloop.engine import State
-from greenloop.model import StagingValidation
-from greenloop.report import render
-from greenloop.status import build_status, conditions, timestamp
+from greenloop.core.engine import State
+from greenloop.core.model import StagingValidation
+from greenloop.core.report import render
+from greenloop.core.status import build_status, conditions, timestamp
 from tests.unit.scenario import HTTP_403, HTTP_503, bad, dep_skip, make_spec, ok, play
 
 DEMO_LIKE = [

@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from greenloop import engine
-from greenloop.classify import is_failing
-from greenloop.engine import (
+from greenloop.core import engine
+from greenloop.core.classify import is_failing
+from greenloop.core.engine import (
     Decision,
     Finish,
     Phase,
@@ -24,13 +24,13 @@ from greenloop.engine import (
     SuiteRun,
     TestsRan,
 )
+from greenloop.core.model import Outcome, StagingValidation, ValidationSpec
+from greenloop.core.report import render
+from greenloop.core.status import build_status, status_object
+from greenloop.core.words import plural
 from greenloop.local import redeploy as rd
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite
-from greenloop.model import Outcome, StagingValidation, ValidationSpec
-from greenloop.report import render
-from greenloop.status import build_status, status_object
-from greenloop.words import plural
 
 EXIT_PASSED = 0
 EXIT_STALLED = 1

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from greenloop.core.model import Health, Target, Webhook
 from greenloop.local.logs import tail as log_tail
 from greenloop.local.suites import child_env
-from greenloop.model import Health, Target, Webhook
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenloop.engine import SuiteRun, SuiteSelection
-from greenloop.junit import JUnitError, parse_junit
+from greenloop.core.engine import SuiteRun, SuiteSelection
+from greenloop.core.junit import JUnitError, parse_junit
+from greenloop.core.model import Suite, TestResult
 from greenloop.local.logs import tail
-from greenloop.model import Suite, TestResult
 
 KILL_GRACE_SECONDS = 5.0
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from greenloop.engine import IterationRecord, Phase, State, failing, root_of
-from greenloop.model import FailureClass, StagingValidation
-from greenloop.status import failing_tests, priorities, summary, timestamp
-from greenloop.words import plural
+from greenloop.core.engine import IterationRecord, Phase, State, failing, root_of
+from greenloop.core.model import FailureClass, StagingValidation
+from greenloop.core.status import failing_tests, priorities, summary, timestamp
+from greenloop.core.words import plural
 
 NEXT_STEPS: dict[str, str] = {
     "GoalMet": "Nothing: the goal is met.",

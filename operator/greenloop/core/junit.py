@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 from xml.parsers import expat
 
-from greenloop.model import PRIORITIES, Outcome, TestResult
+from greenloop.core.model import PRIORITIES, Outcome, TestResult
 
 __all__ = ["JUnitError", "JUnitReport", "iter_junit", "parse_junit"]
 

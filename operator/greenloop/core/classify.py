@@ -32,7 +32,7 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
-from greenloop.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
+from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
 
 __all__ = ["CompiledRules", "RuleError", "compile_rules", "diagnose", "is_failing"]
 

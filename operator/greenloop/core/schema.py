@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from greenloop.words import plural
+from greenloop.core.words import plural
 
 Schema = Mapping[str, Any]
 
@@ -436,7 +436,7 @@ def structural_problems(schema: Schema) -> list[str]:
             problems.append(f"{where}: uniqueItems is forbidden (use x-kubernetes-list-type)")
         for junctor in _JUNCTORS:
             if junctor in node:
-                problems.append(f"{where}: {junctor} is not supported by greenloop.schema")
+                problems.append(f"{where}: {junctor} is not supported by greenloop.core.schema")
         for name in node.get("required", ()):
             if name not in node.get("properties", {}):
                 problems.append(f"{where}: required field {name!r} has no schema")

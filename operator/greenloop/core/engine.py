@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from greenloop.classify import CompiledRules, compile_rules, diagnose
-from greenloop.model import (
+from greenloop.core.classify import CompiledRules, compile_rules, diagnose
+from greenloop.core.model import (
     DEFAULT_PRIORITY,
     Diagnosis,
     FailureClass,
@@ -22,7 +22,7 @@ from greenloop.model import (
     TestResult,
     ValidationSpec,
 )
-from greenloop.words import plural
+from greenloop.core.words import plural
 
 
 class Phase(StrEnum):

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from greenloop.engine import Phase, State, counts, failing, root_of
-from greenloop.model import PRIORITIES, Outcome, StagingValidation
+from greenloop.core.engine import Phase, State, counts, failing, root_of
+from greenloop.core.model import PRIORITIES, Outcome, StagingValidation
 
 MAX_FAILING = 50
 MAX_HISTORY = 20

@@ -1,4 +1,4 @@
-"""Load and validate StagingValidation objects (DESIGN §1) into :mod:`greenloop.model`.
+"""Load and validate StagingValidation objects (DESIGN §1) into :mod:`greenloop.core.model`.
 
 The CRD (crds/stagingvalidation.yaml, shipped in the package as crd/stagingvalidation.yaml)
 is the one source of truth for the schema: a file is defaulted and validated against the
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from greenloop.model import (
+from greenloop.core.model import (
     EnvVar,
     FailureClass,
     HeadersFrom,
@@ -39,7 +39,7 @@ from greenloop.model import (
     Webhook,
     Workload,
 )
-from greenloop.schema import (
+from greenloop.core.schema import (
     FieldError,
     apply_defaults,
     field_path,

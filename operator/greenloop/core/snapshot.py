@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from greenloop.engine import (
+from greenloop.core.engine import (
     FlakyTest,
     IterationRecord,
     Phase,
@@ -18,7 +18,7 @@ from greenloop.engine import (
     SuiteSelection,
     TestRecord,
 )
-from greenloop.model import Diagnosis, FailureClass, Outcome
+from greenloop.core.model import Diagnosis, FailureClass, Outcome
 
 VERSION = 1
 
