@@ -1,4 +1,4 @@
-"""greenloop's pytest plugin: the runner contract (DESIGN §4) for pytest.
+"""greenloop's pytest plugin: the runner contract (docs/design.md §4) for pytest.
 
 - ``@pytest.mark.priority("P1")``: P1 (most critical) .. P9, default P5. Tests run in
   priority order (stable otherwise), and a test's dependencies run before it.

@@ -1,6 +1,6 @@
 """crds/stagingvalidation.yaml as the real API server sees it.
 
-The CRD is applied to a real kube-apiserver; the example object from DESIGN §1 is
+The CRD is applied to a real kube-apiserver; the example object from docs/design.md §1 is
 accepted (minus `target.command`, which is local-mode only and refused in a cluster)
 and invalid objects are refused with a message that names the offending field -
 exactly what a user sees from `kubectl apply`.
@@ -26,7 +26,7 @@ CRD_NAME = "stagingvalidations.greenloop.dev"
 
 
 def example(name: str = "checkout") -> dict[str, Any]:
-    """The object from DESIGN §1, as it would be applied in a cluster."""
+    """The object from docs/design.md §1, as it would be applied in a cluster."""
     return {
         "apiVersion": "greenloop.dev/v1alpha1",
         "kind": "StagingValidation",

@@ -1,4 +1,4 @@
-"""The engine's decision rules (DESIGN §1), as scenarios a user would recognise.
+"""The engine's decision rules (docs/design.md §1), as scenarios a user would recognise.
 
 Each scenario scripts what the suites report per iteration; a small driver plays the
 shell (honouring the engine's selection like a real runner) and the final state is

@@ -1,4 +1,4 @@
-"""Status (DESIGN §2) and the Markdown report, as a user reads them after a round."""
+"""Status (docs/design.md §2) and the Markdown report, as a user reads them after a round."""
 
 from __future__ import annotations
 

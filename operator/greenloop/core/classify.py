@@ -1,6 +1,6 @@
 """Why a test failed: the user's rules first, then the built-in classes.
 
-Built-in classes are tried in DESIGN order: Dependent, TestCodeError, AuthError,
+Built-in classes are tried in the order of docs/design.md §1: Dependent, TestCodeError, AuthError,
 ServiceUnavailable, ConnectionError, Timeout, ServerError, Assertion, Unknown.
 
 Where the evidence comes from matters as much as the class order. A failure's text is

@@ -77,7 +77,7 @@ class Diagnosis:
 
 
 # ---------------------------------------------------------------------------
-# The spec (DESIGN §1). Field names are the Python spelling of the CRD's.
+# The spec (docs/design.md §1). Field names are the Python spelling of the CRD's.
 
 
 @dataclass(frozen=True, slots=True)

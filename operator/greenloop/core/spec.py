@@ -1,4 +1,4 @@
-"""Load and validate StagingValidation objects (DESIGN §1) into :mod:`greenloop.core.model`.
+"""Load and validate StagingValidation objects (docs/design.md §1) into :mod:`greenloop.core.model`.
 
 The CRD (crds/stagingvalidation.yaml, shipped in the package as crd/stagingvalidation.yaml)
 is the one source of truth for the schema: a file is defaulted and validated against the

@@ -1,4 +1,4 @@
-"""The object's status (DESIGN §2) and its kstatus conditions, computed from engine state.
+"""The object's status (docs/design.md §2) and its kstatus conditions, computed from engine state.
 
 Both modes write this shape: the operator patches it into the object, local mode prints
 it with ``--json``. Times come in as epoch seconds; nothing here reads the clock.

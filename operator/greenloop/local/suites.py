@@ -1,4 +1,4 @@
-"""Run one suite as a process under the runner contract (DESIGN §4)."""
+"""Run one suite as a process under the runner contract (docs/design.md §4)."""
 
 from __future__ import annotations
 
