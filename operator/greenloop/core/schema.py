@@ -8,7 +8,7 @@ minProperties/maxProperties, format (int32, int64, date-time), nullable, default
 x-kubernetes-preserve-unknown-fields, x-kubernetes-int-or-string and
 x-kubernetes-list-type (set/map). Logical junctors (allOf, anyOf, oneOf, not) and CEL rules
 (x-kubernetes-validations) are not evaluated: greenloop's CRD does not use the former, and
-spec.py mirrors each CEL rule in Python.
+spec_checks.py mirrors each CEL rule in Python.
 
 One deliberate difference: the API server silently prunes unknown fields, while this
 validator reports them, because in a hand-written file an unknown field is nearly always a
