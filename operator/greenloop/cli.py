@@ -219,6 +219,7 @@ def cmd_junit(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
+                    "total": sum(outcomes.values()),
                     "outcomes": outcomes,
                     "classes": classes,
                     "failing": failing,

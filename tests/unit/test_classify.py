@@ -912,3 +912,627 @@ tests/e2e/test_x.py:9: ConnectError"""
     assert diagnose(failed("", details)) == Diagnosis(
         FC.CONNECTION_ERROR, "httpx.ConnectError: [Errno 111] Connection refused"
     )
+
+
+# -- issue 6: evidence from the real error line ----------------------------------------------
+
+# pytest prints each frame's arguments unindented ("timeout = ClientTimeout(...)"): they are
+# source, not the failure. Measured: this came out Timeout.
+PYTEST_AIOHTTP_REFUSED = """\
+self = <aiohttp.connector.TCPConnector object at 0x7f3a5c2b8e50>
+req = <aiohttp.client_reqrep.ClientRequest object at 0x7f3a5c2b9a90>
+timeout = ClientTimeout(total=300, connect=None, sock_read=None, sock_connect=30, ceil_threshold=5)
+client_error = <class 'aiohttp.client_exceptions.ClientConnectorError'>
+args = (functools.partial(<class 'aiohttp.client_proto.ResponseHandler'>, loop=<_UnixSelectorEventLoop running=False closed=False debug=False>), '127.0.0.1', 8000)
+kwargs = {'family': <AddressFamily.AF_INET: 2>, 'flags': <AddressInfo.AI_NUMERICHOST: 4>, 'proto': 6, 'server_hostname': None, 'ssl': None}
+
+    async def _wrap_create_connection(
+        self,
+        *args: Any,
+        req: ClientRequest,
+        timeout: "ClientTimeout",
+        client_error: Type[Exception] = ClientConnectorError,
+        **kwargs: Any,
+    ) -> Tuple[asyncio.Transport, ResponseHandler]:
+        try:
+            async with ceil_timeout(
+                timeout.sock_connect, ceil_threshold=timeout.ceil_threshold
+            ):
+                sock = await aiohappyeyeballs.start_connection(
+                    addr_infos=addr_infos,
+                )
+                return await self._loop.create_connection(*args, **kwargs, sock=sock)
+        except cert_errors as exc:
+            raise ClientConnectorCertificateError(req.connection_key, exc) from exc
+        except ssl_errors as exc:
+            raise ClientConnectorSSLError(req.connection_key, exc) from exc
+        except OSError as exc:
+            if exc.errno is None and isinstance(exc, asyncio.TimeoutError):
+                raise
+>           raise client_error(req.connection_key, exc) from exc
+E           aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host 127.0.0.1:8000 ssl:default [Connect call failed ('127.0.0.1', 8000)]
+
+.venv/lib/python3.11/site-packages/aiohttp/connector.py:1082: ClientConnectorError"""  # noqa: E501
+
+GO_ERRORF = (
+    "=== RUN   TestCheckout\n"
+    "    checkout_test.go:42: checkout total: want 3 items, got 2\n"
+    "--- FAIL: TestCheckout (0.01s)\n"
+)
+
+GO_PANIC = """\
+=== RUN   TestOrders
+--- FAIL: TestOrders (0.00s)
+panic: Get "http://127.0.0.1:8080/orders": dial tcp 127.0.0.1:8080: connect: connection refused [recovered]
+	panic: Get "http://127.0.0.1:8080/orders": dial tcp 127.0.0.1:8080: connect: connection refused
+
+goroutine 7 [running]:
+testing.tRunner.func1.2({0x6b9a40, 0xc000120a50})
+	/usr/local/go/src/testing/testing.go:1632 +0x230
+testing.tRunner.func1()
+	/usr/local/go/src/testing/testing.go:1635 +0x35e
+panic({0x6b9a40?, 0xc000120a50?})
+	/usr/local/go/src/runtime/panic.go:785 +0x132
+example.com/shop/e2e.TestOrders(0xc000132000)
+	/src/e2e/orders_test.go:18 +0x1a5
+testing.tRunner(0xc000132000, 0x73e2c8)
+	/usr/local/go/src/testing/testing.go:1690 +0xf4
+created by testing.(*T).Run in goroutine 1
+	/usr/local/go/src/testing/testing.go:1743 +0x390
+"""  # noqa: E501
+
+GO_NIL_PANIC = GO_PANIC.replace(
+    'Get "http://127.0.0.1:8080/orders": dial tcp 127.0.0.1:8080: connect: connection refused',
+    "runtime error: invalid memory address or nil pointer dereference",
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "details", "expected"),
+    [
+        (
+            "aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host 127.0.0.1:8000 "
+            "ssl:default [Connect call failed ('127.0.0.1', 8000)]",
+            PYTEST_AIOHTTP_REFUSED,
+            Diagnosis(
+                FC.CONNECTION_ERROR,
+                "aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host "
+                "127.0.0.1:8000 ssl:default [Connect call failed ('127.0.0.1', 8000)]",
+            ),
+        ),
+        (  # no message: the E line decides, never the "timeout = ..." argument line
+            "",
+            PYTEST_AIOHTTP_REFUSED,
+            Diagnosis(
+                FC.CONNECTION_ERROR,
+                "aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host "
+                "127.0.0.1:8000 ssl:default [Connect call failed ('127.0.0.1', 8000)]",
+            ),
+        ),
+        (
+            "Failed",
+            GO_ERRORF,
+            Diagnosis(FC.ASSERTION, "checkout_test.go:42: checkout total: want 3 items, got 2"),
+        ),
+        (
+            "Failed",
+            GO_PANIC,
+            Diagnosis(
+                FC.CONNECTION_ERROR,
+                'panic: Get "http://127.0.0.1:8080/orders": dial tcp 127.0.0.1:8080: connect: '
+                "connection refused [recovered]",
+            ),
+        ),
+        (
+            "Failed",
+            GO_NIL_PANIC,
+            Diagnosis(
+                FC.UNKNOWN,
+                "panic: runtime error: invalid memory address or nil pointer dereference "
+                "[recovered]",
+            ),
+        ),
+        (  # a bare-word message with a body that names nothing: the body's line, not "Failed"
+            "Failed",
+            "=== RUN   TestStock\n    stock_test.go:9: stock for sku-42 is wrong\n"
+            "--- FAIL: TestStock (0.00s)\n",
+            Diagnosis(FC.UNKNOWN, "stock_test.go:9: stock for sku-42 is wrong"),
+        ),
+    ],
+    ids=["aiohttp-message", "aiohttp-details", "go-errorf", "go-panic", "go-nil-panic", "go-body"],
+)
+def test_evidence_is_the_error_line_not_source_or_a_bare_word(
+    message: str, details: str, expected: Diagnosis
+) -> None:
+    assert diagnose(failed(message, details)) == expected
+
+
+GO_PKG = "example.com/shop/e2e"
+
+
+def go_test(name: str, body: str) -> TestResult:
+    return TestResult(
+        id=f"{GO_PKG}::{name}",
+        name=name,
+        classname=GO_PKG,
+        outcome=Outcome.FAILED,
+        message="Failed",
+        details=body,
+    )
+
+
+def test_a_go_parent_failing_only_through_its_subtests_is_dependent_on_them() -> None:
+    parent = go_test("TestOrders", "=== RUN   TestOrders\n--- FAIL: TestOrders (30.21s)\n")
+    middle = go_test("TestOrders/eu", "=== RUN   TestOrders/eu\n--- FAIL: TestOrders/eu (0.2s)\n")
+    leaf = go_test(
+        "TestOrders/eu/create",
+        "=== RUN   TestOrders/eu/create\n    orders_test.go:61: got 503, want 201\n"
+        "--- FAIL: TestOrders/eu/create (0.20s)\n",
+    )
+    failing = {parent.id, middle.id, leaf.id}
+    assert diagnose(parent, failing_ids=failing) == Diagnosis(
+        FC.DEPENDENT, f"its subtest {leaf.id} failed", leaf.id
+    )
+    assert diagnose(middle, failing_ids=failing) == Diagnosis(
+        FC.DEPENDENT, f"its subtest {leaf.id} failed", leaf.id
+    )
+    assert diagnose(leaf, failing_ids=failing) == Diagnosis(
+        FC.SERVICE_UNAVAILABLE, "orders_test.go:61: got 503, want 201"
+    )
+
+
+def test_a_go_parent_with_its_own_failure_keeps_its_own_class() -> None:
+    parent = go_test(
+        "TestOrders",
+        '=== RUN   TestOrders\n    orders_test.go:12: Get "http://x": context deadline exceeded\n'
+        "--- FAIL: TestOrders (30.21s)\n",
+    )
+    leaf = go_test("TestOrders/create", "=== RUN   TestOrders/create\n--- FAIL: x\n")
+    assert diagnose(parent, failing_ids={parent.id, leaf.id}) == Diagnosis(
+        FC.TIMEOUT, 'orders_test.go:12: Get "http://x": context deadline exceeded'
+    )
+
+
+# -- real failure texts, as the libraries print them ------------------------------------------
+
+UNDICI_FETCH_REFUSED = """\
+TypeError: fetch failed
+    at node:internal/deps/undici/undici:13502:13
+    at async Object.<anonymous> (/app/tests/api.test.js:8:17) {
+  [cause]: Error: connect ECONNREFUSED 127.0.0.1:3000
+      at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1607:16) {
+    errno: -111,
+    code: 'ECONNREFUSED',
+    syscall: 'connect',
+    address: '127.0.0.1',
+    port: 3000
+  }
+}"""
+
+GRPC_PY = """\
+grpc._channel._InactiveRpcError: <_InactiveRpcError of RPC that terminated with:
+\tstatus = StatusCode.{code}
+\tdetails = "{details}"
+\tdebug_error_string = "UNKNOWN:Error received from peer  {{grpc_status:14}}"
+>"""
+
+# (library, expected class, message, details, a part the evidence must show)
+REAL_TEXTS: list[tuple[str, FailureClass, str, str, str]] = [
+    # requests
+    (
+        "requests",
+        FC.CONNECTION_ERROR,
+        "requests.exceptions.ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=8000): "
+        "Max retries exceeded with url: /health (Caused by NewConnectionError('<urllib3.connection"
+        ".HTTPConnection object at 0x7f8b1c2d3e50>: Failed to establish a new connection: "
+        "[Errno 111] Connection refused'))",
+        "",
+        "Max retries exceeded",
+    ),
+    (
+        "requests",
+        FC.TIMEOUT,
+        "requests.exceptions.ReadTimeout: HTTPConnectionPool(host='127.0.0.1', port=8000): "
+        "Read timed out. (read timeout=5)",
+        "",
+        "Read timed out",
+    ),
+    (
+        "requests",
+        FC.SERVICE_UNAVAILABLE,
+        "requests.exceptions.HTTPError: 503 Server Error: Service Unavailable for url: "
+        "http://127.0.0.1:8000/api/orders",
+        "",
+        "503 Server Error",
+    ),
+    (
+        "requests",
+        FC.SERVER_ERROR,
+        "requests.exceptions.HTTPError: 500 Server Error: Internal Server Error for url: "
+        "http://127.0.0.1:8000/api/cart",
+        "",
+        "500 Server Error",
+    ),
+    (
+        "requests",
+        FC.CONNECTION_ERROR,
+        "requests.exceptions.ConnectionError: ('Connection aborted.', "
+        "RemoteDisconnected('Remote end closed connection without response'))",
+        "",
+        "ConnectionError",
+    ),
+    (
+        "requests",
+        FC.AUTH_ERROR,
+        "requests.exceptions.HTTPError: 403 Client Error: Forbidden for url: "
+        "http://127.0.0.1:8000/admin",
+        "",
+        "403 Client Error",
+    ),
+    # httpx
+    (
+        "httpx",
+        FC.CONNECTION_ERROR,
+        "httpx.ConnectError: [Errno 111] Connection refused",
+        "",
+        "ConnectError",
+    ),
+    ("httpx", FC.TIMEOUT, "httpx.ConnectTimeout: timed out", "", "timed out"),
+    (
+        "httpx",
+        FC.CONNECTION_ERROR,
+        "httpx.RemoteProtocolError: Server disconnected without sending a response.",
+        "",
+        "Server disconnected without sending a response",
+    ),
+    (
+        "httpx",
+        FC.SERVICE_UNAVAILABLE,
+        "httpx.HTTPStatusError: Server error '502 Bad Gateway' for url 'http://127.0.0.1:8000/api'"
+        "\nFor more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/502",
+        "",
+        "502 Bad Gateway",
+    ),
+    (
+        "httpx",
+        FC.SERVER_ERROR,
+        "httpx.HTTPStatusError: Server error '500 Internal Server Error' for url "
+        "'http://127.0.0.1:8000/api/pay'",
+        "",
+        "500 Internal Server Error",
+    ),
+    # aiohttp
+    (
+        "aiohttp",
+        FC.CONNECTION_ERROR,
+        "aiohttp.client_exceptions.ClientConnectorError: Cannot connect to host 127.0.0.1:8000 "
+        "ssl:default [Connection refused]",
+        "",
+        "Cannot connect to host",
+    ),
+    (
+        "aiohttp",
+        FC.SERVICE_UNAVAILABLE,
+        "aiohttp.client_exceptions.ClientResponseError: 503, message='Service Unavailable', "
+        "url=URL('http://127.0.0.1:8000/api')",
+        "",
+        "Service Unavailable",
+    ),
+    (
+        "aiohttp",
+        FC.CONNECTION_ERROR,
+        "aiohttp.client_exceptions.ServerDisconnectedError: Server disconnected",
+        "",
+        "ServerDisconnectedError",
+    ),
+    (
+        "aiohttp",
+        FC.TIMEOUT,
+        "aiohttp.client_exceptions.ServerTimeoutError: Timeout on reading data from socket",
+        "",
+        "Timeout",
+    ),
+    (
+        "aiohttp",
+        FC.AUTH_ERROR,
+        "aiohttp.client_exceptions.ClientResponseError: 401, message='Unauthorized', "
+        "url=URL('http://127.0.0.1:8000/me')",
+        "",
+        "Unauthorized",
+    ),
+    # websockets
+    (
+        "websockets",
+        FC.SERVICE_UNAVAILABLE,
+        "websockets.exceptions.InvalidStatus: server rejected WebSocket connection: HTTP 503",
+        "",
+        "HTTP 503",
+    ),
+    (
+        "websockets",
+        FC.AUTH_ERROR,
+        "websockets.exceptions.InvalidStatusCode: server rejected WebSocket connection: HTTP 403",
+        "",
+        "HTTP 403",
+    ),
+    (
+        "websockets",
+        FC.TIMEOUT,
+        "websockets.exceptions.ConnectionClosedError: received 1011 (internal error) keepalive "
+        "ping timeout; then sent 1011 (internal error) keepalive ping timeout",
+        "",
+        "timeout",
+    ),
+    (
+        "websockets",
+        FC.CONNECTION_ERROR,
+        "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 8765)",
+        "",
+        "Connect",
+    ),
+    # grpc (Python and Go)
+    (
+        "grpc",
+        FC.SERVICE_UNAVAILABLE,
+        GRPC_PY.format(
+            code="UNAVAILABLE",
+            details="failed to connect to all addresses; last error: UNKNOWN: "
+            "ipv4:127.0.0.1:50051: Failed to connect to remote host: Connection refused",
+        ),
+        "",
+        "StatusCode.UNAVAILABLE",
+    ),
+    (
+        "grpc",
+        FC.TIMEOUT,
+        GRPC_PY.format(code="DEADLINE_EXCEEDED", details="Deadline Exceeded"),
+        "",
+        "DEADLINE_EXCEEDED",
+    ),
+    (
+        "grpc",
+        FC.AUTH_ERROR,
+        GRPC_PY.format(code="UNAUTHENTICATED", details="invalid token"),
+        "",
+        "UNAUTHENTICATED",
+    ),
+    (
+        "grpc",
+        FC.TIMEOUT,
+        "rpc error: code = DeadlineExceeded desc = context deadline exceeded",
+        "",
+        "DeadlineExceeded",
+    ),
+    (
+        "grpc",
+        FC.AUTH_ERROR,
+        "rpc error: code = PermissionDenied desc = missing scope orders.write",
+        "",
+        "PermissionDenied",
+    ),
+    (
+        "grpc",
+        FC.SERVER_ERROR,
+        "rpc error: code = Internal desc = stream terminated by RST_STREAM with error code: "
+        "INTERNAL_ERROR",
+        "",
+        "code = Internal",
+    ),
+    # urllib3
+    (
+        "urllib3",
+        FC.SERVICE_UNAVAILABLE,
+        "urllib3.exceptions.MaxRetryError: HTTPConnectionPool(host='127.0.0.1', port=8000): Max "
+        "retries exceeded with url: /api (Caused by ResponseError('too many 503 error responses'))",
+        "",
+        "503 error responses",
+    ),
+    (
+        "urllib3",
+        FC.CONNECTION_ERROR,
+        "urllib3.exceptions.ProtocolError: ('Connection aborted.', ConnectionResetError(104, "
+        "'Connection reset by peer'))",
+        "",
+        "Connection reset",
+    ),
+    (
+        "urllib3",
+        FC.TIMEOUT,
+        "urllib3.exceptions.ReadTimeoutError: HTTPConnectionPool(host='127.0.0.1', port=8000): "
+        "Read timed out. (read timeout=2.0)",
+        "",
+        "Read timed out",
+    ),
+    (
+        "urllib3",
+        FC.CONNECTION_ERROR,
+        "urllib3.exceptions.NameResolutionError: <urllib3.connection.HTTPConnection object at "
+        "0x7f2c1b0e4d90>: Failed to resolve 'orders.staging.svc' ([Errno -2] Name or service "
+        "not known)",
+        "",
+        "Name or service not known",
+    ),
+    # node: axios, fetch, undici
+    (
+        "axios",
+        FC.CONNECTION_ERROR,
+        "AxiosError: connect ECONNREFUSED 127.0.0.1:3000",
+        "",
+        "ECONNREFUSED",
+    ),
+    ("axios", FC.TIMEOUT, "AxiosError: timeout of 5000ms exceeded", "", "timeout"),
+    (
+        "axios",
+        FC.AUTH_ERROR,
+        "AxiosError: Request failed with status code 401",
+        "",
+        "status code 401",
+    ),
+    (
+        "axios",
+        FC.SERVER_ERROR,
+        "AxiosError: Request failed with status code 500",
+        "",
+        "status code 500",
+    ),
+    (
+        "fetch",
+        FC.CONNECTION_ERROR,
+        "TypeError: fetch failed",
+        UNDICI_FETCH_REFUSED,
+        "[cause]: Error: connect ECONNREFUSED",
+    ),
+    (
+        "undici",
+        FC.TIMEOUT,
+        "ConnectTimeoutError: Connect Timeout Error (attempted address: 127.0.0.2:443, "
+        "timeout: 10000ms)",
+        "",
+        "Timeout",
+    ),
+    (
+        "undici",
+        FC.CONNECTION_ERROR,
+        "Error: getaddrinfo ENOTFOUND orders.staging.svc",
+        "",
+        "ENOTFOUND",
+    ),
+    ("undici", FC.CONNECTION_ERROR, "SocketError: other side closed", "", "other side closed"),
+    ("undici", FC.TIMEOUT, "HeadersTimeoutError: Headers Timeout Error", "", "Timeout"),
+    # Go net/http
+    (
+        "go",
+        FC.CONNECTION_ERROR,
+        'Get "http://127.0.0.1:8080/health": dial tcp 127.0.0.1:8080: connect: connection refused',
+        "",
+        "connection refused",
+    ),
+    (
+        "go",
+        FC.TIMEOUT,
+        'Get "http://127.0.0.1:8080/slow": context deadline exceeded (Client.Timeout exceeded '
+        "while awaiting headers)",
+        "",
+        "deadline exceeded",
+    ),
+    (
+        "go",
+        FC.CONNECTION_ERROR,
+        'Post "http://orders:8080/api": dial tcp: lookup orders on 127.0.0.53:53: no such host',
+        "",
+        "no such host",
+    ),
+    (
+        "go",
+        FC.CONNECTION_ERROR,
+        'Get "http://127.0.0.1:8080/api": read tcp 127.0.0.1:52345->127.0.0.1:8080: read: '
+        "connection reset by peer",
+        "",
+        "connection reset",
+    ),
+    (
+        "go",
+        FC.SERVICE_UNAVAILABLE,
+        "Failed",
+        "=== RUN   TestOrders\n    orders_test.go:33: unexpected status 503 Service Unavailable\n"
+        "--- FAIL: TestOrders (0.00s)\n",
+        "503 Service Unavailable",
+    ),
+    # Java: HttpClient, RestAssured, Spring
+    (
+        "java",
+        FC.CONNECTION_ERROR,
+        "java.net.ConnectException: Connection refused",
+        "",
+        "ConnectException",
+    ),
+    (
+        "java",
+        FC.TIMEOUT,
+        "java.net.http.HttpConnectTimeoutException: HTTP connect timed out",
+        "",
+        "timed out",
+    ),
+    ("java", FC.TIMEOUT, "java.net.http.HttpTimeoutException: request timed out", "", "timed out"),
+    ("java", FC.TIMEOUT, "java.net.SocketTimeoutException: Read timed out", "", "Timeout"),
+    (
+        "restassured",
+        FC.SERVER_ERROR,
+        "1 expectation failed.\nExpected status code <200> but was <500>.",
+        "",
+        "but was <500>",
+    ),
+    (
+        "spring",
+        FC.CONNECTION_ERROR,
+        "org.springframework.web.client.ResourceAccessException: I/O error on GET request for "
+        '"http://localhost:8080/api/orders": Connection refused',
+        "",
+        "Connection refused",
+    ),
+    (
+        "spring",
+        FC.AUTH_ERROR,
+        "org.springframework.web.client.HttpClientErrorException$Unauthorized: 401 Unauthorized: "
+        "[no body]",
+        "",
+        "401 Unauthorized",
+    ),
+    (
+        "spring",
+        FC.SERVICE_UNAVAILABLE,
+        "org.springframework.web.client.HttpServerErrorException$ServiceUnavailable: 503 Service "
+        'Unavailable: "{"error":"upstream down"}"',
+        "",
+        "503 Service",
+    ),
+    (
+        "spring",
+        FC.CONNECTION_ERROR,
+        "org.springframework.web.reactive.function.client.WebClientRequestException: Connection "
+        "refused: localhost/127.0.0.1:8080",
+        "",
+        "Connection refused",
+    ),
+    (
+        "spring",
+        FC.SERVER_ERROR,
+        "org.springframework.web.client.HttpServerErrorException$InternalServerError: 500 "
+        "Internal Server Error: [no body]",
+        "",
+        "500 Internal Server Error",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("library", "expected", "message", "details", "shown"),
+    REAL_TEXTS,
+    ids=[f"{row[0]}-{row[1].value}-{i}" for i, row in enumerate(REAL_TEXTS)],
+)
+def test_real_failure_texts(
+    library: str, expected: FailureClass, message: str, details: str, shown: str
+) -> None:
+    diagnosis = diagnose(failed(message, details))
+    assert diagnosis is not None
+    assert (diagnosis.failure_class, shown in diagnosis.evidence) == (expected, True), diagnosis
+
+
+def test_the_real_texts_cover_every_library_asked_for() -> None:
+    assert len(REAL_TEXTS) >= 40
+    libraries = {row[0] for row in REAL_TEXTS}
+    assert libraries >= {
+        "requests",
+        "httpx",
+        "aiohttp",
+        "websockets",
+        "grpc",
+        "urllib3",
+        "axios",
+        "fetch",
+        "undici",
+        "go",
+        "java",
+        "restassured",
+        "spring",
+    }

@@ -127,6 +127,9 @@ def diagnose(
     dependency = _dependency_failure(test, failing_ids)
     if dependency is not None:
         return dependency
+    subtests = _subtest_failure(test, text, failing_ids)
+    if subtests is not None:
+        return subtests
     return _builtin(text)
 
 
@@ -177,6 +180,26 @@ def _failing_dependency(test: TestResult, failing_ids: Collection[str]) -> str |
     return None
 
 
+def _subtest_failure(
+    test: TestResult, text: _FailureText, failing_ids: Collection[str]
+) -> Diagnosis | None:
+    """A Go parent test that says nothing of its own failed only because its subtests did
+    (``pkg::TestOrders`` with ``pkg::TestOrders/create`` failing): Dependent on the
+    deepest failing subtest, which is where the evidence is."""
+    if any(text.tiers()):
+        return None
+    prefix = test.id + "/"
+    below = [other for other in failing_ids if other.startswith(prefix)]
+    leaves = sorted(
+        (other for other in below if not any(b.startswith(other + "/") for b in below)),
+        key=lambda other: (-other.count("/"), other),
+    )
+    if not leaves:
+        return None
+    more = f", and {len(leaves) - 1} more" if len(leaves) > 1 else ""
+    return Diagnosis(_FC.DEPENDENT, _clip(f"its subtest {leaves[0]} failed{more}"), leaves[0])
+
+
 def _resolve(name: str, own_id: str, failing_ids: Collection[str]) -> str:
     """The failing test ``name`` refers to: itself if it is a full id, else the one
     failing id it is a suffix of (``test_login`` -> ``tests/e2e/test_auth.py::test_login``),
@@ -220,6 +243,18 @@ _FRAME = re.compile(
     re.VERBOSE,
 )
 _GO_FRAME = re.compile(r"^\s+\S+\.go:\d+ \+0x[0-9a-f]+$")
+# Go's own lines around a test's output: they say which test ran, not why it failed.
+_GO_NOISE = re.compile(
+    r"^\s*(?:=== (?:RUN|PAUSE|CONT|NAME)\s|--- (?:FAIL|PASS|SKIP):|(?:FAIL|PASS|ok)(?:\s|$))"
+)
+_GO_STACK = re.compile(r"^goroutine \d+ \[")
+# A Go panic's message and node's "[cause]:" are the failure itself.
+_GO_PANIC = re.compile(r"^\s*panic: ")
+_NODE_CAUSE = re.compile(r"^\s*\[cause\]: ")
+# pytest's location line under a frame: "tests/test_x.py:12: ConnectError".
+_PYTEST_LOCATION = re.compile(r"^\S+:\d+: \S")
+# A message that is only a word ("Failed", gotestsum's; "failure") says nothing: the body does.
+_BARE_WORD = re.compile(r"^\w+[.!:]?$")
 _TRACEBACK_HEADER = re.compile(
     r"^(?:Traceback \(most recent call last\):|During handling of the above exception"
     r"|The above exception was the direct cause)"
@@ -233,6 +268,12 @@ class _FailureText:
     def __init__(self, test: TestResult) -> None:
         self.test = test
         self.message = [(line, "") for line in _lines(test.message)]
+        if (
+            test.details.strip()
+            and len(self.message) == 1
+            and _BARE_WORD.match(test.message.strip())
+        ):
+            self.message = []
         self.decisive, self.rest = _split_details(test.details)
         raw_output = [line.strip() for line in test.output.splitlines()]
         self.output = [
@@ -274,7 +315,8 @@ def _split_details(details: str) -> tuple[list[tuple[str, str]], list[tuple[str,
             if _PYTEST_EXCEPTION.match(line):
                 if exception_lines[i]:
                     decisive.append((exception_lines[i], _previous(exception_lines, i)))
-            elif line and not line[0].isspace() and not line.startswith((">", "_ _")):
+            elif _PYTEST_LOCATION.match(line):
+                # Not the unindented "name = value" lines: those are a frame's arguments.
                 rest.append((stripped[i], ""))
     elif any(_TRACEBACK_HEADER.match(line) for line in raw):
         # A plain Python traceback: indented lines are frames and source.
@@ -282,9 +324,25 @@ def _split_details(details: str) -> tuple[list[tuple[str, str]], list[tuple[str,
             if line and not line[0].isspace() and not _TRACEBACK_HEADER.match(line):
                 decisive.append((stripped[i], _previous(stripped, i)))
     else:
+        panics: list[tuple[str, str]] = []
+        causes: list[tuple[str, str]] = []
         for i, line in enumerate(raw):
-            if stripped[i] and not _FRAME.match(line) and not _GO_FRAME.match(line):
+            if _GO_STACK.match(line):
+                break  # a Go panic's goroutine dump: frames only from here on
+            if _GO_PANIC.match(line):
+                panics.append((stripped[i], ""))
+            elif _NODE_CAUSE.match(line):
+                causes.append((stripped[i], ""))
+            elif (
+                stripped[i]
+                and not _FRAME.match(line)
+                and not _GO_FRAME.match(line)
+                and not _GO_NOISE.match(line)
+            ):
                 decisive.append((stripped[i], _previous(stripped, i)))
+        # A panic's message is the failure; what the test logged before it is context.
+        decisive.extend(causes)
+        decisive.extend(reversed(panics))
     decisive.reverse()
     rest.reverse()
     return decisive, rest
@@ -398,6 +456,8 @@ _PATTERNS: dict[FailureClass, re.Pattern[str]] = {
         r"\bconnection (?:refused|reset|aborted|closed by (?:peer|remote host))\b"
         r"|\b(?:ECONNREFUSED|ECONNRESET|ECONNABORTED|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN"
         r"|ENOTFOUND)\b"
+        r"|\bcannot connect to host\b|\bconnect call failed\b|\bServerDisconnectedError\b"
+        r"|\bother side closed\b|\bUND_ERR_SOCKET\b"
         r"|\b(?:ConnectError|ConnectionError|Connection(?:Refused|Reset|Aborted)Error"
         r"|ConnectException|NewConnectionError|RemoteDisconnected|UnknownHostException"
         r"|NoRouteToHostException)\b"
@@ -420,6 +480,7 @@ _PATTERNS: dict[FailureClass, re.Pattern[str]] = {
         r"|\bexpect\("
         r"|\bexpected\b.*\b(?:but (?:was|got|found)|got|received|actual|to (?:be|equal))\b"
         r"|^(?:expected|received|actual)\s*:|\bError Trace:|\bNot equal:"
+        r"|\bwant(?:ed)?\b.*\bgot\b|\bgot\b.*\bwant(?:ed)?\b"
         r"|\bExpecting (?:actual:|value to be)"
         r"|\b\d+ expectations? failed\b|\bshould (?:be|have|contain|equal)\b"
         r"|\.(?:toBe|toEqual|toStrictEqual|toContain|toMatch|toHaveBeenCalled\w*|toHaveLength)\b",
