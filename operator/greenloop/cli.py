@@ -11,7 +11,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from greenloop.core.spec import Loaded
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -119,12 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_spec(path: Path, mode: Literal["local", "operator"]) -> Loaded:
+    """Load a spec file the way every command does: only a regular file, at most
+    SPEC_MAX_BYTES, never blocking on a FIFO. Raises SpecError naming the file."""
+    from greenloop.core.spec import FieldError, SpecError, load_text
+    from greenloop.local.files import SPEC_MAX_BYTES, FileRefused, read_regular
+
+    source = str(path)
+    try:
+        data = read_regular(path, SPEC_MAX_BYTES)
+    except FileRefused as err:
+        raise SpecError(source, [FieldError("", err.reason)]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            source, [FieldError("", f"not UTF-8 text (invalid byte at offset {exc.start})")]
+        ) from None
+    return load_text(text, source=source, mode=mode)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from greenloop.core.spec import SpecError, load_file
+    from greenloop.core.spec import SpecError
     from greenloop.core.words import plural
 
     try:
-        loaded = load_file(args.file, mode=args.mode)
+        loaded = load_spec(args.file, args.mode)
     except SpecError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
@@ -137,10 +160,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from greenloop.core.spec import SpecError, load_file
+    from greenloop.core.spec import SpecError
 
     try:
-        loaded = load_file(args.file, mode="local")
+        loaded = load_spec(args.file, "local")
     except SpecError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
@@ -180,6 +203,7 @@ def cmd_junit(args: argparse.Namespace) -> int:
     from greenloop.core.classify import diagnose, is_failing
     from greenloop.core.junit import JUnitError, parse_junit
     from greenloop.core.model import Outcome
+    from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
 
     outcomes = {o.value: 0 for o in Outcome}
     outcomes["dependent"] = 0
@@ -189,9 +213,13 @@ def cmd_junit(args: argparse.Namespace) -> int:
     unreadable: list[str] = []
     for path in args.files:
         try:
-            report = parse_junit(path, name=str(path))
-        except (JUnitError, OSError) as err:
-            unreadable.append(f"{path}: {err}" if isinstance(err, OSError) else str(err))
+            with open_regular(path, JUNIT_MAX_BYTES) as stream:
+                report = parse_junit(stream, name=str(path))
+        except (JUnitError, FileRefused) as err:
+            unreadable.append(str(err))
+            continue
+        except OSError as err:
+            unreadable.append(f"{path}: {err}")
             continue
         warnings.extend(report.warnings)
         failing_ids = {t.id for t in report.tests if is_failing(t)}

@@ -15,6 +15,7 @@ from pathlib import Path
 from greenloop.core.engine import SuiteRun, SuiteSelection
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
+from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
 from greenloop.local.logs import tail
 
 KILL_GRACE_SECONDS = 5.0
@@ -116,14 +117,17 @@ def run_suite(
     if timed_out:
         return result(f"timed out after {suite.timeout_seconds} s; its process group was killed")
     code = proc.returncode
-    if not files.junit.exists():
+    if not files.junit.exists() and not files.junit.is_symlink():
         return result(
             f"exited with code {code} and wrote no JUnit XML to $GREENLOOP_JUNIT_XML"
             + _tail_hint(files.log),
             code,
         )
     try:
-        report = parse_junit(files.junit, name=f"{suite.name}.xml")
+        with open_regular(files.junit, JUNIT_MAX_BYTES) as stream:
+            report = parse_junit(stream, name=f"{suite.name}.xml")
+    except FileRefused as err:
+        return result(f"unreadable JUnit XML: {suite.name}.xml {err.reason}", code)
     except JUnitError as err:
         return result(f"unreadable JUnit XML: {err}", code)
     if not report.tests and code != 0:
