@@ -1,0 +1,287 @@
+"""Pure builders for what one suite run is in a cluster: a Job, its token Secret, its
+selection ConfigMap (docs/design.md §4, §6).
+
+No API calls here: each function turns plain inputs into the dict the API server
+takes, so the shape is tested without a cluster and the gateway only sends it.
+Every name comes from `greenloop.core.names`, derived from (object, uid, iteration,
+suite) alone, so a restarted operator finds the Job it made instead of making a twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from greenloop.core.model import Suite
+from greenloop.core.names import NameKind, dns_label, object_name
+
+__all__ = [
+    "JUNIT_PATH",
+    "LABEL_ITERATION",
+    "LABEL_MANAGED_BY",
+    "LABEL_SUITE",
+    "LABEL_VALIDATION_UID",
+    "SELECT_PATH",
+    "Owner",
+    "SuiteJob",
+    "build_job",
+    "build_selection_configmap",
+    "build_token_secret",
+    "job_labels",
+]
+
+API_GROUP = "greenloop.dev"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_VALIDATION_UID = "greenloop.dev/validation-uid"
+LABEL_ITERATION = "greenloop.dev/iteration"
+LABEL_SUITE = "greenloop.dev/suite"
+# Object names may be 253 characters, label values only 63: the name is an annotation.
+ANNOTATION_VALIDATION = "greenloop.dev/validation"
+# The Job controller labels its pods with the Job's uid; the sidecar sends it back so
+# the results endpoint can tell this Job from an older one of the same name.
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+
+RESULTS_DIR = "/greenloop/results"
+JUNIT_PATH = f"{RESULTS_DIR}/junit.xml"
+SELECT_DIR = "/greenloop/select"
+SELECT_FILE = "tests.txt"
+SELECT_PATH = f"{SELECT_DIR}/{SELECT_FILE}"
+TOKEN_KEY = "token"
+
+#: How long the sidecar may take to upload after the test container exited; the pod's
+#: terminationGracePeriodSeconds leaves a margin above it so the kubelet does not kill
+#: an upload that is still inside its own deadline.
+UPLOAD_DEADLINE_SECONDS = 60
+GRACE_MARGIN_SECONDS = 15
+#: A uid the restricted pod runs as when the image's own user is root (emptyDir is
+#: world-writable, so the results folder works for any uid).
+RUN_AS = 65532
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The StagingValidation a Job belongs to (its owner reference and labels)."""
+
+    name: str
+    namespace: str
+    uid: str
+    api_version: str = f"{API_GROUP}/v1alpha1"
+    kind: str = "StagingValidation"
+
+    def reference(self, *, controller: bool = True) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": controller,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteJob:
+    """Everything that decides one suite's Job in one iteration."""
+
+    owner: Owner
+    iteration: int
+    suite: Suite
+    reporter_image: str
+    results_url: str
+    selection: tuple[str, ...] | None = None  # None: the whole suite
+    service_account: str = "default"
+
+    def name(self, kind: NameKind = NameKind.JOB) -> str:
+        return object_name(kind, self.owner.name, self.owner.uid, self.iteration, self.suite.name)
+
+    @property
+    def job_name(self) -> str:
+        return self.name(NameKind.JOB)
+
+    @property
+    def secret_name(self) -> str:
+        return self.name(NameKind.SECRET)
+
+    @property
+    def selection_name(self) -> str:
+        o = self.owner
+        key = f"select\0{o.uid}\0{o.name}\0{self.iteration}\0{self.suite.name}"
+        return dns_label(o.name, str(self.iteration), self.suite.name, "select", key=key)
+
+    @property
+    def results_name(self) -> str:
+        return self.name(NameKind.RESULTS)
+
+
+def job_labels(owner: Owner, iteration: int, suite: str) -> dict[str, str]:
+    return {
+        LABEL_MANAGED_BY: "greenloop",
+        LABEL_VALIDATION_UID: owner.uid,
+        LABEL_ITERATION: str(iteration),
+        LABEL_SUITE: suite,
+    }
+
+
+def _metadata(
+    name: str, run: SuiteJob, owner_ref: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": run.owner.namespace,
+        "labels": job_labels(run.owner, run.iteration, run.suite.name),
+        "annotations": {ANNOTATION_VALIDATION: run.owner.name},
+        "ownerReferences": [dict(owner_ref or run.owner.reference())],
+    }
+
+
+def _job_owner(job_name: str, job_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": job_name,
+        "uid": job_uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _restricted_container() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+
+
+def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
+    """The Job for one suite in one iteration.
+
+    Created suspended: the Secret and ConfigMap it needs are owned by the Job, so they
+    can only be made once the Job's uid exists; the operator resumes it after that and
+    no pod ever starts without its token (docs/design.md §6).
+    """
+    suite = run.suite
+    env: list[dict[str, Any]] = [{"name": e.name, "value": e.value} for e in suite.env]
+    env += [
+        {"name": "GREENLOOP_JUNIT_XML", "value": JUNIT_PATH},
+        {"name": "GREENLOOP_SUITE", "value": suite.name},
+        {"name": "GREENLOOP_ITERATION", "value": str(run.iteration)},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "results", "mountPath": RESULTS_DIR}]
+    volumes: list[dict[str, Any]] = [{"name": "results", "emptyDir": {"sizeLimit": "256Mi"}}]
+    if run.selection is not None:
+        env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
+        mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
+        volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
+    main = {
+        "name": "suite",
+        "image": suite.image,
+        "command": list(suite.command),
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": _restricted_container(),
+    }
+    reporter = {
+        "name": "greenloop-results",
+        "image": run.reporter_image,
+        # A native sidecar: it runs beside the suite, does not keep the Job alive, and
+        # gets SIGTERM once the suite container has exited - its cue to upload.
+        "restartPolicy": "Always",
+        "command": [
+            "greenloop",
+            "report",
+            "upload",
+            "--file",
+            JUNIT_PATH,
+            "--url",
+            run.results_url,
+            "--namespace",
+            run.owner.namespace,
+            "--job",
+            run.job_name,
+            "--deadline",
+            str(UPLOAD_DEADLINE_SECONDS),
+        ],
+        "env": [
+            {
+                "name": "GREENLOOP_RESULTS_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": run.secret_name, "key": TOKEN_KEY}},
+            },
+            {
+                "name": "GREENLOOP_JOB_UID",
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}},
+            },
+        ],
+        "volumeMounts": [{"name": "results", "mountPath": RESULTS_DIR, "readOnly": True}],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"memory": "128Mi"},
+        },
+        "securityContext": {**_restricted_container(), "readOnlyRootFilesystem": True},
+    }
+    labels = job_labels(run.owner, run.iteration, suite.name)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(run.job_name, run),
+        "spec": {
+            "suspend": suspend,
+            # greenloop decides reruns itself (docs/design.md §1): one pod, never retried.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": suite.timeout_seconds,
+            # A disruption (node drain, preemption) is not the suite's verdict: the pod
+            # is replaced instead of counting as the one allowed failure.
+            "podFailurePolicy": {
+                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": run.service_account,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": UPLOAD_DEADLINE_SECONDS + GRACE_MARGIN_SECONDS,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "initContainers": [reporter],
+                    "containers": [main],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def build_token_secret(run: SuiteJob, *, job_uid: str, token: str) -> dict[str, Any]:
+    """The Secret holding the Job's upload token, owned by the Job (so it goes with it)
+    and bound to the Job's uid and iteration, which the results endpoint checks."""
+    meta = _metadata(run.secret_name, run, _job_owner(run.job_name, job_uid))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "stringData": {
+            TOKEN_KEY: token,
+            "job-uid": job_uid,
+            "iteration": str(run.iteration),
+        },
+    }
+
+
+def build_selection_configmap(run: SuiteJob, *, job_uid: str) -> dict[str, Any]:
+    """The tests to run (GREENLOOP_SELECT's file), one id a line, owned by the Job."""
+    ids: Sequence[str] = run.selection or ()
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(run.selection_name, run, _job_owner(run.job_name, job_uid)),
+        "data": {SELECT_FILE: "".join(f"{t}\n" for t in ids)},
+    }

@@ -1,0 +1,67 @@
+"""The suite Job, its token Secret and selection ConfigMap, as the real API server takes them.
+
+The namespace warns on the `restricted` Pod Security level, so the API server itself says
+whether the pod template would be refused in a locked-down namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from greenloop.core.model import Suite
+from greenloop.k8s.jobs import (
+    Owner,
+    SuiteJob,
+    build_job,
+    build_selection_configmap,
+    build_token_secret,
+)
+from tests.support.cluster import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+
+def _create(cp: ControlPlane, obj: dict[str, Any]) -> Any:
+    return cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(obj), check=False)
+
+
+def test_api_server_accepts_the_job_secret_and_configmap_as_restricted(
+    apiserver: ControlPlane, namespace: str
+) -> None:
+    apiserver.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/warn=restricted")
+    run = SuiteJob(
+        owner=Owner(name="checkout-" + "x" * 120, namespace=namespace, uid=str(uuid.uuid4())),
+        iteration=2,
+        suite=Suite(name="critical", command=("pytest", "-q"), image="localhost/e2e:dev"),
+        reporter_image="localhost/greenloop:dev",
+        results_url="http://10.0.0.10:8081",
+        selection=("tests/test_a.py::test_one",),
+    )
+    proc = _create(apiserver, build_job(run))
+    assert proc.returncode == 0, proc.stderr
+    assert "would violate PodSecurity" not in proc.stderr, proc.stderr
+    job = json.loads(proc.stdout)
+    assert job["metadata"]["name"] == run.job_name
+    pod = job["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["restartPolicy"] == "Always"
+    assert job["spec"]["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
+
+    uid = job["metadata"]["uid"]
+    for obj in (
+        build_token_secret(run, job_uid=uid, token="t0ken"),
+        build_selection_configmap(run, job_uid=uid),
+    ):
+        created = _create(apiserver, obj)
+        assert created.returncode == 0, created.stderr
+        stored = json.loads(created.stdout)
+        assert stored["metadata"]["ownerReferences"][0]["uid"] == uid
+
+    # The same Job again is refused as existing: the operator adopts it, never a twin.
+    again = _create(apiserver, build_job(run))
+    assert again.returncode != 0 and "AlreadyExists" in again.stderr
+    jobs = apiserver.get_json("jobs", "-n", namespace)["items"]
+    assert [j["metadata"]["name"] for j in jobs] == [run.job_name]
