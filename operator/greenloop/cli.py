@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     junit.add_argument("files", type=Path, nargs="+", metavar="FILE")
     junit.add_argument("--json", action="store_true", help="print the summary as JSON")
     junit.set_defaults(func=cmd_junit)
+    _add_report_parser(sub)
     return parser
 
 
@@ -273,6 +274,47 @@ def cmd_junit(args: argparse.Namespace) -> int:
     if unreadable:
         return EXIT_USAGE
     return EXIT_FAILED if failing else EXIT_OK
+
+
+def _add_report_parser(sub: Any) -> None:
+    report = sub.add_parser("report", help="the results sidecar of a test Job (operator mode)")
+    report_sub = report.add_subparsers(dest="report_command", metavar="ACTION", required=True)
+    upload = report_sub.add_parser(
+        "upload",
+        help="upload a Job's JUnit XML to the operator's results endpoint",
+        description="Wait for SIGTERM (the suite container has exited), then send FILE "
+        "gzipped to URL with the token in $GREENLOOP_RESULTS_TOKEN and the Job uid in "
+        "$GREENLOOP_JOB_UID. Exit code 0 when stored, 1 when not.",
+    )
+    upload.add_argument("--file", type=Path, required=True)
+    upload.add_argument("--url", required=True, help="the results endpoint's base URL")
+    upload.add_argument("--namespace", required=True)
+    upload.add_argument("--job", required=True)
+    upload.add_argument("--deadline", type=float, default=60.0, metavar="SECONDS")
+    upload.add_argument("--now", action="store_true", help="do not wait for SIGTERM")
+    upload.set_defaults(func=cmd_report_upload)
+
+
+def cmd_report_upload(args: argparse.Namespace) -> int:
+    import os
+
+    from greenloop.k8s.upload import Upload, upload, wait_for_sigterm
+
+    if not args.now:
+        wait_for_sigterm()
+    result = upload(
+        Upload(
+            file=args.file,
+            url=args.url,
+            namespace=args.namespace,
+            job=args.job,
+            token=os.environ.get("GREENLOOP_RESULTS_TOKEN", ""),
+            job_uid=os.environ.get("GREENLOOP_JOB_UID", ""),
+            deadline_seconds=args.deadline,
+        )
+    )
+    print(f"greenloop: {result.message}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,13 @@ SELECT_FILE = "tests.txt"
 SELECT_PATH = f"{SELECT_DIR}/{SELECT_FILE}"
 TOKEN_KEY = "token"
 
+# The upload contract between the sidecar (upload.py) and the endpoint (results.py).
+UID_HEADER = "X-Greenloop-Job-Uid"
+GZIP = "application/gzip"
+#: The gzipped body is stored as is; base64 in a ConfigMap grows it by 4/3, and a
+#: ConfigMap holds at most 1 MiB.
+MAX_COMPRESSED = 700 * 1024
+
 #: How long the sidecar may take to upload after the test container exited; the pod's
 #: terminationGracePeriodSeconds leaves a margin above it so the kubelet does not kill
 #: an upload that is still inside its own deadline.

@@ -1,0 +1,340 @@
+"""The one module that talks to the Kubernetes API (docs/design.md §6).
+
+Everything else in `greenloop.k8s` decides or builds plain dicts; this module sends
+them. It goes through `kubernetes.aio` (so no call blocks kopf's event loop) but
+speaks raw JSON: objects in and out are the dicts the API server documents, not the
+client's generated models, so builders and tests share one shape.
+
+Errors are typed by what a caller does about them: `NotFound` (absent: create it, or
+report the missing target), `Conflict` (409: already exists → adopt; stale
+resourceVersion → re-read and re-decide), anything else `ApiError`. Waiting is done
+with watches bounded by a deadline, never a polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from kubernetes.aio import client as kclient
+from kubernetes.aio import config as kconfig
+
+__all__ = [
+    "ApiError",
+    "Conflict",
+    "Gateway",
+    "NotFound",
+    "Resource",
+    "resource_for",
+]
+
+#: Per-request ceiling; a watch has its own (its server-side timeoutSeconds + a margin).
+REQUEST_TIMEOUT = 30.0
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+
+
+class ApiError(Exception):
+    """The API server refused or failed a request; `status` is the HTTP code."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """409: the object exists already (create) or was changed since it was read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Where a kind lives in the REST API."""
+
+    group_version: str  # "v1", "apps/v1", "greenloop.dev/v1alpha1"
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name, safe='')}"
+        return base
+
+
+_RESOURCES: Mapping[tuple[str, str], Resource] = {
+    ("v1", "ConfigMap"): Resource("v1", "configmaps"),
+    ("v1", "Secret"): Resource("v1", "secrets"),
+    ("v1", "Pod"): Resource("v1", "pods"),
+    ("v1", "Event"): Resource("v1", "events"),
+    ("v1", "Service"): Resource("v1", "services"),
+    ("v1", "Namespace"): Resource("v1", "namespaces", namespaced=False),
+    ("batch/v1", "Job"): Resource("batch/v1", "jobs"),
+    ("apps/v1", "Deployment"): Resource("apps/v1", "deployments"),
+    ("apps/v1", "StatefulSet"): Resource("apps/v1", "statefulsets"),
+    ("apps/v1", "DaemonSet"): Resource("apps/v1", "daemonsets"),
+    ("apps/v1", "ReplicaSet"): Resource("apps/v1", "replicasets"),
+    ("greenloop.dev/v1alpha1", "StagingValidation"): Resource(
+        "greenloop.dev/v1alpha1", "stagingvalidations"
+    ),
+}
+_BY_KIND = {kind: res for (_, kind), res in _RESOURCES.items()}
+
+
+def resource_for(kind: str, api_version: str | None = None) -> Resource:
+    """The REST location of a kind greenloop handles; KeyError for any other."""
+    if api_version is not None:
+        return _RESOURCES[(api_version, kind)]
+    return _BY_KIND[kind]
+
+
+def _error(status: int, body: bytes) -> ApiError:
+    try:
+        doc = json.loads(body)
+        reason, message = str(doc.get("reason", "")), str(doc.get("message", ""))
+    except (ValueError, AttributeError):
+        reason, message = "", body[:500].decode(errors="replace")
+    if status == 404:
+        return NotFound(status, reason or "NotFound", message)
+    if status == 409:
+        return Conflict(status, reason or "Conflict", message)
+    return ApiError(status, reason or "Error", message)
+
+
+class Gateway:
+    """An API connection: `await Gateway.connect(kubeconfig)`, then `await gw.close()`."""
+
+    def __init__(self, api: kclient.ApiClient) -> None:
+        self._api = api
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Gateway:
+        """From a kubeconfig file (or $KUBECONFIG / ~/.kube/config); in a pod without
+        one, from the pod's service account."""
+        configuration = kclient.Configuration()
+        try:
+            await kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration, persist_config=False
+            )
+        except (kconfig.ConfigException, FileNotFoundError, TypeError):
+            if kubeconfig is not None:
+                raise
+            kconfig.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        return cls(kclient.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self._api.close()  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- raw requests -------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Any:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        method_, url, headers_, body_, _ = await self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        if query:
+            url += "?" + urlencode(query)
+        return await self._api.call_api(method_, url, headers_, body_, _request_timeout=timeout)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One API call; the decoded JSON answer, or a typed ApiError."""
+        response = await self._send(method, path, query=query, body=body, content_type=content_type)
+        data: bytes = await response.read()
+        if not 200 <= response.status < 300:
+            raise _error(response.status, data)
+        doc = json.loads(data) if data else {}
+        if not isinstance(doc, dict):
+            raise ApiError(response.status, "BadResponse", "the API server did not send an object")
+        return doc
+
+    # ---- objects ------------------------------------------------------------------
+
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        return await self.request("GET", resource_for(kind).path(namespace, name))
+
+    async def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self.get(kind, namespace, name)
+        except NotFound:
+            return None
+
+    async def list(
+        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+    ) -> dict[str, Any]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return await self.request("GET", resource_for(kind).path(namespace), query=query)
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create; raises Conflict when it exists (the caller adopts what it finds)."""
+        meta = obj["metadata"]
+        res = resource_for(str(obj["kind"]), str(obj["apiVersion"]))
+        return await self.request("POST", res.path(meta.get("namespace")), body=dict(obj))
+
+    async def create_or_adopt(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """(object, created): an existing object of the same name is returned as is."""
+        try:
+            return await self.create(obj), True
+        except Conflict:
+            meta = obj["metadata"]
+            return await self.get(str(obj["kind"]), meta.get("namespace"), meta["name"]), False
+
+    async def patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> dict[str, Any]:
+        path = resource_for(kind).path(namespace, name)
+        if subresource:
+            path += f"/{subresource}"
+        return await self.request("PATCH", path, body=dict(patch), content_type=content_type)
+
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str,
+    ) -> dict[str, Any]:
+        """A merge patch of /status that the API server applies only if the object is
+        still at `resource_version`; Conflict (409) when someone wrote in between —
+        re-read and re-decide (docs/design.md §6)."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
+        return await self.patch(kind, namespace, name, body, subresource="status")
+
+    async def delete(
+        self, kind: str, namespace: str | None, name: str, *, propagation: str = "Background"
+    ) -> None:
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        with contextlib.suppress(NotFound):
+            await self.request("DELETE", resource_for(kind).path(namespace, name), body=body)
+
+    # ---- waiting --------------------------------------------------------------------
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str | None = None,
+        timeout: float = 60.0,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) for one object until `timeout` seconds have passed."""
+        query = {
+            "watch": "true",
+            "fieldSelector": f"metadata.name={name}",
+            "timeoutSeconds": str(max(1, int(timeout))),
+            "allowWatchBookmarks": "false",
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        response = await self._send(
+            "GET", resource_for(kind).path(namespace), query=query, timeout=timeout + 10
+        )
+        try:
+            if response.status != 200:
+                raise _error(response.status, await response.read())
+            stream = response.response.content
+            while True:
+                line = await stream.readline()
+                if not line:
+                    return
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    obj = event.get("object") or {}
+                    raise ApiError(
+                        int(obj.get("code", 500)),
+                        str(obj.get("reason", "WatchError")),
+                        str(obj.get("message", "")),
+                    )
+                yield str(event["type"]), event["object"]
+        finally:
+            response.response.release()
+
+    async def wait_for(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        done: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float,
+    ) -> dict[str, Any] | None:
+        """Read the object, then watch it until `done(obj)` holds; the last object seen
+        (None if it never existed). Returns when done or after `timeout` seconds; a
+        broken or expired watch is re-opened from a fresh read, within the deadline."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while True:
+            last = await self.find(kind, namespace, name) or last
+            if last is not None and done(last):
+                return last
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return last
+            rv = (last or {}).get("metadata", {}).get("resourceVersion")
+            try:
+                async with asyncio.timeout(left):
+                    async for kind_, obj in self.watch(
+                        kind, namespace, name, resource_version=rv, timeout=left
+                    ):
+                        if kind_ in ("ADDED", "MODIFIED"):
+                            last = obj
+                            if done(obj):
+                                return obj
+            except TimeoutError:
+                return last
+            except ApiError as err:
+                if err.status != 410:  # 410 Gone: the resourceVersion expired; re-read
+                    raise

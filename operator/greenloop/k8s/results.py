@@ -1,0 +1,287 @@
+"""The results endpoint: where each Job's sidecar uploads its JUnit XML (docs/design.md §4, §6).
+
+    POST /v1/results/{namespace}/{job}
+    Authorization: Bearer <the token from the Job's Secret>
+    X-Greenloop-Job-Uid: <the Job's uid>
+    Content-Type: application/gzip
+    <gzipped JUnit XML>
+
+An upload is stored only when every check holds, in this order, and nothing is written
+otherwise: a token is present (401); the Job exists, is greenloop's and has the uid the
+sidecar names (403 — a Job deleted and re-made under the same name has a new uid); the
+token matches, compared in constant time, the one in the Secret owned by that Job and
+bound to its uid and iteration (403); the body is complete gzip within both size caps,
+counted while it streams so a gzip bomb costs no memory (413, 400). The results are then
+stored as a ConfigMap owned by the Job, *before* the 200 — so "200" means "stored". A
+second upload for the same Job finds that ConfigMap and gets 409 (a replay is refused;
+the sidecar treats 409 after its own earlier attempt as done). A broken upload stored
+nothing, so its retry is simply a new upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import logging
+import re
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from greenloop.core.names import NameKind, object_name
+from greenloop.k8s.gateway import ApiError, Conflict, Gateway
+from greenloop.k8s.jobs import (
+    ANNOTATION_VALIDATION,
+    GZIP,
+    LABEL_ITERATION,
+    LABEL_MANAGED_BY,
+    LABEL_SUITE,
+    LABEL_VALIDATION_UID,
+    MAX_COMPRESSED,
+    TOKEN_KEY,
+    UID_HEADER,
+)
+
+__all__ = [
+    "MAX_COMPRESSED",
+    "MAX_XML",
+    "RESULTS_KEY",
+    "ResultsServer",
+    "Stored",
+    "results_app",
+]
+
+log = logging.getLogger("greenloop.results")
+
+#: The XML itself; counted while decompressing, never held in memory.
+MAX_XML = 64 * 1024 * 1024
+RESULTS_KEY = "junit.xml.gz"
+#: A slow or stalled client cannot hold a connection open for longer than this.
+REQUEST_SECONDS = 60.0
+MAX_CONCURRENT = 16
+_DNS = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One upload that was stored: what the operator's loop is told."""
+
+    namespace: str
+    job: str
+    job_uid: str
+    configmap: str
+    validation: str
+    validation_uid: str
+    iteration: int
+    suite: str
+    xml_bytes: int
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _secret_value(secret: dict[str, Any], key: str) -> str:
+    raw = (secret.get("data") or {}).get(key)
+    if not isinstance(raw, str):
+        return ""
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def _results_configmap(job: dict[str, Any], name: str, body: bytes) -> dict[str, Any]:
+    meta = job["metadata"]
+    labels = {
+        k: v
+        for k, v in (meta.get("labels") or {}).items()
+        if k in (LABEL_MANAGED_BY, LABEL_VALIDATION_UID, LABEL_ITERATION, LABEL_SUITE)
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": {**labels, "greenloop.dev/results": "junit"},
+            "annotations": {"greenloop.dev/job": meta["name"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "binaryData": {RESULTS_KEY: base64.b64encode(body).decode()},
+    }
+
+
+class ResultsServer:
+    """Checks and stores uploads; `on_stored` is awaited after each stored upload."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        on_stored: Callable[[Stored], Awaitable[None]] | None = None,
+        max_compressed: int = MAX_COMPRESSED,
+        max_xml: int = MAX_XML,
+    ) -> None:
+        self.gateway = gateway
+        self.on_stored = on_stored
+        self.max_compressed = max_compressed
+        self.max_xml = max_xml
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self._slots.locked():
+            return web.json_response({"error": "busy, retry later"}, status=503)
+        async with self._slots:
+            try:
+                async with asyncio.timeout(REQUEST_SECONDS):
+                    stored = await self._accept(request)
+            except _Refused as refused:
+                log.info("upload refused (%s): %s", refused.status, refused.message)
+                return web.json_response({"error": refused.message}, status=refused.status)
+            except TimeoutError:
+                return web.json_response({"error": "upload took too long"}, status=408)
+            except ApiError as err:
+                log.warning("upload not stored: the API server answered %s", err)
+                return web.json_response({"error": "cannot store now, retry"}, status=503)
+        if self.on_stored is not None:
+            try:
+                await self.on_stored(stored)
+            except Exception:  # the upload is stored; the loop re-reads it on its own tick
+                log.exception("after storing %s/%s", stored.namespace, stored.job)
+        return web.json_response({"stored": stored.configmap}, status=200)
+
+    async def _accept(self, request: web.Request) -> Stored:
+        namespace, job_name = request.match_info["namespace"], request.match_info["job"]
+        if not (_DNS.match(namespace) and _DNS.match(job_name)):
+            raise _Refused(400, "namespace and job must be DNS labels")
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        job_uid = request.headers.get(UID_HEADER, "").strip()
+        if not token or not job_uid:
+            raise _Refused(401, f"missing bearer token or {UID_HEADER}")
+        # A gzip *file* as the body, not a Content-Encoding: the HTTP layer would then
+        # inflate it before the size checks below could count it.
+        encoding = request.headers.get("Content-Encoding", "identity").lower()
+        if request.content_type != GZIP or encoding != "identity":
+            raise _Refused(415, f"send the JUnit XML gzipped as Content-Type: {GZIP}")
+        if (request.content_length or 0) > self.max_compressed:
+            raise _Refused(413, f"body over {self.max_compressed} bytes")
+
+        job, iteration, suite = await self._authorize(namespace, job_name, job_uid, token)
+        body, xml_bytes = await self._read(request)
+        meta = job["metadata"]
+        labels = meta.get("labels") or {}
+        validation = (meta.get("annotations") or {}).get(ANNOTATION_VALIDATION, "")
+        validation_uid = labels.get(LABEL_VALIDATION_UID, "")
+        name = object_name(NameKind.RESULTS, validation, validation_uid, iteration, suite)
+        try:
+            await self.gateway.create(_results_configmap(job, name, body))
+        except Conflict:
+            raise _Refused(409, "results for this Job are already stored") from None
+        return Stored(
+            namespace=namespace,
+            job=job_name,
+            job_uid=job_uid,
+            configmap=name,
+            validation=validation,
+            validation_uid=validation_uid,
+            iteration=iteration,
+            suite=suite,
+            xml_bytes=xml_bytes,
+        )
+
+    async def _authorize(
+        self, namespace: str, job_name: str, job_uid: str, token: str
+    ) -> tuple[dict[str, Any], int, str]:
+        forbidden = _Refused(403, "token not valid for this Job")
+        job = await self.gateway.find("Job", namespace, job_name)
+        if job is None:
+            raise forbidden
+        meta = job["metadata"]
+        labels = meta.get("labels") or {}
+        validation = (meta.get("annotations") or {}).get(ANNOTATION_VALIDATION)
+        if (
+            meta.get("uid") != job_uid
+            or labels.get(LABEL_MANAGED_BY) != "greenloop"
+            or not validation
+            or not str(labels.get(LABEL_ITERATION, "")).isdigit()
+        ):
+            raise forbidden
+        iteration, suite = int(labels[LABEL_ITERATION]), str(labels.get(LABEL_SUITE, ""))
+        secret_name = object_name(
+            NameKind.SECRET, validation, labels.get(LABEL_VALIDATION_UID, ""), iteration, suite
+        )
+        secret = await self.gateway.find("Secret", namespace, secret_name)
+        if secret is None:
+            raise forbidden
+        owners = secret["metadata"].get("ownerReferences") or []
+        bound = (
+            any(o.get("kind") == "Job" and o.get("uid") == job_uid for o in owners)
+            and _secret_value(secret, "job-uid") == job_uid
+            and _secret_value(secret, "iteration") == str(iteration)
+        )
+        expected = _secret_value(secret, TOKEN_KEY)
+        # Compare even when unbound, so timing says nothing about which check failed.
+        same = hmac.compare_digest(token.encode(), expected.encode())
+        if not (bound and expected and same):
+            raise forbidden
+        return job, iteration, suite
+
+    async def _read(self, request: web.Request) -> tuple[bytes, int]:
+        """The complete gzip body (≤ max_compressed) and the size of the XML inside
+        (≤ max_xml), decompressed in bounded pieces and thrown away as it is counted."""
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        body = bytearray()
+        xml_bytes = 0
+        while True:
+            chunk = await request.content.read(_CHUNK)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > self.max_compressed:
+                raise _Refused(413, f"body over {self.max_compressed} bytes")
+            data = chunk
+            while data and not inflater.eof:
+                try:
+                    out = inflater.decompress(data, _CHUNK)
+                except zlib.error as err:
+                    raise _Refused(400, f"not gzip: {err}") from None
+                xml_bytes += len(out)
+                if xml_bytes > self.max_xml:
+                    raise _Refused(413, f"JUnit XML over {self.max_xml} bytes once unpacked")
+                data = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise _Refused(400, "incomplete gzip stream; send the whole file again")
+        if not xml_bytes:
+            raise _Refused(400, "empty JUnit XML")
+        return bytes(body), xml_bytes
+
+
+def results_app(server: ResultsServer) -> web.Application:
+    # client_max_size bounds aiohttp's own buffering; the handler streams and caps itself.
+    app = web.Application(client_max_size=MAX_COMPRESSED + 1024)
+    app.router.add_post("/v1/results/{namespace}/{job}", server.handle)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")

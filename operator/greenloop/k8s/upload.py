@@ -1,0 +1,110 @@
+"""`greenloop report upload`: the results sidecar's side of the upload (docs/design.md §4).
+
+It runs beside the suite container as a native sidecar and waits; the kubelet sends it
+SIGTERM once the suite container has exited, which is its cue. It then gzips the JUnit
+XML and sends it to the results endpoint with the Job's token, retrying connection
+errors, 5xx, 408 and 429 with backoff, and giving up at its deadline (which the pod's
+terminationGracePeriodSeconds leaves room for). A 409 means an earlier attempt of its
+own was stored and only the answer was lost: done.
+"""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from greenloop.k8s.jobs import GZIP, MAX_COMPRESSED, UID_HEADER
+
+__all__ = ["Upload", "UploadResult", "upload", "wait_for_sigterm"]
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    file: Path
+    url: str  # the endpoint's base URL, e.g. http://greenloop-results.greenloop:8081
+    namespace: str
+    job: str
+    token: str
+    job_uid: str
+    deadline_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    ok: bool
+    message: str
+    attempts: int
+
+
+def wait_for_sigterm() -> None:
+    """Block until SIGTERM (or SIGINT, for a person trying it)."""
+    got = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        got.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not got.wait(1.0):
+        pass
+
+
+def _compress(path: Path) -> bytes:
+    with path.open("rb") as src:
+        return gzip.compress(src.read(), compresslevel=6, mtime=0)
+
+
+def upload(job: Upload, *, log: IO[str] = sys.stderr) -> UploadResult:
+    if not job.token or not job.job_uid:
+        return UploadResult(False, "no token or Job uid in the environment; nothing sent", 0)
+    if not job.file.is_file():
+        # The suite wrote nothing: the operator sees a Job without results (RunnerError).
+        return UploadResult(False, f"{job.file} does not exist; nothing to upload", 0)
+    body = _compress(job.file)
+    if len(body) > MAX_COMPRESSED:
+        return UploadResult(
+            False, f"{job.file} is {len(body)} bytes gzipped, over {MAX_COMPRESSED}", 0
+        )
+    url = f"{job.url.rstrip('/')}/v1/results/{job.namespace}/{job.job}"
+    headers = {
+        "Authorization": f"Bearer {job.token}",
+        UID_HEADER: job.job_uid,
+        "Content-Type": GZIP,
+    }
+    deadline = time.monotonic() + job.deadline_seconds
+    delay = 0.5
+    last = "not tried"
+    tried = 0
+    with httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0)) as client:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            tried = attempt
+            try:
+                response = client.post(url, content=body, headers=headers, timeout=min(20.0, left))
+            except httpx.HTTPError as err:
+                last = f"{type(err).__name__}: {err}"
+            else:
+                if response.status_code == 200:
+                    return UploadResult(True, f"stored ({len(body)} bytes gzipped)", attempt)
+                if response.status_code == 409 and attempt > 1:
+                    return UploadResult(True, "stored by an earlier attempt", attempt)
+                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                if response.status_code not in RETRY_STATUS:
+                    return UploadResult(False, f"refused: {last}", attempt)
+            print(f"greenloop: upload attempt {attempt} failed ({last}); retrying", file=log)
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, 8.0)
+    return UploadResult(False, f"gave up at the deadline; last answer: {last}", tried)
