@@ -235,6 +235,16 @@ INVALID = [
      "image is required in a cluster"),
     ("local-redeploy-command-in-cluster", _set("target.command", ["./restart.sh"]),
      "spec.target", "command is for local mode"),
+    # RE2, as greenloop runs them: CEL's matches() compiles with RE2 (issue 8).
+    ("pattern-backreference", _set("classification[0].pattern", r"(\w+) again \1"),
+     "spec.classification[0].pattern", "must be RE2 syntax"),
+    ("pattern-lookahead", _set("classification[0].pattern", "upstream(?= connect)"),
+     "spec.classification[0].pattern", "must be RE2 syntax"),
+    ("pattern-lookbehind", _set("classification[0].pattern", "(?<!x)503"),
+     "spec.classification[0].pattern", "must be RE2 syntax"),
+    # Issue 10: matches every failure; greenloop refuses it, so the API server does too.
+    ("pattern-matches-empty-line", _set("classification[0].pattern", "(upstream)?"),
+     "spec.classification[0].pattern", "must not match an empty line"),
 ]  # fmt: skip
 
 

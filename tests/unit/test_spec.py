@@ -608,8 +608,42 @@ INVALID: list[
         ],
         "local",
         [
-            "validation.yaml: spec.classification[1].pattern: invalid regular expression:"
-            " missing ), unterminated subpattern at position 0"
+            "validation.yaml: spec.classification[1].pattern: '(unclosed' is not a regular"
+            " expression RE2 accepts (missing ): (unclosed); RE2 has no backreferences or"
+            " lookarounds (syntax: https://github.com/google/re2/wiki/Syntax)"
+        ],
+    ),
+    (
+        "regex with a backreference (RE2 has none)",
+        MINIMAL,
+        [setting("spec.classification", [{"pattern": "(a)\\1", "class": "Timeout"}])],
+        "local",
+        [
+            "validation.yaml: spec.classification[0].pattern: '(a)\\\\1' is not a regular"
+            " expression RE2 accepts (invalid escape sequence: \\1); RE2 has no backreferences"
+            " or lookarounds (syntax: https://github.com/google/re2/wiki/Syntax)"
+        ],
+    ),
+    (
+        "regex with a lookbehind (RE2 has none)",
+        MINIMAL,
+        [setting("spec.classification", [{"pattern": "(?<!x)503", "class": "Timeout"}])],
+        "local",
+        [
+            "validation.yaml: spec.classification[0].pattern: '(?<!x)503' is not a regular"
+            " expression RE2 accepts (invalid perl operator: (?<!); RE2 has no backreferences"
+            " or lookarounds (syntax: https://github.com/google/re2/wiki/Syntax)"
+        ],
+    ),
+    (
+        # Issue 10: validate said valid, then run died with a RuleError after the suites ran.
+        "regex that matches an empty line",
+        MINIMAL,
+        [setting("spec.classification", [{"pattern": "(upstream)?", "class": "Timeout"}])],
+        "local",
+        [
+            "validation.yaml: spec.classification[0].pattern: pattern '(upstream)?' matches an"
+            " empty line, so it would match every failure"
         ],
     ),
     (
@@ -825,8 +859,9 @@ def test_invalid_example_file() -> None:
         f"{path}: spec.suites[1].command: expected array, got string 'pytest'",
         f"{path}: spec.policy.rerun: unsupported value 'Sometimes' (expected one of: Failed, All)",
         f"{path}: spec.policy.maxIterations: must be at least 1 (got 0)",
-        f"{path}: spec.classification[0].pattern: invalid regular expression:"
-        " missing ), unterminated subpattern at position 0",
+        f"{path}: spec.classification[0].pattern: '(unclosed' is not a regular expression RE2"
+        " accepts (missing ): (unclosed); RE2 has no backreferences or lookarounds"
+        " (syntax: https://github.com/google/re2/wiki/Syntax)",
         f"{path}: spec.classification[0].class: unsupported value 'RunnerError' (expected one of:"
         " Dependent, TestCodeError, AuthError, ServiceUnavailable, ConnectionError, Timeout,"
         " ServerError, Assertion, Unknown)",
@@ -1247,6 +1282,14 @@ CEL_MIRRORS: list[tuple[str, str, dict[str, Any], Callable[[dict[str, Any]], Non
             "spec.target", {"webhook": {"url": "http://x", "headersFrom": {"env": {"A": "B"}}}}
         ),
         "spec.target.webhook.headersFrom.env: only in local mode (in operator mode use secretName)",
+    ),
+    (
+        "spec.classification[*].pattern",
+        "!''.matches(self)",
+        OPERATOR,
+        setting("spec.classification", [{"pattern": "(upstream)?", "class": "Timeout"}]),
+        "spec.classification[0].pattern: pattern '(upstream)?' matches an empty line, so it"
+        " would match every failure",
     ),
     (
         "spec.revalidateEvery",

@@ -24,60 +24,87 @@ HTTP status codes count only in an HTTP context (``HTTP 503``, ``status_code == 
 ``503 Service Unavailable``, ``<Response [503]>``, ``got 503``, ``expected 200, got
 503``), never as bare numbers: ``:5030``, ``/orders/503`` and ``took 503ms`` are not
 statuses.
+
+Every pattern, built-in or user, runs on RE2 (:mod:`greenloop.core.regex`), so matching
+takes time linear in the line whatever the line or the rule. RE2 has no lookarounds; the
+two places that need one say how they do without.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
 
+from greenloop.core import regex
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
 
-__all__ = ["CompiledRules", "RuleError", "compile_rules", "diagnose", "is_failing"]
+__all__ = ["CompiledRules", "RuleError", "compile_rule", "compile_rules", "diagnose", "is_failing"]
 
-# User regexes run on at most this much of a line: it bounds the damage of a pattern with
-# polynomial backtracking; nested quantifiers like (a+)+ remain the rule author's risk.
-MAX_LINE = 500
 MAX_EVIDENCE = 200
 
 _FC = FailureClass
-_I = re.IGNORECASE
+
+
+def _re(pattern: str, *, ignore_case: bool = False) -> regex.Pattern:
+    return regex.compile(pattern, ignore_case=ignore_case)
 
 
 class RuleError(ValueError):
-    """A user classification rule that cannot be used; the message names the rule."""
+    """A user classification rule that cannot be used; the message names the rule.
+
+    ``field`` is the rule's field at fault (``pattern`` or ``class``), so that
+    ``greenloop validate`` can name ``spec.classification[i].<field>``."""
+
+    def __init__(self, message: str, field: str = "pattern") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
 class CompiledRules:
-    rules: tuple[tuple[re.Pattern[str], FailureClass], ...] = ()
+    rules: tuple[tuple[regex.Pattern, FailureClass], ...] = ()
+
+
+def compile_rule(rule: Rule) -> tuple[regex.Pattern, FailureClass]:
+    """One user rule, compiled the way :func:`diagnose` runs it. Raises RuleError with a
+    message that does not name the rule (the caller knows where it is)."""
+    try:
+        failure_class = FailureClass(rule.failure_class)
+    except ValueError:
+        raise RuleError(f"unknown class {rule.failure_class!r}", "class") from None
+    if failure_class is FailureClass.RUNNER_ERROR:
+        raise RuleError("RunnerError describes a suite, not a test failure", "class")
+    if not rule.pattern:
+        raise RuleError("the pattern is empty")
+    try:
+        pattern = _re(rule.pattern, ignore_case=True)
+    except regex.RegexError as err:
+        raise RuleError(
+            f"{rule.pattern!r} is not a regular expression RE2 accepts ({err}); RE2 has no"
+            " backreferences or lookarounds (syntax: https://github.com/google/re2/wiki/Syntax)"
+        ) from None
+    if pattern.search("") is not None:
+        raise RuleError(
+            f"pattern {rule.pattern!r} matches an empty line, so it would match every failure"
+        )
+    return pattern, failure_class
 
 
 def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
-    compiled: list[tuple[re.Pattern[str], FailureClass]] = []
+    """The user's rules, compiled once per distinct list (the engine asks on every batch)."""
+    return _compile_rules(tuple(rules))
+
+
+@lru_cache(maxsize=64)
+def _compile_rules(rules: tuple[Rule, ...]) -> CompiledRules:
+    compiled: list[tuple[regex.Pattern, FailureClass]] = []
     for index, rule in enumerate(rules):
-        where = f"classification[{index}]"
         try:
-            failure_class = FailureClass(rule.failure_class)
-        except ValueError:
-            raise RuleError(f"{where}: unknown class {rule.failure_class!r}") from None
-        if failure_class is FailureClass.RUNNER_ERROR:
-            raise RuleError(f"{where}: RunnerError describes a suite, not a test failure")
-        if not rule.pattern:
-            raise RuleError(f"{where}: the pattern is empty")
-        try:
-            pattern = re.compile(rule.pattern, _I)
-        except re.error as err:
-            raise RuleError(
-                f"{where}: invalid regular expression {rule.pattern!r}: {err}"
-            ) from None
-        if pattern.search(""):
-            raise RuleError(
-                f"{where}: pattern {rule.pattern!r} matches an empty line, "
-                "so it would match every failure"
-            )
-        compiled.append((pattern, failure_class))
+            compiled.append(compile_rule(rule))
+        except RuleError as err:
+            raise RuleError(f"classification[{index}]: {err}", err.field) from None
     return CompiledRules(tuple(compiled))
 
 
@@ -117,7 +144,7 @@ def diagnose(
     if rules is not None:
         for pattern, failure_class in rules.rules:
             for line in text.all_lines():
-                match = pattern.search(line[:MAX_LINE])
+                match = pattern.search(line)
                 if match:
                     root = None
                     if failure_class is _FC.DEPENDENT:
@@ -136,11 +163,11 @@ def diagnose(
 # -- dependencies --------------------------------------------------------------------------
 
 # greenloop's pytest plugin: "greenloop: depends on <id>, which did not pass".
-_GREENLOOP_DEPENDENCY = re.compile(r"greenloop: depends on (?P<id>.+?), which did not pass")
+_GREENLOOP_DEPENDENCY = _re(r"greenloop: depends on (?P<id>.+?), which did not pass")
 # pytest-dependency skips with "<nodeid> depends on <name>", the whole message.
-_PYTEST_DEPENDENCY = re.compile(r"(?P<test>\S+) depends on (?P<id>\S+)")
+_PYTEST_DEPENDENCY = _re(r"(?P<test>\S+) depends on (?P<id>\S+)")
 # TestNG, through Surefire: the method is skipped, the dependency is not named.
-_TESTNG_DEPENDENCY = re.compile(r"depends on not successfully finished methods", _I)
+_TESTNG_DEPENDENCY = _re(r"depends on not successfully finished methods", ignore_case=True)
 
 
 def _dependency_skip(test: TestResult) -> tuple[str, str] | None:
@@ -149,10 +176,10 @@ def _dependency_skip(test: TestResult) -> tuple[str, str] | None:
     for line in _lines(test.message):
         match = _GREENLOOP_DEPENDENCY.search(line)
         if match:
-            return line, match.group("id").strip()
+            return line, (match.group("id") or "").strip()
         match = _PYTEST_DEPENDENCY.fullmatch(line)
         if match and match.group("id") != "not":
-            return line, match.group("id").strip("'\"")
+            return line, (match.group("id") or "").strip("'\"")
         if _TESTNG_DEPENDENCY.search(line):
             return line, ""
     return None
@@ -230,32 +257,31 @@ def _lines(text: str) -> Iterator[str]:
             yield line
 
 
-_PYTEST_EXCEPTION = re.compile(r"^E {3}")
-_FRAME = re.compile(
-    r"""^\s*(?:
-        at\s+\S.*(?:\(.*\)|:\d+)\s*$            # Java and JavaScript stack frames
-      | \.\.\.\s*\d+\s+(?:more|common\ frames\ omitted)
-      | File\s+"[^"]*",\s+line\s+\d+           # Python frames
-      | goroutine\s+\d+\s+\[
-      | >?\s*\d+\s*\|                          # jest and Playwright code frames
-      | \|\s
-    )""",
-    re.VERBOSE,
+_PYTEST_EXCEPTION = _re(r"^E {3}")
+_FRAME = _re(
+    r"^\s*(?:"
+    r"at\s+\S.*(?:\(.*\)|:\d+)\s*$"  # Java and JavaScript stack frames
+    r"|\.\.\.\s*\d+\s+(?:more|common frames omitted)"
+    r'|File\s+"[^"]*",\s+line\s+\d+'  # Python frames
+    r"|goroutine\s+\d+\s+\["
+    r"|>?\s*\d+\s*\|"  # jest and Playwright code frames
+    r"|\|\s"
+    r")"
 )
-_GO_FRAME = re.compile(r"^\s+\S+\.go:\d+ \+0x[0-9a-f]+$")
+_GO_FRAME = _re(r"^\s+\S+\.go:\d+ \+0x[0-9a-f]+$")
 # Go's own lines around a test's output: they say which test ran, not why it failed.
-_GO_NOISE = re.compile(
+_GO_NOISE = _re(
     r"^\s*(?:=== (?:RUN|PAUSE|CONT|NAME)\s|--- (?:FAIL|PASS|SKIP):|(?:FAIL|PASS|ok)(?:\s|$))"
 )
-_GO_STACK = re.compile(r"^goroutine \d+ \[")
+_GO_STACK = _re(r"^goroutine \d+ \[")
 # A Go panic's message and node's "[cause]:" are the failure itself.
-_GO_PANIC = re.compile(r"^\s*panic: ")
-_NODE_CAUSE = re.compile(r"^\s*\[cause\]: ")
+_GO_PANIC = _re(r"^\s*panic: ")
+_NODE_CAUSE = _re(r"^\s*\[cause\]: ")
 # pytest's location line under a frame: "tests/test_x.py:12: ConnectError".
-_PYTEST_LOCATION = re.compile(r"^\S+:\d+: \S")
+_PYTEST_LOCATION = _re(r"^\S+:\d+: \S")
 # A message that is only a word ("Failed", gotestsum's; "failure") says nothing: the body does.
-_BARE_WORD = re.compile(r"^\w+[.!:]?$")
-_TRACEBACK_HEADER = re.compile(
+_BARE_WORD = _re(r"^\w+[.!:]?$")
+_TRACEBACK_HEADER = _re(
     r"^(?:Traceback \(most recent call last\):|During handling of the above exception"
     r"|The above exception was the direct cause)"
 )
@@ -350,36 +376,46 @@ def _split_details(details: str) -> tuple[list[tuple[str, str]], list[tuple[str,
 
 # -- HTTP status codes ---------------------------------------------------------------------
 
-_STATUS_CODE = r"(?P<code>[1-5]\d\d)(?![\d.,]\d)(?!\s*(?:ms|s|sec|seconds|bytes|items|rows|%))\b"
+# What follows a code that is no status (503.5, 503,000, 503ms, 503 items) is captured as
+# ``not_status`` and the match skipped: RE2 has no negative lookahead. The group is optional
+# and greedy, so it takes part whenever it can, just as the lookahead would have refused.
+_STATUS_CODE = (
+    r"(?P<code>[1-5]\d\d)\b(?P<not_status>[.,]\d|\s*(?:ms|s|sec|seconds|bytes|items|rows|%))?"
+)
 _STATUS_CONTEXTS = [
     # HTTP 503, HTTP/1.1 503, status 503, status: 503, status_code == 503, statusCode=503,
     # "status":503, status code <503>, response code 503, Request failed with status code 503
-    re.compile(
+    _re(
         r"\b(?:https?(?:/\d(?:\.\d)?)?|status(?:[ _-]?code)?|response[ _-]?code)\b[\"']?"
         r"\s*(?:[:=]=?|\bis\b|\bwas\b|\bof\b)?\s*[<\[(]?\s*" + _STATUS_CODE,
-        _I,
+        ignore_case=True,
     ),
     # 503 Service Unavailable, 401 Client Error, "too many 503 error responses"
-    re.compile(
+    _re(
         r"\b(?P<code>[1-5]\d\d)\s+(?:service unavailable|bad gateway|gateway time-?out"
         r"|internal server error|unauthori[sz]ed|forbidden|server error|client error"
         r"|not implemented|error responses?)\b",
-        _I,
+        ignore_case=True,
     ),
     # requests' <Response [503]>, httpx's <Response [503 Service Unavailable]>
-    re.compile(r"<Response \[(?P<code>[1-5]\d\d)\b"),
+    _re(r"<Response \[(?P<code>[1-5]\d\d)\b"),
     # got 503, returned 503, but was <503>, Received: 503, actual  : 503
-    re.compile(
+    _re(
         r"\b(?:got|received|returned|responded with|actual|but was|but: was)\b\s*[:=]?\s*"
         r"[<\[(\"']?\s*(?:status\s*(?:code\s*)?)?(?:HTTP\s*)?" + _STATUS_CODE,
-        _I,
+        ignore_case=True,
     ),
 ]
 # assert 503 == 200, 200 != 503: a 2xx/3xx compared with another code
-_STATUS_COMPARISON = re.compile(r"\b(?P<a>[1-5]\d\d)\s*(?:==|!=|is not|is)\s*(?P<b>[1-5]\d\d)\b")
+_STATUS_COMPARISON = _re(r"\b(?P<a>[1-5]\d\d)\s*(?:==|!=|is not|is)\s*(?P<b>[1-5]\d\d)\b")
 # "expected 3 items, got 503": the expected value is no status, so neither is the actual
-_EXPECTED_NON_STATUS = re.compile(r"\bexpected\b\W{0,4}(?!\s*[<\[(]?\s*[1-5]\d\d\b)\d", _I)
-_ACTUAL_LINE = re.compile(r"^(?:got|received|actual|but)\b", _I)
+# (The first digit after "expected" does not start a three-digit 1xx-5xx code: written
+# out, since RE2 has no lookahead.)
+_EXPECTED_NON_STATUS = _re(
+    r"\bexpected\b\W{0,4}(?:[06-9]|[1-5](?:\D|$)|[1-5]\d(?:\D|$)|[1-5]\d\d\w)",
+    ignore_case=True,
+)
+_ACTUAL_LINE = _re(r"^(?:got|received|actual|but)\b", ignore_case=True)
 
 
 def _status(line: str, previous: str) -> tuple[int, tuple[int, int]] | None:
@@ -387,8 +423,11 @@ def _status(line: str, previous: str) -> tuple[int, tuple[int, int]] | None:
     ("Expected status code <200> but was <503>"): the first that is an error wins."""
     last = len(_STATUS_CONTEXTS) - 1
     for index, pattern in enumerate(_STATUS_CONTEXTS):
+        guarded = "not_status" in pattern.groupindex
         for match in pattern.finditer(line):
-            code = int(match.group("code"))
+            if guarded and match.group("not_status") is not None:
+                continue
+            code = int(match.group("code") or 0)
             if code < 400:
                 continue
             if index == last and (
@@ -398,7 +437,7 @@ def _status(line: str, previous: str) -> tuple[int, tuple[int, int]] | None:
             return code, match.span()
     comparison = _STATUS_COMPARISON.search(line)
     if comparison:
-        a, b = int(comparison.group("a")), int(comparison.group("b"))
+        a, b = int(comparison.group("a") or 0), int(comparison.group("b") or 0)
         if a < 400 <= b:
             return b, comparison.span()
         if b < 400 <= a:
@@ -422,37 +461,66 @@ _STATUS_CLASS: dict[int, FailureClass] = {
 
 # -- the built-in classes ------------------------------------------------------------------
 
-_PATTERNS: dict[FailureClass, re.Pattern[str]] = {
-    _FC.TEST_CODE_ERROR: re.compile(
-        r"\b(?:SyntaxError|IndentationError|TabError)\b(?!.*(?i:json))"
-        r"|\b(?:ModuleNotFoundError|ImportError)\b|\bNo module named\b"
-        r"|\bNameError\b|\bReferenceError: \S+ is not defined"
-        r"|\bAttributeError: (?:module|type object) '[^']+' has no attribute"
-        r"|\bfixture '[^']+' not found"
-        r"|\bERROR collecting\b|(?i:\bcollection failure\b)|\berrors? during collection\b"
-        r"|\bTypeError: \S+\(\) (?:missing \d+ required|got an unexpected keyword argument"
-        r"|takes \d+ positional arguments? but \d+ (?:was|were) given"
-        r"|got multiple values for argument)"
-        r"|\b(?:NoClassDefFoundError|ClassNotFoundException|NoSuchMethodError|NoSuchFieldError"
-        r"|ParameterResolutionException)\b|\bCOMPILATION ERROR\b|\bcannot find symbol\b"
-        r"|\[(?:build|setup) failed\]|^\S+\.go:\d+:\d+: (?:undefined: |.* declared and not used"
-        r"|.* imported and not used)"
-        r"|\bTest suite failed to run\b|\bCannot find module\b"
-        r"|\bJest encountered an unexpected token\b|\berror TS\d{4}:"
+
+class _Searcher(Protocol):
+    def search(self, text: str) -> regex.Match | None: ...
+
+
+class _Unless:
+    """A pattern whose matches in which ``group`` took part count only when ``later`` is
+    not found after them: the negative lookahead ``(?!.*later)`` that RE2 lacks."""
+
+    def __init__(self, pattern: regex.Pattern, group: str, later: regex.Pattern) -> None:
+        self.pattern, self.group, self.later = pattern, group, later
+
+    def search(self, text: str) -> regex.Match | None:
+        last_later: int | None = None
+        for match in self.pattern.finditer(text):
+            if match.group(self.group) is None:
+                return match
+            if last_later is None:
+                last_later = max((m.start() for m in self.later.finditer(text)), default=-1)
+            if last_later < match.end():
+                return match
+        return None
+
+
+_PATTERNS: dict[FailureClass, _Searcher] = {
+    # A SyntaxError about JSON is a response that did not parse, not broken test code.
+    _FC.TEST_CODE_ERROR: _Unless(
+        _re(
+            r"\b(?P<syntax>SyntaxError|IndentationError|TabError)\b"
+            r"|\b(?:ModuleNotFoundError|ImportError)\b|\bNo module named\b"
+            r"|\bNameError\b|\bReferenceError: \S+ is not defined"
+            r"|\bAttributeError: (?:module|type object) '[^']+' has no attribute"
+            r"|\bfixture '[^']+' not found"
+            r"|\bERROR collecting\b|(?i:\bcollection failure\b)|\berrors? during collection\b"
+            r"|\bTypeError: \S+\(\) (?:missing \d+ required|got an unexpected keyword argument"
+            r"|takes \d+ positional arguments? but \d+ (?:was|were) given"
+            r"|got multiple values for argument)"
+            r"|\b(?:NoClassDefFoundError|ClassNotFoundException|NoSuchMethodError|NoSuchFieldError"
+            r"|ParameterResolutionException)\b|\bCOMPILATION ERROR\b|\bcannot find symbol\b"
+            r"|\[(?:build|setup) failed\]|^\S+\.go:\d+:\d+: (?:undefined: |.* declared and not used"
+            r"|.* imported and not used)"
+            r"|\bTest suite failed to run\b|\bCannot find module\b"
+            r"|\bJest encountered an unexpected token\b|\berror TS\d{4}:"
+        ),
+        "syntax",
+        _re("json", ignore_case=True),
     ),
-    _FC.AUTH_ERROR: re.compile(
+    _FC.AUTH_ERROR: _re(
         r"\b(?:unauthori[sz]ed|forbidden|unauthenticated|permission[ _]?denied"
         r"|access[ _]?denied(?:exception)?|authentication (?:failed|required)"
         r"|invalid (?:api[ _-]?key|token|credentials)|(?:token|credentials) (?:has |have )?expired"
         r"|not authori[sz]ed)\b",
-        _I,
+        ignore_case=True,
     ),
-    _FC.SERVICE_UNAVAILABLE: re.compile(
+    _FC.SERVICE_UNAVAILABLE: _re(
         r"\b(?:service ?unavailable\w*|bad ?gateway\w*|gateway ?time-?out\w*)\b"
         r"|\bcode = Unavailable\b|\bStatusCode\.UNAVAILABLE\b|\bUNAVAILABLE:",
-        _I,
+        ignore_case=True,
     ),
-    _FC.CONNECTION_ERROR: re.compile(
+    _FC.CONNECTION_ERROR: _re(
         r"\bconnection (?:refused|reset|aborted|closed by (?:peer|remote host))\b"
         r"|\b(?:ECONNREFUSED|ECONNRESET|ECONNABORTED|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN"
         r"|ENOTFOUND)\b"
@@ -467,15 +535,17 @@ _PATTERNS: dict[FailureClass, re.Pattern[str]] = {
         r"|failed to establish a new connection|socket hang up|remote end closed connection"
         r"|server disconnected without sending a response|broken pipe"
         r"|net::ERR_(?:CONNECTION_\w+|NAME_NOT_RESOLVED|ADDRESS_UNREACHABLE|EMPTY_RESPONSE)",
-        _I,
+        ignore_case=True,
     ),
-    _FC.TIMEOUT: re.compile(
-        r"timed? ?out|timeout|deadline[ _]?exceeded|\bETIMEDOUT\b|\bESOCKETTIMEDOUT\b", _I
+    _FC.TIMEOUT: _re(
+        r"timed? ?out|timeout|deadline[ _]?exceeded|\bETIMEDOUT\b|\bESOCKETTIMEDOUT\b",
+        ignore_case=True,
     ),
-    _FC.SERVER_ERROR: re.compile(
-        r"\binternal ?server ?error\w*\b|\bcode = Internal\b|\bStatusCode\.INTERNAL\b", _I
+    _FC.SERVER_ERROR: _re(
+        r"\binternal ?server ?error\w*\b|\bcode = Internal\b|\bStatusCode\.INTERNAL\b",
+        ignore_case=True,
     ),
-    _FC.ASSERTION: re.compile(
+    _FC.ASSERTION: _re(
         r"\bAssertionError\b|\bAssertionFailedError\b|\bComparisonFailure\b|\bassert\b"
         r"|\bexpect\("
         r"|\bexpected\b.*\b(?:but (?:was|got|found)|got|received|actual|to (?:be|equal))\b"
@@ -484,13 +554,14 @@ _PATTERNS: dict[FailureClass, re.Pattern[str]] = {
         r"|\bExpecting (?:actual:|value to be)"
         r"|\b\d+ expectations? failed\b|\bshould (?:be|have|contain|equal)\b"
         r"|\.(?:toBe|toEqual|toStrictEqual|toContain|toMatch|toHaveBeenCalled\w*|toHaveLength)\b",
-        _I,
+        ignore_case=True,
     ),
 }
 # Playwright's web-first assertions time out while waiting for a condition: that is the
 # assertion failing, not a slow service.
-_EXPECT_TIMEOUT = re.compile(
-    r"waiting for expect\(|expect\.(?:poll|toPass)\b|\bexpect\([^)]*\)\.\w+", _I
+_EXPECT_TIMEOUT = _re(
+    r"waiting for expect\(|expect\.(?:poll|toPass)\b|\bexpect\([^)]*\)\.\w+",
+    ignore_case=True,
 )
 _STRONG = (
     _FC.TEST_CODE_ERROR,

@@ -12,7 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from greenloop.core.classify import RuleError, compile_rule
 from greenloop.core.crd import API_VERSION, KIND, schema
+from greenloop.core.model import FailureClass, Rule
 from greenloop.core.schema import (
     FieldError,
     apply_defaults,
@@ -54,6 +56,7 @@ _OBJECT_META = (
     "finalizers",
     "managedFields",
 )
+_RULE_CLASSES = frozenset(c.value for c in FailureClass if c is not FailureClass.RUNNER_ERROR)
 _REDEPLOY_HINT = "no redeploy configured: failures in redeployOn will stop as Stalled"
 
 
@@ -211,16 +214,7 @@ def _semantic(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     errors: list[FieldError] = []
     errors.extend(_check_suites(spec.get("suites"), mode))
 
-    rules = spec.get("classification")
-    if isinstance(rules, list):
-        for index, rule in enumerate(rules):
-            pattern = rule.get("pattern") if isinstance(rule, Mapping) else None
-            if isinstance(pattern, str):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    path = f"spec.classification[{index}].pattern"
-                    errors.append(FieldError(path, f"invalid regular expression: {exc}"))
+    errors.extend(_check_rules(spec.get("classification")))
 
     every = spec.get("revalidateEvery")
     # CEL: !self.matches('^(0+[smh])+$')
@@ -232,6 +226,27 @@ def _semantic(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     target = spec.get("target")
     if isinstance(target, Mapping):
         errors.extend(_check_target(target, mode))
+    return errors
+
+
+def _check_rules(rules: Any) -> list[FieldError]:
+    """Each rule compiled exactly as ``run`` compiles it (CEL: the pattern is RE2 that
+    does not match an empty line), so a rule that would fail a run fails here instead."""
+    if not isinstance(rules, list):
+        return []
+    errors: list[FieldError] = []
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            continue
+        pattern, name = rule.get("pattern"), rule.get("class")
+        if not isinstance(pattern, str):
+            continue  # the schema has said what is wrong
+        # A class the schema refuses is reported once, by the schema.
+        failure_class = FailureClass(name) if name in _RULE_CLASSES else FailureClass.UNKNOWN
+        try:
+            compile_rule(Rule(pattern=pattern, failure_class=failure_class))
+        except RuleError as exc:
+            errors.append(FieldError(f"spec.classification[{index}].{exc.field}", str(exc)))
     return errors
 
 
