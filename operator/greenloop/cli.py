@@ -170,8 +170,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from greenloop.local.loop import LocalRun
+    from greenloop.local.procs import become_subreaper
     from greenloop.local.progress import Progress
 
+    # Orphans of the suites (a child that called setsid, then its parent exited) are
+    # adopted by greenloop instead of init, so they are found and stopped.
+    become_subreaper()
     progress = Progress(quiet=args.quiet)
     for warning in loaded.warnings:
         progress.line(f"warning: {warning}")

@@ -48,14 +48,14 @@ def suite_spec(folder: Path, name: str, script: str, extra: str = "", **suite: o
     fields = "".join(f", {k}: {json.dumps(v)}" for k, v in suite.items())
     return spec(
         folder,
-        f"""\
+        textwrap.dedent(f"""\
         apiVersion: greenloop.dev/v1alpha1
         kind: StagingValidation
         metadata: {{name: {name}}}
         spec:
           suites:
           - {{name: s, command: [python, suite.py]{fields}}}
-        """
+        """)
         + textwrap.indent(textwrap.dedent(extra), "  "),
     )
 

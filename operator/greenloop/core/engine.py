@@ -47,6 +47,7 @@ class Reason(StrEnum):
     RUNNER_ERROR = "RunnerError"
     NO_TESTS = "NoTestsReported"
     INTERRUPTED = "Interrupted"
+    INTERNAL_ERROR = "InternalError"
 
 
 class ActionKind(StrEnum):
@@ -307,6 +308,12 @@ def on_redeploy(spec: ValidationSpec, state: State, event: RedeployDone, now: fl
 def interrupt(state: State, now: float, message: str) -> Decision:
     """The shell was stopped (Ctrl-C, shutdown): end with what is known."""
     return _finish(state, now, Phase.STALLED, Reason.INTERRUPTED, message)
+
+
+def internal_error(state: State, now: float, message: str) -> Decision:
+    """The shell failed in a way it could not turn into an event: end ``Stalled`` /
+    ``InternalError`` with what is known, so status and report are written."""
+    return _finish(state, now, Phase.STALLED, Reason.INTERNAL_ERROR, message)
 
 
 def current_action(state: State) -> Action:

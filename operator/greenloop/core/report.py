@@ -51,6 +51,7 @@ NEXT_STEPS: dict[str, str] = {
     ),
     "NoTestsReported": "The suites ran but reported no tests: check their commands.",
     "Interrupted": "The run was interrupted; start it again to continue.",
+    "InternalError": "greenloop itself failed (the message says where); please report it.",
 }
 
 

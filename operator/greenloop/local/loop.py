@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,13 +29,25 @@ from greenloop.core.model import Outcome, StagingValidation, ValidationSpec
 from greenloop.core.report import render
 from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
+from greenloop.local import interrupts, procs
 from greenloop.local import redeploy as rd
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite
 
 EXIT_PASSED = 0
 EXIT_STALLED = 1
+EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
+
+
+def _where(err: BaseException) -> str:
+    """An unexpected error in one line: its type, message and the innermost greenloop frame."""
+    frame = next(
+        (f for f in reversed(traceback.extract_tb(err.__traceback__)) if "greenloop" in f.filename),
+        None,
+    )
+    at = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    return f"{type(err).__name__}: {err}{at}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,8 @@ class LocalRun:
         self.progress = progress or Progress()
         self.verbose = verbose
         self.clock = clock
+        self.signal_exit: int | None = None  # 128 + the signal that stopped the run
+        self._stop_by: float | None = None
         # Workloads need a cluster; locally only a command or webhook can redeploy.
         target = replace(obj.spec.target, workloads=())
         self.spec: ValidationSpec = replace(obj.spec, target=target)
@@ -86,21 +101,40 @@ class LocalRun:
             f"goal {goal} passing, at most {spec.policy.max_iterations} iterations"
         )
         decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
-        try:
-            while not isinstance(decision.action, Finish):
+        with interrupts.handled():
+            try:
+                while not isinstance(decision.action, Finish):
+                    before = decision.state
+                    decision = self._step(decision)
+                    self._announce_closed(before, decision.state)
+            except KeyboardInterrupt as err:
+                # Ctrl-C, SIGTERM, SIGHUP: what was started is stopped, what is known is
+                # reported, and the exit code says which signal (130, 143, 129).
+                interrupts.settle()
+                procs.stop_all()
+                what = err.what if isinstance(err, interrupts.Interrupted) else "Ctrl-C"
+                self.progress.line(f"greenloop: interrupted ({what}); what it started was stopped")
                 before = decision.state
-                decision = self._step(decision)
+                decision = engine.interrupt(before, self.clock(), f"interrupted ({what})")
                 self._announce_closed(before, decision.state)
-        except KeyboardInterrupt:
-            self.progress.line("greenloop: interrupted; the running suite was stopped")
-            before = decision.state
-            decision = engine.interrupt(before, self.clock(), "interrupted by the user")
-            self._announce_closed(before, decision.state)
-        return self._finish(decision)
+                self.signal_exit = interrupts.exit_code(err)
+            except Exception as err:
+                interrupts.settle()
+                procs.stop_all()
+                where = _where(err)
+                self.progress.line(f"greenloop: internal error: {where}")
+                decision = engine.internal_error(decision.state, self.clock(), where)
+            finally:
+                interrupts.settle()
+                procs.stop_all()
+            return self._finish(decision)
 
     def _step(self, decision: Decision) -> Decision:
         action, state = decision.action, decision.state
         if isinstance(action, RunSuites):
+            # spec.policy.deadlineSeconds cuts a running suite short.
+            if state.started_at is not None:
+                self._stop_by = state.started_at + self.spec.policy.deadline_seconds
             return engine.on_tests(self.spec, state, self._run(action), self.clock())
         if isinstance(action, Redeploy):
             return engine.on_redeploy(self.spec, state, self._redeploy(action), self.clock())
@@ -128,15 +162,28 @@ class LocalRun:
                     f"this iteration so far: {so_far['passed']} passed, {so_far['failed']} failed"
                 )
 
-            run = run_suite(
-                suite,
-                selection,
-                iteration=action.iteration,
-                base_dir=self.base_dir,
-                run_dir=run_dir,
-                verbose=self.verbose,
-                tick=tick,
-            )
+            started = time.time()
+            try:
+                run = run_suite(
+                    suite,
+                    selection,
+                    iteration=action.iteration,
+                    base_dir=self.base_dir,
+                    run_dir=run_dir,
+                    verbose=self.verbose,
+                    tick=tick,
+                    stop_by=self._stop_by,
+                )
+            except Exception as err:  # the last resort: a suite error the engine understands
+                run = SuiteRun(
+                    suite=suite.name,
+                    tests=(),
+                    error=f"greenloop could not run it: {_where(err)}",
+                    exit_code=None,
+                    started=started,
+                    finished=time.time(),
+                    selected=selection.test_ids,
+                )
             runs.append(run)
             took = run.finished - run.started
             if run.error is not None:
@@ -196,7 +243,10 @@ class LocalRun:
         messages: list[str] = []
         for what, step in steps:
             self.progress.line(f"[redeploy] {what}")
-            outcome = step()
+            try:
+                outcome = step()
+            except Exception as err:  # the last resort: a failed redeploy, never a crash
+                outcome = rd.Outcome(False, f"{what} failed: {_where(err)}")
             notes.extend(outcome.notes)
             self.progress.line(f"[redeploy] {'ok' if outcome.ok else 'FAILED'}: {outcome.message}")
             if not outcome.ok:
@@ -215,6 +265,7 @@ class LocalRun:
                 )
 
     def _finish(self, decision: Decision) -> RunResult:
+        interrupts.settle()
         state = decision.state
         now = self.clock()
         status = build_status(self.obj, state, now)
@@ -234,7 +285,9 @@ class LocalRun:
         if state.phase is Phase.PASSED:
             code = EXIT_PASSED
         elif state.reason == engine.Reason.INTERRUPTED:
-            code = EXIT_INTERRUPTED
+            code = self.signal_exit or EXIT_INTERRUPTED
+        elif state.reason == engine.Reason.INTERNAL_ERROR:
+            code = EXIT_INTERNAL_ERROR
         else:
             code = EXIT_STALLED
         return RunResult(self.obj, state, status, report, self.report_path, code)

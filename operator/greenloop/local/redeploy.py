@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from greenloop.core.model import Health, Target, Webhook
+from greenloop.local import procs
 from greenloop.local.logs import tail as log_tail
 from greenloop.local.suites import child_env
 
@@ -39,22 +40,35 @@ def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
     started = time.monotonic()
     with log.open("ab") as out:
         try:
-            proc = subprocess.run(
-                list(target.command),
-                cwd=base_dir,
-                env=child_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=target.command_timeout_seconds,
-                start_new_session=True,
+            child = procs.start(
+                target.command, cwd=base_dir, env=child_env(), stdout=out, stderr=subprocess.STDOUT
             )
         except FileNotFoundError:
             return Outcome(False, f"redeploy command not found: {target.command[0]!r}")
-        except subprocess.TimeoutExpired:
+        except PermissionError:
+            return Outcome(False, f"redeploy command is not executable: {target.command[0]!r}")
+        except OSError as err:
             return Outcome(
-                False, f"redeploy command timed out after {target.command_timeout_seconds} s"
+                False, f"redeploy command {target.command[0]!r} cannot start: {err.strerror or err}"
             )
+        try:
+            timed_out = procs.wait(child, target.command_timeout_seconds)
+        except BaseException:
+            procs.stop(child)  # Ctrl-C: it and everything it started
+            raise
+        if timed_out or child.proc.returncode != 0:
+            # A failed redeploy leaves nothing behind; a successful one may leave the
+            # service it started, which is what it is for.
+            procs.stop(child)
+        else:
+            procs.forget(child)
+        if timed_out:
+            return Outcome(
+                False,
+                f"redeploy command timed out after {target.command_timeout_seconds} s; "
+                "everything it started was stopped",
+            )
+    proc = child.proc
     took = time.monotonic() - started
     tail = log_tail(log)
     cmd = " ".join(target.command)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,10 +13,9 @@ from pathlib import Path
 from greenloop.core.engine import SuiteRun, SuiteSelection
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
+from greenloop.local import procs
 from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
 from greenloop.local.logs import tail
-
-KILL_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +65,10 @@ def run_suite(
     run_dir: Path,
     verbose: bool = False,
     tick: Callable[[float], None] | None = None,
+    stop_by: float | None = None,
 ) -> SuiteRun:
-    """Run the suite's command; return its results or, if it produced none, why."""
+    """Run the suite's command; return its results or, if it produced none, why.
+    ``stop_by`` (epoch seconds) cuts it short when the round's deadline comes first."""
     run_dir.mkdir(parents=True, exist_ok=True)
     files = suite_files(run_dir, suite.name)
     files.junit.unlink(missing_ok=True)
@@ -93,29 +92,39 @@ def run_suite(
 
     if not cwd.is_dir():
         return result(f"workingDir {suite.working_dir!r} does not exist ({cwd})")
+    # The deadline of the whole round cuts a suite short, like its own timeout.
+    timeout: float = suite.timeout_seconds
+    cut_by_deadline = stop_by is not None and stop_by - started < timeout
+    if stop_by is not None and cut_by_deadline:
+        timeout = max(stop_by - started, 0.0)
     with files.log.open("wb") as log:
         try:
-            proc = subprocess.Popen(
-                list(suite.command),
+            child = procs.start(
+                suite.command,
                 cwd=cwd,
                 env=suite_env(suite, files, selection, iteration),
-                stdin=subprocess.DEVNULL,
                 stdout=None if verbose else log,
                 stderr=subprocess.STDOUT if not verbose else None,
-                start_new_session=True,  # its own process group, so a timeout kills it all
             )
         except FileNotFoundError:
             return result(f"command not found: {suite.command[0]!r}")
         except PermissionError:
             return result(f"command is not executable: {suite.command[0]!r}")
         try:
-            timed_out = _wait(proc, suite.timeout_seconds, tick)
-        except BaseException:
-            # Ctrl-C does not reach a child in its own session: stop it ourselves.
-            kill_group(proc)
-            raise
+            timed_out = procs.wait(child, timeout, tick)
+        finally:
+            # On every path (exit, timeout, Ctrl-C): its group and whatever it started.
+            procs.stop(child)
+    if timed_out and cut_by_deadline:
+        return result(
+            f"stopped after {timeout:.0f} s: spec.policy.deadlineSeconds passed while it ran; "
+            "everything it started was stopped"
+        )
     if timed_out:
-        return result(f"timed out after {suite.timeout_seconds} s; its process group was killed")
+        return result(
+            f"timed out after {suite.timeout_seconds} s; everything it started was stopped"
+        )
+    proc = child.proc
     code = proc.returncode
     if not files.junit.exists() and not files.junit.is_symlink():
         return result(
@@ -135,39 +144,6 @@ def run_suite(
             f"exited with code {code} and reported no tests" + _tail_hint(files.log), code
         )
     return result(None, code, report.tests)
-
-
-def _wait(
-    proc: subprocess.Popen[bytes], timeout: float, tick: Callable[[float], None] | None
-) -> bool:
-    """Wait for the process; on timeout kill its whole group. True when it timed out."""
-    deadline = time.monotonic() + timeout
-    start = time.monotonic()
-    while True:
-        try:
-            proc.wait(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
-            return False
-        except subprocess.TimeoutExpired:
-            if tick:
-                tick(time.monotonic() - start)
-            if time.monotonic() >= deadline:
-                kill_group(proc)
-                return True
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after a grace period."""
-    for sig, grace in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=grace)
-            # The leader is gone; children may linger in the group: kill them too.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _tail_hint(log: Path) -> str:
