@@ -42,6 +42,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The first test to ask for a control plane includes its start (etcd, kube-apiserver, the
+# controllers and a kwok node) in its time, on a shared machine: integration tests get more
+# than pyproject.toml's default timeout, still bounded so a hang fails the run.
+INTEGRATION_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("integration") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(INTEGRATION_TIMEOUT))
+
+
 def _terminal(config: pytest.Config) -> contextlib.AbstractContextManager[object]:
     """Let output reach the real terminal even while pytest captures."""
     capman = config.pluginmanager.getplugin("capturemanager")

@@ -84,11 +84,13 @@ def test_api_server_is_loopback_secure_only(apiserver: ControlPlane) -> None:
     # plain HTTP is not served ...
     with pytest.raises(urllib.error.HTTPError) as plain:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    plain.value.close()  # an HTTPError holds its response's socket
     assert plain.value.code == 400
     # ... and TLS without a client certificate is not authenticated (anonymous auth off)
     ctx = ssl.create_default_context(cafile=str(apiserver.workdir / "pki" / "ca.crt"))
     with pytest.raises(urllib.error.HTTPError) as anonymous:
         urllib.request.urlopen(f"{apiserver.server}/api", context=ctx, timeout=5)
+    anonymous.value.close()
     assert anonymous.value.code == 401
     # RBAC is on: an authenticated user without bindings may not read secrets
     denied = apiserver.kubectl(

@@ -205,6 +205,8 @@ def wait_until(
             if result:
                 return result
         except Exception as exc:  # the thing is not up yet
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response's socket (a ResourceWarning otherwise)
             last_error = exc
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error})" if last_error else ""
@@ -690,7 +692,8 @@ class ControlPlane:
             with urllib.request.urlopen(req, context=self._ssl_context(), timeout=timeout) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
+            with exc:  # closes the response's socket
+                return exc.code, exc.read().decode(errors="replace")
 
     # ---- internals ----------------------------------------------------------------
 
