@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane bench clean
+.PHONY: demo test unit e2e integration lint controlplane runners bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,17 +20,22 @@ demo: $(STAMP)
 	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
-test: $(STAMP) controlplane
+test: $(STAMP) controlplane runners
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: $(STAMP)
+e2e: $(STAMP) runners
 	$(BIN)/python -m pytest tests/e2e
 
 integration: $(STAMP) controlplane
 	$(BIN)/python -m pytest tests/integration
+
+## runners: install (once, cached) Jest, Vitest, Playwright, gotestsum and Surefire for
+## the runner adapters' e2e tests (needs node, npm, go, mvn and java on PATH)
+runners:
+	tools/runners/setup
 
 ## controlplane: build (once, cached) kube-apiserver, etcd, controllers and kwok
 controlplane:

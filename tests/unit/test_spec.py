@@ -182,6 +182,7 @@ MODEL_DEFAULTS: list[tuple[type[Any], str, str]] = [
     (Suite, "priority", "spec.suites[*].priority"),
     (Suite, "working_dir", "spec.suites[*].workingDir"),
     (Suite, "timeout_seconds", "spec.suites[*].timeoutSeconds"),
+    (Suite, "runner", "spec.suites[*].runner"),
     (Target, "command_timeout_seconds", "spec.target.commandTimeoutSeconds"),
     (Webhook, "method", "spec.target.webhook.method"),
     (Webhook, "timeout_seconds", "spec.target.webhook.timeoutSeconds"),

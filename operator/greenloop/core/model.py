@@ -95,6 +95,7 @@ class Suite:
     working_dir: str = "."
     env: tuple[EnvVar, ...] = ()
     timeout_seconds: int = 900
+    runner: str = "generic"  # one of greenloop.core.runners.RUNNERS
 
     @property
     def rank(self) -> int:

@@ -71,6 +71,7 @@ def _suite(suite: Mapping[str, Any]) -> Suite:
         working_dir=suite["workingDir"],
         env=tuple(EnvVar(name=e["name"], value=e["value"]) for e in suite.get("env", ())),
         timeout_seconds=suite["timeoutSeconds"],
+        runner=suite["runner"],
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from greenloop.core import runners
 from greenloop.core.engine import SuiteRun, SuiteSelection
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
@@ -45,15 +46,38 @@ def suite_env(
     suite: Suite, files: SuiteFiles, selection: SuiteSelection, iteration: int
 ) -> dict[str, str]:
     env = child_env()
+    env.update(runners.runner_env(suite.runner, str(files.junit)))
     for var in suite.env:
         env[var.name] = var.value
     env["GREENLOOP_JUNIT_XML"] = str(files.junit)
     env["GREENLOOP_SUITE"] = suite.name
     env["GREENLOOP_ITERATION"] = str(iteration)
     env.pop("GREENLOOP_SELECT", None)
+    env.pop("GREENLOOP_SELECT_ARGS", None)
     if selection.test_ids is not None:
         env["GREENLOOP_SELECT"] = str(files.select)
+        args = runners.select_args(suite.runner, selection.test_ids)
+        env["GREENLOOP_SELECT_ARGS"] = runners.shell_words(args)
     return env
+
+
+def suite_command(suite: Suite, files: SuiteFiles, selection: SuiteSelection) -> list[str]:
+    """The command with its placeholders filled in (docs/runners.md)."""
+    select = None
+    if selection.test_ids is not None:
+        select = runners.select_args(suite.runner, selection.test_ids)
+    return list(runners.expand_command(suite.command, select, str(files.junit)))
+
+
+def _collect_reports(suite: Suite, cwd: Path, junit: Path, started: float) -> None:
+    """A runner that writes its reports to a folder of its own (Surefire): the files it
+    wrote during this run, as one document at $GREENLOOP_JUNIT_XML."""
+    globs = runners.REPORT_GLOBS.get(suite.runner, ())
+    if not globs or junit.exists():
+        return
+    found = sorted({p for g in globs for p in cwd.glob(g) if p.stat().st_mtime >= started - 1})
+    if found:
+        junit.write_bytes(runners.merge_reports([p.read_bytes() for p in found]))
 
 
 def run_suite(
@@ -100,7 +124,7 @@ def run_suite(
     with files.log.open("wb") as log:
         try:
             child = procs.start(
-                suite.command,
+                suite_command(suite, files, selection),
                 cwd=cwd,
                 env=suite_env(suite, files, selection, iteration),
                 stdout=None if verbose else log,
@@ -126,6 +150,7 @@ def run_suite(
         )
     proc = child.proc
     code = proc.returncode
+    _collect_reports(suite, cwd, files.junit, started)
     if not files.junit.exists() and not files.junit.is_symlink():
         return result(
             f"exited with code {code} and wrote no JUnit XML to $GREENLOOP_JUNIT_XML"
