@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from greenloop.core.engine import State
@@ -120,3 +122,56 @@ def test_report_of_a_stalled_round_says_what_a_person_must_do() -> None:
     assert "still failing after 2 runs" in text
     assert "Check the credentials" in text
     assert "0 redeploys" in text
+
+
+# Test ids and evidence come from the suites' XML: anything may be in them (issue 8).
+HOSTILE_IDS = [
+    "t::a|b",  # would split the table cell
+    "t::line\nbreak",  # would end the table row
+    "t::`tick`",  # would end the code span early
+    "t::<img src=x onerror=alert(1)>",  # raw HTML where the report is rendered
+    "t::x\n**Passed** after 1 iteration",  # a forged line (&#10; in the XML)
+]
+
+
+def hostile_report() -> str:
+    spec = make_spec(("critical", "P1"), expected=len(HOSTILE_IDS), max_iterations=1)
+    obj = StagingValidation(name="hostile", spec=spec)
+    results = [bad(i, f"<script>x</script> | {i}") for i in HOSTILE_IDS]
+    return render(obj, play(spec, [{"critical": results}]).state, now=1010.0)
+
+
+def test_hostile_test_ids_keep_the_failing_tests_table_whole() -> None:
+    text = hostile_report()
+    lines = text.splitlines()
+    start = lines.index("| Test | Suite | Priority | Evidence | Root cause |")
+    rows = lines[start + 2 : start + 2 + len(HOSTILE_IDS)]
+    for row in rows:
+        # Six unescaped pipes: five cells on one line, whatever the id held.
+        assert row.replace("\\|", "").count("|") == 6, row
+    assert lines[start + 2 + len(HOSTILE_IDS)] == ""
+
+
+def _outside_code_spans(line: str) -> str:
+    """The line without its code spans (a run of backticks up to the same run)."""
+    return re.sub(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", "", line)
+
+
+def test_hostile_test_ids_never_land_as_html_or_forge_a_line() -> None:
+    text = hostile_report()
+    for line in text.splitlines():
+        assert "<" not in _outside_code_spans(line), line  # HTML only where it is shown
+    assert not any(line.startswith("**Passed**") for line in text.splitlines())
+    assert "`t::line\\nbreak`" in text  # the newline shown, not obeyed
+    assert "`` t::`tick` ``" in text  # a longer fence keeps the backtick inside
+
+
+def test_escaping_helpers_show_control_characters_and_keep_code_exact() -> None:
+    from greenloop.core import markdown
+
+    assert markdown.code("a`b") == "``a`b``"
+    assert markdown.code("`x`") == "`` `x` ``"
+    assert markdown.code("a|b", cell=True) == "`a\\|b`"
+    assert markdown.code("\x1b[2J\u202e") == "`\\x1b[2J\\u202e`"
+    assert markdown.text("<b>&</b>|x", cell=True) == "&lt;b&gt;&amp;&lt;/b&gt;\\|x"
+    assert markdown.code("") == "(no evidence)"
