@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane runners bench clean
+.PHONY: demo test unit e2e integration lint controlplane runners bench mutate clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,5 +53,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/report_render.py
 	$(BIN)/python bench/controlplane_start.py
 
+## mutate: mutation testing of the core with mutmut (README "Mutation testing");
+##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 2400)
+mutate: $(STAMP)
+	tools/mutate $(MODULES)
+
 clean:
-	rm -rf $(VENV) .greenloop .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .greenloop .pytest_cache .mypy_cache .ruff_cache .mutmut
