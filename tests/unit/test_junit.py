@@ -483,6 +483,29 @@ def test_forbidden_characters_in_utf8_text_are_replaced_across_chunks() -> None:
     assert test.output == f"é \ufffd {pad}\ufffd ü \ufffd end"
 
 
+def test_references_to_forbidden_characters_are_replaced_like_the_raw_characters() -> None:
+    # &#27; (an ANSI colour code, escaped) rejected the whole file while a raw ESC byte
+    # was replaced: both now become U+FFFD, and &#10; stays a newline.
+    xml = (
+        b'<testsuite><testcase classname="m" name="t&#x1B;">'
+        b'<failure message="got &#27;[31m503&#10;retry &#0;&#xFFFE;&#55296;">x&#x7;y</failure>'
+        b"<system-out>raw \x1b[31m</system-out></testcase></testsuite>"
+    )
+    (test,) = parse_junit(xml).tests
+    assert test.id == "m::t\ufffd"
+    assert test.message == "got \ufffd[31m503\nretry \ufffd\ufffd\ufffd"
+    assert test.details == "x\ufffdy"
+    assert test.output == "raw \ufffd[31m"
+
+
+@pytest.mark.parametrize("shift", range(12))
+def test_a_reference_cut_by_a_chunk_boundary_is_still_replaced(shift: int) -> None:
+    head = b"<testsuite>" + b" " * (junit._CHUNK - 24 + shift)
+    xml = head + b'<testcase name="a&#27;b&#10;c&amp;"/></testsuite>'
+    (test,) = parse_junit(xml).tests
+    assert test.id == "a\ufffdb\nc&"
+
+
 def test_truncated_file_reports_how_many_testcases_were_read() -> None:
     whole = (FIXTURES / "pytest_xunit2.xml").read_bytes()
     cut = whole[: whole.index(b'<testcase classname="tests.e2e.test_cart" name="test_checkout"')]
@@ -526,6 +549,16 @@ def test_iter_junit_yields_what_came_before_the_damage() -> None:
         (
             b"<testsuite><testcase name='&undefined;'/></testsuite>",
             "report.xml: line 1, column 12: undefined entity (0 testcases read before the error)",
+        ),
+        # Codecs Python has that are not for files: a traceback (idna, undefined) or
+        # "empty file" (punycode) before. An EBCDIC page named in ASCII reads as garbage.
+        *(
+            (
+                f'<?xml version="1.0" encoding="{name}"?><testsuite/>'.encode(),
+                f"report.xml: encoding {name!r} cannot be used for XML (its own declaration"
+                " does not read back); write the file as UTF-8",
+            )
+            for name in ("idna", "undefined", "punycode", "cp037")
         ),
     ],
 )

@@ -20,6 +20,11 @@ thirds of ``max_text``: pytest's decisive line is the last, Java's the first); `
 is the tail of system-out then system-err. Markup nested in a text field (Surefire's
 ``<stackTrace>``) counts as part of its text.
 
+Characters XML 1.0 forbids (ANSI escapes, NULs) become U+FFFD whether they are written
+raw or as character references (``&#27;``): a writer that escapes them should not lose
+the whole file where one that does not loses nothing. An encoding must be one the file's
+own XML declaration can be read in (not ``idna``, ``punycode`` or an EBCDIC page).
+
 Order: results come in file order, except that a failing testcase with no output of its
 own is held until its ``<testsuite>`` ends, so that the suite-level output (where jest and
 Go reporters put a test's logs) can stand in for it.
@@ -49,6 +54,23 @@ _MAX_WARNINGS = 50
 # results instead of failing the whole file.
 _ILLEGAL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ILLEGAL_BYTES = bytes((*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))
+# A character reference to a character XML forbids (&#27; from an ANSI colour code, &#0;):
+# expat refuses the whole file for one, so each becomes &#xFFFD; before expat sees it,
+# just as the raw characters become U+FFFD. Only the illegal values match, spelled out
+# digit by digit, so the ordinary &#10; in every pytest message costs nothing.
+_ILLEGAL_HEX_REF = (
+    r"[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2}|[fF]{3}[eEfF]"
+    r"|(?:1[1-9a-fA-F]|[2-9a-fA-F][0-9a-fA-F])[0-9a-fA-F]{4}|[1-9a-fA-F][0-9a-fA-F]{6,})"
+)
+_ILLEGAL_DECIMAL_REF = (
+    r"0*(?:[0-8]|1[124-9]|2[0-9]|3[01]|5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}"
+    r"|573[0-3][0-9]|5734[0-3]|6553[45]|111411[2-9]|11141[2-9][0-9]|1114[2-9][0-9]{2}"
+    r"|111[5-9][0-9]{3}|11[2-9][0-9]{4}|1[2-9][0-9]{5}|[2-9][0-9]{6}|[1-9][0-9]{7,})"
+)
+_ILLEGAL_REF = re.compile(f"&#(?:{_ILLEGAL_HEX_REF}|{_ILLEGAL_DECIMAL_REF});")
+_ILLEGAL_REF_BYTES = re.compile(_ILLEGAL_REF.pattern.encode("ascii"))
+# A reference cut by a chunk boundary waits for the next chunk (at most this long).
+_MAX_REF = 64
 _XML_DECL_ENCODING = re.compile(
     rb"<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z][\w.:-]{0,40})[\"']"
 )
@@ -242,6 +264,7 @@ class _Parser:
         utf8 = encoding in ("utf-8", "utf-8-sig")
         blank = True
         ready = self.ready
+        carry: str | bytes = b""
         while chunk:
             data: str | bytes
             if utf8 and chunk.isascii() and not decoder.getstate()[0]:
@@ -251,11 +274,14 @@ class _Parser:
                 if _has_control_bytes(chunk):
                     data = _ILLEGAL_CHARS.sub("\ufffd", chunk.decode("ascii"))
             else:
-                data = decoder.decode(chunk)
+                data = self._decode(decoder, chunk)
                 # In UTF-8 too a control character is a byte of its own, and a byte scan
                 # is several times faster than the regex: run that only when needed.
                 if not utf8 or _has_control_bytes(chunk) or "\ufffe" in data or "\uffff" in data:
                     data = _ILLEGAL_CHARS.sub("\ufffd", data)
+            if carry:
+                data = _joined(carry, data)
+            data, carry = _without_illegal_refs(data)
             if blank:
                 if isinstance(data, bytes):
                     blank = not data.lstrip(b" \t\r\n")
@@ -268,12 +294,21 @@ class _Parser:
                 yield ready.copy()
                 ready.clear()
             chunk = self._read_chunk(stream)
-        tail = _ILLEGAL_CHARS.sub("\ufffd", decoder.decode(b"", True))
+        tail = _ILLEGAL_CHARS.sub("\ufffd", self._decode(decoder, b"", final=True))
+        if carry:
+            held = carry.decode("ascii") if isinstance(carry, bytes) else carry
+            tail = _ILLEGAL_REF.sub("&#xFFFD;", held + tail)
         if blank and not tail.strip():
             raise JUnitError(f"{self.name}: empty file")
         self._feed(tail, final=True)
         yield ready.copy()
         ready.clear()
+
+    def _decode(self, decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:
+        try:
+            return decoder.decode(chunk, final)
+        except (UnicodeError, ValueError, TypeError) as err:
+            raise JUnitError(f"{self.name}: cannot decode the file: {err}") from None
 
     def _read_chunk(self, stream: BinaryIO) -> bytes:
         try:
@@ -312,6 +347,19 @@ class _Parser:
         if info.name.startswith(("utf-16", "utf-32")):
             # The declaration was readable as ASCII, so the bytes are not UTF-16/32.
             return "utf-8"
+        # The codec must read the declaration it was named in: that refuses codecs that
+        # are not for files (idna, punycode, undefined) and ones the bytes cannot be in
+        # (an EBCDIC page named in an ASCII declaration).
+        declaration = head[: match.end()]
+        try:
+            probe = codecs.decode(declaration, info.name, "replace")
+        except (UnicodeError, ValueError, TypeError, LookupError):
+            probe = None
+        if probe != declaration.decode("ascii", "replace"):
+            raise JUnitError(
+                f"{self.name}: encoding {declared!r} cannot be used for XML (its own"
+                " declaration does not read back); write the file as UTF-8"
+            )
         return info.name
 
     def _feed(self, text: str | bytes, *, final: bool) -> None:
@@ -683,6 +731,36 @@ def _result_factory() -> Callable[..., TestResult]:
 
 
 _RESULT_FACTORY = _result_factory()
+
+
+def _joined(first: str | bytes, second: str | bytes) -> str | bytes:
+    if isinstance(first, bytes) and isinstance(second, bytes):
+        return first + second
+    # A held reference is ASCII, and so is a chunk fed as bytes.
+    as_text = [
+        part.decode("ascii") if isinstance(part, bytes) else part for part in (first, second)
+    ]
+    return as_text[0] + as_text[1]
+
+
+def _without_illegal_refs(data: str | bytes) -> tuple[str | bytes, str | bytes]:
+    """(data with illegal character references replaced, a reference cut at its end held
+    back for the next chunk)."""
+    if isinstance(data, bytes):
+        if b"&#" not in data and data[-1:] != b"&":
+            return data, b""
+        cut = data.rfind(b"&", max(0, len(data) - _MAX_REF))
+        held = b""
+        if cut != -1 and b";" not in data[cut:]:
+            data, held = data[:cut], data[cut:]
+        return _ILLEGAL_REF_BYTES.sub(b"&#xFFFD;", data), held
+    if "&#" not in data and data[-1:] != "&":
+        return data, ""
+    cut = data.rfind("&", max(0, len(data) - _MAX_REF))
+    held_text = ""
+    if cut != -1 and ";" not in data[cut:]:
+        data, held_text = data[:cut], data[cut:]
+    return _ILLEGAL_REF.sub("&#xFFFD;", data), held_text
 
 
 def _has_control_bytes(chunk: bytes) -> bool:
