@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from greenloop.core.spec import Loaded
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from greenloop.core.exits import ExitCode
+
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.STALLED
+EXIT_USAGE = ExitCode.USAGE
 
 DESCRIPTION = """\
 greenloop reconciles a staging environment toward "all N end-to-end tests passing":
@@ -32,6 +34,7 @@ exit codes:
   0    the goal is met (phase Passed)
   1    stalled: a person must act (the report says why), or the budget ran out
   2    the spec or the command line is invalid (the message names the field)
+  3    greenloop itself failed (Stalled/InternalError); what was known is still reported
   130  interrupted (Ctrl-C); what was known is still reported
 
 examples:
@@ -191,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose
         )
         results.append(run.run())
-        if results[-1].exit_code == 130:
+        if results[-1].exit_code == ExitCode.INTERRUPTED:
             break
     if args.json:
         objects = [r.as_object() for r in results]

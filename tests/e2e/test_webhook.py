@@ -93,6 +93,9 @@ def test_a_webhook_redeploy_converges_and_carries_the_token(
         "namespace": "default",
         "iteration": 1,
         "reason": "3 ServiceUnavailable, 1 Dependent",
+        # The redeploy action's id (round 1, iteration 1, step 1): a receiver can tell a
+        # repeated call (a restarted operator) from a new deploy.
+        "token": "r1-i1-s1",
     }
     assert f"webhook POST {receiver.url} answered HTTP 202" in proc.stderr
 

@@ -14,10 +14,12 @@ from greenloop.core.engine import (
     Phase,
     Redeploy,
     RedeployDone,
+    RedeployStarted,
     RunSuites,
     State,
+    SuiteFinished,
     SuiteRun,
-    TestsRan,
+    SuiteSelection,
 )
 from greenloop.core.model import Outcome, Policy, Rule, Suite, Target, TestResult, ValidationSpec
 
@@ -91,37 +93,60 @@ def play(
     redeploy_ok: bool = True,
     clock: Callable[[int], float] = lambda step: 1000.0 + step,
     restart_between_steps: bool = False,
+    runner: Callable[[SuiteSelection, Sequence[TestResult]], Sequence[TestResult]] | None = None,
+    observe: Callable[[State], None] = lambda state: None,
 ) -> Played:
-    """Play the shell. With ``restart_between_steps`` the state goes through a JSON
-    snapshot after every step and the next action is recomputed from it alone, as a
-    restarted operator would."""
+    """Play the shell: one SuiteFinished per suite, as the operator feeds Jobs. With
+    ``restart_between_steps`` the state goes through a JSON snapshot after every event
+    and the next action is recomputed from it alone, as a restarted operator would.
+    ``runner`` turns a selection and a suite's full results into what it reports
+    (default: exactly the selected ones, as a runner honouring the contract does)."""
     step = 0
     decision = engine.begin(spec, clock(step))
     if restart_between_steps:
         decision = _restarted(decision)
-    played = Played(decision.state, Finish(Phase.PENDING, "", ""))
+    observe(decision.state)
+    played = Played(decision.state, Finish("", Phase.PENDING, engine.Reason.GOAL_MET, ""))
     while not isinstance(decision.action, Finish):
         step += 1
         action = decision.action
         if isinstance(action, RunSuites):
             played.runs.append(action)
             results = script[min(action.iteration, len(script)) - 1]
-            runs = []
             for sel in action.suites:
                 reported = results.get(sel.suite, ())
                 if isinstance(reported, str):
-                    runs.append(SuiteRun(sel.suite, error=reported, selected=sel.test_ids))
-                    continue
-                wanted = [t for t in reported if sel.test_ids is None or t.id in set(sel.test_ids)]
-                runs.append(SuiteRun(sel.suite, tests=tuple(wanted), selected=sel.test_ids))
-            decision = engine.on_tests(spec, decision.state, TestsRan(tuple(runs)), clock(step))
-            if restart_between_steps:
-                decision = _restarted(decision)
+                    run = SuiteRun(sel.suite, error=reported, selected=sel.test_ids)
+                else:
+                    if runner is not None:
+                        wanted = list(runner(sel, reported))
+                    else:
+                        wanted = [
+                            t for t in reported if sel.test_ids is None or t.id in sel.test_ids
+                        ]
+                    run = SuiteRun(sel.suite, tests=tuple(wanted), selected=sel.test_ids)
+                event = SuiteFinished(action.id, run)
+                decision = engine.on_suite(spec, decision.state, event, clock(step))
+                observe(decision.state)
+                if restart_between_steps:
+                    decision = _restarted(decision)
+                    # A restarted shell delivers the same event again: it changes nothing.
+                    again = engine.on_suite(spec, decision.state, event, clock(step))
+                    assert again.state == decision.state
         else:
             assert isinstance(action, Redeploy)
             played.redeploys.append(action)
-            done = RedeployDone(redeploy_ok, "restarted" if redeploy_ok else "exit code 3")
-            decision = engine.on_redeploy(spec, decision.state, done, clock(step))
+            started = engine.on_redeploy_started(decision.state, RedeployStarted(action.id))
+            observe(started.state)
+            if restart_between_steps:
+                started = _restarted(started)
+                assert isinstance(started.action, Redeploy) and started.action.started
+                assert started.action.token == action.token
+            done = RedeployDone(
+                redeploy_ok, "restarted" if redeploy_ok else "exit code 3", action_id=action.id
+            )
+            decision = engine.on_redeploy(spec, started.state, done, clock(step))
+            observe(decision.state)
             if restart_between_steps:
                 decision = _restarted(decision)
         assert step < 100, "the engine looped"

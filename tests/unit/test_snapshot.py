@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from greenloop.core import engine, snapshot
+from greenloop.core import engine, mergepatch, snapshot
 from greenloop.core.engine import Phase, State
 from tests.unit.scenario import HTTP_503, bad, dep_skip, make_spec, ok, play
+from tests.unit.test_engine import CASES, Case
 
 
 def mid_round() -> State:
@@ -29,7 +30,7 @@ def test_a_snapshot_is_plain_json_and_reads_back_equal() -> None:
 
 def test_a_snapshot_carries_class_evidence_and_root_cause() -> None:
     data = snapshot.to_data(mid_round())
-    tests = {t["id"]: t for t in data["tests"]}
+    tests = data["tests"]
     assert tests["c2"]["class"] == "ServiceUnavailable"
     assert "503" in tests["c2"]["evidence"]
     assert (tests["e2"]["class"], tests["e2"]["rootCause"]) == ("Dependent", "c2")
@@ -39,8 +40,8 @@ def test_a_snapshot_carries_class_evidence_and_root_cause() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"version": 99}, "snapshot version 99, expected 1"),
-        ({"version": 1}, "unreadable snapshot: KeyError"),
+        ({"version": 99}, "snapshot version 99, expected 2"),
+        ({"version": 2}, "unreadable snapshot: KeyError"),
         ({**snapshot.to_data(State()), "phase": "Sleeping"}, "unreadable snapshot: ValueError"),
     ],
     ids=["newer version", "missing fields", "unknown phase"],
@@ -53,3 +54,49 @@ def test_an_unreadable_snapshot_is_a_clear_error(data: dict[str, Any], message: 
 def test_a_state_that_has_not_begun_has_no_action() -> None:
     with pytest.raises(ValueError, match="call begin"):
         engine.current_action(State(phase=Phase.PENDING))
+
+
+# -- merge-patch safety (RFC 7386) ----------------------------------------------------------
+
+
+def _walk_nulls(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_walk_nulls(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_walk_nulls(v) for v in value)
+    return False
+
+
+def test_a_snapshot_holds_no_nulls_and_reads_back_after_a_merge_patch_onto_nothing() -> None:
+    # Before: beforeRedeploy: null was deleted by the patch -> SnapshotError KeyError.
+    state = mid_round()
+    data = snapshot.to_data(state)
+    assert not _walk_nulls(data)
+    assert snapshot.from_data(mergepatch.apply({}, data)) == state
+
+
+def test_absent_keys_read_as_defaults() -> None:
+    assert snapshot.from_data({"version": snapshot.VERSION, "phase": "Pending"}) == State()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_scenario_round_trips_through_merge_patches(case: Case) -> None:
+    """Each state of the round, written as a merge patch over the previous snapshot (as
+    the operator writes status), reads back as that state."""
+    seen: list[State] = []
+    stored_prev: dict[str, Any] = {}
+
+    def observe(state: State) -> None:
+        nonlocal stored_prev
+        new = json.loads(json.dumps(snapshot.to_data(state)))
+        patch = mergepatch.create(stored_prev, new)
+        applied = mergepatch.apply(stored_prev, patch)
+        assert applied == new
+        assert snapshot.from_data(applied) == state
+        stored_prev = applied
+        seen.append(state)
+
+    played = play(case.spec, case.script, observe=observe)
+    assert seen and seen[-1] == played.state

@@ -6,9 +6,11 @@ import re
 
 import pytest
 
+from greenloop.core import spec
 from greenloop.core.engine import State
 from greenloop.core.model import StagingValidation
 from greenloop.core.report import render
+from greenloop.core.schema import validate
 from greenloop.core.status import build_status, conditions, timestamp
 from tests.unit.scenario import HTTP_403, HTTP_503, bad, dep_skip, make_spec, ok, play
 
@@ -175,3 +177,26 @@ def test_escaping_helpers_show_control_characters_and_keep_code_exact() -> None:
     assert markdown.code("\x1b[2J\u202e") == "`\\x1b[2J\\u202e`"
     assert markdown.text("<b>&</b>|x", cell=True) == "&lt;b&gt;&amp;&lt;/b&gt;\\|x"
     assert markdown.code("") == "(no evidence)"
+
+
+def status_errors(status: dict[str, object]) -> list[str]:
+    schema = spec.spec_schema()["properties"]["status"]
+    return [f"{e.path}: {e.message}" for e in validate(status, schema, "status")]
+
+
+def test_eighty_flaky_tests_give_a_status_the_crd_accepts() -> None:
+    # Before: flakyTests was not capped; the CRD's maxItems 50 refused the whole status.
+    suites = (("critical", "P1"),)
+    spec_ = make_spec(*suites, flake_retries=1)
+    ids = [f"t{n:02d}" for n in range(80)]
+    script = [
+        {"critical": [bad(i, "AssertionError: flaked") for i in ids]},
+        {"critical": [ok(i) for i in ids]},
+    ]
+    state = play(spec_, script).state
+    assert len(state.flaky) == 80
+    obj = StagingValidation(name="flaky", spec=spec_)
+    status = build_status(obj, state, now=2000.0)
+    assert status_errors(status) == []
+    assert len(status["flakyTests"]) == 50
+    assert "t79" in render(obj, state, 2000.0)  # the report keeps the full list

@@ -32,7 +32,7 @@ two places that need one say how they do without.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -40,7 +40,15 @@ from typing import Protocol
 from greenloop.core import regex
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
 
-__all__ = ["CompiledRules", "RuleError", "compile_rule", "compile_rules", "diagnose", "is_failing"]
+__all__ = [
+    "CompiledRules",
+    "RuleError",
+    "compile_rule",
+    "compile_rules",
+    "diagnose",
+    "diagnose_batch",
+    "is_failing",
+]
 
 MAX_EVIDENCE = 200
 
@@ -158,6 +166,19 @@ def diagnose(
     if subtests is not None:
         return subtests
     return _builtin(text)
+
+
+def diagnose_batch(
+    tests: Iterable[TestResult],
+    rules: CompiledRules | None = None,
+    *,
+    failing_ids: Collection[str] = (),
+) -> list[tuple[TestResult, Diagnosis | None]]:
+    """Diagnose the results of one run together, so a Dependent finds its root among
+    them (and among ``failing_ids``, the tests already known to fail)."""
+    batch = list(tests)
+    known = set(failing_ids) | {t.id for t in batch if is_failing(t)}
+    return [(t, diagnose(t, rules, failing_ids=known)) for t in batch]
 
 
 # -- dependencies --------------------------------------------------------------------------

@@ -2,8 +2,16 @@
 
 No I/O and no clock reads: both shells (the local runner and the operator) observe the
 world, feed the engine the same events and carry out the action it returns. Everything
-the engine needs to remember lives in ``State``, which serializes to plain data so the
-operator can keep it in the object's status and survive a restart.
+the engine needs to remember lives in ``State``, which serializes to plain data
+(:mod:`greenloop.core.snapshot`) so the operator can keep it in the object and survive a
+restart. The API is described in docs/design.md §6; the rules in §1 and §7.
+
+Events: :class:`SuiteFinished` (one per suite of a batch, in any order),
+:class:`RedeployStarted`, :class:`RedeployDone`; transitions :func:`begin`,
+:func:`on_suite`, :func:`on_redeploy_started`, :func:`on_redeploy`,
+:func:`on_spec_changed`, :func:`interrupt`, :func:`internal_error`; and
+:func:`current_action` to resume from a state alone. An event whose ``action_id`` is not
+the action in flight (a duplicate, or a stale one from before a restart) changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from greenloop.core.classify import CompiledRules, compile_rules, diagnose
+from greenloop.core.capabilities import Capabilities, of_target
+from greenloop.core.classify import CompiledRules, compile_rules, diagnose_batch, is_failing
 from greenloop.core.model import (
     DEFAULT_PRIORITY,
     Diagnosis,
@@ -24,6 +33,53 @@ from greenloop.core.model import (
 )
 from greenloop.core.words import plural
 
+__all__ = [
+    "Action",
+    "ActionKind",
+    "Counts",
+    "Decision",
+    "Finish",
+    "FirstFailure",
+    "FlakyTest",
+    "IterationRecord",
+    "LineUp",
+    "Phase",
+    "Reason",
+    "Redeploy",
+    "RedeployDone",
+    "RedeployStarted",
+    "RunSuites",
+    "State",
+    "SuiteFinished",
+    "SuiteRun",
+    "SuiteSelection",
+    "TestRecord",
+    "TestsRan",
+    "action_id",
+    "begin",
+    "counts",
+    "current_action",
+    "effective_class",
+    "failing",
+    "internal_error",
+    "interrupt",
+    "line_up",
+    "on_redeploy",
+    "on_redeploy_started",
+    "on_spec_changed",
+    "on_suite",
+    "on_tests",
+    "root_of",
+    "signature",
+    "tally",
+]
+
+# Storage budget (docs/design.md §5): what one state may hold, whatever the suites print.
+MAX_HISTORY = 20  # iterations kept in state (and shown in status)
+MAX_EVIDENCE = 240  # characters of one evidence line kept in state
+MAX_NOTES = 12  # notes / observations kept per iteration
+MAX_NOTE = 400  # characters of one note
+
 
 class Phase(StrEnum):
     PENDING = "Pending"
@@ -34,7 +90,8 @@ class Phase(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a round ended (or what it is doing). Failure classes double as reasons."""
+    """Why a round ended (or what it is doing). Each failure class is also a reason: the
+    class a person must look at when the round stalls on it."""
 
     GOAL_MET = "GoalMet"
     RUNNING_TESTS = "RunningTests"
@@ -44,10 +101,23 @@ class Reason(StrEnum):
     REDEPLOY_FAILED = "RedeployFailed"
     EXPECTED_TESTS_MISSING = "ExpectedTestsMissing"
     BUDGET_EXHAUSTED = "BudgetExhausted"
-    RUNNER_ERROR = "RunnerError"
     NO_TESTS = "NoTestsReported"
+    NOTHING_PASSED = "NothingPassed"
+    SELECTION_IGNORED = "SelectionIgnored"
     INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
+    # The failure classes, as stall reasons.
+    DEPENDENT = FailureClass.DEPENDENT.value
+    TEST_CODE_ERROR = FailureClass.TEST_CODE_ERROR.value
+    AUTH_ERROR = FailureClass.AUTH_ERROR.value
+    SERVICE_UNAVAILABLE = FailureClass.SERVICE_UNAVAILABLE.value
+    CONNECTION_ERROR = FailureClass.CONNECTION_ERROR.value
+    TIMEOUT = FailureClass.TIMEOUT.value
+    SERVER_ERROR = FailureClass.SERVER_ERROR.value
+    ASSERTION = FailureClass.ASSERTION.value
+    UNKNOWN = FailureClass.UNKNOWN.value
+    NOT_RERUN = FailureClass.NOT_RERUN.value
+    RUNNER_ERROR = FailureClass.RUNNER_ERROR.value
 
 
 class ActionKind(StrEnum):
@@ -65,7 +135,9 @@ class ActionKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class SuiteRun:
     """What one suite process/Job produced. ``error`` is set when it produced no
-    usable results (timeout, crash, missing or unreadable XML): a RunnerError."""
+    usable results (timeout, crash, missing or unreadable XML): a RunnerError.
+    ``permanent`` says the cause cannot change on a rerun (command not found, no such
+    directory, permission denied): the round stops without the retry."""
 
     suite: str
     tests: tuple[TestResult, ...] = ()
@@ -74,12 +146,37 @@ class SuiteRun:
     started: float = 0.0
     finished: float = 0.0
     selected: tuple[str, ...] | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteFinished:
+    """One suite of the batch in flight is done. ``action_id`` is the id of the
+    :class:`RunSuites` it answers; ``observed`` is what the target showed meanwhile
+    (health answers, unavailable replicas, warning events): the why-chain's evidence."""
+
+    action_id: str
+    run: SuiteRun
+    observed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TestsRan:
+    """A whole batch at once (tests and tools): fed to the engine as one
+    :class:`SuiteFinished` per run, in order."""
+
+    __test__ = False
+
     runs: tuple[SuiteRun, ...]
-    observed: tuple[str, ...] = ()  # what the target showed meanwhile (health, pods, events)
+    observed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RedeployStarted:
+    """The shell has triggered the redeploy (written the rollout token, run the command,
+    called the webhook); from now on a repeated :class:`Redeploy` says ``started``."""
+
+    action_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +184,12 @@ class RedeployDone:
     ok: bool
     message: str
     notes: tuple[str, ...] = ()
+    action_id: str | None = None  # None: the redeploy in flight, whatever its id
 
 
 # ---------------------------------------------------------------------------
-# Actions the shells carry out
+# Actions the shells carry out. Every action has an ``id`` derived from (round,
+# iteration, step): a restarted shell compares it with what it already did.
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,24 +200,43 @@ class SuiteSelection:
 
 @dataclass(frozen=True, slots=True)
 class RunSuites:
+    """Run these suites (those of the batch not yet reported) and send one
+    :class:`SuiteFinished` for each."""
+
+    id: str
     iteration: int
     suites: tuple[SuiteSelection, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Redeploy:
+    """Redeploy the target. ``token`` is what the operator writes into each workload's
+    pod template (so writing it twice is one rollout) and sends in the webhook payload.
+    ``started``: the shell already triggered it before a restart; wait for the rollout
+    and health only, then send :class:`RedeployDone`."""
+
+    id: str
     iteration: int
     reason: str
+    token: str
+    started: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Finish:
+    id: str
     phase: Phase
-    reason: str
+    reason: Reason
     message: str
 
 
 Action = RunSuites | Redeploy | Finish
+
+
+def action_id(round_: int, iteration: int, step: int) -> str:
+    """``r<round>-i<iteration>-s<step>``: safe as a label value, an annotation value and in
+    a Kubernetes name."""
+    return f"r{round_}-i{iteration}-s{step}"
 
 
 # ---------------------------------------------------------------------------
@@ -126,8 +244,19 @@ Action = RunSuites | Redeploy | Finish
 
 
 @dataclass(frozen=True, slots=True)
+class FirstFailure:
+    """How a test first failed in this round: what the report's why-chain tells when it
+    passes later."""
+
+    iteration: int
+    failure_class: FailureClass
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
 class TestRecord:
-    """The latest knowledge about one test, merged across iterations."""
+    """The latest knowledge about one test, merged across iterations: one record per
+    test, never one per iteration (docs/design.md §5)."""
 
     __test__ = False
 
@@ -135,10 +264,12 @@ class TestRecord:
     suite: str
     priority: str
     outcome: Outcome
-    iteration: int
+    iteration: int  # the iteration of the latest result that counts
     diagnosis: Diagnosis | None = None
     depends_on: tuple[str, ...] = ()
-    message: str = ""
+    first_failure: FirstFailure | None = None
+    failed_runs: int = 0  # runs in this round in which it failed
+    last_failed: int = 0  # the last iteration in which it failed (0: never)
 
     @property
     def failing(self) -> bool:
@@ -160,11 +291,10 @@ class IterationRecord:
     finished: float | None = None
     passed: int = 0
     failed: int = 0
-    action: str = ""
-    reason: str = ""
+    action: ActionKind | None = None
+    reason: Reason | None = None
     detail: str = ""  # one line: what was decided and why
-    ran: int = 0  # how many test results this iteration produced
-    failures: tuple[tuple[str, str, str], ...] = ()  # (id, class, evidence) seen this iteration
+    ran: int = 0  # how many test results this iteration produced (that counted)
     observed: tuple[str, ...] = ()  # what the target showed while the tests ran
     notes: tuple[str, ...] = ()  # what greenloop did and its output (redeploy, failFast)
     suite_errors: tuple[tuple[str, str], ...] = ()
@@ -178,17 +308,29 @@ class State:
     tests: Mapping[str, TestRecord] = field(default_factory=dict)
     flaky: Mapping[str, FlakyTest] = field(default_factory=dict)
     suite_errors: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # suite -> (n, why)
-    history: tuple[IterationRecord, ...] = ()
+    history: tuple[IterationRecord, ...] = ()  # the last MAX_HISTORY iterations
     redeploys: int = 0
     retries: int = 0  # reruns without a redeploy since the last redeploy
     running: tuple[SuiteSelection, ...] = ()  # the batch in flight (RunSuites)
+    reported: tuple[str, ...] = ()  # suites of that batch already reported
     pending: tuple[tuple[SuiteSelection, ...], ...] = ()  # later priority groups (failFast)
     next_run: tuple[SuiteSelection, ...] = ()  # what runs after the redeploy in progress
     before_redeploy: tuple[tuple[str, str], ...] | None = None  # failing (id, class) then
-    last_action: str = ""
-    reason: str = ""
+    last_action: ActionKind | None = None
+    reason: Reason | None = None
     message: str = ""
     generation: int = 0
+    round: int = 1
+    step: int = 0  # actions so far in this iteration
+    redeploy_reason: str = ""  # the in-flight Redeploy's reason
+    redeploy_started: bool = False  # the in-flight Redeploy was triggered
+    selection_misses: Mapping[str, int] = field(default_factory=dict)  # suite -> times
+    ignored_results: int = 0  # results for tests that were not selected (this round)
+    permanent_errors: tuple[str, ...] = ()  # suites whose RunnerError a rerun cannot fix
+
+    @property
+    def action_id(self) -> str:
+        return action_id(self.round, self.iteration, self.step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +341,31 @@ class Decision:
 
 # ---------------------------------------------------------------------------
 # Queries on state (shared by the engine, status and report)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+
+def tally(records: Iterable[TestRecord]) -> Counts:
+    """The one place outcomes are counted: failing (any class, NotRerun included),
+    passed, and the rest skipped."""
+    passed = failed = skipped = 0
+    for record in records:
+        if record.failing:
+            failed += 1
+        elif record.outcome is Outcome.PASSED:
+            passed += 1
+        else:
+            skipped += 1
+    return Counts(passed, failed, skipped)
 
 
 def failing(state: State) -> list[TestRecord]:
@@ -232,15 +399,8 @@ def root_of(state: State, record: TestRecord) -> TestRecord:
 
 def counts(state: State) -> tuple[int, int, int]:
     """(passed, failed, skipped) over the distinct tests known."""
-    passed = failed = skipped = 0
-    for record in state.tests.values():
-        if record.failing:
-            failed += 1
-        elif record.outcome is Outcome.PASSED:
-            passed += 1
-        else:
-            skipped += 1
-    return passed, failed, skipped
+    c = tally(state.tests.values())
+    return c.passed, c.failed, c.skipped
 
 
 def signature(state: State) -> tuple[tuple[str, str], ...]:
@@ -253,8 +413,17 @@ def signature(state: State) -> tuple[tuple[str, str], ...]:
 # Transitions
 
 
-def begin(spec: ValidationSpec, now: float, *, generation: int = 1) -> Decision:
+def begin(
+    spec: ValidationSpec,
+    now: float,
+    *,
+    generation: int = 1,
+    caps: Capabilities | None = None,
+    round_: int = 1,
+    flaky: Mapping[str, FlakyTest] | None = None,
+) -> Decision:
     """Start a round: iteration 1 runs every suite (grouped by priority under failFast)."""
+    del caps  # what can be done matters only once something fails
     groups = _priority_groups(spec, [SuiteSelection(s.name) for s in spec.suites])
     first, rest = groups[0], tuple(groups[1:])
     state = State(
@@ -268,38 +437,108 @@ def begin(spec: ValidationSpec, now: float, *, generation: int = 1) -> Decision:
         reason=Reason.RUNNING_TESTS,
         message=f"iteration 1: running {plural(len(spec.suites), 'suite')}",
         generation=generation,
+        round=round_,
+        flaky=dict(flaky or {}),
     )
-    return Decision(state, RunSuites(1, first))
+    return Decision(state, RunSuites(state.action_id, 1, first))
 
 
-def on_tests(spec: ValidationSpec, state: State, event: TestsRan, now: float) -> Decision:
-    """Merge one batch of suite results; decide what comes next."""
-    rules = compile_rules(spec.classification)
-    state = _merge(spec, state, event, rules)
+def on_spec_changed(
+    spec: ValidationSpec,
+    state: State,
+    now: float,
+    *,
+    generation: int,
+    caps: Capabilities | None = None,
+) -> Decision:
+    """The object's spec changed (a new generation): a new round starts with the new
+    spec, keeping the flaky list for the suites that still exist. The same generation
+    changes nothing. Whatever was in flight is abandoned: its late events carry the old
+    round's ids and are ignored."""
+    if generation == state.generation and state.phase is not Phase.PENDING:
+        return Decision(state, current_action(state))
+    names = {s.name for s in spec.suites}
+    flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
+    return begin(spec, now, generation=generation, caps=caps, round_=state.round + 1, flaky=flaky)
+
+
+def on_suite(
+    spec: ValidationSpec,
+    state: State,
+    event: SuiteFinished,
+    now: float,
+    *,
+    caps: Capabilities | None = None,
+    rules: CompiledRules | None = None,
+) -> Decision:
+    """Merge one suite's results. While suites of the batch are still out, the action is
+    the same :class:`RunSuites` for those; the last one decides what comes next."""
+    suite = event.run.suite
+    in_batch = {s.suite: s for s in state.running}
+    if (
+        state.phase is not Phase.TESTING
+        or event.action_id != state.action_id
+        or suite not in in_batch
+        or suite in state.reported
+    ):
+        return Decision(state, current_action(state))
+    if rules is None:
+        rules = compile_rules(spec.classification)
+    state = _merge(spec, state, in_batch[suite], event.run, rules)
     record = _current(state)
-    record = replace(record, observed=record.observed + event.observed)
+    record = replace(record, observed=_bounded(record.observed + event.observed))
     state = _with_current(state, record)
-
-    # failFast runs one priority group at a time; lower ones wait while a higher one fails.
-    if state.pending:
-        batch_failed = any(
-            run.error or any(state.tests[t.id].failing for t in run.tests if t.id in state.tests)
-            for run in event.runs
-        )
-        if not (spec.policy.fail_fast and batch_failed):
-            nxt, rest = state.pending[0], state.pending[1:]
-            state = replace(state, running=nxt, pending=rest)
-            return Decision(state, RunSuites(state.iteration, nxt))
-        skipped = sum(len(g) for g in state.pending)
-        state = replace(state, pending=())
-        state = _annotate(state, f"failFast: {plural(skipped, 'lower-priority suite')} not run")
-
-    return _decide(spec, state, now)
+    state = replace(state, reported=(*state.reported, suite))
+    remaining = _remaining(spec, state)
+    if remaining:
+        return Decision(state, RunSuites(state.action_id, state.iteration, remaining))
+    return _batch_done(spec, state, now, _caps(spec, caps))
 
 
-def on_redeploy(spec: ValidationSpec, state: State, event: RedeployDone, now: float) -> Decision:
+def on_tests(
+    spec: ValidationSpec,
+    state: State,
+    event: TestsRan,
+    now: float,
+    *,
+    caps: Capabilities | None = None,
+) -> Decision:
+    """Feed a whole batch: one :class:`SuiteFinished` per run, observations with the
+    last. Runs for suites outside the batch in flight are ignored."""
+    rules = compile_rules(spec.classification)
+    decision = Decision(state, current_action(state))
+    for n, run in enumerate(event.runs):
+        observed = event.observed if n == len(event.runs) - 1 else ()
+        finished = SuiteFinished(decision.state.action_id, run, observed)
+        decision = on_suite(spec, decision.state, finished, now, caps=caps, rules=rules)
+    if not event.runs and not _remaining(spec, state) and state.phase is Phase.TESTING:
+        decision = _batch_done(spec, state, now, _caps(spec, caps))
+    return decision
+
+
+def on_redeploy_started(state: State, event: RedeployStarted) -> Decision:
+    """Record that the redeploy was triggered, so a restarted shell waits for it instead
+    of triggering a second one."""
+    if state.phase is not Phase.REDEPLOYING or event.action_id != state.action_id:
+        return Decision(state, current_action(state))
+    state = replace(state, redeploy_started=True)
+    return Decision(state, current_action(state))
+
+
+def on_redeploy(
+    spec: ValidationSpec,
+    state: State,
+    event: RedeployDone,
+    now: float,
+    *,
+    caps: Capabilities | None = None,
+) -> Decision:
+    del caps
+    if state.phase is not Phase.REDEPLOYING or event.action_id not in (None, state.action_id):
+        return Decision(state, current_action(state))
     record = _current(state)
-    state = _with_current(state, replace(record, notes=record.notes + event.notes))
+    state = _with_current(state, replace(record, notes=_bounded(record.notes + event.notes)))
+    state = replace(state, redeploy_started=False, redeploy_reason="")
     if not event.ok:
         return _finish(state, now, Phase.STALLED, Reason.REDEPLOY_FAILED, event.message)
     return _start_iteration(spec, state, now, state.next_run, ActionKind.RUN)
@@ -311,41 +550,102 @@ def interrupt(state: State, now: float, message: str) -> Decision:
 
 
 def internal_error(state: State, now: float, message: str) -> Decision:
-    """The shell failed in a way it could not turn into an event: end ``Stalled`` /
-    ``InternalError`` with what is known, so status and report are written."""
-    return _finish(state, now, Phase.STALLED, Reason.INTERNAL_ERROR, message)
+    """The last resort: the shell hit an error it has no event for. The round ends
+    ``Stalled``/``InternalError`` with what is known, so status and report are written."""
+    return _finish(state, now, Phase.STALLED, Reason.INTERNAL_ERROR, _clip(message, MAX_NOTE))
 
 
 def current_action(state: State) -> Action:
     """The action a state is waiting on, so a restarted shell resumes where it stopped:
-    collect (or start) the batch in flight, finish the redeploy, or report the end."""
+    collect (or start) the suites of the batch not yet reported, finish the redeploy
+    (``started`` says it was already triggered), or report the end."""
     if state.phase is Phase.TESTING:
-        return RunSuites(state.iteration, state.running)
+        remaining = tuple(s for s in state.running if s.suite not in state.reported)
+        return RunSuites(state.action_id, state.iteration, remaining)
     if state.phase is Phase.REDEPLOYING:
-        return Redeploy(state.iteration, state.history[-1].detail if state.history else "")
+        return Redeploy(
+            state.action_id,
+            state.iteration,
+            state.redeploy_reason,
+            token=state.action_id,
+            started=state.redeploy_started,
+        )
     if state.phase in (Phase.PASSED, Phase.STALLED):
-        return Finish(state.phase, str(state.reason), state.message)
+        return Finish(
+            state.action_id, state.phase, state.reason or Reason.INTERNAL_ERROR, state.message
+        )
     raise ValueError(f"a {state.phase.value} state has no action yet: call begin()")
 
 
-def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
+# ---------------------------------------------------------------------------
+# Deciding
+
+
+def _caps(spec: ValidationSpec, caps: Capabilities | None) -> Capabilities:
+    return caps if caps is not None else of_target(spec.target, None)
+
+
+def _remaining(spec: ValidationSpec, state: State) -> tuple[SuiteSelection, ...]:
+    """Suites of the batch still out; a suite the spec no longer has is not waited for."""
+    names = {s.name for s in spec.suites}
+    return tuple(s for s in state.running if s.suite not in state.reported and s.suite in names)
+
+
+def _batch_done(spec: ValidationSpec, state: State, now: float, caps: Capabilities) -> Decision:
+    batch = set(state.reported)
+    # failFast runs one priority group at a time; lower ones wait while a higher one fails.
+    if state.pending:
+        batch_failed = any(state.suite_errors.get(s) for s in batch) or any(
+            t.failing for t in state.tests.values() if t.suite in batch
+        )
+        if not (spec.policy.fail_fast and batch_failed):
+            nxt, rest = state.pending[0], state.pending[1:]
+            state = replace(state, running=nxt, reported=(), pending=rest, step=state.step + 1)
+            return Decision(state, RunSuites(state.action_id, state.iteration, nxt))
+        skipped = sum(len(g) for g in state.pending)
+        state = replace(state, pending=())
+        state = _annotate(state, f"failFast: {plural(skipped, 'lower-priority suite')} not run")
+    return _decide(spec, state, now, caps)
+
+
+def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) -> Decision:
     policy = spec.policy
-    passed, failed, _ = counts(state)
+    c = tally(state.tests.values())
+    passed, failed = c.passed, c.failed
     expected = spec.expected_tests
 
-    # A suite that produced nothing is retried once; twice in a row needs a person.
-    broken = {s: why for s, (n, why) in state.suite_errors.items() if n >= 2}
+    # A suite that produced nothing is retried once; twice in a row needs a person, and
+    # so does once when the cause cannot change on a rerun.
+    broken = {
+        s: why
+        for s, (n, why) in state.suite_errors.items()
+        if n >= 2 or s in state.permanent_errors
+    }
     if broken:
         detail = "; ".join(f"suite {s}: {why}" for s, why in sorted(broken.items()))
-        return _finish(
-            state, now, Phase.STALLED, Reason.RUNNER_ERROR, f"no results twice: {detail}"
-        )
+        lead = "no results twice" if not state.permanent_errors else "no results"
+        return _finish(state, now, Phase.STALLED, Reason.RUNNER_ERROR, f"{lead}: {detail}")
     retry_suites = sorted(s for s, (n, _) in state.suite_errors.items() if n == 1)
+
+    # The runner ignored the selection a second time: rerunning cannot help.
+    ignored = sorted(s for s, n in state.selection_misses.items() if n >= 2)
+    if ignored:
+        return _finish(
+            state, now, Phase.STALLED, Reason.SELECTION_IGNORED, _selection_message(ignored)
+        )
 
     if failed == 0 and not retry_suites:
         if not state.tests:
             return _finish(
                 state, now, Phase.STALLED, Reason.NO_TESTS, "the suites reported no tests"
+            )
+        if passed == 0:
+            return _finish(
+                state,
+                now,
+                Phase.STALLED,
+                Reason.NOTHING_PASSED,
+                f"no test passed: all {plural(c.skipped, 'test')} reported were skipped",
             )
         if expected is not None and passed < expected:
             missing = expected - passed
@@ -371,14 +671,14 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
     by_class: dict[FailureClass, int] = {}
     for t in failing_now:
         if t.diagnosis is not None:
-            c = t.diagnosis.failure_class
-            by_class[c] = by_class.get(c, 0) + 1
+            k = t.diagnosis.failure_class
+            by_class[k] = by_class.get(k, 0) + 1
     redeployable = {
-        c for c in (effective_class(state, t) for t in failing_now) if c in policy.redeploy_on
+        k for k in (effective_class(state, t) for t in failing_now) if k in policy.redeploy_on
     }
     selection = _rerun_selection(spec, state, retry_suites)
 
-    if state.last_action == ActionKind.REDEPLOY and state.before_redeploy == current:
+    if state.last_action is ActionKind.REDEPLOY and state.before_redeploy == current:
         return _finish(
             state,
             now,
@@ -388,12 +688,14 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
             f"fail with the same classes ({_class_summary(by_class)}); not redeploying again",
         )
 
-    if redeployable and spec.target.can_redeploy:
+    if redeployable and caps.can_redeploy:
         why = _class_summary(by_class)
+        state = _close_iteration(state, now, ActionKind.REDEPLOY, Reason.REDEPLOYING, why)
         state = replace(
             state,
             phase=Phase.REDEPLOYING,
             running=(),
+            reported=(),
             redeploys=state.redeploys + 1,
             retries=0,
             next_run=selection,
@@ -401,9 +703,11 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
             last_action=ActionKind.REDEPLOY,
             reason=Reason.REDEPLOYING,
             message=f"iteration {state.iteration}: redeploying because of {why}",
+            step=state.step + 1,
+            redeploy_reason=why,
+            redeploy_started=False,
         )
-        state = _close_iteration(state, now, ActionKind.REDEPLOY, Reason.REDEPLOYING, why)
-        return Decision(state, Redeploy(state.iteration, why))
+        return Decision(state, current_action(state))
 
     if state.retries < policy.flake_retries or (retry_suites and failed == 0):
         state = replace(state, retries=state.retries + 1)
@@ -414,20 +718,36 @@ def _decide(spec: ValidationSpec, state: State, now: float) -> Decision:
         state = _close_iteration(state, now, ActionKind.RERUN, Reason.RETRYING, why)
         return _start_iteration(spec, state, now, selection, ActionKind.RERUN)
 
-    reason, message = _stall_reason(spec, state, by_class)
+    reason, message = _stall_reason(spec, state, by_class, caps)
     return _finish(state, now, Phase.STALLED, reason, message)
 
 
+def _selection_message(suites: Sequence[str]) -> str:
+    names = ", ".join(suites)
+    return (
+        f"suite {names}: the rerun did not run the selected tests twice (it skipped them, "
+        "did not report them, or reported tests that were not selected); fix the suite's "
+        "command so it runs only the ids listed in the file $GREENLOOP_SELECT names, "
+        "reporting each with the id it had (docs/design.md §4)"
+    )
+
+
 def _stall_reason(
-    spec: ValidationSpec, state: State, by_class: Mapping[FailureClass, int]
-) -> tuple[str, str]:
+    spec: ValidationSpec,
+    state: State,
+    by_class: Mapping[FailureClass, int],
+    caps: Capabilities,
+) -> tuple[Reason, str]:
     """Name the class a person must look at: the first in the built-in order."""
     order = list(FailureClass)
-    roots = [c for c in by_class if c is not FailureClass.DEPENDENT]
+    roots = [k for k in by_class if k is not FailureClass.DEPENDENT]
     chosen = min(roots, key=order.index) if roots else FailureClass.DEPENDENT
     summary = _class_summary(by_class)
-    if chosen in spec.policy.redeploy_on and not spec.target.can_redeploy:
-        hint = "no redeploy target is configured (spec.target)"
+    if chosen is FailureClass.NOT_RERUN:
+        misses = sorted(state.selection_misses)
+        return Reason.SELECTION_IGNORED, _selection_message(misses or ["(unknown)"])
+    if chosen in spec.policy.redeploy_on and not caps.can_redeploy:
+        hint = "no redeploy target this mode can use is configured (spec.target)"
     elif chosen is FailureClass.TEST_CODE_ERROR:
         hint = "the test code itself is broken; a redeploy cannot fix it"
     elif chosen is FailureClass.AUTH_ERROR:
@@ -435,7 +755,7 @@ def _stall_reason(
     else:
         hint = f"{chosen.value} is not in policy.redeployOn"
     return (
-        chosen.value,
+        Reason(chosen.value),
         f"{summary} still failing after {plural(state.retries, 'rerun')} "
         f"without a redeploy: {hint}",
     )
@@ -493,32 +813,45 @@ def _start_iteration(
         f"{s.suite} ({plural(len(s.test_ids), 'test')})" if s.test_ids is not None else s.suite
         for s in selection
     )
+    history = (*state.history, IterationRecord(iteration=nxt, started=now))
     state = replace(
         state,
         phase=Phase.TESTING,
         iteration=nxt,
+        step=0,
         running=groups[0],
+        reported=(),
         pending=tuple(groups[1:]),
         next_run=(),
-        history=(*state.history, IterationRecord(iteration=nxt, started=now)),
+        history=history[-MAX_HISTORY:],
         last_action=kind if kind is ActionKind.RERUN else state.last_action,
         reason=Reason.RUNNING_TESTS,
         message=f"iteration {nxt}: rerunning {what}",
     )
-    return Decision(state, RunSuites(nxt, groups[0]))
+    return Decision(state, RunSuites(state.action_id, nxt, groups[0]))
 
 
-def _finish(state: State, now: float, phase: Phase, reason: str, message: str) -> Decision:
+def _finish(state: State, now: float, phase: Phase, reason: Reason, message: str) -> Decision:
     kind = ActionKind.DONE if phase is Phase.PASSED else ActionKind.STALL
-    state = replace(
-        state, phase=phase, reason=reason, message=message, running=(), pending=(), next_run=()
-    )
     state = _close_iteration(state, now, kind, reason, message)
-    return Decision(state, Finish(phase, reason, message))
+    state = replace(
+        state,
+        phase=phase,
+        reason=reason,
+        message=message,
+        running=(),
+        reported=(),
+        pending=(),
+        next_run=(),
+        redeploy_reason="",
+        redeploy_started=False,
+        step=state.step + 1,
+    )
+    return Decision(state, current_action(state))
 
 
 def _close_iteration(
-    state: State, now: float, action: ActionKind, reason: str, detail: str
+    state: State, now: float, action: ActionKind, reason: Reason, detail: str
 ) -> State:
     passed, failed, _ = counts(state)
     record = _current(state)
@@ -529,16 +862,16 @@ def _close_iteration(
         finished=now,
         passed=passed,
         failed=failed,
-        action=action.value,
-        reason=str(reason),
-        detail=detail,
+        action=action,
+        reason=reason,
+        detail=_clip(detail, MAX_NOTE),
     )
     return _with_current(state, record)
 
 
 def _annotate(state: State, note: str) -> State:
     record = _current(state)
-    return _with_current(state, replace(record, notes=(*record.notes, note)))
+    return _with_current(state, replace(record, notes=_bounded((*record.notes, note))))
 
 
 def _current(state: State) -> IterationRecord:
@@ -552,44 +885,78 @@ def _with_current(state: State, record: IterationRecord) -> State:
     return replace(state, history=(*history, record))
 
 
-def _merge(spec: ValidationSpec, state: State, event: TestsRan, rules: CompiledRules) -> State:
-    before = state.tests
-    tests = dict(before)
+def _merge(
+    spec: ValidationSpec,
+    state: State,
+    selection: SuiteSelection,
+    run: SuiteRun,
+    rules: CompiledRules,
+) -> State:
+    """One suite's results into state, under the verdict rule (docs/design.md §7): only a
+    result from the run that selected a test says whether it passes."""
+    suite = run.suite
+    tests = dict(state.tests)
     flaky = dict(state.flaky)
     suite_errors = dict(state.suite_errors)
+    misses = dict(state.selection_misses)
     record = _current(state)
-    failures = list(record.failures)
+    notes = list(record.notes)
     errors = list(record.suite_errors)
     ran = record.ran
-    was_redeploy = state.last_action == ActionKind.REDEPLOY and state.iteration > 1
+    ignored = state.ignored_results
+    permanent = state.permanent_errors
+    was_redeploy = state.last_action is ActionKind.REDEPLOY and state.iteration > 1
 
-    for run in event.runs:
-        if run.error is not None:
-            n, _ = suite_errors.get(run.suite, (0, ""))
-            suite_errors[run.suite] = (n + 1, run.error)
-            errors.append((run.suite, run.error))
-            continue
-        suite_errors.pop(run.suite, None)
-        if run.selected is None:
-            # A whole-suite run is the new truth for that suite: vanished tests go.
-            for test_id in [k for k, v in tests.items() if v.suite == run.suite]:
-                del tests[test_id]
-        else:
-            returned = {t.id for t in run.tests}
-            for test_id in run.selected:
-                if test_id not in returned and test_id in tests:
-                    del tests[test_id]
+    if run.error is not None:
+        n, _ = suite_errors.get(suite, (0, ""))
+        why = _clip(run.error, MAX_NOTE)
+        suite_errors[suite] = (n + 1, why)
+        errors.append((suite, why))
+        if run.permanent and suite not in permanent:
+            permanent = (*permanent, suite)
+        record = replace(record, suite_errors=tuple(errors))
+        state = replace(state, suite_errors=suite_errors, permanent_errors=permanent)
+        return _with_current(state, record)
+    suite_errors.pop(suite, None)
 
-    # Diagnose with the whole run's failing ids so a Dependent finds its root.
-    fresh = [(run.suite, t) for run in event.runs if run.error is None for t in run.tests]
-    failing_ids = {t.id for _, t in fresh if t.is_failure}
-    failing_ids |= {t.id for t in tests.values() if t.failing}
+    chosen = selection.test_ids
+    results = list(run.tests)
+    if chosen is None:
+        # A whole-suite run is the new truth for that suite: vanished tests go.
+        for test_id in [k for k, v in tests.items() if v.suite == suite]:
+            del tests[test_id]
+    else:
+        line = line_up(selection, results)
+        results = [t for t in results if t.id in set(chosen)]
+        skips = set(line.skipped)
+        ignored += len(line.extra)
+        if line.missing or line.skipped or line.ran_extra:
+            misses[suite] = misses.get(suite, 0) + 1
+        if line.message:
+            notes.append(line.message)
+        missing = line.missing
+        results = [t for t in results if t.id not in skips]
+        for test_id in sorted(set(missing) | skips):
+            prev = tests.get(test_id)
+            tests[test_id] = _not_rerun(spec, state, suite, test_id, prev)
+
+    failing_ids = {t.id for t in tests.values() if t.failing}
     suite_priority = {s.name: s.priority for s in spec.suites}
-
-    for suite, result in fresh:
-        diagnosis = diagnose(result, rules, failing_ids=failing_ids)
-        previous = before.get(result.id)
-        new = TestRecord(
+    for result, diagnosis in diagnose_batch(results, rules, failing_ids=failing_ids):
+        previous = state.tests.get(result.id)
+        if diagnosis is not None:
+            diagnosis = Diagnosis(
+                diagnosis.failure_class, _clip(diagnosis.evidence), diagnosis.root_cause
+            )
+        first = previous.first_failure if previous is not None else None
+        runs = previous.failed_runs if previous is not None else 0
+        last = previous.last_failed if previous is not None else 0
+        if diagnosis is not None:
+            if first is None:
+                first = FirstFailure(state.iteration, diagnosis.failure_class, diagnosis.evidence)
+            runs += 1
+            last = state.iteration
+        tests[result.id] = TestRecord(
             id=result.id,
             suite=suite,
             priority=result.priority or suite_priority.get(suite, DEFAULT_PRIORITY),
@@ -597,12 +964,12 @@ def _merge(spec: ValidationSpec, state: State, event: TestsRan, rules: CompiledR
             iteration=state.iteration,
             diagnosis=diagnosis,
             depends_on=result.depends_on,
-            message=result.message,
+            first_failure=first,
+            failed_runs=runs,
+            last_failed=last,
         )
-        tests[result.id] = new
         ran += 1
         if diagnosis is not None:
-            failures.append((result.id, diagnosis.failure_class.value, diagnosis.evidence))
             flaky.pop(result.id, None)
         elif result.flaky:
             flaky[result.id] = FlakyTest(
@@ -614,20 +981,109 @@ def _merge(spec: ValidationSpec, state: State, event: TestsRan, rules: CompiledR
                 result.id, suite, state.iteration, previous.diagnosis.evidence
             )
 
-    record = replace(record, failures=tuple(failures), suite_errors=tuple(errors), ran=ran)
-    state = replace(state, tests=tests, flaky=flaky, suite_errors=suite_errors)
+    record = replace(record, ran=ran, notes=_bounded(tuple(notes)))
+    state = replace(
+        state,
+        tests=tests,
+        flaky=flaky,
+        suite_errors=suite_errors,
+        selection_misses=misses,
+        ignored_results=ignored,
+    )
     return _with_current(state, record)
+
+
+@dataclass(frozen=True, slots=True)
+class LineUp:
+    """How a rerun's results line up with its selection (docs/design.md §7)."""
+
+    suite: str
+    selected: int
+    missing: tuple[str, ...] = ()  # selected, not reported
+    skipped: tuple[str, ...] = ()  # selected, reported skipped (not a dependency skip)
+    extra: tuple[str, ...] = ()  # reported, not selected: ignored
+    ran_extra: int = 0  # of those, how many actually ran (passed or failed)
+
+    @property
+    def message(self) -> str:
+        """One line with the numbers; "" when the results lined up."""
+        if not (self.missing or self.skipped or self.extra):
+            return ""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} not reported")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} reported as skipped")
+        line = f"suite {self.suite}: rerun of {plural(self.selected, 'selected test')}"
+        if parts:
+            line += ": " + ", ".join(parts) + " (counted as NotRerun)"
+        if self.extra:
+            line += f"; {plural(len(self.extra), 'result')} for tests not selected ignored"
+        return line
+
+
+def line_up(selection: SuiteSelection, results: Iterable[TestResult]) -> LineUp:
+    chosen = selection.test_ids
+    if chosen is None:
+        return LineUp(selection.suite, 0)
+    wanted = set(chosen)
+    batch = list(results)
+    extra = [t for t in batch if t.id not in wanted]
+    reported = {t.id for t in batch if t.id in wanted}
+    return LineUp(
+        suite=selection.suite,
+        selected=len(chosen),
+        missing=tuple(i for i in chosen if i not in reported),
+        skipped=tuple(
+            t.id
+            for t in batch
+            if t.id in wanted and t.outcome is Outcome.SKIPPED and not is_failing(t)
+        ),
+        extra=tuple(t.id for t in extra),
+        ran_extra=sum(1 for t in extra if t.outcome is not Outcome.SKIPPED),
+    )
+
+
+def _not_rerun(
+    spec: ValidationSpec, state: State, suite: str, test_id: str, prev: TestRecord | None
+) -> TestRecord:
+    evidence = "selected for the rerun, but the rerun skipped it or did not report it"
+    priority = prev.priority if prev is not None else _suite_priority(spec, suite)
+    first = prev.first_failure if prev is not None else None
+    if first is None:
+        first = FirstFailure(state.iteration, FailureClass.NOT_RERUN, evidence)
+    return TestRecord(
+        id=test_id,
+        suite=suite,
+        priority=priority,
+        outcome=Outcome.SKIPPED,
+        iteration=state.iteration,
+        diagnosis=Diagnosis(FailureClass.NOT_RERUN, evidence),
+        depends_on=prev.depends_on if prev is not None else (),
+        first_failure=first,
+        failed_runs=(prev.failed_runs if prev is not None else 0) + 1,
+        last_failed=state.iteration,
+    )
+
+
+def _suite_priority(spec: ValidationSpec, suite: str) -> str:
+    for s in spec.suites:
+        if s.name == suite:
+            return s.priority
+    return DEFAULT_PRIORITY
 
 
 def _priority_groups(
     spec: ValidationSpec, selection: Iterable[SuiteSelection]
 ) -> list[tuple[SuiteSelection, ...]]:
-    ordered = sorted(selection, key=lambda s: spec.suite(s.suite).rank)
+    rank = {s.name: s.rank for s in spec.suites}
+    # A suite the spec no longer has is dropped, never looked up.
+    ordered = sorted((s for s in selection if s.suite in rank), key=lambda s: rank[s.suite])
     if not spec.policy.fail_fast or not ordered:
         return [tuple(ordered)]
     groups: dict[int, list[SuiteSelection]] = {}
     for s in ordered:
-        groups.setdefault(spec.suite(s.suite).rank, []).append(s)
+        groups.setdefault(rank[s.suite], []).append(s)
     return [tuple(g) for _, g in sorted(groups.items())]
 
 
@@ -637,4 +1093,17 @@ def _class_summary(by_class: Mapping[FailureClass, int]) -> str:
     ranked = sorted(
         by_class.items(), key=lambda x: (x[0] is FailureClass.DEPENDENT, order.index(x[0]))
     )
-    return ", ".join(f"{n} {c.value}" for c, n in ranked)
+    return ", ".join(f"{n} {k.value}" for k, n in ranked)
+
+
+def _clip(text: str, limit: int = MAX_EVIDENCE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded(items: tuple[str, ...]) -> tuple[str, ...]:
+    """At most MAX_NOTES items of MAX_NOTE characters; the last says how many were cut."""
+    items = tuple(_clip(i, MAX_NOTE) for i in items)
+    if len(items) <= MAX_NOTES:
+        return items
+    cut = len(items) - (MAX_NOTES - 1)
+    return (*items[: MAX_NOTES - 1], f"… and {cut} more")

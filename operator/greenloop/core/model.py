@@ -29,6 +29,9 @@ class FailureClass(StrEnum):
     SERVER_ERROR = "ServerError"
     ASSERTION = "Assertion"
     UNKNOWN = "Unknown"
+    # Not found in a test's output: a selected test the rerun skipped or did not report
+    # (docs/design.md §7). Failing, never passing; a redeploy cannot fix a wrapper.
+    NOT_RERUN = "NotRerun"
     # Not a test's class: a suite that produced no results at all.
     RUNNER_ERROR = "RunnerError"
 
@@ -140,10 +143,6 @@ class Target:
     webhook: Webhook | None = None
     health: Health | None = None
     command_timeout_seconds: int = 600
-
-    @property
-    def can_redeploy(self) -> bool:
-        return bool(self.workloads or self.command or self.webhook)
 
 
 DEFAULT_REDEPLOY_ON: tuple[FailureClass, ...] = (

@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 from greenloop.core import markdown
-from greenloop.core.engine import IterationRecord, Phase, State, failing, root_of
+from greenloop.core.engine import (
+    ActionKind,
+    IterationRecord,
+    Phase,
+    State,
+    TestRecord,
+    failing,
+    root_of,
+)
 from greenloop.core.model import FailureClass, StagingValidation
 from greenloop.core.status import failing_tests, priorities, summary, timestamp
 from greenloop.core.words import plural
@@ -55,7 +63,15 @@ NEXT_STEPS: dict[str, str] = {
     ),
     "NoTestsReported": "The suites ran but reported no tests: check their commands.",
     "Interrupted": "The run was interrupted; start it again to continue.",
-    "InternalError": "greenloop itself failed (the message says where); please report it.",
+    "InternalError": (
+        "greenloop itself failed (the message above says where); what was known is "
+        "reported. Please report it with this file."
+    ),
+    "NothingPassed": "Every test reported was skipped: check the suites' commands and skips.",
+    "SelectionIgnored": (
+        "The suite's command did not run the tests greenloop selected: make it read the "
+        "file $GREENLOOP_SELECT names and run exactly those ids (docs/design.md §4)."
+    ),
 }
 
 
@@ -170,7 +186,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
         took = f"{rec.finished - rec.started:.1f} s" if rec.finished is not None else "…"
         add(
             f"| {rec.iteration} | {timestamp(rec.started)} | {took} | {rec.ran} | {rec.passed} | "
-            f"{rec.failed} | {rec.action or 'in progress'} | {_cell(rec.detail)} |"
+            f"{rec.failed} | {rec.action.value if rec.action else 'in progress'} | "
+            f"{_cell(rec.detail)} |"
         )
     notes = [
         (rec.iteration, n)
@@ -188,7 +205,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     add("## Next step")
     add("")
     if state.phase in (Phase.PASSED, Phase.STALLED):
-        add(NEXT_STEPS.get(str(state.reason), f"Look at the failing tests above ({state.reason})."))
+        reason = state.reason.value if state.reason else ""
+        add(NEXT_STEPS.get(reason, f"Look at the failing tests above ({reason})."))
     else:
         add(f"greenloop is working: {_text(state.message)}")
     add("")
@@ -209,22 +227,16 @@ def add_why(lines: list[str], state: State) -> None:
     if not roots and not resolved:
         lines.append("Every test passed on its first run.")
         return
-    # The iterations each test failed in, gathered in one pass: asking the history once
-    # per root was quadratic (64k failing tests: 51 s).
-    failed_in: dict[str, list[IterationRecord]] = {}
-    for rec in state.history:
-        for test_id in dict.fromkeys(f[0] for f in rec.failures):
-            failed_in.setdefault(test_id, []).append(rec)
+    by_iteration = {r.iteration: r for r in state.history}
     for root_id, dependents in sorted(roots.items()):
         root = state.tests[root_id]
         if root.diagnosis is None:
             continue
-        seen = failed_in.get(root_id, [])
         chain = _chain(
             root_id, root.diagnosis.failure_class.value, root.diagnosis.evidence, dependents
         )
-        chain += _observed(seen[-1] if seen else None)
-        chain.append(_fate(seen))
+        chain += _observed(by_iteration.get(root.last_failed))
+        chain.append(_fate(state, root))
         lines.append("- " + " → ".join(chain))
     resolved_dependents: dict[str, list[str]] = {}
     for t, (c, _, _, _) in resolved.items():
@@ -237,7 +249,7 @@ def add_why(lines: list[str], state: State) -> None:
             continue  # told with its root
         dependents = resolved_dependents.get(test_id, [])
         chain = _chain(test_id, cls, evidence, sorted(dependents))
-        chain += _observed(first)
+        chain += _observed(by_iteration.get(first))
         chain.append(how)
         lines.append("- " + " → ".join(chain))
 
@@ -258,34 +270,41 @@ def _observed(rec: IterationRecord | None) -> list[str]:
     return ["meanwhile the target showed " + "; ".join(_code(o) for o in rec.observed)]
 
 
-def _resolved(state: State) -> dict[str, tuple[str, str, IterationRecord, str]]:
-    """Tests that failed in some iteration and pass now: how they failed first, in which
+def _resolved(state: State) -> dict[str, tuple[str, str, int, str]]:
+    """Tests that failed in this round and pass now: how they failed first, in which
     iteration, and what made them pass."""
-    out: dict[str, tuple[str, str, IterationRecord, str]] = {}
-    for rec in state.history:
-        for test_id, cls, evidence in rec.failures:
-            current = state.tests.get(test_id)
-            if current is None or current.failing or test_id in out:
-                continue
-            if test_id in state.flaky:
-                again = state.flaky[test_id].iteration
-                how = f"passed on a rerun without redeploy in iteration {again} (flaky)"
-            else:
-                verb = "redeployed" if rec.action == "Redeploy" else "reran"
-                how = (
-                    f"{verb} after iteration {rec.iteration} → passed in iteration "
-                    f"{current.iteration}"
-                )
-            out[test_id] = (cls, evidence, rec, how)
+    out: dict[str, tuple[str, str, int, str]] = {}
+    by_iteration = {r.iteration: r for r in state.history}
+    for test_id, current in state.tests.items():
+        first = current.first_failure
+        if first is None or current.failing:
+            continue
+        if test_id in state.flaky:
+            again = state.flaky[test_id].iteration
+            how = f"passed on a rerun without redeploy in iteration {again} (flaky)"
+        else:
+            rec = by_iteration.get(current.last_failed)
+            redeployed = rec is not None and rec.action is ActionKind.REDEPLOY
+            verb = "redeployed" if redeployed else "reran"
+            how = (
+                f"{verb} after iteration {current.last_failed} → passed in iteration "
+                f"{current.iteration}"
+            )
+        out[test_id] = (first.failure_class.value, first.evidence, first.iteration, how)
     return out
 
 
-def _fate(seen: list[IterationRecord]) -> str:
-    redeploys = [r.iteration for r in seen if r.action == "Redeploy"]
+def _fate(state: State, record: TestRecord) -> str:
+    first = record.first_failure.iteration if record.first_failure else record.last_failed
+    redeploys = [
+        r.iteration
+        for r in state.history
+        if r.action is ActionKind.REDEPLOY and first <= r.iteration <= record.last_failed
+    ]
     parts = []
     if redeploys:
         parts.append(f"redeployed after iteration {', '.join(map(str, redeploys))}")
-    parts.append(f"still failing after {plural(len(seen), 'run')}")
+    parts.append(f"still failing after {plural(max(record.failed_runs, 1), 'run')}")
     return " → ".join(parts)
 
 

@@ -1,169 +1,234 @@
 """Engine state to and from plain data (JSON- and YAML-safe), and back.
 
-The operator keeps everything it must remember in the object (status, or a ConfigMap it
-owns), so a restarted operator resumes mid-round: it reads the snapshot, rebuilds the
-State, and feeds the engine the next event as if it had never stopped. Pure: no I/O.
+The operator keeps everything it must remember in the object (docs/design.md §5), so a
+restarted operator resumes mid-round: it reads the snapshot, rebuilds the State, and
+feeds the engine the next event as if it had never stopped. Pure: no I/O.
+
+Merge-patch safe (RFC 7386): a snapshot never holds ``null`` (a merge patch deletes a
+key set to null) nor empty values, and every absent key reads back as its default, so a
+snapshot written as a merge patch over an older one reads back as the state it came from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from greenloop.core.engine import (
+    ActionKind,
+    FirstFailure,
     FlakyTest,
     IterationRecord,
     Phase,
+    Reason,
     State,
     SuiteSelection,
     TestRecord,
 )
-from greenloop.core.model import Diagnosis, FailureClass, Outcome
+from greenloop.core.model import DEFAULT_PRIORITY, Diagnosis, FailureClass, Outcome
 
-VERSION = 1
+__all__ = ["VERSION", "SnapshotError", "from_data", "to_data"]
+
+VERSION = 2
 
 
 class SnapshotError(ValueError):
     """A snapshot that cannot be read back (wrong version or shape)."""
 
 
+def _compact(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop None and empty values: absent means default on the way back."""
+    return {k: v for k, v in data.items() if v is not None and v != "" and v != [] and v != {}}
+
+
 def to_data(state: State) -> dict[str, Any]:
-    return {
-        "version": VERSION,
-        "phase": state.phase.value,
-        "iteration": state.iteration,
-        "startedAt": state.started_at,
-        "tests": [_test(t) for t in state.tests.values()],
-        "flaky": [
-            {"id": f.id, "suite": f.suite, "iteration": f.iteration, "evidence": f.evidence}
-            for f in state.flaky.values()
-        ],
-        "suiteErrors": {
-            s: {"count": n, "reason": why} for s, (n, why) in state.suite_errors.items()
-        },
-        "history": [_iteration(r) for r in state.history],
-        "redeploys": state.redeploys,
-        "retries": state.retries,
-        "running": [_selection(s) for s in state.running],
-        "pending": [[_selection(s) for s in group] for group in state.pending],
-        "nextRun": [_selection(s) for s in state.next_run],
-        "beforeRedeploy": None
-        if state.before_redeploy is None
-        else [list(pair) for pair in state.before_redeploy],
-        "lastAction": state.last_action,
-        "reason": state.reason,
-        "message": state.message,
-        "generation": state.generation,
-    }
+    return _compact(
+        {
+            "version": VERSION,
+            "phase": state.phase.value,
+            "iteration": state.iteration,
+            "round": state.round,
+            "step": state.step,
+            "startedAt": state.started_at,
+            "tests": {t.id: _test(t) for t in state.tests.values()},
+            "flaky": {
+                f.id: {"suite": f.suite, "iteration": f.iteration, "evidence": f.evidence}
+                for f in state.flaky.values()
+            },
+            "suiteErrors": {
+                s: {"count": n, "reason": why} for s, (n, why) in state.suite_errors.items()
+            },
+            "history": [_iteration(r) for r in state.history],
+            "redeploys": state.redeploys,
+            "retries": state.retries,
+            "running": [_selection(s) for s in state.running],
+            "reported": list(state.reported),
+            "pending": [[_selection(s) for s in group] for group in state.pending],
+            "nextRun": [_selection(s) for s in state.next_run],
+            # Present (possibly empty) only while a redeploy's effect is being judged.
+            "beforeRedeploy": None
+            if state.before_redeploy is None
+            else {"failing": [list(pair) for pair in state.before_redeploy]},
+            "lastAction": state.last_action.value if state.last_action else None,
+            "reason": state.reason.value if state.reason else None,
+            "message": state.message,
+            "generation": state.generation,
+            "redeploy": _compact(
+                {"reason": state.redeploy_reason, "started": state.redeploy_started or None}
+            ),
+            "selectionMisses": dict(state.selection_misses),
+            "ignoredResults": state.ignored_results,
+            "permanentErrors": list(state.permanent_errors),
+        }
+    )
 
 
 def from_data(data: Mapping[str, Any]) -> State:
+    if not isinstance(data, Mapping):
+        raise SnapshotError(f"unreadable snapshot: expected an object, got {type(data).__name__}")
     if data.get("version") != VERSION:
         raise SnapshotError(f"snapshot version {data.get('version')!r}, expected {VERSION}")
     try:
-        tests = [_read_test(t) for t in data["tests"]]
-        before = data["beforeRedeploy"]
+        tests = [_read_test(k, t) for k, t in data.get("tests", {}).items()]
+        before = data.get("beforeRedeploy")
+        redeploy = data.get("redeploy", {})
+        last_action = data.get("lastAction")
+        reason = data.get("reason")
         return State(
             phase=Phase(data["phase"]),
-            iteration=int(data["iteration"]),
-            started_at=data["startedAt"],
+            iteration=int(data.get("iteration", 0)),
+            round=int(data.get("round", 1)),
+            step=int(data.get("step", 0)),
+            started_at=_float_or_none(data.get("startedAt")),
             tests={t.id: t for t in tests},
             flaky={
-                f["id"]: FlakyTest(f["id"], f["suite"], int(f["iteration"]), f["evidence"])
-                for f in data["flaky"]
+                k: FlakyTest(k, f["suite"], int(f.get("iteration", 0)), f.get("evidence", ""))
+                for k, f in data.get("flaky", {}).items()
             },
             suite_errors={
-                s: (int(e["count"]), str(e["reason"])) for s, e in data["suiteErrors"].items()
+                s: (int(e.get("count", 1)), str(e.get("reason", "")))
+                for s, e in data.get("suiteErrors", {}).items()
             },
-            history=tuple(_read_iteration(r) for r in data["history"]),
-            redeploys=int(data["redeploys"]),
-            retries=int(data["retries"]),
-            running=tuple(_read_selection(s) for s in data["running"]),
-            pending=tuple(tuple(_read_selection(s) for s in g) for g in data["pending"]),
-            next_run=tuple(_read_selection(s) for s in data["nextRun"]),
-            before_redeploy=None if before is None else tuple((a, b) for a, b in before),
-            last_action=str(data["lastAction"]),
-            reason=str(data["reason"]),
-            message=str(data["message"]),
-            generation=int(data["generation"]),
+            history=tuple(_read_iteration(r) for r in data.get("history", ())),
+            redeploys=int(data.get("redeploys", 0)),
+            retries=int(data.get("retries", 0)),
+            running=tuple(_read_selection(s) for s in data.get("running", ())),
+            reported=tuple(str(s) for s in data.get("reported", ())),
+            pending=tuple(tuple(_read_selection(s) for s in g) for g in data.get("pending", ())),
+            next_run=tuple(_read_selection(s) for s in data.get("nextRun", ())),
+            before_redeploy=None
+            if before is None
+            else tuple((str(a), str(b)) for a, b in before.get("failing", ())),
+            last_action=ActionKind(last_action) if last_action else None,
+            reason=Reason(reason) if reason else None,
+            message=str(data.get("message", "")),
+            generation=int(data.get("generation", 0)),
+            redeploy_reason=str(redeploy.get("reason", "")),
+            redeploy_started=bool(redeploy.get("started", False)),
+            selection_misses={str(k): int(v) for k, v in data.get("selectionMisses", {}).items()},
+            ignored_results=int(data.get("ignoredResults", 0)),
+            permanent_errors=tuple(str(s) for s in data.get("permanentErrors", ())),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise SnapshotError(f"unreadable snapshot: {type(err).__name__}: {err}") from err
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _test(t: TestRecord) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": t.id,
         "suite": t.suite,
-        "priority": t.priority,
+        "priority": None if t.priority == DEFAULT_PRIORITY else t.priority,
         "outcome": t.outcome.value,
         "iteration": t.iteration,
-        "message": t.message,
         "dependsOn": list(t.depends_on),
+        "failedRuns": t.failed_runs or None,
+        "lastFailed": t.last_failed or None,
     }
     if t.diagnosis is not None:
         out["class"] = t.diagnosis.failure_class.value
         out["evidence"] = t.diagnosis.evidence
         out["rootCause"] = t.diagnosis.root_cause
-    return out
+    if t.first_failure is not None:
+        f = t.first_failure
+        out["first"] = _compact(
+            {"iteration": f.iteration, "class": f.failure_class.value, "evidence": f.evidence}
+        )
+    return _compact(out)
 
 
-def _read_test(t: Mapping[str, Any]) -> TestRecord:
+def _read_test(test_id: str, t: Mapping[str, Any]) -> TestRecord:
     diagnosis = None
     if "class" in t:
-        diagnosis = Diagnosis(FailureClass(t["class"]), t["evidence"], t.get("rootCause"))
+        diagnosis = Diagnosis(FailureClass(t["class"]), t.get("evidence", ""), t.get("rootCause"))
+    first = None
+    if "first" in t:
+        f = t["first"]
+        first = FirstFailure(int(f["iteration"]), FailureClass(f["class"]), f.get("evidence", ""))
     return TestRecord(
-        id=t["id"],
+        id=test_id,
         suite=t["suite"],
-        priority=t["priority"],
+        priority=t.get("priority", DEFAULT_PRIORITY),
         outcome=Outcome(t["outcome"]),
-        iteration=int(t["iteration"]),
+        iteration=int(t.get("iteration", 0)),
         diagnosis=diagnosis,
-        depends_on=tuple(t["dependsOn"]),
-        message=t["message"],
+        depends_on=tuple(t.get("dependsOn", ())),
+        first_failure=first,
+        failed_runs=int(t.get("failedRuns", 0)),
+        last_failed=int(t.get("lastFailed", 0)),
     )
 
 
 def _iteration(r: IterationRecord) -> dict[str, Any]:
-    return {
-        "iteration": r.iteration,
-        "started": r.started,
-        "finished": r.finished,
-        "passed": r.passed,
-        "failed": r.failed,
-        "action": r.action,
-        "reason": r.reason,
-        "detail": r.detail,
-        "ran": r.ran,
-        "failures": [list(f) for f in r.failures],
-        "observed": list(r.observed),
-        "notes": list(r.notes),
-        "suiteErrors": [list(e) for e in r.suite_errors],
-    }
+    return _compact(
+        {
+            "iteration": r.iteration,
+            "started": r.started,
+            "finished": r.finished,
+            "passed": r.passed,
+            "failed": r.failed,
+            "action": r.action.value if r.action else None,
+            "reason": r.reason.value if r.reason else None,
+            "detail": r.detail,
+            "ran": r.ran,
+            "observed": list(r.observed),
+            "notes": list(r.notes),
+            "suiteErrors": [list(e) for e in r.suite_errors],
+        }
+    )
 
 
 def _read_iteration(r: Mapping[str, Any]) -> IterationRecord:
+    finished = r.get("finished")
+    action = r.get("action")
+    reason = r.get("reason")
     return IterationRecord(
         iteration=int(r["iteration"]),
-        started=float(r["started"]),
-        finished=None if r["finished"] is None else float(r["finished"]),
-        passed=int(r["passed"]),
-        failed=int(r["failed"]),
-        action=r["action"],
-        reason=r["reason"],
-        detail=r["detail"],
-        ran=int(r["ran"]),
-        failures=tuple((a, b, c) for a, b, c in r["failures"]),
-        observed=tuple(r["observed"]),
-        notes=tuple(r["notes"]),
-        suite_errors=tuple((a, b) for a, b in r["suiteErrors"]),
+        started=float(r.get("started", 0.0)),
+        finished=None if finished is None else float(finished),
+        passed=int(r.get("passed", 0)),
+        failed=int(r.get("failed", 0)),
+        action=ActionKind(action) if action else None,
+        reason=Reason(reason) if reason else None,
+        detail=str(r.get("detail", "")),
+        ran=int(r.get("ran", 0)),
+        observed=tuple(r.get("observed", ())),
+        notes=tuple(r.get("notes", ())),
+        suite_errors=tuple((str(a), str(b)) for a, b in r.get("suiteErrors", ())),
     )
 
 
 def _selection(s: SuiteSelection) -> dict[str, Any]:
-    return {"suite": s.suite, "tests": None if s.test_ids is None else list(s.test_ids)}
+    # "tests" absent: the whole suite; present (maybe empty): exactly these.
+    out: dict[str, Any] = {"suite": s.suite}
+    if s.test_ids is not None:
+        out["tests"] = list(s.test_ids)
+    return out
 
 
 def _read_selection(s: Mapping[str, Any]) -> SuiteSelection:
-    tests: Sequence[str] | None = s["tests"]
-    return SuiteSelection(s["suite"], None if tests is None else tuple(tests))
+    if "tests" in s:
+        return SuiteSelection(s["suite"], tuple(s["tests"]))
+    return SuiteSelection(s["suite"])

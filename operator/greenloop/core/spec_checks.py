@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
+from greenloop.core.capabilities import Mode, capabilities
 from greenloop.core.classify import RuleError, compile_rule
 from greenloop.core.crd import API_VERSION, KIND, schema
 from greenloop.core.model import FailureClass, Rule
@@ -29,7 +30,6 @@ from greenloop.core.schema import (
 
 __all__ = ["Mode", "check", "parse_duration"]
 
-Mode = Literal["local", "operator"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -343,11 +343,13 @@ def _warnings(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     target = spec.get("target")
     if not isinstance(target, Mapping):
         target = {}
-    if mode == "local":
-        can_redeploy = bool(target.get("command")) or "webhook" in target
-    else:
-        can_redeploy = bool(target.get("workloads")) or "webhook" in target
-    if can_redeploy:
+    caps = capabilities(
+        mode,
+        workloads=bool(target.get("workloads")),
+        command=bool(target.get("command")),
+        webhook="webhook" in target,
+    )
+    if caps.can_redeploy:
         return []
     message = _REDEPLOY_HINT
     if mode == "local" and target.get("workloads"):

@@ -10,13 +10,29 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from greenloop.core.engine import Phase, State, counts, failing, root_of
-from greenloop.core.model import PRIORITIES, Outcome, StagingValidation
+from greenloop.core.crd import API_VERSION, KIND
+from greenloop.core.engine import MAX_HISTORY, Phase, State, counts, failing, root_of, tally
+from greenloop.core.model import PRIORITIES, StagingValidation
 
+__all__ = [
+    "MAX_FAILING",
+    "MAX_FLAKY",
+    "MAX_HISTORY",
+    "build_status",
+    "conditions",
+    "failing_tests",
+    "flaky_tests",
+    "history",
+    "priorities",
+    "status_object",
+    "summary",
+    "timestamp",
+]
+
+# The CRD's maxItems (crds/stagingvalidation.yaml): a longer list and the API server
+# refuses the whole status. The full lists are in the report.
 MAX_FAILING = 50
-MAX_HISTORY = 20
-API_VERSION = "greenloop.dev/v1alpha1"
-KIND = "StagingValidation"
+MAX_FLAKY = 50
 
 
 def timestamp(epoch: float) -> str:
@@ -40,18 +56,15 @@ def summary(state: State, expected: int | None) -> dict[str, Any]:
 
 
 def priorities(state: State) -> list[dict[str, Any]]:
-    table: dict[str, dict[str, int]] = {}
+    groups: dict[str, list[Any]] = {}
     for record in state.tests.values():
-        row = table.setdefault(record.priority, {"passed": 0, "failed": 0, "total": 0})
-        row["total"] += 1
-        if record.failing:
-            row["failed"] += 1
-        elif record.outcome is Outcome.PASSED:
-            row["passed"] += 1
+        groups.setdefault(record.priority, []).append(record)
     order = {p: i for i, p in enumerate(PRIORITIES)}
-    return [
-        {"priority": p, **table[p]} for p in sorted(table, key=lambda p: order.get(p, len(order)))
-    ]
+    out = []
+    for p in sorted(groups, key=lambda p: order.get(p, len(order))):
+        c = tally(groups[p])
+        out.append({"priority": p, "passed": c.passed, "failed": c.failed, "total": c.total})
+    return out
 
 
 def failing_tests(state: State, limit: int | None = MAX_FAILING) -> list[dict[str, Any]]:
@@ -72,6 +85,14 @@ def failing_tests(state: State, limit: int | None = MAX_FAILING) -> list[dict[st
             }
         )
     return out
+
+
+def flaky_tests(state: State, limit: int | None = MAX_FLAKY) -> list[dict[str, Any]]:
+    ordered = sorted(state.flaky.values(), key=lambda f: f.id)
+    return [
+        {"id": f.id, "suite": f.suite, "iteration": f.iteration, "evidence": f.evidence}
+        for f in ordered[:limit]
+    ]
 
 
 def conditions(
@@ -102,7 +123,7 @@ def conditions(
             {
                 "type": kind,
                 "status": status,
-                "reason": str(state.reason) or phase.value,
+                "reason": state.reason.value if state.reason else phase.value,
                 "message": state.message,
                 "observedGeneration": generation,
                 "lastTransitionTime": since,
@@ -119,12 +140,12 @@ def history(state: State, limit: int = MAX_HISTORY) -> list[dict[str, Any]]:
             "started": timestamp(record.started),
             "passed": record.passed,
             "failed": record.failed,
-            "action": record.action,
+            "action": record.action.value if record.action else "",
         }
         if record.finished is not None:
             entry["finished"] = timestamp(record.finished)
         if record.reason:
-            entry["reason"] = record.reason
+            entry["reason"] = record.reason.value
         out.append(entry)
     return out
 
@@ -144,10 +165,7 @@ def build_status(
         "summary": summary(state, obj.spec.expected_tests),
         "priorities": priorities(state),
         "failingTests": failing_tests(state),
-        "flakyTests": [
-            {"id": f.id, "suite": f.suite, "iteration": f.iteration, "evidence": f.evidence}
-            for f in sorted(state.flaky.values(), key=lambda f: f.id)
-        ],
+        "flakyTests": flaky_tests(state),
         "history": history(state),
         "conditions": conditions(state, obj.generation, now, previous_conditions),
     }

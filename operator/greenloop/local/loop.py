@@ -13,18 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from greenloop.core import engine
-from greenloop.core.classify import is_failing
+from greenloop.core.capabilities import of_target, webhook_payload
+from greenloop.core.classify import compile_rules, is_failing
 from greenloop.core.engine import (
     Decision,
     Finish,
     Phase,
     Redeploy,
     RedeployDone,
+    RedeployStarted,
     RunSuites,
     State,
+    SuiteFinished,
     SuiteRun,
-    TestsRan,
 )
+from greenloop.core.exits import exit_code
 from greenloop.core.model import Outcome, StagingValidation, ValidationSpec
 from greenloop.core.report import render
 from greenloop.core.status import build_status, status_object
@@ -33,11 +36,6 @@ from greenloop.local import interrupts, procs
 from greenloop.local import redeploy as rd
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite
-
-EXIT_PASSED = 0
-EXIT_STALLED = 1
-EXIT_INTERNAL_ERROR = 3
-EXIT_INTERRUPTED = 130
 
 
 def _where(err: BaseException) -> str:
@@ -83,9 +81,11 @@ class LocalRun:
         self.clock = clock
         self.signal_exit: int | None = None  # 128 + the signal that stopped the run
         self._stop_by: float | None = None
-        # Workloads need a cluster; locally only a command or webhook can redeploy.
-        target = replace(obj.spec.target, workloads=())
-        self.spec: ValidationSpec = replace(obj.spec, target=target)
+        self.spec: ValidationSpec = obj.spec
+        # What this mode can do with the target (no cluster: no workloads) is decided
+        # in the core, once; the engine and this shell both follow it.
+        self.caps = of_target(obj.spec.target, "local")
+        self.rules = compile_rules(obj.spec.classification)
 
     def run(self) -> RunResult:
         spec = self.spec
@@ -100,7 +100,7 @@ class LocalRun:
             f"greenloop: {self.obj.name}: {plural(len(spec.suites), 'suite')}, "
             f"goal {goal} passing, at most {spec.policy.max_iterations} iterations"
         )
-        decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
+        decision = engine.begin(spec, self.clock(), generation=self.obj.generation, caps=self.caps)
         with interrupts.handled():
             try:
                 while not isinstance(decision.action, Finish):
@@ -135,15 +135,19 @@ class LocalRun:
             # spec.policy.deadlineSeconds cuts a running suite short.
             if state.started_at is not None:
                 self._stop_by = state.started_at + self.spec.policy.deadline_seconds
-            return engine.on_tests(self.spec, state, self._run(action), self.clock())
+            return self._run(action, state)
         if isinstance(action, Redeploy):
-            return engine.on_redeploy(self.spec, state, self._redeploy(action), self.clock())
+            state = engine.on_redeploy_started(state, RedeployStarted(action.id)).state
+            done = replace(self._redeploy(action), action_id=action.id)
+            return engine.on_redeploy(self.spec, state, done, self.clock(), caps=self.caps)
         raise AssertionError(f"unexpected action {action!r}")
 
-    def _run(self, action: RunSuites) -> TestsRan:
+    def _run(self, action: RunSuites, state: State) -> Decision:
+        """Run the suites one by one, feeding each one's results to the engine as it
+        finishes, the way the operator feeds it Jobs."""
         run_dir = self.out_dir / f"iteration-{action.iteration}"
-        runs: list[SuiteRun] = []
         so_far = {"passed": 0, "failed": 0}
+        decision = Decision(state, action)
         for selection in action.suites:
             suite = self.spec.suite(selection.suite)
             what = (
@@ -184,8 +188,18 @@ class LocalRun:
                     finished=time.time(),
                     selected=selection.test_ids,
                 )
-            runs.append(run)
             took = run.finished - run.started
+            # One look at the target while the results are fresh: the why-chain's evidence.
+            health = self.spec.target.health
+            observed = (rd.probe(health),) if health is not None else ()
+            decision = engine.on_suite(
+                self.spec,
+                decision.state,
+                SuiteFinished(action.id, run, observed),
+                self.clock(),
+                caps=self.caps,
+                rules=self.rules,
+            )
             if run.error is not None:
                 self.progress.line(f"{prefix}: no results ({took:.1f} s): {run.error}")
                 continue
@@ -198,10 +212,10 @@ class LocalRun:
                 f"{prefix}: {good} passed, {bad} failed, {skipped} skipped in {took:.1f} s"
                 + ("" if bad == 0 else f" (log: {run_dir / (suite.name + '.log')})")
             )
-        # One look at the target while the results are fresh: the why-chain's evidence.
-        health = self.spec.target.health
-        observed = (rd.probe(health),) if health is not None else ()
-        return TestsRan(tuple(runs), observed)
+            mismatch = engine.line_up(selection, run.tests).message
+            if mismatch:
+                self.progress.line(f"{prefix}: warning: {mismatch}")
+        return decision
 
     def _redeploy(self, action: Redeploy) -> RedeployDone:
         target = self.spec.target
@@ -213,12 +227,13 @@ class LocalRun:
             steps.append((f"running {cmd}", lambda: rd.run_command(target, self.base_dir, log)))
         if target.webhook is not None:
             webhook = target.webhook
-            payload: dict[str, object] = {
-                "validation": self.obj.name,
-                "namespace": self.obj.namespace,
-                "iteration": action.iteration,
-                "reason": action.reason,
-            }
+            payload = webhook_payload(
+                name=self.obj.name,
+                namespace=self.obj.namespace,
+                iteration=action.iteration,
+                reason=action.reason,
+                token=action.token,
+            )
             steps.append(
                 (
                     f"calling {webhook.method} {webhook.url}",
@@ -282,12 +297,7 @@ class LocalRun:
             f"{plural(state.iteration, 'iteration')}, {plural(state.redeploys, 'redeploy')}]"
         )
         self.progress.line(f"greenloop: report: {self.report_path}")
-        if state.phase is Phase.PASSED:
-            code = EXIT_PASSED
-        elif state.reason == engine.Reason.INTERRUPTED:
-            code = self.signal_exit or EXIT_INTERRUPTED
-        elif state.reason == engine.Reason.INTERNAL_ERROR:
-            code = EXIT_INTERNAL_ERROR
-        else:
-            code = EXIT_STALLED
+        code = int(exit_code(state.phase, state.reason))
+        if state.reason is engine.Reason.INTERRUPTED and self.signal_exit:
+            code = self.signal_exit  # 143 for SIGTERM, 129 for SIGHUP
         return RunResult(self.obj, state, status, report, self.report_path, code)
