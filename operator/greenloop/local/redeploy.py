@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from greenloop.core.model import Health, Target, Webhook
-from greenloop.local import procs
+from greenloop.local import http, procs
 from greenloop.local.logs import tail as log_tail
 from greenloop.local.suites import child_env
+
+PROBE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +28,10 @@ class Outcome:
 def probe(health: Health) -> str:
     """One look at the health endpoint, as evidence of what the target showed."""
     try:
-        started = time.monotonic()
-        resp = httpx.get(health.url, timeout=5.0)
-        ms = (time.monotonic() - started) * 1000
-        return f"GET {health.url} -> HTTP {resp.status_code} in {ms:.0f} ms"
-    except httpx.HTTPError as err:
-        return f"GET {health.url} -> {type(err).__name__}: {err}"
+        answer = http.request("GET", health.url, seconds=PROBE_SECONDS, max_body=0)
+    except http.HttpFailed as err:
+        return f"GET {health.url} -> {err}"
+    return f"GET {health.url} -> HTTP {answer.status} in {answer.ms:.0f} ms"
 
 
 def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
@@ -93,25 +91,29 @@ def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
                     "(spec.target.webhook.headersFrom.env), which is not set",
                 )
             headers[header] = value
+    for header, value in headers.items():
+        if not value.isascii() or not value.isprintable():
+            return Outcome(
+                False,
+                f"webhook header {header!r} (spec.target.webhook.headersFrom.env) has a value "
+                "that is not printable ASCII, which HTTP headers cannot carry: check the "
+                "environment variable",
+            )
+    what = f"webhook {webhook.method} {webhook.url}"
     try:
-        resp = httpx.request(
+        answer = http.request(
             webhook.method,
             webhook.url,
             headers=headers,
-            content=json.dumps(payload),
-            timeout=webhook.timeout_seconds,
+            content=json.dumps(payload).encode(),
+            seconds=webhook.timeout_seconds,
         )
-    except httpx.HTTPError as err:
-        return Outcome(
-            False, f"webhook {webhook.method} {webhook.url} failed: {type(err).__name__}: {err}"
-        )
-    if not resp.is_success:
-        return Outcome(
-            False,
-            f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}: "
-            + resp.text[:200],
-        )
-    return Outcome(True, f"webhook {webhook.method} {webhook.url} answered HTTP {resp.status_code}")
+    except http.HttpFailed as err:
+        return Outcome(False, f"{what} failed: {err}")
+    if not answer.ok:
+        body = answer.text(200) + ("..." if answer.cut or len(answer.body) > 200 else "")
+        return Outcome(False, f"{what} answered HTTP {answer.status}: {body}")
+    return Outcome(True, f"{what} answered HTTP {answer.status}")
 
 
 def wait_healthy(health: Health, tick: Callable[[float], None] | None = None) -> Outcome:
@@ -122,23 +124,27 @@ def wait_healthy(health: Health, tick: Callable[[float], None] | None = None) ->
     delay = 0.1
     while True:
         try:
-            resp = httpx.get(health.url, timeout=min(5.0, max(deadline - time.monotonic(), 0.1)))
-            if resp.status_code == health.expect_status:
+            # The try at the deadline still gets a second to answer.
+            seconds = min(PROBE_SECONDS, max(deadline - time.monotonic(), 1.0))
+            answer = http.request("GET", health.url, seconds=seconds, max_body=0)
+            if answer.status == health.expect_status:
                 took = time.monotonic() - started
                 return Outcome(
                     True,
                     f"{health.url} healthy after {took:.1f} s",
-                    (f"health {health.url}: HTTP {resp.status_code} after {took:.1f} s",),
+                    (f"health {health.url}: HTTP {answer.status} after {took:.1f} s",),
                 )
-            last = f"HTTP {resp.status_code}"
-        except httpx.HTTPError as err:
-            last = f"{type(err).__name__}: {err}"
+            last = f"HTTP {answer.status}"
+        except http.HttpFailed as err:
+            last = str(err)
         if tick:
             tick(time.monotonic() - started)
-        if time.monotonic() + delay > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return Outcome(
                 False,
                 f"{health.url} not healthy after {health.timeout_seconds} s (last: {last})",
             )
-        time.sleep(delay)
+        # The last try is at the deadline, not up to one delay before it.
+        time.sleep(min(delay, left))
         delay = min(delay * 2, 2.0)
