@@ -82,3 +82,25 @@ def test_validate_refuses_a_rule_run_could_not_use(tmp_path: Path, pattern: str,
         assert "validation.yaml: spec.classification[0].pattern: " in proc.stderr
         assert says in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('  target: {webhook: {url: "http://[::1/deploy"}}\n', "spec.target.webhook.url"),
+        ("  expectedTests: " + "9" * 5000 + "\n", "invalid YAML at line 8, column 18"),
+        ("  expectedTests: 0x" + "f" * 20000 + "\n", "spec.expectedTests"),
+    ],
+    ids=["ipv6-url", "5000-digits", "20000-hex-digits"],
+)
+def test_validate_and_run_refuse_values_run_could_not_use(
+    tmp_path: Path, extra: str, field: str
+) -> None:
+    # Each said "valid" (or crashed with a traceback) before; run then failed mid-way.
+    (tmp_path / "report.xml").write_text(_report("boom"))
+    _spec(tmp_path, extra)
+    for command in ("validate", "run"):
+        proc = greenloop(command, "validation.yaml", cwd=tmp_path, timeout=60)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert f"validation.yaml: {field}" in proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -1345,3 +1345,104 @@ def test_crd_returns_copies() -> None:
     spec.spec_schema()["properties"].clear()
     assert spec.crd()["spec"]["group"] == "greenloop.dev"
     assert "spec" in spec.spec_schema()["properties"]
+
+
+# ---------------------------------------------------------------------------
+# Hostile input (issue 8): each said "valid" (or crashed) at validate, then failed at run.
+
+HOSTILE_HEAD = "apiVersion: greenloop.dev/v1alpha1\nkind: StagingValidation\nmetadata: {name: x}\n"
+SUITE = "  suites:\n  - {name: a, command: [x]}\n"
+NUL = "contains a NUL character, which a process's arguments and environment cannot hold"
+SURROGATE = "a lone surrogate, which is not a character and cannot be written as UTF-8"
+HOSTILE_SPECS = [
+    (
+        "NUL in command",
+        '  suites:\n  - {name: a, command: ["py\\0thon"]}\n',
+        f"spec.suites[0].command[0]: 'py\\x00thon' {NUL}",
+    ),
+    (
+        "lone surrogate in command",
+        '  suites:\n  - {name: a, command: ["\\ud800"]}\n',
+        f"spec.suites[0].command[0]: contains U+D800, {SURROGATE}",
+    ),
+    (
+        "NUL in an env value",
+        '  suites:\n  - {name: a, command: [x], env: [{name: A, value: "b\\0"}]}\n',
+        f"spec.suites[0].env[0].value: 'b\\x00' {NUL}",
+    ),
+    (
+        "lone surrogate in an env value",
+        '  suites:\n  - {name: a, command: [x], env: [{name: A, value: "\\udc80x"}]}\n',
+        f"spec.suites[0].env[0].value: contains U+DC80, {SURROGATE}",
+    ),
+    (
+        "NUL in workingDir",
+        '  suites:\n  - {name: a, command: [x], workingDir: "a\\0b"}\n',
+        f"spec.suites[0].workingDir: 'a\\x00b' {NUL}",
+    ),
+    (
+        "an env name ending in a newline",
+        '  suites:\n  - {name: a, command: [x], env: [{name: "A\\n", value: b}]}\n',
+        "spec.suites[0].env[0].name: 'A\\n' does not match ^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+    ),
+    (
+        "expectedTests of 5,000 digits",
+        "  expectedTests: " + "9" * 5000 + "\n" + SUITE,
+        "invalid YAML at line 5, column 18: integer with too many digits",
+    ),
+    (
+        "expectedTests of 0x and 20,000 hex digits",
+        "  expectedTests: 0x" + "f" * 20000 + "\n" + SUITE,
+        "spec.expectedTests: an integer of about 24,083 digits is out of range for a 64-bit"
+        " integer",
+    ),
+    (
+        "a webhook URL with an unclosed IPv6 bracket",
+        SUITE + '  target: {webhook: {url: "http://[::1/deploy"}}\n',
+        "spec.target.webhook.url: 'http://[::1/deploy' is not a valid URL (Invalid IPv6 URL)",
+    ),
+    (
+        "a health URL with a port out of range",
+        SUITE + '  target: {health: {url: "http://localhost:99999/health"}}\n',
+        "spec.target.health.url: 'http://localhost:99999/health' is not a valid URL (Port out"
+        " of range 0-65535)",
+    ),
+    (
+        "a webhook URL with a space",
+        SUITE + '  target: {webhook: {url: "http://ci.example/de ploy"}}\n',
+        "spec.target.webhook.url: 'http://ci.example/de ploy' contains whitespace or control"
+        " characters (percent-encode them)",
+    ),
+    (
+        "a header name with a trailing newline",
+        SUITE + '  target: {webhook: {url: "http://x/d", headersFrom: {env: {"X-T\\n": TOK}}}}\n',
+        "spec.target.webhook.headersFrom.env[X-T\\n]: 'X-T\\n' is not a valid HTTP header name",
+    ),
+    (
+        "a non-ASCII header name",
+        SUITE + '  target: {webhook: {url: "http://x/d", headersFrom: {env: {"Tökén": TOK}}}}\n',
+        "spec.target.webhook.headersFrom.env[Tökén]: 'Tökén' is not a valid HTTP header name",
+    ),
+    (
+        "an env var name that cannot be one",
+        SUITE + '  target: {webhook: {url: "http://x/d", headersFrom: {env: {X-T: "A=B"}}}}\n',
+        "spec.target.webhook.headersFrom.env[X-T]: 'A=B' does not match ^[A-Za-z_][A-Za-z0-9_]*$",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), [c[1:] for c in HOSTILE_SPECS], ids=[c[0] for c in HOSTILE_SPECS]
+)
+def test_hostile_spec_values_fail_validate_naming_the_field(body: str, expected: str) -> None:
+    assert errors_of(HOSTILE_HEAD + "spec:\n" + body) == [f"validation.yaml: {expected}"]
+
+
+def test_a_flood_of_errors_is_capped_with_a_count_of_the_rest() -> None:
+    # 10,000 bad suites gave 30,001 lines.
+    suites = "".join(f"  - {{name: S{i}, command: x}}\n" for i in range(10_000))
+    lines = errors_of(HOSTILE_HEAD + "spec:\n  suites:\n" + suites)
+    assert len(lines) == spec.MAX_SHOWN + 1
+    assert re.fullmatch(
+        r"validation\.yaml: … and [\d,]+ more problems \(fix these first\)", lines[-1]
+    )

@@ -27,6 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from greenloop.core import regex
 from greenloop.core.words import plural
 
 Schema = Mapping[str, Any]
@@ -56,7 +57,13 @@ class FieldError:
 
 def field_path(parent: str, name: str) -> str:
     """The path of an object's field: ``spec`` + ``suites`` -> ``spec.suites``."""
+    name = _printable(name)
     return f"{parent}.{name}" if parent else name
+
+
+def _printable(name: str) -> str:
+    # A key is outside input: a newline in it must not start a new line of the message.
+    return name if name.isprintable() else repr(name)[1:-1]
 
 
 def index_path(parent: str, index: int) -> str:
@@ -65,7 +72,7 @@ def index_path(parent: str, index: int) -> str:
 
 def key_path(parent: str, key: str) -> str:
     """The path of a map entry (additionalProperties), written like Kubernetes does."""
-    return f"{parent}[{key}]"
+    return f"{parent}[{_printable(key)}]"
 
 
 def type_name(value: Any) -> str:
@@ -89,6 +96,10 @@ def type_name(value: Any) -> str:
 
 def show(value: Any) -> str:
     """A short rendering of a value for an error message, spelled the YAML way."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        # str() of a huge integer is slow, and refused past 4,300 digits.
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"an integer of about {digits:,} digits"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -106,8 +117,10 @@ def show(value: Any) -> str:
 
 
 @lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compiled(pattern: str) -> regex.Pattern:
+    # RE2, as Go's regexp on the API server: linear in the value, and `$` is the end of
+    # the text (Python's re lets "P1\n" match ^P[1-9]$).
+    return regex.compile(pattern)
 
 
 def _has_type(value: Any, expected: str) -> bool:
@@ -242,10 +255,13 @@ def _check_number(value: float, schema: Schema, path: str, errors: list[FieldErr
     if step and (value / step) != int(value / step):
         errors.append(FieldError(path, f"must be a multiple of {step} (got {show(value)})"))
     fmt = schema.get("format")
-    if fmt in ("int32", "int64") and isinstance(value, int):
+    if isinstance(value, int) and (fmt in ("int32", "int64") or schema.get("type") == "integer"):
+        # The API server holds every integer in 64 bits, format or not.
         low_i, high_i = _INT32 if fmt == "int32" else _INT64
         if not low_i <= value <= high_i:
-            errors.append(FieldError(path, f"{show(value)} is out of range for {fmt}"))
+            errors.append(
+                FieldError(path, f"{show(value)} is out of range for {fmt or 'a 64-bit integer'}")
+            )
 
 
 def _check_array(value: list[Any], schema: Schema, path: str, errors: list[FieldError]) -> None:

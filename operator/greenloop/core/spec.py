@@ -28,6 +28,7 @@ from greenloop.core.spec_checks import Mode, check, parse_duration
 __all__ = [
     "API_VERSION",
     "KIND",
+    "MAX_SHOWN",
     "FieldError",
     "Loaded",
     "Mode",
@@ -44,6 +45,8 @@ __all__ = [
 # YAML aliases are shared, so a few lines can expand to billions of values; validating
 # walks the expansion, so refuse documents far larger than any real spec.
 _MAX_VALUES = 100_000
+# A spec error shows at most this many problems: 10,000 bad suites made 30,001 lines.
+MAX_SHOWN = 50
 
 
 class SpecError(ValueError):
@@ -60,7 +63,11 @@ class SpecError(ValueError):
         self.errors = tuple(errors)
 
     def __str__(self) -> str:
-        return "\n".join(_line(self.source, error) for error in self.errors)
+        shown = [_line(self.source, error) for error in self.errors[:MAX_SHOWN]]
+        if len(self.errors) > MAX_SHOWN:
+            more = len(self.errors) - MAX_SHOWN
+            shown.append(f"{self.source}: … and {more:,} more problems (fix these first)")
+        return "\n".join(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +184,18 @@ class _Loader(yaml.SafeLoader):
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            # Python refuses to read a decimal integer of more than 4,300 digits.
+            raise yaml.constructor.ConstructorError(
+                None, None, "integer with too many digits", node.start_mark
+            ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 _Loader.yaml_implicit_resolvers = {

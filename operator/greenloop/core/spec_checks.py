@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from greenloop.core.capabilities import Mode, capabilities
 from greenloop.core.classify import RuleError, compile_rule
@@ -62,7 +63,7 @@ _REDEPLOY_HINT = "no redeploy configured: failures in redeployOn will stop as St
 
 def parse_duration(text: str) -> int:
     """Seconds in a duration like ``30m``, ``6h`` or ``1h30m`` (the revalidateEvery form)."""
-    if not _DURATION.match(text):
+    if not _DURATION.fullmatch(text):
         raise ValueError(f"{text!r} is not a duration like 30m, 6h or 1h30m")
     return sum(int(n) * _DURATION_UNIT[unit] for n, unit in _DURATION_PART.findall(text))
 
@@ -153,7 +154,7 @@ def _check_metadata(meta: Any) -> list[FieldError]:
         errors.append(FieldError("metadata.name", "required field is missing"))
     elif not isinstance(name, str):
         errors.append(FieldError("metadata.name", f"expected string, got {type_name(name)}"))
-    elif len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    elif len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
         errors.append(
             FieldError(
                 "metadata.name",
@@ -167,7 +168,7 @@ def _check_metadata(meta: Any) -> list[FieldError]:
             errors.append(
                 FieldError("metadata.namespace", f"expected string, got {type_name(namespace)}")
             )
-        elif len(namespace) > 63 or not _DNS_LABEL.match(namespace):
+        elif len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
             errors.append(
                 FieldError(
                     "metadata.namespace",
@@ -212,13 +213,14 @@ def _semantic(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     if not isinstance(spec, Mapping):
         return []
     errors: list[FieldError] = []
+    errors.extend(_check_text(spec, "spec"))
     errors.extend(_check_suites(spec.get("suites"), mode))
 
     errors.extend(_check_rules(spec.get("classification")))
 
     every = spec.get("revalidateEvery")
     # CEL: !self.matches('^(0+[smh])+$')
-    if isinstance(every, str) and _DURATION.match(every) and parse_duration(every) == 0:
+    if isinstance(every, str) and _DURATION.fullmatch(every) and parse_duration(every) == 0:
         errors.append(
             FieldError("spec.revalidateEvery", f"must be greater than zero (got {show(every)})")
         )
@@ -227,6 +229,77 @@ def _semantic(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     if isinstance(target, Mapping):
         errors.extend(_check_target(target, mode))
     return errors
+
+
+# Fields that become a process's arguments, environment or working directory: the OS
+# cannot take a NUL there (the string would end at it, or exec fails).
+_PROCESS_FIELDS = re.compile(
+    r"spec\.suites\[\d+\]\.(?:command\[\d+\]|env\[\d+\]\.(?:name|value)|workingDir|image)"
+    r"|spec\.target\.command\[\d+\]|spec\.target\.webhook\.headersFrom\.env\[.*\]"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(value: Any, path: str) -> list[FieldError]:
+    """Strings that cannot reach a process or the API server: lone surrogates (YAML's
+    ``"\\ud800"`` escape; not text, so not UTF-8) anywhere, NULs where a process gets them."""
+    errors: list[FieldError] = []
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            surrogate = _SURROGATE.search(item)
+            if surrogate is not None:
+                errors.append(
+                    FieldError(
+                        where,
+                        f"contains U+{ord(surrogate.group()):04X}, a lone surrogate, which is"
+                        " not a character and cannot be written as UTF-8",
+                    )
+                )
+            elif "\0" in item and _PROCESS_FIELDS.fullmatch(where):
+                errors.append(
+                    FieldError(
+                        where,
+                        f"{show(item)} contains a NUL character, which a process's arguments"
+                        " and environment cannot hold",
+                    )
+                )
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                key_text = str(key)
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    errors.append(
+                        FieldError(key_path(where, key_text), "the key contains a lone surrogate")
+                    )
+                # headersFrom.env is a map: its entries are named like map entries.
+                child_path = (
+                    key_path(where, key_text)
+                    if where.endswith("headersFrom.env")
+                    else field_path(where, key_text)
+                )
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend((index_path(where, i), child) for i, child in enumerate(item))
+    return errors
+
+
+def _url_problem(url: str) -> str | None:
+    """What would make the HTTP client refuse the URL at run time, or None."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return f"{show(url)} contains whitespace or control characters (percent-encode them)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        return f"{show(url)} is not a valid URL ({exc})"
+    if not parts.hostname:
+        return f"{show(url)} has no host"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"{show(url)}: the host {parts.hostname!r} is not a valid host name"
+    return None
 
 
 def _check_rules(rules: Any) -> list[FieldError]:
@@ -295,6 +368,12 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
 
 def _check_target(target: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     errors: list[FieldError] = []
+    for field in ("webhook", "health"):
+        endpoint = target.get(field)
+        url = endpoint.get("url") if isinstance(endpoint, Mapping) else None
+        problem = _url_problem(url) if isinstance(url, str) else None
+        if problem is not None:
+            errors.append(FieldError(f"spec.target.{field}.url", problem))
     # CEL: !has(self.command). The operator runs no commands from objects: that would
     # let anyone who may create a StagingValidation run code in the operator's pod.
     if mode == "operator" and "command" in target:
@@ -322,7 +401,7 @@ def _check_target(target: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     env = headers.get("env")
     if isinstance(env, Mapping):
         for header in env:
-            if not _HEADER_NAME.match(str(header)):
+            if not _HEADER_NAME.fullmatch(str(header)):
                 errors.append(
                     FieldError(
                         key_path(f"{path}.env", str(header)),
