@@ -54,7 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/controlplane_start.py
 
 ## mutate: mutation testing of the core with mutmut (README "Mutation testing");
-##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 2400)
+##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)
 mutate: $(STAMP)
 	tools/mutate $(MODULES)
 

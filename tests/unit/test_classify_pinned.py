@@ -1,0 +1,254 @@
+"""Classifier rules that survived ``make mutate`` before these rows (core/classify.py).
+
+Each row states a rule of the module docstring as a user sees it: the class, the evidence
+line and the root cause ``diagnose`` returns. Where a surviving mutant is equivalent (it
+cannot change any result), README "Mutation testing" says so instead of a row here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from greenloop.core.classify import RuleError, compile_rule, compile_rules, diagnose
+from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
+
+FC = FailureClass
+
+
+def failed(
+    message: str = "",
+    details: str = "",
+    output: str = "",
+    *,
+    test_id: str = "t",
+    outcome: Outcome = Outcome.FAILED,
+    depends_on: tuple[str, ...] = (),
+) -> TestResult:
+    return TestResult(
+        id=test_id,
+        name=test_id,
+        classname="",
+        outcome=outcome,
+        message=message,
+        details=details,
+        output=output,
+        depends_on=depends_on,
+    )
+
+
+def diagnosed(test: TestResult, failing_ids: set[str] | None = None) -> Diagnosis:
+    found = diagnose(test, failing_ids=failing_ids if failing_ids is not None else {test.id})
+    assert found is not None
+    return found
+
+
+# ---------------------------------------------------------------------------
+# The captured output is read last, and for the same evidence as the details
+
+OUTPUT_ROWS = [
+    ("an assertion only in the output", "log line\nassert total == 3\n", FC.ASSERTION,
+     "assert total == 3"),
+    ("an expected/actual pair in the output", "Expected: 200\nReceived: 503\n",
+     FC.SERVICE_UNAVAILABLE, "Expected: 200 Received: 503"),
+    ("the other half one blank line up", "Expected: 200\n\nReceived: 503\n",
+     FC.SERVICE_UNAVAILABLE, "Expected: 200 Received: 503"),
+    ("the other half is at most two lines up", "Expected: 200\n\n\nReceived: 503\n",
+     FC.SERVICE_UNAVAILABLE, "Received: 503"),
+    ("a pair only when the line above expects", "\nReceived: 503\nExpected: 200\n",
+     FC.SERVICE_UNAVAILABLE, "Received: 503"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("output", "cls", "evidence"),
+    [row[1:] for row in OUTPUT_ROWS],
+    ids=[row[0] for row in OUTPUT_ROWS],
+)
+def test_evidence_from_the_output(output: str, cls: FailureClass, evidence: str) -> None:
+    assert diagnosed(failed(output=output)) == Diagnosis(cls, evidence)
+
+
+def test_a_60_character_actual_line_is_no_half_of_a_pair() -> None:
+    actual = "Received: 503 from http://shop.internal/api/orders?page=1234"
+    assert len(actual) == 60
+    found = diagnosed(failed(details=f"Expected: 200\n{actual}"))
+    assert found == Diagnosis(FC.SERVICE_UNAVAILABLE, actual)
+    shorter = actual[:-1]
+    found = diagnosed(failed(details=f"Expected: 200\n{shorter}"))
+    assert found == Diagnosis(FC.SERVICE_UNAVAILABLE, f"Expected: 200 {shorter}")
+
+
+# ---------------------------------------------------------------------------
+# Long lines are clipped around what matched, wherever the line came from
+
+FILLER = "x" * 250
+
+
+@pytest.mark.parametrize(
+    ("test", "cls", "kept"),
+    [
+        (failed(message=f"{FILLER} AssertionError: boom"), FC.ASSERTION, "AssertionError: boom"),
+        (failed(output=f"{FILLER} connection refused"), FC.CONNECTION_ERROR, "connection refused"),
+        (failed(output=f"{FILLER} assert a == b"), FC.ASSERTION, "assert a == b"),
+        # The status code decides, and it is what the clip keeps, not the words before it.
+        (
+            failed(message=f"Service Unavailable: {FILLER} HTTP 503"),
+            FC.SERVICE_UNAVAILABLE,
+            "HTTP 503",
+        ),
+        (
+            failed(details=f"Expected: 200 {FILLER}\nReceived: 503"),
+            FC.SERVICE_UNAVAILABLE,
+            "Received: 503",
+        ),
+    ],
+    ids=["message", "output, strong class", "output, assertion", "status span", "pair"],
+)
+def test_long_lines_are_clipped_around_the_match(
+    test: TestResult, cls: FailureClass, kept: str
+) -> None:
+    found = diagnosed(test)
+    assert found.failure_class is cls
+    assert len(found.evidence) <= 200
+    assert found.evidence.startswith("…")
+    assert kept in found.evidence
+
+
+# ---------------------------------------------------------------------------
+# HTTP status codes
+
+STATUS_ROWS = [
+    ("a 2xx before the error code on one line", "HTTP 200 first, then HTTP 503",
+     FC.SERVICE_UNAVAILABLE),
+    ("a duration is no status", "status 503ms", FC.UNKNOWN),
+    ("a duration, then a status", "status 503ms, then status 503", FC.SERVICE_UNAVAILABLE),
+    ("the first error code wins, even unmapped", "HTTP 400 first, then HTTP 503", FC.UNKNOWN),
+    ("expected a count, then a comparison", "expected 3 items, got 503: assert 503 == 200",
+     FC.SERVICE_UNAVAILABLE),
+    ("an ok code compared with an error", "assert 200 == 503", FC.SERVICE_UNAVAILABLE),
+    ("two error codes compared are no status", "assert 400 == 503", FC.ASSERTION),
+    ("two error codes compared, the other way", "assert 503 == 400", FC.ASSERTION),
+    ("a 399 compared with an error", "assert 399 == 503", FC.SERVICE_UNAVAILABLE),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("message", "cls"), [row[1:] for row in STATUS_ROWS], ids=[row[0] for row in STATUS_ROWS]
+)
+def test_http_status_in_context(message: str, cls: FailureClass) -> None:
+    assert diagnosed(failed(message)).failure_class is cls
+
+
+def test_a_playwright_expect_timeout_does_not_hide_a_server_error() -> None:
+    message = "Timed out waiting for expect(locator).toBeVisible(); internal server error"
+    assert diagnosed(failed(message)).failure_class is FC.SERVER_ERROR
+
+
+# ---------------------------------------------------------------------------
+# Dependencies named in a failure's message, and how a name finds its test
+
+
+def test_a_failed_test_whose_message_names_its_dependency() -> None:
+    test = failed(
+        "greenloop: depends on test_login, which did not pass", test_id="tests/t_b.py::test_x"
+    )
+    ids = {"tests/t_a.py::test_login", "tests/t_b.py::test_login", test.id}
+    assert diagnosed(test, ids) == Diagnosis(
+        FC.DEPENDENT,
+        "greenloop: depends on test_login, which did not pass",
+        "tests/t_b.py::test_login",  # two tests of that name: the one in its own module
+    )
+
+
+def test_a_dependency_the_runner_does_not_name_comes_from_depends_on() -> None:
+    message = "Method test_x depends on not successfully finished methods"
+    test = failed(message, depends_on=("login",))
+    assert diagnosed(test, {"login", "t"}) == Diagnosis(FC.DEPENDENT, message, "login")
+
+
+def test_a_pytest_dependency_skip_with_a_quoted_name() -> None:
+    test = failed("tests/t.py::test_b depends on 'test_a'", outcome=Outcome.SKIPPED)
+    found = diagnosed(test, {"tests/t.py::test_a"})
+    assert found.root_cause == "tests/t.py::test_a"
+
+
+RESOLVE_ROWS = [
+    # (the dependency as named, the failing ids, the dependent's id, the root found)
+    ("test_login", {"tests/t.py::test_login[chrome]"}, "tests/t.py::test_x",
+     "tests/t.py::test_login[chrome]"),
+    ("test_login", {"pkg/auth/test_login"}, "pkg/auth/test_x", "pkg/auth/test_login"),
+    ("testLogin", {"com.shop.AuthTest.testLogin"}, "com.shop.OrderTest.testPay",
+     "com.shop.AuthTest.testLogin"),
+    ("test_login", {"tests/t.py::TestA::test_login", "tests/t.py::TestB::test_login"},
+     "tests/t.py::TestB::test_x", "tests/t.py::TestB::test_login"),
+    ("test_login", {"tests/a.py::test_login", "tests/b.py::test_login"}, "tests/c.py::test_x",
+     "test_login"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "failing", "own", "root"),
+    RESOLVE_ROWS,
+    ids=["parametrized", "path", "dotted", "same class", "ambiguous stays as written"],
+)
+def test_a_short_dependency_name_finds_its_test(
+    name: str, failing: set[str], own: str, root: str
+) -> None:
+    test = failed(f"greenloop: depends on {name}, which did not pass", test_id=own)
+    assert diagnosed(test, failing | {own}).root_cause == root
+
+
+# ---------------------------------------------------------------------------
+# A Go parent test that failed only through its subtests
+
+
+@pytest.mark.parametrize(
+    ("subtests", "evidence", "root"),
+    [
+        (
+            ["create", "create/big", "list", "a"],
+            "its subtest pkg::TestOrders/create/big failed, and 2 more",
+            "pkg::TestOrders/create/big",
+        ),
+        (["list", "a"], "its subtest pkg::TestOrders/a failed, and 1 more", "pkg::TestOrders/a"),
+        (["only"], "its subtest pkg::TestOrders/only failed", "pkg::TestOrders/only"),
+    ],
+    ids=["deepest first", "then by name", "one"],
+)
+def test_a_parent_test_depends_on_its_deepest_failing_subtest(
+    subtests: list[str], evidence: str, root: str
+) -> None:
+    parent = failed(test_id="pkg::TestOrders")
+    ids = {f"pkg::TestOrders/{s}" for s in subtests} | {parent.id, "pkg::TestOther/x"}
+    assert diagnosed(parent, ids) == Diagnosis(FC.DEPENDENT, evidence, root)
+
+
+# ---------------------------------------------------------------------------
+# User rules
+
+
+def test_user_rules_ignore_case() -> None:
+    rules = compile_rules([Rule("UPSTREAM Connect", FC.SERVICE_UNAVAILABLE)])
+    found = diagnose(failed("upstream connect error or disconnect"), rules)
+    assert found is not None
+    assert found.failure_class is FC.SERVICE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("rule", "field"),
+    [
+        (Rule("x", "NoSuchClass"), "class"),  # type: ignore[arg-type]
+        (Rule("x", FC.RUNNER_ERROR), "class"),
+        (Rule("", FC.TIMEOUT), "pattern"),
+        (Rule("(", FC.TIMEOUT), "pattern"),
+    ],
+    ids=["unknown class", "RunnerError", "empty pattern", "invalid pattern"],
+)
+def test_a_bad_rule_names_the_field_at_fault(rule: Rule, field: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        compile_rule(rule)
+    assert caught.value.field == field
+    with pytest.raises(RuleError) as caught:
+        compile_rules([Rule("fine", FC.TIMEOUT), rule])
+    assert caught.value.field == field
+    assert str(caught.value).startswith("classification[1]: ")
