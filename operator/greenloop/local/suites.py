@@ -102,9 +102,14 @@ def run_suite(
     started = time.time()
 
     def result(
-        error: str | None = None, exit_code: int | None = None, tests: Iterable[TestResult] = ()
+        error: str | None = None,
+        exit_code: int | None = None,
+        tests: Iterable[TestResult] = (),
+        *,
+        permanent: bool = False,
     ) -> SuiteRun:
         return SuiteRun(
+            permanent=permanent,
             suite=suite.name,
             tests=tuple(tests),
             error=error,
@@ -115,7 +120,12 @@ def run_suite(
         )
 
     if not cwd.is_dir():
-        return result(f"workingDir {suite.working_dir!r} does not exist ({cwd})")
+        # Causes a rerun cannot change: the round stops at once (docs/design.md §7).
+        return result(
+            f"workingDir {suite.working_dir!r} does not exist ({cwd}); fix "
+            "spec.suites[].workingDir",
+            permanent=True,
+        )
     # The deadline of the whole round cuts a suite short, like its own timeout.
     timeout: float = suite.timeout_seconds
     cut_by_deadline = stop_by is not None and stop_by - started < timeout
@@ -131,9 +141,22 @@ def run_suite(
                 stderr=subprocess.STDOUT if not verbose else None,
             )
         except FileNotFoundError:
-            return result(f"command not found: {suite.command[0]!r}")
+            return result(
+                f"command not found: {suite.command[0]!r} (not on PATH, or no such file "
+                "relative to workingDir); fix spec.suites[].command",
+                permanent=True,
+            )
         except PermissionError:
-            return result(f"command is not executable: {suite.command[0]!r}")
+            return result(
+                f"command is not executable: {suite.command[0]!r} (permission denied); "
+                "chmod +x it or run it through its interpreter",
+                permanent=True,
+            )
+        except OSError as err:  # e.g. ENOEXEC: not a program at all
+            return result(
+                f"command cannot be started: {suite.command[0]!r}: {err.strerror or err}",
+                permanent=True,
+            )
         try:
             timed_out = procs.wait(child, timeout, tick)
         finally:
