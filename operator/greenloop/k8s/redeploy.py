@@ -1,0 +1,116 @@
+"""Redeploy the target workloads: a pod-template annotation, then wait for the rollout.
+
+The annotation's value is the engine's rollout token for this redeploy, so carrying out
+the same Redeploy twice (a restarted operator, a second operator) patches the same value
+again: the API server sees no change, the generation stays, no second rollout starts
+(docs/design.md §6). The generation the patch returned is what the controller must
+observe before `rollout.rollout_status` judges the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from greenloop.core.model import Workload
+from greenloop.k8s.gateway import Gateway, NotFound
+from greenloop.k8s.rollout import Progress, RolloutStatus, rollout_status
+
+__all__ = [
+    "ROLLOUT_ANNOTATION",
+    "Outcome",
+    "TargetMissing",
+    "patch_workload",
+    "redeploy",
+    "wait_rollout",
+]
+
+ROLLOUT_ANNOTATION = "greenloop.dev/rollout"
+
+
+class TargetMissing(Exception):
+    """A target workload does not exist: waiting or retrying cannot help."""
+
+    def __init__(self, workload: Workload, namespace: str) -> None:
+        super().__init__(
+            f"{workload.kind} {namespace}/{workload.name} not found: create it, or fix "
+            "spec.target.workloads"
+        )
+        self.workload = workload
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    message: str
+    notes: tuple[str, ...] = ()
+    missing: Workload | None = None
+
+
+async def patch_workload(gw: Gateway, namespace: str, workload: Workload, token: str) -> int:
+    """Write the token into the pod template; the generation the API server answered."""
+    patch = {"spec": {"template": {"metadata": {"annotations": {ROLLOUT_ANNOTATION: token}}}}}
+    try:
+        obj = await gw.patch(workload.kind, namespace, workload.name, patch)
+    except NotFound:
+        raise TargetMissing(workload, namespace) from None
+    generation = obj.get("metadata", {}).get("generation")
+    return generation if isinstance(generation, int) else 0
+
+
+async def wait_rollout(
+    gw: Gateway, namespace: str, workload: Workload, generation: int, *, timeout: float
+) -> RolloutStatus:
+    """Watch the workload until its rollout is complete or failed, or `timeout` passes."""
+
+    def done(obj: dict[str, Any]) -> bool:
+        return rollout_status(obj, min_generation=generation).done
+
+    obj = await gw.wait_for(workload.kind, namespace, workload.name, done, timeout=timeout)
+    if obj is None:
+        raise TargetMissing(workload, namespace)
+    last = rollout_status(obj, min_generation=generation)
+    if last.done:
+        return last
+    return RolloutStatus(
+        Progress.FAILED,
+        f"{workload.kind} {workload.name} not rolled out after {timeout:.0f}s: {last.message}",
+    )
+
+
+async def redeploy(
+    gw: Gateway,
+    namespace: str,
+    workloads: Sequence[Workload],
+    token: str,
+    *,
+    timeout: float,
+) -> Outcome:
+    """Patch every workload, then wait for all of them within one deadline."""
+    deadline = time.monotonic() + timeout
+    missing: list[TargetMissing] = []
+    try:
+        generations = [await patch_workload(gw, namespace, w, token) for w in workloads]
+    except TargetMissing as err:
+        return Outcome(False, str(err), missing=err.workload)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    wait_rollout(gw, namespace, w, g, timeout=max(1.0, deadline - time.monotonic()))
+                )
+                for w, g in zip(workloads, generations, strict=True)
+            ]
+    except* TargetMissing as group_error:  # deleted while we waited
+        missing.extend(e for e in group_error.exceptions if isinstance(e, TargetMissing))
+    if missing:
+        return Outcome(False, str(missing[0]), missing=missing[0].workload)
+    results = [t.result() for t in tasks]
+    notes = tuple(r.message for r in results)
+    failed = [r.message for r in results if r.progress is not Progress.COMPLETE]
+    if failed:
+        return Outcome(False, "; ".join(failed), notes)
+    return Outcome(True, "rolled out: " + ", ".join(f"{w.kind}/{w.name}" for w in workloads), notes)
