@@ -8,89 +8,35 @@ command, is stored owned by its Job before the 200.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import json
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from greenloop.core.model import Suite
-from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob, build_job, build_token_secret
-from greenloop.k8s.results import ResultsServer, Stored, results_app
-from tests.support.cluster import ControlPlane, free_ports
+from tests.support.cluster import ControlPlane
+from tests.support.results_endpoint import Endpoint, serve_results
 
 pytestmark = pytest.mark.integration
 
 XML = b'<testsuite name="s" tests="1"><testcase classname="t" name="ok"/></testsuite>\n'
 
 
-@dataclass
-class Endpoint:
-    url: str
-    stored: list[Stored] = field(default_factory=list)
-
-
 @pytest.fixture
 def endpoint(apiserver: ControlPlane) -> Iterator[Endpoint]:
-    """The results endpoint on a loopback port, served from its own thread and loop."""
-    port = free_ports(1)[0]
-    ep = Endpoint(url=f"http://127.0.0.1:{port}")
-    ready = threading.Event()
-    stop: list[asyncio.Event] = []
-    errors: list[BaseException] = []
-
-    async def serve() -> None:
-        async with await Gateway.connect(str(apiserver.kubeconfig)) as gw:
-
-            async def on_stored(stored: Stored) -> None:
-                ep.stored.append(stored)
-
-            runner = web.AppRunner(results_app(ResultsServer(gw, on_stored=on_stored)))
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            stop.append(asyncio.Event())
-            ready.set()
-            await stop[0].wait()
-            await runner.cleanup()
-
-    def thread() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:
-            errors.append(exc)
-            ready.set()
-
-    t = threading.Thread(target=thread, daemon=True)
-    t.start()
-    assert ready.wait(30) and not errors, errors
-    loop_holder = stop[0]
-    yield ep
-    # Set the stop event from the server's own loop.
-    asyncio.run_coroutine_threadsafe(_set(loop_holder), _loop_of(t, loop_holder)).result(10)
-    t.join(10)
-
-
-async def _set(event: asyncio.Event) -> None:
-    event.set()
-
-
-def _loop_of(thread: threading.Thread, event: asyncio.Event) -> asyncio.AbstractEventLoop:
-    loop = event._loop  # type: ignore[attr-defined]
-    assert isinstance(loop, asyncio.AbstractEventLoop)
-    return loop
+    with serve_results(apiserver.kubeconfig) as ep:
+        yield ep
 
 
 @dataclass

@@ -15,9 +15,11 @@ def deployment(
 ) -> dict[str, Any]:  # fmt: skip
     conditions = []
     if deadline_exceeded:
-        conditions.append({"type": "Progressing", "status": "False",
-                           "reason": "ProgressDeadlineExceeded",
-                           "message": 'ReplicaSet "web-5d8" has timed out progressing.'})  # fmt: skip
+        message = 'ReplicaSet "web-5d8" has timed out progressing.'
+        conditions.append(
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": message}
+        )  # fmt: skip
     return {
         "kind": "Deployment",
         "metadata": {"name": "web", "generation": gen},

@@ -157,9 +157,10 @@ class Gateway:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: float = REQUEST_TIMEOUT,
     ) -> Any:
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = {"Content-Type": content_type, "Accept": accept}
         method_, url, headers_, body_, _ = await self._api.param_serialize(
             method=method,
             resource_path=path,
@@ -258,6 +259,19 @@ class Gateway:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         with contextlib.suppress(NotFound):
             await self.request("DELETE", resource_for(kind).path(namespace, name), body=body)
+
+    async def pod_log(
+        self, namespace: str, pod: str, container: str, *, lines: int = 20, limit: int = 8192
+    ) -> str:
+        """The container's last `lines` log lines (at most `limit` bytes); "" when the
+        kubelet has none to give (no node, container never started)."""
+        path = resource_for("Pod").path(namespace, pod) + "/log"
+        query = {"container": container, "tailLines": str(lines), "limitBytes": str(limit)}
+        response = await self._send("GET", path, query=query, accept="*/*")
+        data: bytes = await response.read()
+        if response.status != 200:
+            return ""
+        return data.decode(errors="replace")
 
     # ---- waiting --------------------------------------------------------------------
 
