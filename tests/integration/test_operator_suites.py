@@ -1,0 +1,136 @@
+"""A suite run as a Job on a cluster with real controllers (kwok completes Job pods).
+
+kwok's node does not run containers, so the upload is sent here with the real
+`greenloop report upload` and the Job's real token; everything else - the Job, its
+Secret, its pod, its completion - is the real API server and controllers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from greenloop.core.engine import SuiteRun
+from greenloop.core.model import Outcome, Suite
+from greenloop.k8s.gateway import Gateway
+from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.suites import observe, start
+from tests.support.cluster import ControlPlane, wait_until
+from tests.support.results_endpoint import Endpoint, serve_results
+
+pytestmark = pytest.mark.integration
+T = TypeVar("T")
+
+XML = b"""<testsuite name="core" tests="2">
+<testcase classname="t" name="ok"/>
+<testcase classname="t" name="down"><failure message="HTTP 503">503</failure></testcase>
+</testsuite>
+"""
+
+
+def on(cp: ControlPlane, body: Callable[[Gateway], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with await Gateway.connect(str(cp.kubeconfig)) as gw:
+            return await body(gw)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def endpoint(cluster: ControlPlane) -> Iterator[Endpoint]:
+    with serve_results(cluster.kubeconfig) as ep:
+        yield ep
+
+
+def suite_run(namespace: str, *, selection: tuple[str, ...] | None = None) -> SuiteJob:
+    return SuiteJob(
+        owner=Owner(name="checkout", namespace=namespace, uid=str(uuid.uuid4())),
+        iteration=1,
+        suite=Suite(name="core", command=("pytest",), image="localhost/e2e:dev"),
+        reporter_image="localhost/greenloop:dev",
+        results_url="http://unused",
+        selection=selection,
+    )
+
+
+def names(cp: ControlPlane, kind: str, namespace: str) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in cp.get_json(kind, "-n", namespace)["items"])
+
+
+def wait_result(cp: ControlPlane, run: SuiteJob) -> SuiteRun:
+    return wait_until(
+        f"a result from Job {run.job_name}",
+        lambda: on(cp, lambda gw: observe(gw, run)),
+        timeout=90,
+        interval=0.5,
+    )
+
+
+def upload(cp: ControlPlane, ep: Endpoint, run: SuiteJob, tmp_path: Path) -> None:
+    secret = cp.get_json("secret", run.secret_name, "-n", run.owner.namespace)
+    job = cp.get_json("job", run.job_name, "-n", run.owner.namespace)
+    junit = tmp_path / "junit.xml"
+    junit.write_bytes(XML)
+    env = {
+        "GREENLOOP_RESULTS_TOKEN": base64.b64decode(secret["data"]["token"]).decode(),
+        "GREENLOOP_JOB_UID": job["metadata"]["uid"],
+    }
+    cmd = [sys.executable, "-m", "greenloop.cli", "report", "upload", "--now",
+           "--file", str(junit), "--url", ep.url, "--namespace", run.owner.namespace,
+           "--job", run.job_name]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_start_is_idempotent_and_the_uploaded_results_become_the_suites_tests(
+    cluster: ControlPlane, namespace: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    run = suite_run(namespace, selection=("t::ok", "t::down"))
+    job = on(cluster, lambda gw: start(gw, run, resume=False))
+    assert job["spec"]["suspend"] is True
+    token = cluster.get_json("secret", run.secret_name, "-n", namespace)["data"]["token"]
+    assert names(cluster, "pods", namespace) == [], "a suspended Job must not start a pod"
+    upload(cluster, endpoint, run, tmp_path)
+
+    # A restarted operator repeats start(): it adopts the Job, keeps the token, resumes.
+    again: dict[str, Any] = on(cluster, lambda gw: start(gw, run))
+    assert again["metadata"]["uid"] == job["metadata"]["uid"]
+    assert again["spec"]["suspend"] is False
+    assert names(cluster, "jobs", namespace) == [run.job_name]
+    assert cluster.get_json("secret", run.secret_name, "-n", namespace)["data"]["token"] == token
+    assert run.selection_name in names(cluster, "configmaps", namespace)
+
+    result = wait_result(cluster, run)
+    assert result.error is None, result.error
+    outcomes = sorted((t.name, t.outcome) for t in result.tests)
+    assert outcomes == [("down", Outcome.FAILED), ("ok", Outcome.PASSED)]
+    assert result.selected == ("t::ok", "t::down")
+
+
+def test_a_job_that_completes_without_results_is_a_runner_error_naming_it(
+    cluster: ControlPlane, namespace: str
+) -> None:
+    run = suite_run(namespace)
+    on(cluster, lambda gw: start(gw, run))
+    result = wait_result(cluster, run)
+    assert result.tests == ()
+    assert result.error is not None
+    assert f"Job {run.job_name} completed without uploading JUnit XML" in result.error
+    assert "pod " in result.error, "the pod's own story is part of the evidence"
+
+
+def test_a_deleted_job_is_a_runner_error_not_a_wait(cluster: ControlPlane, namespace: str) -> None:
+    run = suite_run(namespace)
+    on(cluster, lambda gw: start(gw, run, resume=False))
+    cluster.kubectl("delete", "job", run.job_name, "-n", namespace)
+    result = on(cluster, lambda gw: observe(gw, run))
+    assert result is not None and result.error is not None
+    assert "was deleted before it reported results" in result.error
