@@ -30,6 +30,7 @@ def run(
     selection: tuple[str, ...] | None = None,
     service_account: str = "default",
     uid: str = UID,
+    round_: int = 1,
 ) -> SuiteJob:
     return SuiteJob(
         owner=Owner(name=name, namespace="staging", uid=uid),
@@ -45,6 +46,7 @@ def run(
         results_url="http://results.greenloop.svc:8081",
         selection=selection,
         service_account=service_account,
+        round=round_,
     )
 
 
@@ -56,13 +58,14 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
-def test_names_are_deterministic_dns_labels_distinct_per_iteration_suite_and_uid() -> None:
+def test_names_are_deterministic_dns_labels_distinct_per_round_iteration_suite_and_uid() -> None:
     long_name = "a" * 200 + ".b"
     runs = [
         run(),
         run(iteration=2),
         run(suite="core"),
         run(uid="other-uid"),
+        run(round_=2),
         run(name=long_name),
         run(name=long_name, suite="core"),
     ]

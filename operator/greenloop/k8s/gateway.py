@@ -1,4 +1,4 @@
-"""The one module that talks to the Kubernetes API (docs/design.md §6).
+"""The one module that talks to the Kubernetes API (docs/design.md §8).
 
 Everything else in `greenloop.k8s` decides or builds plain dicts; this module sends
 them. It goes through `kubernetes.aio` (so no call blocks kopf's event loop) but
@@ -249,7 +249,7 @@ class Gateway:
     ) -> dict[str, Any]:
         """A merge patch of /status that the API server applies only if the object is
         still at `resource_version`; Conflict (409) when someone wrote in between —
-        re-read and re-decide (docs/design.md §6)."""
+        re-read and re-decide (docs/design.md §8)."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
         return await self.patch(kind, namespace, name, body, subresource="status")
 

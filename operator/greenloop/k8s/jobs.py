@@ -1,5 +1,5 @@
 """Pure builders for what one suite run is in a cluster: a Job, its token Secret, its
-selection ConfigMap (docs/design.md §4, §6).
+selection ConfigMap (docs/design.md §4, §8).
 
 No API calls here: each function turns plain inputs into the dict the API server
 takes, so the shape is tested without a cluster and the gateway only sends it.
@@ -35,6 +35,7 @@ API_GROUP = "greenloop.dev"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_VALIDATION_UID = "greenloop.dev/validation-uid"
 LABEL_ITERATION = "greenloop.dev/iteration"
+LABEL_ROUND = "greenloop.dev/round"
 LABEL_SUITE = "greenloop.dev/suite"
 # Object names may be 253 characters, label values only 63: the name is an annotation.
 ANNOTATION_VALIDATION = "greenloop.dev/validation"
@@ -89,7 +90,7 @@ class Owner:
 
 @dataclass(frozen=True, slots=True)
 class SuiteJob:
-    """Everything that decides one suite's Job in one iteration."""
+    """Everything that decides one suite's Job in one iteration of one round."""
 
     owner: Owner
     iteration: int
@@ -98,33 +99,79 @@ class SuiteJob:
     results_url: str
     selection: tuple[str, ...] | None = None  # None: the whole suite
     service_account: str = "default"
+    round: int = 1  # a spec change starts a new round at iteration 1: new names
 
-    def name(self, kind: NameKind = NameKind.JOB) -> str:
-        return object_name(kind, self.owner.name, self.owner.uid, self.iteration, self.suite.name)
+    @property
+    def names(self) -> RunNames:
+        return run_names(
+            self.owner.name, self.owner.uid, self.round, self.iteration, self.suite.name
+        )
 
     @property
     def job_name(self) -> str:
-        return self.name(NameKind.JOB)
+        return self.names.job
 
     @property
     def secret_name(self) -> str:
-        return self.name(NameKind.SECRET)
+        return self.names.secret
 
     @property
     def selection_name(self) -> str:
-        o = self.owner
-        key = f"select\0{o.uid}\0{o.name}\0{self.iteration}\0{self.suite.name}"
-        return dns_label(o.name, str(self.iteration), self.suite.name, "select", key=key)
+        return self.names.selection
 
     @property
     def results_name(self) -> str:
-        return self.name(NameKind.RESULTS)
+        return self.names.results
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return job_labels(self.owner, self.iteration, self.suite.name, self.round)
 
 
-def job_labels(owner: Owner, iteration: int, suite: str) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class RunNames:
+    job: str
+    secret: str
+    selection: str
+    results: str
+
+
+def run_names(name: str, uid: str, round_: int, iteration: int, suite: str) -> RunNames:
+    """The names of one suite run's objects. The round is part of the hashed key (not
+    of the readable part), so a new round's iteration 1 never adopts the old one's Job."""
+    key_uid = f"{uid}/r{round_}"
+    select_key = f"select\0{key_uid}\0{name}\0{iteration}\0{suite}"
+    return RunNames(
+        job=object_name(NameKind.JOB, name, key_uid, iteration, suite),
+        secret=object_name(NameKind.SECRET, name, key_uid, iteration, suite),
+        selection=dns_label(name, str(iteration), suite, "select", key=select_key),
+        results=object_name(NameKind.RESULTS, name, key_uid, iteration, suite),
+    )
+
+
+def names_of_job(job: Mapping[str, Any]) -> RunNames | None:
+    """The names that belong with a Job greenloop made, from its labels; None if the
+    labels are not greenloop's."""
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name = (meta.get("annotations") or {}).get(ANNOTATION_VALIDATION)
+    iteration, round_ = str(labels.get(LABEL_ITERATION, "")), str(labels.get(LABEL_ROUND, "1"))
+    if not (name and iteration.isdigit() and round_.isdigit() and labels.get(LABEL_SUITE)):
+        return None
+    return run_names(
+        str(name),
+        str(labels.get(LABEL_VALIDATION_UID, "")),
+        int(round_),
+        int(iteration),
+        str(labels[LABEL_SUITE]),
+    )
+
+
+def job_labels(owner: Owner, iteration: int, suite: str, round_: int = 1) -> dict[str, str]:
     return {
         LABEL_MANAGED_BY: "greenloop",
         LABEL_VALIDATION_UID: owner.uid,
+        LABEL_ROUND: str(round_),
         LABEL_ITERATION: str(iteration),
         LABEL_SUITE: suite,
     }
@@ -136,7 +183,7 @@ def _metadata(
     return {
         "name": name,
         "namespace": run.owner.namespace,
-        "labels": job_labels(run.owner, run.iteration, run.suite.name),
+        "labels": run.labels,
         "annotations": {ANNOTATION_VALIDATION: run.owner.name},
         "ownerReferences": [dict(owner_ref or run.owner.reference())],
     }
@@ -166,7 +213,7 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
 
     Created suspended: the Secret and ConfigMap it needs are owned by the Job, so they
     can only be made once the Job's uid exists; the operator resumes it after that and
-    no pod ever starts without its token (docs/design.md §6).
+    no pod ever starts without its token (docs/design.md §8).
     """
     suite = run.suite
     env: list[dict[str, Any]] = [{"name": e.name, "value": e.value} for e in suite.env]
@@ -227,7 +274,7 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
         },
         "securityContext": {**_restricted_container(), "readOnlyRootFilesystem": True},
     }
-    labels = job_labels(run.owner, run.iteration, suite.name)
+    labels = run.labels
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

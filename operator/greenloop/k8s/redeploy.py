@@ -3,7 +3,7 @@
 The annotation's value is the engine's rollout token for this redeploy, so carrying out
 the same Redeploy twice (a restarted operator, a second operator) patches the same value
 again: the API server sees no change, the generation stays, no second rollout starts
-(docs/design.md §6). The generation the patch returned is what the controller must
+(docs/design.md §8). The generation the patch returned is what the controller must
 observe before `rollout.rollout_status` judges the counts.
 """
 

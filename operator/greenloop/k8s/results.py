@@ -1,4 +1,4 @@
-"""The results endpoint: where each Job's sidecar uploads its JUnit XML (docs/design.md §4, §6).
+"""The results endpoint: where each Job's sidecar uploads its JUnit XML (docs/design.md §4, §8).
 
     POST /v1/results/{namespace}/{job}
     Authorization: Bearer <the token from the Job's Secret>
@@ -32,18 +32,19 @@ from typing import Any
 
 from aiohttp import web
 
-from greenloop.core.names import NameKind, object_name
 from greenloop.k8s.gateway import ApiError, Conflict, Gateway
 from greenloop.k8s.jobs import (
     ANNOTATION_VALIDATION,
     GZIP,
     LABEL_ITERATION,
     LABEL_MANAGED_BY,
+    LABEL_ROUND,
     LABEL_SUITE,
     LABEL_VALIDATION_UID,
     MAX_COMPRESSED,
     TOKEN_KEY,
     UID_HEADER,
+    names_of_job,
 )
 
 __all__ = [
@@ -104,7 +105,7 @@ def _results_configmap(job: dict[str, Any], name: str, body: bytes) -> dict[str,
     labels = {
         k: v
         for k, v in (meta.get("labels") or {}).items()
-        if k in (LABEL_MANAGED_BY, LABEL_VALIDATION_UID, LABEL_ITERATION, LABEL_SUITE)
+        if k in (LABEL_MANAGED_BY, LABEL_VALIDATION_UID, LABEL_ROUND, LABEL_ITERATION, LABEL_SUITE)
     }
     return {
         "apiVersion": "v1",
@@ -191,7 +192,9 @@ class ResultsServer:
         labels = meta.get("labels") or {}
         validation = (meta.get("annotations") or {}).get(ANNOTATION_VALIDATION, "")
         validation_uid = labels.get(LABEL_VALIDATION_UID, "")
-        name = object_name(NameKind.RESULTS, validation, validation_uid, iteration, suite)
+        names = names_of_job(job)
+        assert names is not None  # _authorize checked the labels
+        name = names.results
         try:
             await self.gateway.create(_results_configmap(job, name, body))
         except Conflict:
@@ -217,18 +220,15 @@ class ResultsServer:
             raise forbidden
         meta = job["metadata"]
         labels = meta.get("labels") or {}
-        validation = (meta.get("annotations") or {}).get(ANNOTATION_VALIDATION)
+        names = names_of_job(job)
         if (
             meta.get("uid") != job_uid
             or labels.get(LABEL_MANAGED_BY) != "greenloop"
-            or not validation
-            or not str(labels.get(LABEL_ITERATION, "")).isdigit()
+            or names is None
         ):
             raise forbidden
-        iteration, suite = int(labels[LABEL_ITERATION]), str(labels.get(LABEL_SUITE, ""))
-        secret_name = object_name(
-            NameKind.SECRET, validation, labels.get(LABEL_VALIDATION_UID, ""), iteration, suite
-        )
+        iteration, suite = int(labels[LABEL_ITERATION]), str(labels[LABEL_SUITE])
+        secret_name = names.secret
         secret = await self.gateway.find("Secret", namespace, secret_name)
         if secret is None:
             raise forbidden

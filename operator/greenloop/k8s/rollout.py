@@ -1,7 +1,7 @@
 """When is a rollout complete? `kubectl rollout status`'s rules as a pure function.
 
 No API calls: given the workload object as the API server returned it, say whether its
-rollout is done, still going, or failed, with kubectl's own wording (docs/design.md §6).
+rollout is done, still going, or failed, with kubectl's own wording (docs/design.md §8).
 These rules are Kubernetes' semantics, not greenloop's decisions, so they live in the
 k8s shell rather than in the core - but in a module of their own that does no I/O, so a
 table of objects tests every branch.

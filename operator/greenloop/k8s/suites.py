@@ -3,7 +3,7 @@
 `start` creates the Job suspended, then its token Secret and selection ConfigMap (owned
 by the Job, so they need its uid), then resumes it; each step adopts what a previous
 attempt (a restarted or second operator) already made, so it can be repeated at any
-point without a twin (docs/design.md §6).
+point without a twin (docs/design.md §8).
 
 `observe` turns a Job into the engine's `SuiteRun`: the uploaded results when the
 results ConfigMap exists; a `RunnerError` (``error`` set) with the pod's own reason and
