@@ -7,20 +7,19 @@ whether the pod template would be refused in a locked-down namespace.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
 
 from greenloop.core.model import Suite
 from greenloop.k8s.jobs import (
-    Owner,
     SuiteJob,
     build_job,
     build_selection_configmap,
     build_token_secret,
 )
 from tests.support.cluster import ControlPlane
+from tests.support.owners import make_owner
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ def test_api_server_accepts_the_job_secret_and_configmap_as_restricted(
 ) -> None:
     apiserver.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/warn=restricted")
     run = SuiteJob(
-        owner=Owner(name="checkout-" + "x" * 120, namespace=namespace, uid=str(uuid.uuid4())),
+        owner=make_owner(apiserver, namespace, "checkout-" + "x" * 120),
         iteration=2,
         suite=Suite(name="critical", command=("pytest", "-q"), image="localhost/e2e:dev"),
         reporter_image="localhost/greenloop:dev",

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import subprocess
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,9 +20,10 @@ import pytest
 from greenloop.core.engine import SuiteRun
 from greenloop.core.model import Outcome, Suite
 from greenloop.k8s.gateway import Gateway
-from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.jobs import SuiteJob
 from greenloop.k8s.suites import observe, start
 from tests.support.cluster import ControlPlane, wait_until
+from tests.support.owners import make_owner
 from tests.support.results_endpoint import Endpoint, serve_results
 
 pytestmark = pytest.mark.integration
@@ -50,9 +50,11 @@ def endpoint(cluster: ControlPlane) -> Iterator[Endpoint]:
         yield ep
 
 
-def suite_run(namespace: str, *, selection: tuple[str, ...] | None = None) -> SuiteJob:
+def suite_run(
+    cp: ControlPlane, namespace: str, *, selection: tuple[str, ...] | None = None
+) -> SuiteJob:
     return SuiteJob(
-        owner=Owner(name="checkout", namespace=namespace, uid=str(uuid.uuid4())),
+        owner=make_owner(cp, namespace),
         iteration=1,
         suite=Suite(name="core", command=("pytest",), image="localhost/e2e:dev"),
         reporter_image="localhost/greenloop:dev",
@@ -93,7 +95,7 @@ def upload(cp: ControlPlane, ep: Endpoint, run: SuiteJob, tmp_path: Path) -> Non
 def test_start_is_idempotent_and_the_uploaded_results_become_the_suites_tests(
     cluster: ControlPlane, namespace: str, endpoint: Endpoint, tmp_path: Path
 ) -> None:
-    run = suite_run(namespace, selection=("t::ok", "t::down"))
+    run = suite_run(cluster, namespace, selection=("t::ok", "t::down"))
     job = on(cluster, lambda gw: start(gw, run, resume=False))
     assert job["spec"]["suspend"] is True
     token = cluster.get_json("secret", run.secret_name, "-n", namespace)["data"]["token"]
@@ -118,7 +120,7 @@ def test_start_is_idempotent_and_the_uploaded_results_become_the_suites_tests(
 def test_a_job_that_completes_without_results_is_a_runner_error_naming_it(
     cluster: ControlPlane, namespace: str
 ) -> None:
-    run = suite_run(namespace)
+    run = suite_run(cluster, namespace)
     on(cluster, lambda gw: start(gw, run))
     result = wait_result(cluster, run)
     assert result.tests == ()
@@ -128,7 +130,7 @@ def test_a_job_that_completes_without_results_is_a_runner_error_naming_it(
 
 
 def test_a_deleted_job_is_a_runner_error_not_a_wait(cluster: ControlPlane, namespace: str) -> None:
-    run = suite_run(namespace)
+    run = suite_run(cluster, namespace)
     on(cluster, lambda gw: start(gw, run, resume=False))
     cluster.kubectl("delete", "job", run.job_name, "-n", namespace)
     result = on(cluster, lambda gw: observe(gw, run))

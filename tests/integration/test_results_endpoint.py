@@ -24,8 +24,9 @@ import httpx
 import pytest
 
 from greenloop.core.model import Suite
-from greenloop.k8s.jobs import Owner, SuiteJob, build_job, build_token_secret
+from greenloop.k8s.jobs import SuiteJob, build_job, build_token_secret
 from tests.support.cluster import ControlPlane
+from tests.support.owners import make_owner
 from tests.support.results_endpoint import Endpoint, serve_results
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ class Made:
 
 def make_job(cp: ControlPlane, namespace: str, suite: str, *, iteration: int = 1) -> Made:
     run = SuiteJob(
-        owner=Owner(name="checkout", namespace=namespace, uid=str(uuid.uuid4())),
+        owner=make_owner(cp, namespace, f"checkout-{suite}"),
         iteration=iteration,
         suite=Suite(name=suite, command=("pytest",), image="localhost/e2e:dev"),
         reporter_image="localhost/greenloop:dev",

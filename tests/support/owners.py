@@ -1,0 +1,39 @@
+"""A real StagingValidation to own the objects a test creates.
+
+With controllers running, the garbage collector deletes anything whose owner does not
+exist - so a Job owned by a made-up uid vanishes mid-test. Tests that build Jobs get
+their owner from here: the CRD applied once, a minimal object created, its real uid.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from greenloop.k8s.jobs import Owner
+from tests.support.cluster import REPO_ROOT, ControlPlane
+
+CRD = REPO_ROOT / "crds" / "stagingvalidation.yaml"
+_applied: set[str] = set()
+_lock = threading.Lock()
+
+
+def ensure_crd(cp: ControlPlane) -> None:
+    with _lock:
+        if cp.server in _applied:
+            return
+        cp.kubectl("apply", "-f", str(CRD))
+        cp.kubectl("wait", "--for=condition=Established", "crd/stagingvalidations.greenloop.dev")
+        _applied.add(cp.server)
+
+
+def make_owner(cp: ControlPlane, namespace: str, name: str = "checkout") -> Owner:
+    ensure_crd(cp)
+    obj = {
+        "apiVersion": "greenloop.dev/v1alpha1",
+        "kind": "StagingValidation",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"suites": [{"name": "core", "command": ["pytest"], "image": "e2e:1"}]},
+    }
+    made = cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(obj))
+    return Owner(name=name, namespace=namespace, uid=json.loads(made.stdout)["metadata"]["uid"])
