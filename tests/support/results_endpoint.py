@@ -44,6 +44,8 @@ def serve_results(kubeconfig: Path) -> Iterator[Endpoint]:
             ready.set()
             await stop.wait()
             await runner.cleanup()
+            # Let closed connections finish closing on this loop, not in the GC later.
+            await asyncio.sleep(0.2)
 
     def main() -> None:
         try:

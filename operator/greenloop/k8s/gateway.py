@@ -140,6 +140,9 @@ class Gateway:
 
     async def close(self) -> None:
         await self._api.close()  # type: ignore[no-untyped-call]
+        # aiohttp closes TLS transports on the next loop iterations; give them those,
+        # or they are closed by the garbage collector with a ResourceWarning.
+        await asyncio.sleep(0.05)
 
     async def __aenter__(self) -> Gateway:
         return self
