@@ -36,6 +36,7 @@ exit codes:
   2    the spec or the command line is invalid (the message names the field)
   3    greenloop itself failed (Stalled/InternalError); what was known is still reported
   130  interrupted (Ctrl-C); what was known is still reported
+  143  stopped by SIGTERM, 129 by SIGHUP (CI cancellation, timeout); reported likewise
 
 examples:
   greenloop run examples/demo/validation.yaml
@@ -50,7 +51,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        # `run` reports its own interruptions; this is Ctrl-C anywhere else.
+        print("greenloop: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # `greenloop junit ... | head`: the reader left; nothing more to say.
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as err:  # the last resort: a message, never a traceback
+        print(f"greenloop: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return int(ExitCode.INTERNAL_ERROR)
     return code
 
 
@@ -89,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="where to keep JUnit XML, logs, status.json and the report; a run replaces "
-        "the previous run's files there (default: .greenloop/NAME in the current folder)",
+        "the previous run's files there, and one run at a time holds it "
+        "(default: .greenloop/NAMESPACE/NAME in the current folder)",
     )
     run.add_argument(
         "-v", "--verbose", action="store_true", help="stream the suites' own output to stderr"
@@ -172,7 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
 
+    from greenloop.core.engine import Reason
     from greenloop.local.loop import LocalRun
+    from greenloop.local.outdir import OutDirError, default_out
     from greenloop.local.procs import become_subreaper
     from greenloop.local.progress import Progress
 
@@ -185,16 +201,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report is not None and len(loaded.objects) > 1:
         print("greenloop: --report needs a file with a single StagingValidation", file=sys.stderr)
         return EXIT_USAGE
+    if args.report is not None and args.report.is_dir():
+        print(
+            f"greenloop: --report {args.report}: is a folder; give a file path such as "
+            f"{args.report / 'report.md'}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(
+            f"greenloop: --out {args.out}: is a file, not a folder; choose a folder",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     results = []
     for obj in loaded.objects:
-        out = args.out or Path(".greenloop") / obj.name
+        out = args.out or default_out(obj.namespace, obj.name)
         if args.out is not None and len(loaded.objects) > 1:
-            out = args.out / obj.name
+            out = args.out / obj.namespace / obj.name
         run = LocalRun(
             obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose
         )
-        results.append(run.run())
-        if results[-1].exit_code == ExitCode.INTERRUPTED:
+        try:
+            results.append(run.run())
+        except OutDirError as err:
+            print(f"greenloop: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        if results[-1].state.reason is Reason.INTERRUPTED:
             break
     if args.json:
         objects = [r.as_object() for r in results]

@@ -40,7 +40,7 @@ def test_demo_converges_in_two_iterations_with_one_redeploy(demo: Path, tmp_path
     assert (ready["status"], ready["reason"]) == ("True", "GoalMet")
 
     # Iteration 2 reran exactly the failures of iteration 1 (the dependent included).
-    iteration_2 = tmp_path / ".greenloop" / "demo" / "iteration-2"
+    iteration_2 = tmp_path / ".greenloop" / "default" / "demo" / "iteration-2"
     reran = {p.stem: sorted(p.read_text().split()) for p in sorted(iteration_2.glob("*.select"))}
     assert reran == DEMO_FAILURES_ITERATION_1
 
@@ -74,7 +74,7 @@ def test_auth_example_stalls_on_auth_error_without_redeploying(auth: Path, tmp_p
     assert len(status["failingTests"]) == 3
     # Nothing was redeployed: the example's redeploy command never ran.
     assert not (auth / ".state" / "redeploys.log").exists()
-    report = (tmp_path / ".greenloop" / "auth" / "report.md").read_text()
+    report = (tmp_path / ".greenloop" / "default" / "auth" / "report.md").read_text()
     assert "**Stalled (AuthError)** after 2 iterations and 0 redeploys" in report
     assert "Check the credentials" in report
 

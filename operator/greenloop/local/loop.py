@@ -4,7 +4,6 @@ engine what happened, until it says Finish. No decisions are made here."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
 from greenloop.local import interrupts, procs
 from greenloop.local import redeploy as rd
+from greenloop.local.outdir import OutDir
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite
 
@@ -80,6 +80,7 @@ class LocalRun:
         self.verbose = verbose
         self.clock = clock
         self.signal_exit: int | None = None  # 128 + the signal that stopped the run
+        self.outdir = OutDir(self.out_dir)
         self._stop_by: float | None = None
         self.spec: ValidationSpec = obj.spec
         # What this mode can do with the target (no cluster: no workloads) is decided
@@ -88,13 +89,17 @@ class LocalRun:
         self.rules = compile_rules(obj.spec.classification)
 
     def run(self) -> RunResult:
+        """Raises OutDirError (before running anything) when the folder is unusable."""
+        # One run at a time per folder; the previous run's files (and only those) go.
+        self.outdir.claim(f"validation {self.obj.namespace}/{self.obj.name}")
+        try:
+            self.outdir.clean()
+            return self._run_held()
+        finally:
+            self.outdir.release()
+
+    def _run_held(self) -> RunResult:
         spec = self.spec
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        # A previous run's iteration folders would mix with this run's evidence.
-        for old in self.out_dir.glob("iteration-*"):
-            shutil.rmtree(old, ignore_errors=True)
-        for old in self.out_dir.glob("redeploy-*.log"):
-            old.unlink(missing_ok=True)
         goal = f"{spec.expected_tests} tests" if spec.expected_tests else "every reported test"
         self.progress.line(
             f"greenloop: {self.obj.name}: {plural(len(spec.suites), 'suite')}, "
@@ -146,6 +151,7 @@ class LocalRun:
         """Run the suites one by one, feeding each one's results to the engine as it
         finishes, the way the operator feeds it Jobs."""
         run_dir = self.out_dir / f"iteration-{action.iteration}"
+        self.outdir.wrote(run_dir.name)
         so_far = {"passed": 0, "failed": 0}
         decision = Decision(state, action)
         for selection in action.suites:
@@ -220,6 +226,7 @@ class LocalRun:
     def _redeploy(self, action: Redeploy) -> RedeployDone:
         target = self.spec.target
         log = self.out_dir / f"redeploy-{action.iteration}.log"
+        self.outdir.wrote(log.name)
         notes: list[str] = []
         steps: list[tuple[str, Callable[[], rd.Outcome]]] = []
         if target.command:
@@ -285,10 +292,24 @@ class LocalRun:
         now = self.clock()
         status = build_status(self.obj, state, now)
         report = render(self.obj, state, now)
-        self.report_path.parent.mkdir(parents=True, exist_ok=True)
-        self.report_path.write_text(report)
         obj = status_object(self.obj, status)
+        self.outdir.wrote("status.json")
         (self.out_dir / "status.json").write_text(json.dumps(obj, indent=2) + "\n")
+        if self.report_path == self.out_dir / "report.md":
+            self.outdir.wrote("report.md")
+        try:
+            self.report_path.parent.mkdir(parents=True, exist_ok=True)
+            self.report_path.write_text(report)
+        except OSError as err:
+            # The verdict stands; the report goes where it surely can.
+            fallback = self.out_dir / "report.md"
+            self.progress.line(
+                f"greenloop: cannot write the report to {self.report_path}: "
+                f"{err.strerror or err}; writing it to {fallback}"
+            )
+            self.outdir.wrote("report.md")
+            fallback.write_text(report)
+            self.report_path = fallback
         summary = status["summary"]
         verdict = "Passed" if state.phase is Phase.PASSED else f"Stalled ({state.reason})"
         self.progress.line(

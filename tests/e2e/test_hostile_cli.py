@@ -1,0 +1,144 @@
+"""The command line answers with a message and an exit code, never a traceback; runs
+that share an output folder do not corrupt each other (issue 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import greenloop, greenloop_command
+from tests.e2e.hostile import JUNIT_ONE_PASSING, spec, suite_spec
+
+pytestmark = pytest.mark.e2e
+
+
+def test_report_pointing_at_a_folder_is_a_usage_error_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    suite_spec(tmp_path, "reportdir", JUNIT_ONE_PASSING + "open('ran', 'w')\n")
+    (tmp_path / "reports").mkdir()
+    proc = greenloop("run", "validation.yaml", "--report", "reports", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "--report reports: is a folder; give a file path such as reports/report.md" in (
+        proc.stderr
+    )
+    assert not (tmp_path / "ran").exists()
+
+
+def test_out_pointing_at_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    suite_spec(tmp_path, "outfile", JUNIT_ONE_PASSING)
+    (tmp_path / "out").write_text("not a folder")
+    proc = greenloop("run", "validation.yaml", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "--out out: is a file, not a folder" in proc.stderr
+
+
+def test_ctrl_c_during_junit_exits_130_with_a_message(tmp_path: Path) -> None:
+    case = '<testcase classname="c" name="t{}"><failure message="HTTP 503"/></testcase>'
+    with (tmp_path / "big.xml").open("w") as f:
+        f.write("<testsuite>")
+        for block in range(400):
+            f.write("".join(case.format(block * 1000 + i) for i in range(1000)))
+        f.write("</testsuite>")
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen(
+        [*greenloop_command(), "junit", "big.xml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # started and reading (the file takes seconds)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "greenloop: interrupted" in err
+
+
+WAIT_FOR_GO = (
+    """\
+import os, pathlib, time
+open("waiting", "w").write("1")
+while not pathlib.Path("go").exists():
+    time.sleep(0.05)
+"""
+    + JUNIT_ONE_PASSING
+)
+
+
+def test_a_second_run_on_a_held_folder_says_who_holds_it_and_exits_2(tmp_path: Path) -> None:
+    suite_spec(tmp_path, "shared", WAIT_FOR_GO)
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    first = subprocess.Popen(
+        [*greenloop_command(), "run", "validation.yaml", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "waiting").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = greenloop("run", "validation.yaml", "--json", cwd=tmp_path)
+    finally:
+        (tmp_path / "go").touch()
+        out, err = first.communicate(timeout=60)
+    assert second.returncode == 2, second.stderr
+    assert "Traceback" not in second.stderr
+    assert f"in use by greenloop pid {first.pid} (started " in second.stderr
+    assert "validation default/shared" in second.stderr
+    assert second.stdout == ""
+    assert first.returncode == 0, err
+    assert json.loads(out)["status"]["phase"] == "Passed"
+
+
+def test_the_same_name_in_two_namespaces_gets_two_folders(tmp_path: Path) -> None:
+    (tmp_path / "suite.py").write_text(JUNIT_ONE_PASSING)
+    for namespace in ("team-a", "team-b"):
+        spec(
+            tmp_path,
+            f"""\
+            apiVersion: greenloop.dev/v1alpha1
+            kind: StagingValidation
+            metadata: {{name: same, namespace: {namespace}}}
+            spec:
+              suites:
+              - {{name: s, command: [python, suite.py]}}
+            """,
+            name=f"{namespace}.yaml",
+        )
+        proc = greenloop("run", f"{namespace}.yaml", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    for namespace in ("team-a", "team-b"):
+        status = json.loads(
+            (tmp_path / ".greenloop" / namespace / "same" / "status.json").read_text()
+        )
+        assert status["metadata"]["namespace"] == namespace
+
+
+def test_out_deletes_only_what_greenloop_wrote_there(tmp_path: Path) -> None:
+    suite_spec(tmp_path, "keep", JUNIT_ONE_PASSING)
+    out = tmp_path / "results"
+    (out / "iteration-7").mkdir(parents=True)
+    (out / "iteration-7" / "mine.txt").write_text("the user's")
+    (out / "redeploy-3.log").write_text("the user's")
+    for _ in range(2):  # the second run replaces the first one's files
+        proc = greenloop("run", "validation.yaml", "--out", "results", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "iteration-1" / "s.xml").exists()
+    assert (out / "iteration-7" / "mine.txt").read_text() == "the user's"
+    assert (out / "redeploy-3.log").read_text() == "the user's"
