@@ -16,6 +16,7 @@ the action in flight (a duplicate, or a stale one from before a restart) changes
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -71,6 +72,7 @@ __all__ = [
     "on_tests",
     "root_of",
     "signature",
+    "signature_digest",
     "tally",
 ]
 
@@ -315,7 +317,9 @@ class State:
     reported: tuple[str, ...] = ()  # suites of that batch already reported
     pending: tuple[tuple[SuiteSelection, ...], ...] = ()  # later priority groups (failFast)
     next_run: tuple[SuiteSelection, ...] = ()  # what runs after the redeploy in progress
-    before_redeploy: tuple[tuple[str, str], ...] | None = None  # failing (id, class) then
+    # A digest of the failing (id, class) pairs when the redeploy was decided: all "did
+    # the redeploy change anything" needs, in 64 characters instead of one pair per test.
+    before_redeploy: str | None = None
     last_action: ActionKind | None = None
     reason: Reason | None = None
     message: str = ""
@@ -407,6 +411,17 @@ def signature(state: State) -> tuple[tuple[str, str], ...]:
     return tuple(
         sorted((t.id, t.diagnosis.failure_class.value) for t in failing(state) if t.diagnosis)
     )
+
+
+def signature_digest(pairs: Iterable[tuple[str, str]]) -> str:
+    """sha256 over the failing (id, class) pairs: equal digests, same failures."""
+    h = hashlib.sha256()
+    for test_id, cls in pairs:
+        h.update(test_id.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+        h.update(cls.encode())
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -678,7 +693,9 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
     }
     selection = _rerun_selection(spec, state, retry_suites)
 
-    if state.last_action is ActionKind.REDEPLOY and state.before_redeploy == current:
+    if state.last_action is ActionKind.REDEPLOY and state.before_redeploy == signature_digest(
+        current
+    ):
         return _finish(
             state,
             now,
@@ -699,7 +716,7 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
             redeploys=state.redeploys + 1,
             retries=0,
             next_run=selection,
-            before_redeploy=current,
+            before_redeploy=signature_digest(current),
             last_action=ActionKind.REDEPLOY,
             reason=Reason.REDEPLOYING,
             message=f"iteration {state.iteration}: redeploying because of {why}",

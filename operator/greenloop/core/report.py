@@ -97,6 +97,17 @@ def _collector_paused(function: Callable[_P, _R]) -> Callable[_P, _R]:
     return paused
 
 
+# Size budget (docs/design.md §5): the operator stores the report in a ConfigMap (1 MiB).
+MAX_REPORT_BYTES = 900 * 1024
+MAX_FAILING_ROWS = 2000  # most critical first, as in status.failingTests
+MAX_FLAKY_ROWS = 1000
+MAX_WHY_LINES = 500
+
+
+def _truncated(n: int, what: str) -> str:
+    return f"… truncated, {n} more {what}"
+
+
 @_collector_paused
 def render(obj: StagingValidation, state: State, now: float) -> str:
     spec = obj.spec
@@ -142,7 +153,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
 
     add("## Failing tests")
     add("")
-    rows = failing_tests(state, limit=None)
+    all_rows = failing_tests(state, limit=None)
+    rows = all_rows[:MAX_FAILING_ROWS]
     if not rows:
         add("None.")
         add("")
@@ -163,19 +175,30 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
                     f"{row['priority']} | {_code(str(row['evidence']), cell=True)} | {root} |"
                 )
             add("")
+        if len(all_rows) > len(rows):
+            more = len(all_rows) - len(rows)
+            add(_truncated(more, "failing tests (the most critical are shown)"))
+            add("")
     if state.flaky:
         add("### Flaky (failed, then passed without a redeploy)")
         add("")
-        for f in sorted(state.flaky.values(), key=lambda f: f.id):
+        flaky = sorted(state.flaky.values(), key=lambda f: f.id)
+        for f in flaky[:MAX_FLAKY_ROWS]:
             add(
                 f"- {_code(f.id)} ({_text(f.suite)}): passed again in iteration {f.iteration}; "
                 f"had failed with {_code(f.evidence)}"
             )
+        if len(flaky) > MAX_FLAKY_ROWS:
+            add(_truncated(len(flaky) - MAX_FLAKY_ROWS, "flaky tests"))
         add("")
 
     add("## Why")
     add("")
-    add_why(lines, state)
+    why: list[str] = []
+    add_why(why, state)
+    lines.extend(why[:MAX_WHY_LINES])
+    if len(why) > MAX_WHY_LINES:
+        add(_truncated(len(why) - MAX_WHY_LINES, "root causes"))
     add("")
 
     add("## Iterations")
@@ -202,15 +225,28 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
             add(f"- iteration {iteration}: {_text(note)}")
     add("")
 
-    add("## Next step")
-    add("")
+    tail = ["## Next step", ""]
     if state.phase in (Phase.PASSED, Phase.STALLED):
         reason = state.reason.value if state.reason else ""
-        add(NEXT_STEPS.get(reason, f"Look at the failing tests above ({reason})."))
+        tail.append(NEXT_STEPS.get(reason, f"Look at the failing tests above ({reason})."))
     else:
-        add(f"greenloop is working: {_text(state.message)}")
-    add("")
-    return "\n".join(lines)
+        tail.append(f"greenloop is working: {_text(state.message)}")
+    tail.append("")
+    return _fit(lines, tail)
+
+
+def _fit(body: list[str], tail: list[str], limit: int = MAX_REPORT_BYTES) -> str:
+    """The report within ``limit`` bytes: the body cut at a line, with a line saying how
+    much was cut, and the next step always kept."""
+    tail_text = "\n".join(tail)
+    room = limit - len(tail_text.encode()) - 200
+    size = 0
+    for n, line in enumerate(body):
+        size += len(line.encode()) + 1
+        if size > room:
+            cut = [*body[:n], "", _truncated(len(body) - n, "lines (the report's size limit)"), ""]
+            return "\n".join([*cut, tail_text])
+    return "\n".join([*body, tail_text])
 
 
 def add_why(lines: list[str], state: State) -> None:

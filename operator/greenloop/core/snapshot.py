@@ -11,6 +11,10 @@ snapshot written as a merge patch over an older one reads back as the state it c
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,9 +31,13 @@ from greenloop.core.engine import (
 )
 from greenloop.core.model import DEFAULT_PRIORITY, Diagnosis, FailureClass, Outcome
 
-__all__ = ["VERSION", "SnapshotError", "from_data", "to_data"]
+__all__ = ["INLINE_TESTS_MAX", "VERSION", "SnapshotError", "from_data", "to_data"]
 
 VERSION = 2
+# The test table is kept readable up to this size; past it, it is stored compressed
+# ("testsZ": zlib, then base64), which keeps 5,000 failing tests well inside the state's
+# 256 KiB budget (docs/design.md §5): ids and evidence repeat a lot.
+INLINE_TESTS_MAX = 64 * 1024
 
 
 class SnapshotError(ValueError):
@@ -50,7 +58,7 @@ def to_data(state: State) -> dict[str, Any]:
             "round": state.round,
             "step": state.step,
             "startedAt": state.started_at,
-            "tests": {t.id: _test(t) for t in state.tests.values()},
+            **_tests(state),
             "flaky": {
                 f.id: {"suite": f.suite, "iteration": f.iteration, "evidence": f.evidence}
                 for f in state.flaky.values()
@@ -66,9 +74,7 @@ def to_data(state: State) -> dict[str, Any]:
             "pending": [[_selection(s) for s in group] for group in state.pending],
             "nextRun": [_selection(s) for s in state.next_run],
             # Present (possibly empty) only while a redeploy's effect is being judged.
-            "beforeRedeploy": None
-            if state.before_redeploy is None
-            else {"failing": [list(pair) for pair in state.before_redeploy]},
+            "beforeRedeploy": state.before_redeploy,
             "lastAction": state.last_action.value if state.last_action else None,
             "reason": state.reason.value if state.reason else None,
             "message": state.message,
@@ -89,7 +95,7 @@ def from_data(data: Mapping[str, Any]) -> State:
     if data.get("version") != VERSION:
         raise SnapshotError(f"snapshot version {data.get('version')!r}, expected {VERSION}")
     try:
-        tests = [_read_test(k, t) for k, t in data.get("tests", {}).items()]
+        tests = [_read_test(k, t) for k, t in _read_tests(data).items()]
         before = data.get("beforeRedeploy")
         redeploy = data.get("redeploy", {})
         last_action = data.get("lastAction")
@@ -116,9 +122,7 @@ def from_data(data: Mapping[str, Any]) -> State:
             reported=tuple(str(s) for s in data.get("reported", ())),
             pending=tuple(tuple(_read_selection(s) for s in g) for g in data.get("pending", ())),
             next_run=tuple(_read_selection(s) for s in data.get("nextRun", ())),
-            before_redeploy=None
-            if before is None
-            else tuple((str(a), str(b)) for a, b in before.get("failing", ())),
+            before_redeploy=None if before is None else str(before),
             last_action=ActionKind(last_action) if last_action else None,
             reason=Reason(reason) if reason else None,
             message=str(data.get("message", "")),
@@ -131,6 +135,28 @@ def from_data(data: Mapping[str, Any]) -> State:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise SnapshotError(f"unreadable snapshot: {type(err).__name__}: {err}") from err
+
+
+def _tests(state: State) -> dict[str, Any]:
+    table = {t.id: _test(t) for t in state.tests.values()}
+    text = json.dumps(table, separators=(",", ":"), ensure_ascii=False)
+    if len(text) <= INLINE_TESTS_MAX:
+        return {"tests": table}
+    packed = zlib.compress(text.encode(), 9)
+    return {"testsZ": base64.b64encode(packed).decode("ascii")}
+
+
+def _read_tests(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "testsZ" not in data:
+        table: Mapping[str, Any] = data.get("tests", {})
+        return table
+    try:
+        # Bounded: a state never holds more than a few MiB of tests uncompressed.
+        raw = zlib.decompressobj().decompress(base64.b64decode(data["testsZ"]), 64 << 20)
+        loaded: Mapping[str, Any] = json.loads(raw)
+    except (binascii.Error, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SnapshotError(f"unreadable snapshot: testsZ: {err}") from err
+    return loaded
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -152,10 +178,15 @@ def _test(t: TestRecord) -> dict[str, Any]:
         out["evidence"] = t.diagnosis.evidence
         out["rootCause"] = t.diagnosis.root_cause
     if t.first_failure is not None:
+        # Most tests fail the same way each time: store only what differs from now.
         f = t.first_failure
-        out["first"] = _compact(
-            {"iteration": f.iteration, "class": f.failure_class.value, "evidence": f.evidence}
-        )
+        same = t.diagnosis is not None and t.diagnosis.failure_class is f.failure_class
+        first: dict[str, Any] = {"iteration": f.iteration}
+        if not same:
+            first["class"] = f.failure_class.value
+        if t.diagnosis is None or t.diagnosis.evidence != f.evidence:
+            first["evidence"] = f.evidence  # even "": absent means "as now"
+        out["first"] = first
     return _compact(out)
 
 
@@ -166,7 +197,9 @@ def _read_test(test_id: str, t: Mapping[str, Any]) -> TestRecord:
     first = None
     if "first" in t:
         f = t["first"]
-        first = FirstFailure(int(f["iteration"]), FailureClass(f["class"]), f.get("evidence", ""))
+        cls = f.get("class", t.get("class"))
+        evidence = f.get("evidence", t.get("evidence", ""))
+        first = FirstFailure(int(f["iteration"]), FailureClass(cls), evidence)
     return TestRecord(
         id=test_id,
         suite=t["suite"],
