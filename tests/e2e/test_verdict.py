@@ -77,7 +77,11 @@ def run(tmp_path: Path) -> tuple[int, dict[str, Any], str, str]:
     proc = greenloop("run", "validation.yaml", "--json", cwd=tmp_path)
     assert "Traceback" not in proc.stderr, proc.stderr
     status = json.loads(proc.stdout)["status"]
-    report = (tmp_path / ".greenloop" / "verdict" / "report.md").read_text()
+    # Where the report went, as greenloop says it.
+    where = next(
+        line for line in proc.stderr.splitlines() if line.startswith("greenloop: report: ")
+    )
+    report = (tmp_path / where.removeprefix("greenloop: report: ")).read_text()
     return proc.returncode, status, report, proc.stderr
 
 
