@@ -1,4 +1,4 @@
-"""greenloop's command line: run | validate | junit.
+"""greenloop's command line: run | validate | junit | report upload | operator.
 
 Imports stay inside the commands so `greenloop junit` and `greenloop validate` start
 fast and never load HTTP or Kubernetes libraries they do not use.
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     junit.add_argument("--json", action="store_true", help="print the summary as JSON")
     junit.set_defaults(func=cmd_junit)
     _add_report_parser(sub)
+    _add_operator_parser(sub)
     return parser
 
 
@@ -355,6 +356,56 @@ def cmd_report_upload(args: argparse.Namespace) -> int:
     )
     print(f"greenloop: {result.message}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _add_operator_parser(sub: Any) -> None:
+    op = sub.add_parser(
+        "operator",
+        help="run the Kubernetes operator (StagingValidations reconciled in a cluster)",
+        description="Watch StagingValidations and reconcile them: suites as Jobs, results "
+        "uploaded to this process, redeploys as rollouts, status and Events on the object.",
+    )
+    op.add_argument(
+        "-n", "--namespace", action="append", default=[], metavar="NS",
+        help="watch only this namespace (repeatable; default: all namespaces)",
+    )  # fmt: skip
+    op.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
+    op.add_argument("--results-port", type=int, default=8081, metavar="PORT")
+    op.add_argument("--results-host", default="0.0.0.0", metavar="ADDR")
+    op.add_argument(
+        "--results-url", default="", metavar="URL",
+        help="how Job pods reach the results endpoint (e.g. a Service's URL)",
+    )  # fmt: skip
+    op.add_argument("--metrics-port", type=int, default=8080, metavar="PORT", help="0: off")
+    op.add_argument(
+        "--reporter-image", default="localhost/greenloop:dev", metavar="IMAGE",
+        help="greenloop's image, run as each Job's results sidecar",
+    )  # fmt: skip
+    op.add_argument("--peering", metavar="NAME", help="kopf peering name (default: standalone)")
+    op.add_argument("--priority", type=int, default=0, help="peering priority")
+    op.add_argument("--log-format", choices=("json", "text"), default="json")
+    op.add_argument("-v", "--verbose", action="store_true")
+    op.set_defaults(func=cmd_operator)
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from greenloop.k8s.operator import OperatorConfig, run
+
+    return run(
+        OperatorConfig(
+            namespaces=tuple(args.namespace),
+            kubeconfig=args.kubeconfig,
+            results_host=args.results_host,
+            results_port=args.results_port,
+            results_url=args.results_url,
+            metrics_port=args.metrics_port,
+            reporter_image=args.reporter_image,
+            json_logs=args.log_format == "json",
+            verbose=args.verbose,
+            peering=args.peering,
+            priority=args.priority,
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,12 +10,15 @@ observe before `rollout.rollout_status` judges the counts.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from greenloop.core.model import Workload
+import httpx
+
+from greenloop.core.model import Webhook, Workload
 from greenloop.k8s.gateway import Gateway, NotFound
 from greenloop.k8s.rollout import Progress, RolloutStatus, rollout_status
 
@@ -23,6 +26,7 @@ __all__ = [
     "ROLLOUT_ANNOTATION",
     "Outcome",
     "TargetMissing",
+    "call_webhook",
     "patch_workload",
     "redeploy",
     "wait_rollout",
@@ -114,3 +118,34 @@ async def redeploy(
     if failed:
         return Outcome(False, "; ".join(failed), notes)
     return Outcome(True, "rolled out: " + ", ".join(f"{w.kind}/{w.name}" for w in workloads), notes)
+
+
+async def call_webhook(
+    gw: Gateway, namespace: str, webhook: Webhook, payload: Mapping[str, Any]
+) -> tuple[bool, str]:
+    """POST the redeploy payload to `target.webhook`, with headers from its Secret (each
+    key a header). (ok, what happened); bounded by the webhook's timeout."""
+    headers: dict[str, str] = {}
+    secret_name = webhook.headers_from.secret_name if webhook.headers_from else None
+    if secret_name:
+        secret = await gw.find("Secret", namespace, secret_name)
+        if secret is None:
+            return False, f"Secret {namespace}/{secret_name} (webhook headers) not found"
+        for key, value in (secret.get("data") or {}).items():
+            try:
+                headers[key] = base64.b64decode(value).decode()
+            except (ValueError, UnicodeDecodeError):
+                return False, f"Secret {namespace}/{secret_name}: key {key} is not text"
+    try:
+        async with httpx.AsyncClient(timeout=float(webhook.timeout_seconds)) as client:
+            response = await client.request(
+                webhook.method, webhook.url, json=dict(payload), headers=headers
+            )
+    except httpx.HTTPError as err:
+        return False, f"webhook {webhook.url}: {type(err).__name__}: {err}"
+    if 200 <= response.status_code < 300:
+        return True, f"webhook {webhook.url} answered HTTP {response.status_code}"
+    return (
+        False,
+        f"webhook {webhook.url} answered HTTP {response.status_code}: {response.text[:200]}",
+    )

@@ -1,0 +1,231 @@
+"""`greenloop operator`: kopf watches, one long-lived unit per object, the results
+endpoint and the metrics port in one process (docs/design.md §8).
+
+kopf is used for what it is good at — watching StagingValidations and greenloop's Jobs
+across namespaces, peering, logging — through `on.event` handlers only. Each object gets
+one asyncio task (its *unit*) that loops `Reconciler.tick`; kopf's events, a stored
+upload and a Job change only *wake* the unit. Why not a kopf daemon or timer: both make
+kopf put a finalizer on every object, and a stopped operator would then block every
+deletion until someone removed it by hand. Event handlers need no finalizer: deleting an
+object is never blocked, and owner references let the garbage collector remove its Jobs,
+pods, Secrets and ConfigMaps (docs/design.md §8). The unit is still one per object, so
+no two steps for one object ever run at once in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from aiohttp import web
+from prometheus_client import Counter, Gauge, start_http_server
+
+from greenloop.k8s.gateway import Gateway
+from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
+from greenloop.k8s.reconcile import Reconciler, Settings
+from greenloop.k8s.results import ResultsServer, Stored, results_app
+
+__all__ = ["OperatorConfig", "run"]
+
+log = logging.getLogger("greenloop.operator")
+GROUP, VERSION, PLURAL = "greenloop.dev", "v1alpha1", "stagingvalidations"
+FINALIZER = "greenloop.dev/finalizer"
+MAX_BACKOFF = 60.0
+
+TICKS = Counter("greenloop_ticks_total", "Reconcile ticks carried out", ["outcome"])
+UNITS = Gauge("greenloop_objects", "StagingValidations this operator is reconciling")
+UPLOADS = Counter("greenloop_results_stored_total", "Uploads stored by the results endpoint")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    namespaces: Sequence[str] = ()  # empty: every namespace
+    kubeconfig: str | None = None
+    results_host: str = "0.0.0.0"  # pods must reach it
+    results_port: int = 8081
+    results_url: str = ""  # how Job pods reach the endpoint
+    metrics_port: int = 8080  # 0: no metrics endpoint
+    reporter_image: str = "localhost/greenloop:dev"
+    json_logs: bool = True
+    verbose: bool = False
+    peering: str | None = None  # a kopf peering name; None: standalone
+    priority: int = 0
+
+
+class Units:
+    """One task per object, woken by events; it alone carries out that object's steps."""
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+        self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.wake: dict[tuple[str, str], asyncio.Event] = {}
+        self.by_uid: dict[str, tuple[str, str]] = {}
+
+    def ensure(self, namespace: str, name: str, uid: str) -> None:
+        key = (namespace, name)
+        self.by_uid[uid] = key
+        if key not in self.tasks or self.tasks[key].done():
+            self.wake[key] = asyncio.Event()
+            self.tasks[key] = asyncio.create_task(self._loop(key), name=f"sv/{namespace}/{name}")
+            UNITS.set(len(self.tasks))
+        self.wake[key].set()
+
+    def poke_uid(self, uid: str) -> None:
+        key = self.by_uid.get(uid)
+        if key is not None and key in self.wake:
+            self.wake[key].set()
+
+    async def stop(self, namespace: str, name: str) -> None:
+        task = self.tasks.pop((namespace, name), None)
+        self.wake.pop((namespace, name), None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        UNITS.set(len(self.tasks))
+
+    async def stop_all(self) -> None:
+        for namespace, name in list(self.tasks):
+            await self.stop(namespace, name)
+
+    async def _loop(self, key: tuple[str, str]) -> None:
+        namespace, name = key
+        backoff = 1.0
+        while True:
+            wake = self.wake.get(key)
+            if wake is None:
+                return
+            wake.clear()
+            try:
+                tick = await self.reconciler.tick(namespace, name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Not a decision: an API outage or a bug. Retry later, bounded; the
+                # status keeps what was last written.
+                TICKS.labels("error").inc()
+                log.exception("tick of %s/%s failed; retrying in %.0f s", namespace, name, backoff)
+                await _sleep_or_wake(wake, backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 1.0
+            TICKS.labels("stop" if tick.stop else "ok").inc()
+            log.info("%s/%s: %s", namespace, name, tick.note)
+            if tick.stop:
+                self.tasks.pop(key, None)
+                self.wake.pop(key, None)
+                UNITS.set(len(self.tasks))
+                return
+            if tick.wait > 0:
+                await _sleep_or_wake(wake, tick.wait)
+
+
+async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+
+
+def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    holder: dict[str, Any] = {}
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if config.kubeconfig or os.environ.get("KUBECONFIG"):
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="greenloop.dev"
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="greenloop.dev", key="last-handled-configuration"
+        )
+        settings.posting.enabled = False  # greenloop posts its own Events, one per decision
+        settings.watching.server_timeout = 300
+        gw = await Gateway.connect(config.kubeconfig)
+        url = config.results_url or f"http://127.0.0.1:{config.results_port}"
+        units = Units(
+            Reconciler(gw, Settings(reporter_image=config.reporter_image, results_url=url))
+        )
+
+        async def on_stored(stored: Stored) -> None:
+            UPLOADS.inc()
+            units.poke_uid(stored.validation_uid)
+
+        runner = web.AppRunner(results_app(ResultsServer(gw, on_stored=on_stored)))
+        await runner.setup()
+        await web.TCPSite(runner, config.results_host, config.results_port).start()
+        if config.metrics_port:
+            start_http_server(config.metrics_port)
+        holder.update(gw=gw, units=units, runner=runner)
+        log.info(
+            "greenloop operator: results endpoint on %s:%d (pods use %s), metrics on %s",
+            config.results_host, config.results_port, url, config.metrics_port or "off",
+        )  # fmt: skip
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        units: Units | None = holder.get("units")
+        if units is not None:
+            await units.stop_all()
+        runner: web.AppRunner | None = holder.get("runner")
+        if runner is not None:
+            await runner.cleanup()
+        gw: Gateway | None = holder.get("gw")
+        if gw is not None:
+            await gw.close()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def on_validation(
+        *, event: Any, name: str, namespace: str | None, meta: Any, **_: Any
+    ) -> None:
+        units: Units | None = holder.get("units")
+        if units is None or namespace is None:
+            return
+        if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
+            await units.stop(namespace, name)
+            return
+        units.ensure(namespace, name, str(meta.get("uid")))
+
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
+    async def on_job(*, labels: Any, **_: Any) -> None:
+        units: Units | None = holder.get("units")
+        uid = labels.get(LABEL_VALIDATION_UID)
+        if units is not None and uid:
+            units.poke_uid(str(uid))
+
+
+def run(config: OperatorConfig) -> int:
+    if config.kubeconfig:
+        os.environ["KUBECONFIG"] = config.kubeconfig
+    kopf.configure(
+        verbose=config.verbose,
+        log_format=kopf.LogFormat.JSON if config.json_logs else kopf.LogFormat.FULL,
+    )
+    registry = kopf.OperatorRegistry()
+    _register(registry, config)
+    namespaces = list(config.namespaces)
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                standalone=config.peering is None,
+                peering_name=config.peering,
+                priority=config.priority,
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,364 @@
+"""One tick of one StagingValidation: re-read it, ask the engine for the current action,
+carry out at most one idempotent step, write status (docs/design.md §8).
+
+No decisions here: the engine decides (`greenloop.core.engine`); this module observes
+(Jobs, results, rollouts), builds the engine's events from what it saw, and writes the
+engine's answer back — state in `status.engine`, written in the same conflict-checked
+status patch as the status a user reads (docs/design.md §5). A 409 on that write means
+someone wrote in between: the tick ends and the next one re-reads and decides again.
+
+Every step can be repeated after a crash at any point: Jobs and their objects have
+deterministic names and are adopted; a redeploy writes the same rollout token; an event
+for an action that is no longer in flight is ignored by the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from greenloop.core import engine, mergepatch, snapshot
+from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
+from greenloop.core.engine import (
+    Decision,
+    Finish,
+    Phase,
+    Redeploy,
+    RedeployDone,
+    RedeployStarted,
+    RunSuites,
+    State,
+    SuiteFinished,
+    SuiteSelection,
+)
+from greenloop.core.model import Health, StagingValidation
+from greenloop.core.names import report_name
+from greenloop.core.report import render
+from greenloop.core.spec import SpecError, from_object
+from greenloop.core.status import build_status
+from greenloop.k8s import redeploy as rd
+from greenloop.k8s import suites
+from greenloop.k8s.events import post_event
+from greenloop.k8s.gateway import Conflict, Gateway
+from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
+
+__all__ = ["KIND", "Reconciler", "Settings", "Tick"]
+
+log = logging.getLogger("greenloop.reconcile")
+KIND = "StagingValidation"
+#: How long a tick waits before looking again when nothing woke it (a Job or results
+#: event normally does, within a second).
+IDLE_SECONDS = 10.0
+FINISHED_SECONDS = 300.0
+MAX_REPORT = 900 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    reporter_image: str
+    results_url: str
+    default_health_timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What the unit does next: tick again after `wait` seconds (or when woken);
+    `stop` when the object is gone."""
+
+    wait: float
+    stop: bool = False
+    note: str = ""
+
+
+def _again(note: str = "") -> Tick:
+    return Tick(0.0, note=note)
+
+
+class Reconciler:
+    def __init__(
+        self, gw: Gateway, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.gw = gw
+        self.settings = settings
+        self.clock = clock
+
+    # ---- the tick ---------------------------------------------------------------------
+
+    async def tick(self, namespace: str, name: str) -> Tick:
+        raw = await self.gw.find(KIND, namespace, name)
+        if raw is None or raw["metadata"].get("deletionTimestamp"):
+            return Tick(0.0, stop=True, note="object gone")
+        try:
+            obj = from_object(raw, source=f"{namespace}/{name}", mode="operator")
+        except SpecError as err:
+            return await self._invalid(raw, str(err))
+        caps = of_target(obj.spec.target, "operator")
+        now = self.clock()
+        state = self._state(raw)
+        if state is None:
+            decision = engine.begin(obj.spec, now, generation=obj.generation, caps=caps)
+            return await self._write(raw, obj, None, decision)
+        if state.generation != obj.generation:
+            decision = engine.on_spec_changed(
+                obj.spec, state, now, generation=obj.generation, caps=caps
+            )
+            return await self._write(raw, obj, state, decision)
+        action = engine.current_action(state)
+        if isinstance(action, RunSuites):
+            return await self._run(raw, obj, state, action, caps)
+        if isinstance(action, Redeploy):
+            return await self._redeploy(raw, obj, state, action, caps)
+        assert isinstance(action, Finish)
+        return Tick(FINISHED_SECONDS, note=f"finished: {action.phase.value}")
+
+    # ---- state --------------------------------------------------------------------------
+
+    @staticmethod
+    def _state(raw: Mapping[str, Any]) -> State | None:
+        data = (raw.get("status") or {}).get("engine")
+        if not data:
+            return None
+        try:
+            return snapshot.from_data(data)
+        except snapshot.SnapshotError as err:
+            log.warning("status.engine of %s is unreadable (%s); starting over", _key(raw), err)
+            return None
+
+    # ---- RunSuites ----------------------------------------------------------------------
+
+    def _suite_job(
+        self, raw: Mapping[str, Any], obj: StagingValidation, state: State, iteration: int,
+        selection: SuiteSelection,
+    ) -> SuiteJob:  # fmt: skip
+        meta = raw["metadata"]
+        return SuiteJob(
+            owner=Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
+            iteration=iteration,
+            round=state.round,
+            suite=obj.spec.suite(selection.suite),
+            reporter_image=self.settings.reporter_image,
+            results_url=self.settings.results_url,
+            selection=selection.test_ids,
+            service_account=obj.spec.service_account_name or "default",
+        )
+
+    async def _run(
+        self, raw: dict[str, Any], obj: StagingValidation, state: State, action: RunSuites,
+        caps: Capabilities,
+    ) -> Tick:  # fmt: skip
+        names = {s.name for s in obj.spec.suites}
+        started = 0
+        for selection in action.suites:
+            if selection.suite not in names:
+                continue  # dropped from the spec; the engine no longer waits for it
+            run = self._suite_job(raw, obj, state, action.iteration, selection)
+            job = await self.gw.find("Job", run.owner.namespace, run.job_name)
+            noted = job is not None and RUNNER_ERROR_ANNOTATION in (
+                job["metadata"].get("annotations") or {}
+            )
+            if job is None or (job.get("spec", {}).get("suspend") and not noted):
+                await suites.start(self.gw, run)
+                started += 1
+                continue
+            result = await suites.observe(self.gw, run)
+            if result is None:
+                continue
+            event = SuiteFinished(action.id, result)
+            decision = engine.on_suite(obj.spec, state, event, self.clock(), caps=caps)
+            return await self._write(raw, obj, state, decision)
+        note = f"started {started} Job(s)" if started else "waiting for Jobs"
+        return Tick(IDLE_SECONDS, note=note)
+
+    # ---- Redeploy -----------------------------------------------------------------------
+
+    def _token(self, raw: Mapping[str, Any], action: Redeploy) -> str:
+        # The object's uid keeps two objects that redeploy the same workload apart.
+        return f"{raw['metadata']['uid']}/{action.token}"
+
+    async def _redeploy(
+        self, raw: dict[str, Any], obj: StagingValidation, state: State, action: Redeploy,
+        caps: Capabilities,
+    ) -> Tick:  # fmt: skip
+        ns = obj.namespace
+        workloads = obj.spec.target.workloads
+        health = obj.spec.target.health
+        timeout = float(health.timeout_seconds) if health else self.settings.default_health_timeout
+        if not action.started:
+            try:
+                for workload in workloads:
+                    await rd.patch_workload(self.gw, ns, workload, self._token(raw, action))
+            except rd.TargetMissing as missing:
+                done = RedeployDone(False, str(missing), action_id=action.id)
+                decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
+                return await self._write(raw, obj, state, decision)
+            webhook = obj.spec.target.webhook
+            if webhook is not None and caps.webhook:
+                payload = webhook_payload(
+                    name=obj.name, namespace=ns, iteration=action.iteration,
+                    reason=action.reason, token=self._token(raw, action),
+                )  # fmt: skip
+                ok, answer = await rd.call_webhook(self.gw, ns, webhook, payload)
+                if not ok:
+                    done = RedeployDone(False, answer, (answer,), action_id=action.id)
+                    decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
+                    return await self._write(raw, obj, state, decision)
+            decision = engine.on_redeploy_started(state, RedeployStarted(action.id))
+            return await self._write(raw, obj, state, decision)
+        outcome = await rd.redeploy(
+            self.gw, ns, workloads, self._token(raw, action), timeout=timeout
+        )
+        notes = list(outcome.notes)
+        ok, message = outcome.ok, outcome.message
+        if ok and health is not None:
+            ok, answer = await wait_healthy(health)
+            notes.append(answer)
+            if not ok:
+                message = answer
+        done = RedeployDone(ok, message, tuple(notes), action_id=action.id)
+        decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
+        return await self._write(raw, obj, state, decision)
+
+    # ---- writing ------------------------------------------------------------------------
+
+    async def _write(
+        self, raw: dict[str, Any], obj: StagingValidation, before: State | None,
+        decision: Decision,
+    ) -> Tick:  # fmt: skip
+        now = self.clock()
+        state = decision.state
+        meta = raw["metadata"]
+        report_cm = report_name(meta["name"], meta["uid"])
+        await self._write_report(raw, report_cm, render(obj, state, now))
+        old = dict(raw.get("status") or {})
+        new = build_status(
+            obj,
+            state,
+            now,
+            previous_conditions=old.get("conditions") or (),
+            report_config_map=report_cm,
+        )
+        new["engine"] = snapshot.to_data(state)
+        patch = mergepatch.create(old, new)
+        try:
+            await self.gw.patch_status(
+                KIND, meta["namespace"], meta["name"], patch,
+                resource_version=meta["resourceVersion"],
+            )  # fmt: skip
+        except Conflict:
+            return _again("status changed since it was read: re-reading")
+        for reason, message, warning in _events(before, decision):
+            await post_event(self.gw, raw, reason, message, warning=warning)
+        return _again(f"{state.phase.value}: {state.message}")
+
+    async def _write_report(self, raw: Mapping[str, Any], name: str, text: str) -> None:
+        meta = raw["metadata"]
+        if len(text.encode()) > MAX_REPORT:
+            text = text.encode()[:MAX_REPORT].decode(errors="ignore") + "\n\n(truncated)\n"
+        cm = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "labels": {"app.kubernetes.io/managed-by": "greenloop"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": raw.get("apiVersion", "greenloop.dev/v1alpha1"),
+                        "kind": KIND,
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "data": {"report.md": text},
+        }
+        existing, created = await self.gw.create_or_adopt(cm)
+        if not created and (existing.get("data") or {}).get("report.md") != text:
+            await self.gw.patch("ConfigMap", meta["namespace"], name, {"data": {"report.md": text}})
+
+    async def _invalid(self, raw: dict[str, Any], message: str) -> Tick:
+        meta = raw["metadata"]
+        generation = meta.get("generation", 0)
+        status = raw.get("status") or {}
+        stalled = [
+            c
+            for c in status.get("conditions") or ()
+            if c.get("type") == "Stalled" and c.get("reason") == "InvalidSpec"
+            and c.get("observedGeneration") == generation
+        ]  # fmt: skip
+        if stalled:
+            return Tick(FINISHED_SECONDS, note="invalid spec (already reported)")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+
+        def cond(kind: str, value: str) -> dict[str, Any]:
+            return {
+                "type": kind, "status": value, "reason": "InvalidSpec", "message": message[:2000],
+                "observedGeneration": generation, "lastTransitionTime": stamp,
+            }  # fmt: skip
+
+        new = {
+            "phase": Phase.STALLED.value,
+            "observedGeneration": generation,
+            "conditions": [cond("Ready", "False"), cond("Stalled", "True")],
+        }
+        try:
+            await self.gw.patch_status(
+                KIND, meta["namespace"], meta["name"], new,
+                resource_version=meta["resourceVersion"],
+            )  # fmt: skip
+        except Conflict:
+            return _again("status changed since it was read: re-reading")
+        await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
+        return Tick(FINISHED_SECONDS, note="invalid spec")
+
+
+def _key(raw: Mapping[str, Any]) -> str:
+    meta = raw.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _events(before: State | None, decision: Decision) -> Sequence[tuple[str, str, bool]]:
+    """One Event per decision a person would want in `kubectl describe`."""
+    state, action = decision.state, decision.action
+    if isinstance(action, Finish) and (before is None or before.phase != state.phase):
+        if action.phase is Phase.PASSED:
+            return [("Passed", action.message, False)]
+        return [(str(action.reason.value), action.message, True)]
+    if isinstance(action, Redeploy) and (before is None or before.phase is not Phase.REDEPLOYING):
+        return [("Redeploying", f"iteration {action.iteration}: {action.reason}", False)]
+    if isinstance(action, RunSuites) and (before is None or before.iteration != state.iteration):
+        return [("IterationStarted", state.message, False)]
+    if isinstance(action, RunSuites) and before is not None and before.round != state.round:
+        return [("RoundStarted", state.message, False)]
+    return []
+
+
+async def wait_healthy(health: Health, *, attempts_per_second: float = 1.0) -> tuple[bool, str]:
+    """Poll the health URL until it answers the expected status or its timeout passes.
+    (A URL has no watch: this is the one bounded poll, one request a second.)"""
+    deadline = time.monotonic() + health.timeout_seconds
+    last = "no answer yet"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client:
+        while True:
+            try:
+                response = await client.get(health.url)
+                if response.status_code == health.expect_status:
+                    return True, f"{health.url} answered HTTP {response.status_code}"
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as err:
+                last = f"{type(err).__name__}: {err}"
+            if time.monotonic() + 1 / attempts_per_second > deadline:
+                return False, (
+                    f"{health.url} not healthy after {health.timeout_seconds} s "
+                    f"(last answer: {last})"
+                )
+            await asyncio.sleep(1 / attempts_per_second)

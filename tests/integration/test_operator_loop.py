@@ -1,0 +1,357 @@
+"""`greenloop operator` reconciling StagingValidations on the kwok cluster.
+
+The operator runs on the host as a user would start it. kwok's node runs no containers,
+so the suite Jobs run under a service account that does not exist: the Job controller
+cannot create their pods, the Jobs stay active, and this test plays the results sidecar
+- it uploads each Job's JUnit XML with that Job's own token through the real
+`greenloop report upload`. Everything else is real: the API server, the Job and
+Deployment controllers (a redeploy really creates a ReplicaSet), status, Events, the
+report ConfigMap.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import ControlPlane, free_ports
+from tests.support.owners import ensure_crd
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+PASS = '<testcase classname="{c}" name="{n}"/>'
+FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure></testcase>'
+
+
+def junit(*cases: str) -> bytes:
+    return f'<testsuite name="s" tests="{len(cases)}">{"".join(cases)}</testsuite>\n'.encode()
+
+
+@dataclass
+class Operator:
+    cp: ControlPlane
+    namespace: str
+    log: Path
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable, "-m", "greenloop.cli", "operator",
+            "--kubeconfig", str(self.cp.kubeconfig), "-n", self.namespace,
+            "--results-host", "127.0.0.1", "--results-port", str(self.port),
+            "--results-url", self.url, "--metrics-port", "0", "--log-format", "text",
+        ]  # fmt: skip
+        self.starts += 1
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+
+@pytest.fixture
+def operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    ensure_crd(cluster)
+    port = free_ports(1)[0]
+    op = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.kill(signal.SIGTERM)
+
+
+@dataclass
+class Sidecar:
+    """Uploads results for each Job once, as the Job's own sidecar would."""
+
+    cp: ControlPlane
+    op: Operator
+    answer: Callable[[dict[str, Any]], bytes | None]
+    tmp: Path
+    done: set[str] = field(default_factory=set)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.cp.get_json("jobs", "-n", self.op.namespace)["items"]
+        return items
+
+    def serve_once(self) -> int:
+        sent = 0
+        for job in self.jobs():
+            name = job["metadata"]["name"]
+            if name in self.done or job["spec"].get("suspend"):
+                continue
+            secret_name = name  # the Secret's name comes from the Job's labels
+            labels = job["metadata"]["labels"]
+            secrets = self.cp.get_json(
+                "secrets", "-n", self.op.namespace, "-l",
+                f"greenloop.dev/validation-uid={labels['greenloop.dev/validation-uid']},"
+                f"greenloop.dev/round={labels['greenloop.dev/round']},"
+                f"greenloop.dev/iteration={labels['greenloop.dev/iteration']},"
+                f"greenloop.dev/suite={labels['greenloop.dev/suite']}",
+            )["items"]  # fmt: skip
+            if not secrets:
+                continue
+            secret_name = secrets[0]["metadata"]["name"]
+            body = self.answer(job)
+            self.done.add(name)
+            if body is None:
+                continue
+            xml = self.tmp / f"{name}.xml"
+            xml.write_bytes(body)
+            env = {
+                "GREENLOOP_RESULTS_TOKEN": base64.b64decode(secrets[0]["data"]["token"]).decode(),
+                "GREENLOOP_JOB_UID": job["metadata"]["uid"],
+                "PATH": os.environ.get("PATH", ""),
+            }
+            cmd = [sys.executable, "-m", "greenloop.cli", "report", "upload", "--now",
+                   "--file", str(xml), "--url", self.op.url, "--namespace", self.op.namespace,
+                   "--job", name, "--deadline", "30"]  # fmt: skip
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, f"{secret_name}: {proc.stderr}"
+            sent += 1
+        return sent
+
+
+def sv(name: str, suites: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "greenloop.dev/v1alpha1",
+        "kind": "StagingValidation",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceAccountName": "no-such-account",  # no pods on kwok: see the module doc
+            "suites": [
+                {
+                    "name": s,
+                    "command": ["pytest"],
+                    "image": "localhost/e2e:dev",
+                    "priority": f"P{i + 1}",
+                }
+                for i, s in enumerate(suites)
+            ],
+            "policy": {"maxIterations": 4, "flakeRetries": 0},
+            **spec,
+        },
+    }
+
+
+def deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {"type": "kwok"},
+                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
+                },
+            },
+        },
+    }
+
+
+def status_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    obj = cp.get_json("sv", name, "-n", namespace, check=False) or {}
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
+
+
+def run_until_done(
+    cp: ControlPlane, op: Operator, car: Sidecar, name: str, *, timeout: float = 150
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if op.proc is not None and op.proc.poll() is not None:
+            pytest.fail(f"the operator exited ({op.proc.returncode}):\n{op.tail()}")
+        car.serve_once()
+        status = status_of(cp, op.namespace, name)
+        if status.get("phase") in ("Passed", "Stalled"):
+            return status
+        time.sleep(0.3)
+    pytest.fail(f"no verdict after {timeout}s: {status_of(cp, op.namespace, name)}\n{op.tail()}")
+
+
+def replicasets(cp: ControlPlane, namespace: str, app: str) -> int:
+    return len(cp.get_json("replicasets", "-n", namespace, "-l", f"app={app}")["items"])
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def events(cp: ControlPlane, namespace: str) -> list[tuple[str, str]]:
+    items = cp.get_json("events", "-n", namespace)["items"]
+    return [
+        (e["reason"], e["message"])
+        for e in items
+        if e["involvedObject"]["kind"] == "StagingValidation"
+    ]
+
+
+def selection_of(cp: ControlPlane, namespace: str, job: dict[str, Any]) -> str | None:
+    for vol in job["spec"]["template"]["spec"].get("volumes", []):
+        if "configMap" in vol:
+            cm = cp.get_json("configmap", vol["configMap"]["name"], "-n", namespace)
+            return str(cm["data"]["tests.txt"])
+    return None
+
+
+def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    cluster.apply(deployment("backend"), namespace=namespace)
+    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+    assert replicasets(cluster, namespace, "backend") == 1
+
+    def answer(job: dict[str, Any]) -> bytes:
+        iteration = job["metadata"]["labels"]["greenloop.dev/iteration"]
+        suite = job["metadata"]["labels"]["greenloop.dev/suite"]
+        if suite == "critical":
+            return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
+        if iteration == "1":
+            return junit(
+                PASS.format(c="core", n="health"),
+                FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
+            )
+        return junit(PASS.format(c="core", n="websocket"))
+
+    cluster.apply(
+        sv("demo", ["critical", "core"], expectedTests=4,
+           target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+        namespace=namespace,
+    )  # fmt: skip
+    car = Sidecar(cluster, operator, answer, tmp_path)
+    status = run_until_done(cluster, operator, car, "demo")
+
+    assert status["phase"] == "Passed", json.dumps(status, indent=1)[:3000]
+    assert status["iteration"] == 2
+    assert condition(status, "Ready")["status"] == "True"
+    cluster.kubectl("wait", "--for=condition=Ready", "sv/demo", "-n", namespace, "--timeout=5s")
+    assert replicasets(cluster, namespace, "backend") == 2, "exactly one rollout"
+
+    jobs = car.jobs()
+    labels = [j["metadata"]["labels"] for j in jobs]
+    by_iteration = sorted((x["greenloop.dev/iteration"], x["greenloop.dev/suite"]) for x in labels)
+    assert by_iteration == [("1", "core"), ("1", "critical"), ("2", "core")], "only what failed"
+    rerun = next(j for j in jobs if j["metadata"]["labels"]["greenloop.dev/iteration"] == "2")
+    assert selection_of(cluster, namespace, rerun) == "core::websocket\n"
+
+    row = cluster.kubectl("get", "sv", "demo", "-n", namespace).stdout.splitlines()
+    assert row[1].split()[1:5] == ["Passed", "4", "0", "4"], row
+    reasons = [r for r, _ in events(cluster, namespace)]
+    for reason in ("IterationStarted", "Redeploying", "Passed"):
+        assert reason in reasons, reasons
+    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", namespace)
+    assert "websocket" in report["data"]["report.md"]
+
+
+def test_a_missing_target_stalls_naming_it_without_a_retry_storm(
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    def answer(job: dict[str, Any]) -> bytes:
+        return junit(FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"))
+
+    cluster.apply(
+        sv("missing", ["core"], target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+        namespace=namespace,
+    )
+    status = run_until_done(
+        cluster, operator, Sidecar(cluster, operator, answer, tmp_path), "missing"
+    )
+    assert status["phase"] == "Stalled"
+    stalled = condition(status, "Stalled")
+    assert stalled["reason"] == "RedeployFailed"
+    assert f"Deployment {namespace}/backend not found" in stalled["message"]
+    assert len(cluster.get_json("jobs", "-n", namespace)["items"]) == 1
+
+
+def test_auth_errors_stall_without_a_rollout(
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    cluster.apply(deployment("backend"), namespace=namespace)
+    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+
+    def answer(job: dict[str, Any]) -> bytes:
+        return junit(FAIL.format(c="core", n="login", m="HTTP 403 Forbidden"))
+
+    cluster.apply(
+        sv("auth", ["core"], target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+        namespace=namespace,
+    )
+    status = run_until_done(cluster, operator, Sidecar(cluster, operator, answer, tmp_path), "auth")
+    assert (status["phase"], condition(status, "Stalled")["reason"]) == ("Stalled", "AuthError")
+    assert replicasets(cluster, namespace, "backend") == 1, "no rollout for an auth error"
+
+
+def test_sigkill_and_restart_mid_run_gives_the_same_verdict_without_twins(
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    cluster.apply(deployment("backend"), namespace=namespace)
+    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+    uploads: list[str] = []
+
+    def answer(job: dict[str, Any]) -> bytes:
+        uploads.append(job["metadata"]["name"])
+        if job["metadata"]["labels"]["greenloop.dev/iteration"] == "1":
+            return junit(FAIL.format(c="core", n="ws", m="HTTP 503 Service Unavailable"))
+        return junit(PASS.format(c="core", n="ws"))
+
+    car = Sidecar(cluster, operator, answer, tmp_path)
+    cluster.apply(
+        sv("restart", ["core"], target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+        namespace=namespace,
+    )
+    # Kill it as soon as the first Job exists, again after the upload, again mid-redeploy.
+    kills = 0
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        car.serve_once()
+        jobs = car.jobs()
+        phase = status_of(cluster, namespace, "restart").get("phase")
+        if phase in ("Passed", "Stalled"):
+            break
+        if (
+            (kills == 0 and jobs)
+            or (kills == 1 and uploads)
+            or (kills == 2 and phase == "Redeploying")
+        ):
+            operator.kill()
+            operator.start()
+            kills += 1
+        time.sleep(0.2)
+    status = status_of(cluster, namespace, "restart")
+    assert status.get("phase") == "Passed", f"{status}\n{operator.tail()}"
+    assert kills >= 2
+    names = [j["metadata"]["name"] for j in car.jobs()]
+    assert len(names) == len(set(names)) == 2, names
+    assert replicasets(cluster, namespace, "backend") == 2, "at most one rollout"
