@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane runners bench mutate clean
+.PHONY: demo test unit e2e integration lint controlplane runners bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## fuzz: the JUnit reader and the spec loader on mutated inputs (tests/fuzz), bounded:
+## FUZZ_EXAMPLES inputs per target, and at most FUZZ_SECONDS in all
+FUZZ_EXAMPLES ?= 10000
+FUZZ_SECONDS  ?= 600
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout $(FUZZ_SECONDS) \
+	  $(BIN)/python -m pytest tests/fuzz -q -p no:cacheprovider --timeout=$(FUZZ_SECONDS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/junit_ingest.py
