@@ -242,7 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_junit(args: argparse.Namespace) -> int:
-    from greenloop.core.classify import diagnose, is_failing
+    from greenloop.core.classify import diagnose_batch
     from greenloop.core.junit import JUnitError, parse_junit
     from greenloop.core.model import Outcome
     from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
@@ -264,9 +264,7 @@ def cmd_junit(args: argparse.Namespace) -> int:
             unreadable.append(f"{path}: {err}")
             continue
         warnings.extend(report.warnings)
-        failing_ids = {t.id for t in report.tests if is_failing(t)}
-        for test in report.tests:
-            diagnosis = diagnose(test, failing_ids=failing_ids)
+        for test, diagnosis in diagnose_batch(report.tests):
             if diagnosis is None:
                 outcomes[test.outcome.value] += 1
                 continue

@@ -74,6 +74,7 @@ __all__ = [
     "signature",
     "signature_digest",
     "tally",
+    "tally_results",
 ]
 
 # Storage budget (docs/design.md §5): what one state may hold, whatever the suites print.
@@ -366,6 +367,20 @@ def tally(records: Iterable[TestRecord]) -> Counts:
         if record.failing:
             failed += 1
         elif record.outcome is Outcome.PASSED:
+            passed += 1
+        else:
+            skipped += 1
+    return Counts(passed, failed, skipped)
+
+
+def tally_results(results: Iterable[TestResult]) -> Counts:
+    """The same count over raw results (a progress line): failing as the classifier
+    sees it (a dependency skip fails), passed, the rest skipped."""
+    passed = failed = skipped = 0
+    for result in results:
+        if is_failing(result):
+            failed += 1
+        elif result.outcome is Outcome.PASSED:
             passed += 1
         else:
             skipped += 1

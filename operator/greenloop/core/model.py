@@ -9,6 +9,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+__all__ = [
+    "DEFAULT_PRIORITY",
+    "DEFAULT_REDEPLOY_ON",
+    "PRIORITIES",
+    "Diagnosis",
+    "EnvVar",
+    "FailureClass",
+    "HeadersFrom",
+    "Health",
+    "Outcome",
+    "Policy",
+    "RerunMode",
+    "Rule",
+    "StagingValidation",
+    "Suite",
+    "Target",
+    "TestResult",
+    "ValidationSpec",
+    "Webhook",
+    "Workload",
+]
+
 
 class Outcome(StrEnum):
     PASSED = "passed"

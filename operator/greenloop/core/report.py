@@ -17,6 +17,7 @@ from greenloop.core.engine import (
     ActionKind,
     IterationRecord,
     Phase,
+    Reason,
     State,
     TestRecord,
     failing,
@@ -26,49 +27,63 @@ from greenloop.core.model import FailureClass, StagingValidation
 from greenloop.core.status import failing_tests, priorities, summary, timestamp
 from greenloop.core.words import plural
 
-NEXT_STEPS: dict[str, str] = {
-    "GoalMet": "Nothing: the goal is met.",
-    "AuthError": (
+__all__ = [
+    "MAX_FAILING_ROWS",
+    "MAX_FLAKY_ROWS",
+    "MAX_REPORT_BYTES",
+    "MAX_WHY_LINES",
+    "NEXT_STEPS",
+    "add_why",
+    "render",
+]
+
+NEXT_STEPS: dict[Reason, str] = {
+    Reason.GOAL_MET: "Nothing: the goal is met.",
+    Reason.AUTH_ERROR: (
         "Check the credentials the suites use (tokens, secrets, service accounts) and the "
         "target's auth configuration; fix them, then start a new round."
     ),
-    "TestCodeError": (
+    Reason.TEST_CODE_ERROR: (
         "Fix the test code (imports, syntax, fixtures) shown in the evidence, "
         "then start a new round."
     ),
-    "Assertion": (
+    Reason.ASSERTION: (
         "Read the assertion evidence: the service answers, but not what the tests expect. "
         "A code or data fix is needed; a redeploy of the same version will not help."
     ),
-    "ServerError": "Look at the target's logs for the 500s; deploy a fix, then start a new round.",
-    "Unknown": (
+    Reason.SERVER_ERROR: (
+        "Look at the target's logs for the 500s; deploy a fix, then start a new round."
+    ),
+    Reason.UNKNOWN: (
         "Read the evidence and the suite output; add a spec.classification rule if it recurs."
     ),
-    "RedeployIneffective": (
+    Reason.REDEPLOY_INEFFECTIVE: (
         "The redeploy did not change the failures: inspect the target (logs, config, "
         "dependencies) — the cause is not cleared by a restart."
     ),
-    "RedeployFailed": "Fix the redeploy (command, webhook or rollout) shown above, then rerun.",
-    "ExpectedTestsMissing": (
+    Reason.REDEPLOY_FAILED: (
+        "Fix the redeploy (command, webhook or rollout) shown above, then rerun."
+    ),
+    Reason.EXPECTED_TESTS_MISSING: (
         "Some expected tests never ran: check the suites' commands and selection, or lower "
         "spec.expectedTests if tests were removed on purpose."
     ),
-    "BudgetExhausted": (
+    Reason.BUDGET_EXHAUSTED: (
         "The budget ran out with failures left: read the failing tests above; raise "
         "policy.maxIterations or policy.deadlineSeconds only if progress was still being made."
     ),
-    "RunnerError": (
+    Reason.RUNNER_ERROR: (
         "A suite produced no results twice: check its command, image, timeout and that it "
         "writes JUnit XML to $GREENLOOP_JUNIT_XML."
     ),
-    "NoTestsReported": "The suites ran but reported no tests: check their commands.",
-    "Interrupted": "The run was interrupted; start it again to continue.",
-    "InternalError": (
+    Reason.NO_TESTS: "The suites ran but reported no tests: check their commands.",
+    Reason.INTERRUPTED: "The run was interrupted; start it again to continue.",
+    Reason.INTERNAL_ERROR: (
         "greenloop itself failed (the message above says where); what was known is "
         "reported. Please report it with this file."
     ),
-    "NothingPassed": "Every test reported was skipped: check the suites' commands and skips.",
-    "SelectionIgnored": (
+    Reason.NOTHING_PASSED: "Every test reported was skipped: check the suites' commands and skips.",
+    Reason.SELECTION_IGNORED: (
         "The suite's command did not run the tests greenloop selected: make it read the "
         "file $GREENLOOP_SELECT names and run exactly those ids (docs/design.md §4)."
     ),
@@ -227,8 +242,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
 
     tail = ["## Next step", ""]
     if state.phase in (Phase.PASSED, Phase.STALLED):
-        reason = state.reason.value if state.reason else ""
-        tail.append(NEXT_STEPS.get(reason, f"Look at the failing tests above ({reason})."))
+        reason = state.reason or Reason.INTERNAL_ERROR
+        tail.append(NEXT_STEPS.get(reason, f"Look at the failing tests above ({reason.value})."))
     else:
         tail.append(f"greenloop is working: {_text(state.message)}")
     tail.append("")

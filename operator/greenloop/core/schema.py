@@ -32,6 +32,21 @@ from greenloop.core.words import plural
 
 Schema = Mapping[str, Any]
 
+__all__ = [
+    "FieldError",
+    "Schema",
+    "apply_defaults",
+    "field_path",
+    "index_path",
+    "iter_schema",
+    "key_path",
+    "show",
+    "structural_problems",
+    "type_name",
+    "unknown_field_message",
+    "validate",
+]
+
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 # RFC 3339 as the API server reads it (kube-openapi strfmt also takes a space for "T" and

@@ -1,5 +1,9 @@
 """Small helpers for the sentences greenloop writes (progress, messages, the report)."""
 
+__all__ = [
+    "plural",
+]
+
 
 def plural(n: int, word: str) -> str:
     """ "1 test", "2 tests": the count with its noun. Only for nouns that take an -s."""

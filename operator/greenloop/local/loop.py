@@ -13,7 +13,7 @@ from typing import Any
 
 from greenloop.core import engine
 from greenloop.core.capabilities import of_target, webhook_payload
-from greenloop.core.classify import compile_rules, is_failing
+from greenloop.core.classify import compile_rules
 from greenloop.core.engine import (
     Decision,
     Finish,
@@ -27,7 +27,7 @@ from greenloop.core.engine import (
     SuiteRun,
 )
 from greenloop.core.exits import exit_code
-from greenloop.core.model import Outcome, StagingValidation, ValidationSpec
+from greenloop.core.model import StagingValidation, ValidationSpec
 from greenloop.core.report import render
 from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
@@ -209,9 +209,8 @@ class LocalRun:
             if run.error is not None:
                 self.progress.line(f"{prefix}: no results ({took:.1f} s): {run.error}")
                 continue
-            bad = sum(1 for t in run.tests if is_failing(t))
-            good = sum(1 for t in run.tests if t.outcome is Outcome.PASSED)
-            skipped = len(run.tests) - bad - good
+            counted = engine.tally_results(run.tests)
+            bad, good, skipped = counted.failed, counted.passed, counted.skipped
             so_far["passed"] += good
             so_far["failed"] += bad
             self.progress.line(
