@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
     from greenloop.core.spec import Loaded
@@ -45,6 +45,20 @@ examples:
 """
 
 
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Print one line that may carry outside input (ids, messages, paths), escaped: a
+    terminal shows control characters (newlines included), never obeys them."""
+    from greenloop.local.terminal import printable
+
+    print(printable(text), file=stream or sys.stdout)
+
+
+def say_lines(text: str, stream: TextIO | None = None) -> None:
+    """A message of several lines (a SpecError: one per problem), each escaped."""
+    for line in text.split("\n"):
+        say(line, stream)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -62,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except Exception as err:  # the last resort: a message, never a traceback
-        print(f"greenloop: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        say(f"greenloop: internal error: {type(err).__name__}: {err}", sys.stderr)
         return int(ExitCode.INTERNAL_ERROR)
     return code
 
@@ -168,13 +182,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         loaded = load_spec(args.file, args.mode)
     except SpecError as err:
-        print(str(err), file=sys.stderr)
+        say_lines(str(err), sys.stderr)
         return EXIT_USAGE
     for warning in loaded.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}", sys.stderr)
     for obj in loaded.objects:
         suites = plural(len(obj.spec.suites), "suite")
-        print(f"{args.file}: StagingValidation {obj.name}: valid ({suites})")
+        say(f"{args.file}: StagingValidation {obj.name}: valid ({suites})")
     return EXIT_OK
 
 
@@ -184,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         loaded = load_spec(args.file, "local")
     except SpecError as err:
-        print(str(err), file=sys.stderr)
+        say_lines(str(err), sys.stderr)
         return EXIT_USAGE
 
     from greenloop.core.engine import Reason
@@ -226,7 +240,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             results.append(run.run())
         except OutDirError as err:
-            print(f"greenloop: {err}", file=sys.stderr)
+            say(f"greenloop: {err}", sys.stderr)
             return EXIT_USAGE
         if results[-1].state.reason is Reason.INTERRUPTED:
             break
@@ -305,11 +319,12 @@ def cmd_junit(args: argparse.Namespace) -> int:
             print("failures by class: " + ", ".join(f"{n} {c}" for c, n in sorted(classes.items())))
         for f in failing:
             root = f" (depends on {f['rootCause']})" if f["rootCause"] else ""
-            print(f"  {f['class']:<18} {f['id']}{root}\n  {'':<18} {f['evidence']}")
+            say(f"  {f['class']:<18} {f['id']}{root}")
+            say(f"  {'':<18} {f['evidence']}")
         for w in warnings:
-            print(f"warning: {w}", file=sys.stderr)
+            say(f"warning: {w}", sys.stderr)
         for u in unreadable:
-            print(f"error: {u}", file=sys.stderr)
+            say(f"error: {u}", sys.stderr)
     if unreadable:
         return EXIT_USAGE
     return EXIT_FAILED if failing else EXIT_OK

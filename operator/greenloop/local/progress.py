@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from greenloop.local.terminal import printable
+
 
 class Progress:
     """Prints one line per event; on a terminal, a ticking status line while waiting."""
@@ -19,12 +21,12 @@ class Progress:
         if self.quiet:
             return
         self._clear()
-        print(text, file=self.stream, flush=True)
+        print(printable(text), file=self.stream, flush=True)
 
     def tick(self, text: str) -> None:
         if self.quiet or not self.live:
             return
-        self.stream.write("\r\x1b[2K" + text)
+        self.stream.write("\r\x1b[2K" + printable(text))
         self.stream.flush()
         self._ticking = True
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from greenloop.core.model import Health, Target, Webhook
 from greenloop.local import http, procs
+from greenloop.local.logs import cap_file
 from greenloop.local.logs import tail as log_tail
 from greenloop.local.suites import child_env
 
@@ -66,6 +67,7 @@ def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
                 f"redeploy command timed out after {target.command_timeout_seconds} s; "
                 "everything it started was stopped",
             )
+    cap_file(log)
     proc = child.proc
     took = time.monotonic() - started
     tail = log_tail(log)

@@ -16,7 +16,7 @@ from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
 from greenloop.local import procs
 from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
-from greenloop.local.logs import tail
+from greenloop.local.logs import CappedLog, tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,37 +131,45 @@ def run_suite(
     cut_by_deadline = stop_by is not None and stop_by - started < timeout
     if stop_by is not None and cut_by_deadline:
         timeout = max(stop_by - started, 0.0)
-    with files.log.open("wb") as log:
-        try:
-            child = procs.start(
-                suite_command(suite, files, selection),
-                cwd=cwd,
-                env=suite_env(suite, files, selection, iteration),
-                stdout=None if verbose else log,
-                stderr=subprocess.STDOUT if not verbose else None,
-            )
-        except FileNotFoundError:
+    # Output goes through a pipe into a log capped at its head and tail.
+    log = None if verbose else CappedLog(files.log)
+    try:
+        child = procs.start(
+            suite_command(suite, files, selection),
+            cwd=cwd,
+            env=suite_env(suite, files, selection, iteration),
+            stdout=None if log is None else log.write_fd,
+            stderr=subprocess.STDOUT if log is not None else None,
+        )
+    except OSError as err:
+        if log is not None:
+            log.abandon()
+        if isinstance(err, FileNotFoundError):
             return result(
                 f"command not found: {suite.command[0]!r} (not on PATH, or no such file "
                 "relative to workingDir); fix spec.suites[].command",
                 permanent=True,
             )
-        except PermissionError:
+        if isinstance(err, PermissionError):
             return result(
                 f"command is not executable: {suite.command[0]!r} (permission denied); "
                 "chmod +x it or run it through its interpreter",
                 permanent=True,
             )
-        except OSError as err:  # e.g. ENOEXEC: not a program at all
-            return result(
-                f"command cannot be started: {suite.command[0]!r}: {err.strerror or err}",
-                permanent=True,
-            )
-        try:
-            timed_out = procs.wait(child, timeout, tick)
-        finally:
-            # On every path (exit, timeout, Ctrl-C): its group and whatever it started.
-            procs.stop(child)
+        # e.g. ENOEXEC: not a program at all
+        return result(
+            f"command cannot be started: {suite.command[0]!r}: {err.strerror or err}",
+            permanent=True,
+        )
+    if log is not None:
+        log.start()
+    try:
+        timed_out = procs.wait(child, timeout, tick)
+    finally:
+        # On every path (exit, timeout, Ctrl-C): its group and whatever it started.
+        procs.stop(child)
+        if log is not None:
+            log.finish()
     if timed_out and cut_by_deadline:
         return result(
             f"stopped after {timeout:.0f} s: spec.policy.deadlineSeconds passed while it ran; "
