@@ -272,7 +272,10 @@ def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
     for reason in ("IterationStarted", "Redeploying", "Passed"):
         assert reason in reasons, reasons
     report = cluster.get_json("configmap", status["report"]["configMap"], "-n", namespace)
-    assert "websocket" in report["data"]["report.md"]
+    text = report["data"]["report.md"]
+    assert "websocket" in text
+    # The why-chain says what the cluster showed when the test failed.
+    assert "Deployment backend: 1/1 available" in text, text
 
 
 def test_a_missing_target_stalls_naming_it_without_a_retry_storm(

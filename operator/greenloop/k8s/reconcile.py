@@ -45,6 +45,7 @@ from greenloop.core.status import build_status
 from greenloop.k8s import redeploy as rd
 from greenloop.k8s import suites
 from greenloop.k8s.events import post_event
+from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
@@ -170,7 +171,12 @@ class Reconciler:
             result = await suites.observe(self.gw, run)
             if result is None:
                 continue
-            event = SuiteFinished(action.id, result)
+            observed: tuple[str, ...] = ()
+            if obj.spec.target.workloads and (
+                result.error or any(t.is_failure for t in result.tests)
+            ):
+                observed = await observe_targets(self.gw, obj.namespace, obj.spec.target.workloads)
+            event = SuiteFinished(action.id, result, observed)
             decision = engine.on_suite(obj.spec, state, event, self.clock(), caps=caps)
             return await self._write(raw, obj, state, decision)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
