@@ -186,10 +186,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for warning in loaded.warnings:
         say(f"warning: {warning}", sys.stderr)
+    if args.mode == "local" and _preflight_failed(args.file, loaded.objects):
+        return EXIT_USAGE
     for obj in loaded.objects:
         suites = plural(len(obj.spec.suites), "suite")
         say(f"{args.file}: StagingValidation {obj.name}: valid ({suites})")
     return EXIT_OK
+
+
+def _preflight_failed(file: Path, objects: Sequence[Any]) -> bool:
+    """Local mode: what would fail at once when run (a command not on PATH, a missing
+    workingDir or redeploy script), reported like a spec error."""
+    from greenloop.core.spec import SpecError
+    from greenloop.local.preflight import check
+
+    errors = []
+    for index, obj in enumerate(objects):
+        errors.extend(check(obj, f"documents[{index}]." if len(objects) > 1 else ""))
+    if errors:
+        say_lines(str(SpecError(str(file), errors)), sys.stderr)
+    return bool(errors)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -199,6 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         loaded = load_spec(args.file, "local")
     except SpecError as err:
         say_lines(str(err), sys.stderr)
+        return EXIT_USAGE
+    if _preflight_failed(args.file, loaded.objects):
         return EXIT_USAGE
 
     from greenloop.core.engine import Reason
