@@ -200,3 +200,36 @@ def test_eighty_flaky_tests_give_a_status_the_crd_accepts() -> None:
     assert status_errors(status) == []
     assert len(status["flakyTests"]) == 50
     assert "t79" in render(obj, state, 2000.0)  # the report keeps the full list
+
+
+# -- issue 6: one meaning per column; the Why grouped by root cause and class ----------------
+
+
+def test_the_iteration_table_counts_each_iteration_alone_and_names_the_cumulative() -> None:
+    obj, state = converged()
+    text = render(obj, state, now=1010.0)
+    header = next(line for line in text.splitlines() if line.startswith("| # |"))
+    assert "| Ran | Passed | Failed | Passing overall |" in header
+    rows = [line for line in text.splitlines() if re.match(r"\| [12] \|", line)]
+    cells = [[c.strip() for c in row.split("|")[1:-1]] for row in rows]
+    # Iteration 1 ran 4: 2 passed, 1 failed, 1 Dependent skip (failing, not passed).
+    assert cells[0][3:7] == ["4", "2", "2", "2"]
+    # Iteration 2 reran the 2 failing tests: both passed; 4 pass overall.
+    assert cells[1][3:7] == ["2", "2", "0", "4"]
+
+
+def test_the_why_groups_tests_that_share_a_class_and_a_fate() -> None:
+    spec = make_spec(("critical", "P1"), expected=14)
+    down = [bad(f"t{i:02}", HTTP_503.replace("/ws", f"/item/{i}")) for i in range(14)]
+    obj = StagingValidation(name="down", spec=spec)
+    state = play(
+        spec, [{"critical": down}, {"critical": [ok(f"t{i:02}") for i in range(14)]}]
+    ).state
+    text = render(obj, state, now=1010.0)
+    why = text.split("## Why")[1].split("## ")[0]
+    lines = [line for line in why.splitlines() if line.startswith("- ")]
+    assert len(lines) == 1, why
+    assert lines[0].startswith(
+        "- 14 tests (`t00`, `t01`, `t02`, `t03`, `t04`, and 9 more) failed → **ServiceUnavailable**"
+    )
+    assert "redeployed after iteration 1 → passed in iteration 2" in lines[0]

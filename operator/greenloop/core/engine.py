@@ -298,6 +298,8 @@ class IterationRecord:
     reason: Reason | None = None
     detail: str = ""  # one line: what was decided and why
     ran: int = 0  # how many test results this iteration produced (that counted)
+    ran_passed: int = 0  # of those, how many passed; ``passed`` counts the whole round
+    ran_failed: int = 0  # of those, how many failed (Dependent skips included)
     observed: tuple[str, ...] = ()  # what the target showed while the tests ran
     notes: tuple[str, ...] = ()  # what greenloop did and its output (redeploy, failFast)
     suite_errors: tuple[tuple[str, str], ...] = ()
@@ -935,6 +937,7 @@ def _merge(
     notes = list(record.notes)
     errors = list(record.suite_errors)
     ran = record.ran
+    ran_passed, ran_failed = record.ran_passed, record.ran_failed
     ignored = state.ignored_results
     permanent = state.permanent_errors
     was_redeploy = state.last_action is ActionKind.REDEPLOY and state.iteration > 1
@@ -1002,6 +1005,10 @@ def _merge(
         )
         ran += 1
         if diagnosis is not None:
+            ran_failed += 1
+        elif result.outcome is Outcome.PASSED:
+            ran_passed += 1
+        if diagnosis is not None:
             flaky.pop(result.id, None)
         elif result.flaky:
             flaky[result.id] = FlakyTest(
@@ -1013,7 +1020,13 @@ def _merge(
                 result.id, suite, state.iteration, previous.diagnosis.evidence
             )
 
-    record = replace(record, ran=ran, notes=_bounded(tuple(notes)))
+    record = replace(
+        record,
+        ran=ran,
+        ran_passed=ran_passed,
+        ran_failed=ran_failed,
+        notes=_bounded(tuple(notes)),
+    )
     state = replace(
         state,
         tests=tests,

@@ -218,14 +218,17 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
 
     add("## Iterations")
     add("")
-    add("| # | Started | Took | Ran | Passed | Failed | Action | Why |")
-    add("|---:|---|---:|---:|---:|---:|---|---|")
+    # Ran, Passed and Failed count that iteration's results alone; "Passing overall" is
+    # the round's total after it, earlier iterations' passes included.
+    add("| # | Started | Took | Ran | Passed | Failed | Passing overall | Action | Why |")
+    add("|---:|---|---:|---:|---:|---:|---:|---|---|")
     for rec in state.history:
         took = f"{rec.finished - rec.started:.1f} s" if rec.finished is not None else "…"
+        overall = str(rec.passed) if rec.finished is not None else "…"
         add(
-            f"| {rec.iteration} | {timestamp(rec.started)} | {took} | {rec.ran} | {rec.passed} | "
-            f"{rec.failed} | {rec.action.value if rec.action else 'in progress'} | "
-            f"{_cell(rec.detail)} |"
+            f"| {rec.iteration} | {timestamp(rec.started)} | {took} | {rec.ran} | "
+            f"{rec.ran_passed} | {rec.ran_failed} | {overall} | "
+            f"{rec.action.value if rec.action else 'in progress'} | {_cell(rec.detail)} |"
         )
     notes = [
         (rec.iteration, n)
@@ -279,16 +282,15 @@ def add_why(lines: list[str], state: State) -> None:
         lines.append("Every test passed on its first run.")
         return
     by_iteration = {r.iteration: r for r in state.history}
+    entries: list[_Entry] = []
     for root_id, dependents in sorted(roots.items()):
         root = state.tests[root_id]
         if root.diagnosis is None:
             continue
-        chain = _chain(
-            root_id, root.diagnosis.failure_class.value, root.diagnosis.evidence, dependents
+        tail = (*_observed(by_iteration.get(root.last_failed)), _fate(state, root))
+        entries.append(
+            (root_id, root.diagnosis.failure_class.value, root.diagnosis.evidence, dependents, tail)
         )
-        chain += _observed(by_iteration.get(root.last_failed))
-        chain.append(_fate(state, root))
-        lines.append("- " + " → ".join(chain))
     resolved_dependents: dict[str, list[str]] = {}
     for t, (c, _, _, _) in resolved.items():
         if c == FailureClass.DEPENDENT.value:
@@ -299,10 +301,45 @@ def add_why(lines: list[str], state: State) -> None:
         if cls == FailureClass.DEPENDENT.value and any(d in resolved for d in current.depends_on):
             continue  # told with its root
         dependents = resolved_dependents.get(test_id, [])
-        chain = _chain(test_id, cls, evidence, sorted(dependents))
-        chain += _observed(by_iteration.get(first))
-        chain.append(how)
-        lines.append("- " + " → ".join(chain))
+        tail = (*_observed(by_iteration.get(first)), how)
+        entries.append((test_id, cls, evidence, sorted(dependents), tail))
+    _add_grouped(lines, entries)
+
+
+# (test id, class, evidence, dependent ids, the rest of the chain)
+_Entry = tuple[str, str, str, list[str], tuple[str, ...]]
+MAX_GROUP_IDS = 5
+
+
+def _add_grouped(lines: list[str], entries: list[_Entry]) -> None:
+    """One line per root cause; tests without dependents that share the class and the
+    rest of the chain (the app was simply down: 14 tests, one story) share one line."""
+    groups: dict[tuple[str, tuple[str, ...]], list[_Entry]] = {}
+    order: list[tuple[str, tuple[str, ...]] | str] = []
+    for entry in entries:
+        test_id, cls, evidence, dependents, tail = entry
+        if dependents:
+            order.append(test_id)
+            groups[(test_id, ())] = [entry]
+            continue
+        key = (cls, tail)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(entry)
+    for item in order:
+        group = groups[(item, ())] if isinstance(item, str) else groups[item]
+        test_id, cls, evidence, dependents, tail = group[0]
+        if len(group) == 1:
+            chain = _chain(test_id, cls, evidence, dependents)
+        else:
+            shown = ", ".join(_code(e[0]) for e in group[:MAX_GROUP_IDS])
+            more = len(group) - MAX_GROUP_IDS
+            shown += f", and {more} more" if more > 0 else ""
+            chain = [
+                f"{len(group)} tests ({shown}) failed → **{cls}**, evidence e.g. {_code(evidence)}"
+            ]
+        lines.append("- " + " → ".join([*chain, *tail]))
 
 
 def _chain(test_id: str, cls: str, evidence: str, dependents: list[str]) -> list[str]:
