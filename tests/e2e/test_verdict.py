@@ -153,17 +153,15 @@ def test_a_runner_that_ignores_the_selection_is_told_with_the_numbers(tmp_path: 
     assert "rerun of 4 selected tests; 4 results for tests not selected ignored" in stderr
 
 
+# A command not on PATH and a missing workingDir never get this far in local mode: run
+# refuses them before iteration 1, naming the field (tests/e2e/test_preflight.py). A file
+# without its x bit is left to the run.
 @pytest.mark.parametrize(
     ("suite", "says"),
     [
-        ("{name: e2e, priority: P1, command: [no-such-runner-xyz]}", "command not found"),
         ("{name: e2e, priority: P1, command: [./suite.sh]}", "command is not executable"),
-        (
-            "{name: e2e, priority: P1, command: [python, suite.py], workingDir: nowhere}",
-            "workingDir 'nowhere' does not exist",
-        ),
     ],
-    ids=["command not found", "permission denied", "no such workingDir"],
+    ids=["permission denied"],
 )
 def test_a_runner_error_a_rerun_cannot_fix_stops_at_once(
     tmp_path: Path, suite: str, says: str
