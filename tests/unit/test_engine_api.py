@@ -281,3 +281,15 @@ def test_a_suite_error_event_is_a_runner_error_retried_once() -> None:
     assert played.finish.reason is Reason.RUNNER_ERROR
     assert len(played.runs) == 2
     assert "OOMKilled" in played.finish.message
+
+
+def test_notes_of_an_iteration_are_bounded_and_say_how_many_were_cut() -> None:
+    state, action = redeploying()
+    notes = tuple(f"rollout line {k}: " + "x" * 5000 for k in range(40))
+    done = engine.on_redeploy(
+        make_spec(*TWO), state, RedeployDone(True, "ok", notes, action.id), 3.0
+    )
+    record = next(r for r in done.state.history if r.iteration == 1)
+    assert len(record.notes) == engine.MAX_NOTES
+    assert all(len(n) <= engine.MAX_NOTE for n in record.notes)
+    assert record.notes[-1] == f"… and {40 - (engine.MAX_NOTES - 1)} more"

@@ -17,6 +17,7 @@ the action in flight (a duplicate, or a stale one from before a restart) changes
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -1145,10 +1146,22 @@ def _clip(text: str, limit: int = MAX_EVIDENCE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_CUT = re.compile(r"^… and (\d+) more$")
+
+
 def _bounded(items: tuple[str, ...]) -> tuple[str, ...]:
-    """At most MAX_NOTES items of MAX_NOTE characters; the last says how many were cut."""
-    items = tuple(_clip(i, MAX_NOTE) for i in items)
-    if len(items) <= MAX_NOTES:
-        return items
-    cut = len(items) - (MAX_NOTES - 1)
-    return (*items[: MAX_NOTES - 1], f"… and {cut} more")
+    """At most MAX_NOTES items of MAX_NOTE characters; the last says how many were cut
+    (counting those an earlier cut already dropped)."""
+    kept: list[str] = []
+    cut = 0
+    for item in items:
+        marker = _CUT.match(item)
+        if marker:
+            cut += int(marker.group(1))
+        elif len(kept) < MAX_NOTES - 1:
+            kept.append(_clip(item, MAX_NOTE))
+        else:
+            cut += 1
+    if cut == 1 and len(kept) == MAX_NOTES - 1 and len(items) == MAX_NOTES:
+        return tuple(_clip(i, MAX_NOTE) for i in items)  # exactly full: nothing to cut
+    return (*kept, f"… and {cut} more") if cut else tuple(kept)
