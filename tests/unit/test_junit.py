@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import random
 import re
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections import Counter
@@ -589,3 +591,52 @@ def test_missing_file_is_a_junit_error(tmp_path: Path) -> None:
 def test_max_text_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_text"):
         parse_junit(b"<testsuite/>", max_text=0)
+
+
+# Markup longer than junit._MAX_TOKEN is cut before expat sees it: expat 2.5 parses a
+# token again from its start for every chunk (20 MB attribute: 9.5 s, 85 MB; 200 MB:
+# > 400 s). Each case must still read the testcases around the cut, with a warning.
+BIG = junit._MAX_TOKEN * 2
+CUT_TOKENS = [
+    ("an attribute value", b'<testcase name="a" classname="c"><failure message="' + b"m" * BIG
+     + b'" type="T">text</failure></testcase>'),
+    ("an attribute value, then more", b'<testcase name="a" classname="c" x="' + b"v" * BIG
+     + b'" y="1" z=\'2\'/>'),
+    ("many attributes", b'<testcase name="a" classname="c" '
+     + b" ".join(b'a%d="1"' % i for i in range(BIG // 8)) + b"/>"),
+    ("a comment", b"<!--" + b"c" * BIG + b'--><testcase name="a" classname="c"/>'),
+    ("a processing instruction", b"<?pi " + b"p" * BIG + b'?><testcase name="a" classname="c"/>'),
+    ("whitespace in a tag", b'<testcase name="a" classname="c"' + b" " * BIG + b"/>"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("token", [t for _, t in CUT_TOKENS], ids=[i for i, _ in CUT_TOKENS])
+def test_markup_longer_than_the_cap_is_cut_and_the_file_still_reads(token: bytes) -> None:
+    xml = b'<testsuite><testcase name="before"/>' + token + b'<testcase name="after"/></testsuite>'
+    report = parse_junit(xml, name="big.xml")
+    assert sorted(t.id for t in report.tests) == ["after", "before", "c::a"]
+    assert any("markup longer than" in w for w in report.warnings), report.warnings
+    (cut,) = (t for t in report.tests if t.id == "c::a")
+    if b"<failure" in token:
+        assert cut.outcome is Outcome.FAILED and cut.message == "m" * 4096
+
+
+def test_a_200_megabyte_attribute_reads_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.xml"
+    with path.open("wb") as out:
+        out.write(b'<testsuite><testcase name="a"><failure message="')
+        for _ in range(200):
+            out.write(b"x" * (1 << 20))
+        out.write(b'"/></testcase></testsuite>')
+    # The child's own peak (VmHWM): ru_maxrss would carry the forking pytest's over exec.
+    code = (
+        "import re, sys; from greenloop.core.junit import parse_junit;"
+        "r = parse_junit(sys.argv[1]); assert r.tests[0].outcome.value == 'failed';"
+        "status = open('/proc/self/status').read();"
+        "print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) // 1024)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=100
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) < 100, f"peak RSS {proc.stdout.strip()} MiB"  # before: > 800 MiB

@@ -20,6 +20,10 @@ thirds of ``max_text``: pytest's decisive line is the last, Java's the first); `
 is the tail of system-out then system-err. Markup nested in a text field (Surefire's
 ``<stackTrace>``) counts as part of its text.
 
+Markup longer than 1 MiB (a start tag with its attributes, a comment, a processing
+instruction) is cut, with a warning: expat 2.5 re-parses a token from its start for every
+chunk, so a 200 MB attribute would take minutes and hundreds of MB (see _TokenGuard).
+
 Characters XML 1.0 forbids (ANSI escapes, NULs) become U+FFFD whether they are written
 raw or as character references (``&#27;``): a writer that escapes them should not lose
 the whole file where one that does not loses nothing. An encoding must be one the file's
@@ -71,6 +75,8 @@ _ILLEGAL_REF = re.compile(f"&#(?:{_ILLEGAL_HEX_REF}|{_ILLEGAL_DECIMAL_REF});")
 _ILLEGAL_REF_BYTES = re.compile(_ILLEGAL_REF.pattern.encode("ascii"))
 # A reference cut by a chunk boundary waits for the next chunk (at most this long).
 _MAX_REF = 64
+# Markup longer than this is cut (see _TokenGuard): linear time, flat memory.
+_MAX_TOKEN = 1 << 20
 _XML_DECL_ENCODING = re.compile(
     rb"<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z][\w.:-]{0,40})[\"']"
 )
@@ -265,6 +271,9 @@ class _Parser:
         blank = True
         ready = self.ready
         carry: str | bytes = b""
+        guard = _TokenGuard()
+        fed = 0  # bytes expat has been given, counted as expat counts them (UTF-8)
+        recent: list[str | bytes] = []  # the last chunks fed, enough to hold MAX_TOKEN
         while chunk:
             data: str | bytes
             if utf8 and chunk.isascii() and not decoder.getstate()[0]:
@@ -287,8 +296,20 @@ class _Parser:
                     blank = not data.lstrip(b" \t\r\n")
                 else:
                     blank = not data.lstrip(" \t\r\n\ufeff")
+            if guard.active:
+                data = guard.filter(data)
             if data:
                 self._feed(data, final=False)
+                fed += len(data) if isinstance(data, bytes) else len(data.encode("utf-8"))
+                recent.append(data)
+                if len(recent) > _MAX_TOKEN // _CHUNK + 2:
+                    del recent[0]
+                pending = fed - self.expat.CurrentByteIndex
+                if pending > _MAX_TOKEN and not guard.active and guard.start(recent, pending):
+                    self._warn(
+                        f"line {self.expat.CurrentLineNumber}: markup longer than"
+                        f" {_MAX_TOKEN:,} bytes (an attribute, comment or tag) was cut there"
+                    )
             if ready:
                 # The handlers append to this very list: hand out a copy, empty it.
                 yield ready.copy()
@@ -731,6 +752,108 @@ def _result_factory() -> Callable[..., TestResult]:
 
 
 _RESULT_FACTORY = _result_factory()
+
+
+class _TokenGuard:
+    """Cuts a markup token (a start tag with its attributes, a comment, a processing
+    instruction) once it is longer than MAX_TOKEN, before expat sees the rest.
+
+    expat 2.5 (as bundled with Python 3.11) parses a token again from its start each time
+    a chunk arrives inside it: a 20 MB attribute took 9.5 s and 85 MB. Text and CDATA are
+    streamed, so they need nothing. The parser notices a long token because expat's
+    position stays at its start; from there the guard drops what follows up to the
+    token's end and hands expat a well-formed end: the open attribute value closed (the
+    value kept is its first MAX_TOKEN bytes, far more than ``max_text``), later
+    attributes dropped, ``>`` or ``/>`` kept; a comment or PI's terminator kept."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.kind = ""  # "tag", "comment" or "pi"
+        self.quote = ""  # inside a tag: the quote of the value being dropped, if any
+        self.closing = ""  # what expat needs before the tag's ">" to stay well-formed
+        self.before = ""  # the last characters looked at (a terminator may straddle chunks)
+
+    def start(self, recent: list[str | bytes], pending: int) -> bool:
+        whole = b"".join(c if isinstance(c, bytes) else c.encode("utf-8") for c in recent)
+        token = whole[-pending:].decode("utf-8", "replace")
+        if token.startswith("<!--"):
+            self.kind, self.before = "comment", token[-2:]
+        elif token.startswith("<?"):
+            self.kind, self.before = "pi", token[-1:]
+        elif token.startswith("<") and not token.startswith("<!"):
+            self.kind = "tag"
+            quote, last_close = "", 0
+            for index, char in enumerate(token):
+                if char in "\"'" and (not quote or char == quote):
+                    quote = "" if quote else char
+                    last_close = index + 1 if not quote else last_close
+            self.quote = quote
+            self.closing = quote or _attribute_end(token, last_close)
+            self.before = token[-1:]
+        else:
+            return False
+        self.active = True
+        return True
+
+    def filter(self, data: str | bytes) -> str | bytes:
+        """The part of ``data`` expat should see: nothing until the token ends."""
+        text = data.decode("ascii") if isinstance(data, bytes) else data
+        if self.kind == "tag":
+            return self._in_tag(text)
+        terminator = "-->" if self.kind == "comment" else "?>"
+        joined = self.before + text
+        end = joined.find(terminator)
+        if end == -1:
+            self.before = joined[-(len(terminator) - 1) :]
+            return ""
+        self.active = False
+        return terminator + joined[end + len(terminator) :]
+
+    def _in_tag(self, text: str) -> str:
+        pos = 0
+        while True:
+            if self.quote:
+                end = text.find(self.quote, pos)
+                if end == -1:
+                    self.before = text[-1:] or self.before
+                    return ""
+                self.quote = ""
+                pos = end + 1
+                continue
+            found = _TAG_STOP.search(text, pos)
+            if found is None:
+                self.before = text[-1:] or self.before
+                return ""
+            char = found.group()
+            if char != ">":
+                self.quote = char
+                pos = found.end()
+                continue
+            at = found.start()
+            previous = text[at - 1] if at else self.before
+            self.active = False
+            return self.closing + ("/" if previous == "/" else "") + text[at:]
+
+
+_TAG_STOP = re.compile("[\"'>]")
+
+
+def _attribute_end(token: str, last_close: int) -> str:
+    """What ends the attribute a cut start tag was in, between values: nothing, a value,
+    or (for a name cut short, which must not repeat another) a suffix and a value."""
+    body = token[last_close:] if last_close else token[1:]
+    if not last_close:
+        _, _, body = body.partition(" ")
+        if not body and not token[-1:].isspace():
+            return ""  # still in the element's name
+    stripped = body.strip()
+    if not stripped:
+        return ""
+    if stripped.endswith("="):
+        return '""'
+    if body[-1:].isspace():
+        return '=""'
+    return '-cut=""'
 
 
 def _joined(first: str | bytes, second: str | bytes) -> str | bytes:
