@@ -9,6 +9,7 @@ deadline, and the body is streamed and cut at ``max_body`` bytes.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 import typing
@@ -165,14 +166,21 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         time.sleep(min(seconds, max(self._deadline - time.monotonic(), 0.0)))
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~80 ms: once per process, not once per probe.
+    return httpx.create_ssl_context()
+
+
 class _DeadlineTransport(httpx.HTTPTransport):
     """httpx's transport with a network backend that enforces the call's deadline.
     (httpx does not take a backend; the pool is rebuilt as HTTPTransport builds it.)"""
 
     def __init__(self, deadline: float) -> None:
-        super().__init__(retries=0)
+        context = _ssl_context()
+        super().__init__(verify=context, retries=0)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=context,
             max_connections=1,
             retries=0,
             network_backend=_DeadlineBackend(deadline),

@@ -54,6 +54,7 @@ _live: dict[int, Child] = {}
 class Child:
     proc: subprocess.Popen[bytes]
     token: str
+    since: int = 0  # its start time (clock ticks since boot): descendants start later
 
 
 def become_subreaper() -> bool:
@@ -85,7 +86,8 @@ def start(
             stderr=stderr,
             start_new_session=True,
         )
-        child = Child(proc, token)
+        stat = _stat(Path(f"/proc/{proc.pid}"))
+        child = Child(proc, token, stat[2] if stat else 0)
         _live[proc.pid] = child
     return child
 
@@ -111,10 +113,14 @@ def stop(child: Child, grace: float = KILL_GRACE_SECONDS) -> None:
     """Stop the process and everything it started: SIGTERM, then SIGKILL after ``grace``
     seconds (at once if a second interrupt comes). Returns when they are gone."""
     try:
-        if _signal(child, signal.SIGTERM):
-            deadline = time.monotonic() + grace
-            while _present(child) and time.monotonic() < deadline and not interrupts.hurrying():
-                _reap(child, 0.05)
+        if not _signal(child, signal.SIGTERM):
+            # Nothing was left (the common case: a suite that exited cleanly).
+            with _lock:
+                _live.pop(child.proc.pid, None)
+            return
+        deadline = time.monotonic() + grace
+        while _present(child) and time.monotonic() < deadline and not interrupts.hurrying():
+            _reap(child, 0.05)
     finally:
         # Also on an interrupt during the grace: whatever is left gets SIGKILL.
         for _ in range(50):
@@ -146,7 +152,7 @@ def _signal(child: Child, sig: int) -> bool:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.proc.pid, sig)
         sent = True
-    for pid in _carriers(child.token):
+    for pid in _carriers(child):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
             sent = True
@@ -157,7 +163,7 @@ def _present(child: Child) -> bool:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.proc.pid, 0)
         return True
-    return bool(_carriers(child.token))
+    return bool(_carriers(child))
 
 
 def _reap(child: Child, seconds: float) -> None:
@@ -166,16 +172,16 @@ def _reap(child: Child, seconds: float) -> None:
     _reap_orphans()
 
 
-def _carriers(token: str) -> list[int]:
-    """Live processes whose environment carries the token (zombies excluded), and
-    adopted orphans of ours that carry no token at all (they scrubbed it)."""
-    needle = f"{TOKEN_VAR}={token}".encode()
+def _carriers(child: Child) -> list[int]:
+    """Live processes whose environment carries the child's token (zombies excluded),
+    and adopted orphans of ours that carry no token at all (they scrubbed it)."""
+    needle = f"{TOKEN_VAR}={child.token}".encode()
     me = str(os.getpid())
     found = []
     for entry in _processes():
         stat = _stat(entry)
-        if stat is None or stat[0] == "Z":
-            continue
+        if stat is None or stat[0] == "Z" or stat[2] < child.since:
+            continue  # gone, or older than the child: not one of its descendants
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
@@ -208,10 +214,11 @@ def _processes() -> list[Path]:
         return []
 
 
-def _stat(entry: Path) -> tuple[str, str] | None:
-    """(state, parent pid) from /proc/PID/stat, or None if the process is gone."""
+def _stat(entry: Path) -> tuple[str, str, int] | None:
+    """(state, parent pid, start time in clock ticks) from /proc/PID/stat, or None if
+    the process is gone."""
     try:
         fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        return fields[0], fields[1], int(fields[19])
+    except (OSError, IndexError, ValueError):
         return None
-    return fields[0], fields[1]
