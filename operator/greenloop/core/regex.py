@@ -14,8 +14,8 @@ ASCII-only, and ``$`` matches only at the very end of the text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import re2
 
@@ -40,6 +40,94 @@ class Pattern(Protocol):
     def finditer(self, text: str, pos: int | None = None) -> Iterator[Match]: ...
 
 
+class _AsciiMatch:
+    """A match in ASCII text, where RE2's byte offsets are character offsets."""
+
+    __slots__ = ("_groupindex", "_spans", "_text")
+
+    def __init__(self, text: str, spans: Sequence[tuple[int, int]], groupindex: Mapping[str, int]):
+        self._text, self._spans, self._groupindex = text, spans, groupindex
+
+    def _index(self, group: int | str) -> int:
+        return self._groupindex[group] if isinstance(group, str) else group
+
+    def span(self, group: int | str = 0) -> tuple[int, int]:
+        return self._spans[self._index(group)]
+
+    def start(self, group: int | str = 0) -> int:
+        return self._spans[self._index(group)][0]
+
+    def end(self, group: int | str = 0) -> int:
+        return self._spans[self._index(group)][1]
+
+    def group(self, group: int | str = 0, /) -> str | None:
+        start, end = self._spans[self._index(group)]
+        return None if start == -1 else self._text[start:end]
+
+
+class _Pattern:
+    """google-re2's pattern with a fast path for ASCII text from the start: its Python
+    wrapper spends ~6 µs a call mapping character offsets, more than the match itself,
+    and the classifier asks several patterns about every line."""
+
+    __slots__ = ("_regexp", "_wrapped", "groupindex", "pattern")
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrapped = wrapped
+        self._regexp = wrapped._regexp
+        self.pattern: str = wrapped.pattern
+        self.groupindex: Mapping[str, int] = dict(wrapped.groupindex)
+
+    # Each method inlines the fast path: a call saved per line is measurable here.
+    def search(self, text: str, pos: int | None = None) -> Match | None:
+        if pos is None:
+            try:
+                data = text.encode("ascii")
+            except UnicodeEncodeError:
+                pass
+            else:
+                spans = self._regexp.Match(_UNANCHORED, data, 0, len(data))
+                return None if spans[0][0] == -1 else _AsciiMatch(text, spans, self.groupindex)
+        result: Match | None = self._wrapped.search(text, pos)
+        return result
+
+    def match(self, text: str, pos: int | None = None) -> Match | None:
+        if pos is None:
+            try:
+                data = text.encode("ascii")
+            except UnicodeEncodeError:
+                pass
+            else:
+                spans = self._regexp.Match(_ANCHOR_START, data, 0, len(data))
+                return None if spans[0][0] == -1 else _AsciiMatch(text, spans, self.groupindex)
+        result: Match | None = self._wrapped.match(text, pos)
+        return result
+
+    def fullmatch(self, text: str, pos: int | None = None) -> Match | None:
+        if pos is None:
+            try:
+                data = text.encode("ascii")
+            except UnicodeEncodeError:
+                pass
+            else:
+                spans = self._regexp.Match(_ANCHOR_BOTH, data, 0, len(data))
+                return None if spans[0][0] == -1 else _AsciiMatch(text, spans, self.groupindex)
+        result: Match | None = self._wrapped.fullmatch(text, pos)
+        return result
+
+    def finditer(self, text: str, pos: int | None = None) -> Iterator[Match]:
+        result: Iterator[Match] = self._wrapped.finditer(text, pos)
+        return result
+
+
+_ANCHOR = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
+_UNANCHORED = getattr(_ANCHOR, "UNANCHORED", None)
+_ANCHOR_START = getattr(_ANCHOR, "ANCHOR_START", None)
+_ANCHOR_BOTH = getattr(_ANCHOR, "ANCHOR_BOTH", None)
+# The fast path uses google-re2's internals; without them, its wrapper as it is.
+_FAST = None not in (_UNANCHORED, _ANCHOR_START, _ANCHOR_BOTH)
+
+
 class RegexError(ValueError):
     """A pattern RE2 cannot compile; ``str()`` is RE2's reason."""
 
@@ -56,4 +144,6 @@ def compile(pattern: str, *, ignore_case: bool = False) -> Pattern:
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise RegexError(str(reason)) from None
+    if _FAST and hasattr(compiled, "_regexp"):
+        return _Pattern(compiled)
     return compiled
