@@ -1,6 +1,7 @@
 """Print the mutation score per module from a mutmut 3 run (tools/mutate calls it).
 
 Usage: python tools/mutation_score.py MUTANTS_DIR MODULE...
+       python tools/mutation_score.py --pending MUTANTS_DIR MODULE...  (names to judge again)
 
 The score is killed / (killed + survived + no tests): a timeout counts as killed (the
 test suite noticed the mutant by hanging on it, and pytest-timeout fails it), mutants not
@@ -20,6 +21,8 @@ NO_TESTS = {5, 33}
 
 
 def main(argv: list[str]) -> int:
+    if argv[0] == "--pending":
+        return pending(Path(argv[1]), argv[2:])
     mutants, modules = Path(argv[0]), argv[1:]
     print(f"{'module':<10} {'killed':>7} {'survived':>9} {'no tests':>9} {'unchecked':>10} score")
     for module in modules:
@@ -40,6 +43,18 @@ def main(argv: list[str]) -> int:
         )
         for name in survived + no_tests:
             print(f"    survived: {name}")
+    return 0
+
+
+def pending(mutants: Path, modules: list[str]) -> int:
+    """Print the names of the mutants still alive or not yet judged, one a line."""
+    for module in modules:
+        meta = mutants / "src" / "greenloop" / "core" / f"{module}.py.meta"
+        if meta.exists():
+            codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+            for name, code in sorted(codes.items()):
+                if code is None or code in SURVIVED | NO_TESTS:
+                    print(name)
     return 0
 
 
