@@ -179,6 +179,80 @@ def measure(kind: str, path: Path) -> dict[str, float]:
     return result
 
 
+# Whole processes, as a user runs them (issue 8): greenloop's CLI, a junitparser script
+# that prints the same counts and failures, and the pyexpat floor (empty handlers).
+JUNITPARSER_SCRIPT = """
+import json, sys
+from junitparser import JUnitXml, TestSuite
+xml = JUnitXml.fromfile(sys.argv[1])
+counts, failing = {}, []
+for suite in [xml] if isinstance(xml, TestSuite) else xml:
+    for case in suite:
+        kind = type(case.result[0]).__name__ if case.result else "Passed"
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind in ("Failure", "Error"):
+            failing.append({"id": f"{case.classname}::{case.name}",
+                            "message": case.result[0].message})
+print(json.dumps({"counts": counts, "failing": failing}))
+"""
+PYEXPAT_SCRIPT = """
+import sys
+from xml.parsers import expat
+p = expat.ParserCreate()
+p.StartElementHandler = lambda tag, attrs: None
+p.EndElementHandler = lambda tag: None
+with open(sys.argv[1], "rb") as f:
+    p.ParseFile(f)
+"""
+
+
+def whole_process(command: list[str]) -> dict[str, float]:
+    """Wall time, CPU time (user + system) and peak RSS of one process, from wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {
+        "seconds": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_bytes": usage.ru_maxrss * scale,
+    }
+
+
+def compare_whole_processes(path: Path, repeat: int) -> float:
+    greenloop = Path(sys.executable).parent / "greenloop"
+    commands = {
+        "greenloop junit --json": [str(greenloop), "junit", str(path), "--json"],
+        "junitparser script": [sys.executable, "-c", JUNITPARSER_SCRIPT, str(path)],
+        "pyexpat floor": [sys.executable, "-c", PYEXPAT_SCRIPT, str(path)],
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            runs[name].append(whole_process(command))
+    print("whole processes (start-up and imports included; best of runs; peak RSS from wait4):")
+    best: dict[str, tuple[float, float, float]] = {}
+    for name, done in runs.items():
+        best[name] = (
+            min(r["seconds"] for r in done),
+            min(r["cpu"] for r in done),
+            max(r["peak_bytes"] for r in done),
+        )
+        wall, cpu, peak = best[name]
+        print(f"  {name:<26} {wall:8.3f} s wall  {cpu:8.3f} s cpu   peak {peak / 2**20:8.1f} MiB")
+    ours, theirs = best["greenloop junit --json"], best["junitparser script"]
+    ratio = theirs[1] / ours[1]
+    print(
+        f"whole process: greenloop {ratio:.2f}x junitparser's CPU time"
+        f" ({theirs[0] / ours[0]:.2f}x wall), {ours[2] / 2**20:.0f} MiB peak"
+        " (targets: >= 2x, <= 60 MiB)"
+    )
+    print()
+    return ratio
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
@@ -202,6 +276,8 @@ def main() -> int:
     )
     print("memory: peak RSS of the worker process (ru_maxrss, RUSAGE_SELF), interpreter included")
     print()
+
+    compare_whole_processes(path, args.repeat)
 
     # Rounds interleave the parsers, so a busy machine slows both alike.
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in WORKERS}
