@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import ControlPlane, free_ports
+from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -36,42 +37,6 @@ FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure
 
 def junit(*cases: str) -> bytes:
     return f'<testsuite name="s" tests="{len(cases)}">{"".join(cases)}</testsuite>\n'.encode()
-
-
-@dataclass
-class Operator:
-    cp: ControlPlane
-    namespace: str
-    log: Path
-    url: str
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def start(self) -> None:
-        cmd = [
-            sys.executable, "-m", "greenloop.cli", "operator",
-            "--kubeconfig", str(self.cp.kubeconfig), "-n", self.namespace,
-            "--results-host", "127.0.0.1", "--results-port", str(self.port),
-            "--results-url", self.url, "--metrics-port", "0", "--log-format", "text",
-        ]  # fmt: skip
-        self.starts += 1
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
 
 @pytest.fixture
@@ -354,7 +319,7 @@ def test_sigkill_and_restart_mid_run_gives_the_same_verdict_without_twins(
         time.sleep(0.2)
     status = status_of(cluster, namespace, "restart")
     assert status.get("phase") == "Passed", f"{status}\n{operator.tail()}"
-    assert kills >= 2
+    assert kills >= 2, f"only {kills} restarts happened before the verdict"
     names = [j["metadata"]["name"] for j in car.jobs()]
     assert len(names) == len(set(names)) == 2, names
     assert replicasets(cluster, namespace, "backend") == 2, "at most one rollout"

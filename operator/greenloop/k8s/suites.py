@@ -39,7 +39,7 @@ __all__ = ["ForeignObject", "observe", "runner_error", "start"]
 #: Waiting reasons after which a pod will never run: report at once, do not wait for
 #: the Job's deadline.
 NEVER_STARTS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
-MAX_EVIDENCE = 2000
+MAX_EVIDENCE = 400  # the engine keeps this much of a RunnerError's reason
 RUNNER_ERROR_ANNOTATION = "greenloop.dev/runner-error"
 LOG_LINES = 15
 
@@ -125,21 +125,26 @@ def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str) -> str:
-    """The RunnerError evidence: why, the pod's own reason, the last log lines; bounded."""
+    """The RunnerError evidence, most telling first (the engine keeps 400 characters):
+    what the suite container says, why the Job ended, its last log lines."""
     ns = run.owner.namespace
-    parts = [why]
+    parts: list[str] = []
     pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
     items = sorted(
         pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
     )
+    tail = ""
     if items:
         pod = items[-1]
         story, _ = _container_story(pod)
-        parts.append(f"pod {pod['metadata']['name']}: {story}")
-        tail = (await gw.pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)).strip()
-        if tail:
-            parts.append("last log lines:\n" + tail)
-    text = "; ".join(parts[:2]) + ("\n" + "\n".join(parts[2:]) if len(parts) > 2 else "")
+        parts.append(story)
+        log = await gw.pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        tail = " | ".join(lines[-3:])
+    parts.append(why)
+    if tail:
+        parts.append(f"last log lines: {tail}")
+    text = "; ".join(parts)
     return text if len(text) <= MAX_EVIDENCE else text[: MAX_EVIDENCE - 1] + "…"
 
 
