@@ -1,0 +1,164 @@
+"""How fast `greenloop operator` reacts, on the test control plane with kwok's node.
+
+    python bench/operator_latency.py [--runs 20] [--json]
+
+For each of `--runs` StagingValidations (one suite each, created one after another):
+  applied → Job     from `kubectl create` of the object until its first Job exists
+  upload → status   from the results upload's 200 until status.summary shows the tests
+and prints median and p95 against the target (p95 < 1 s each). kwok runs no containers,
+so this script plays each Job's results sidecar with the real `greenloop report upload`
+logic (the Jobs run under a service account that does not exist, so their pods are never
+created and they wait for the upload). Not a pass/fail test: exit status 0 unless a run
+breaks. The machine's load is printed with the figures: they are only comparable on an
+otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.cluster import ControlPlane, free_ports  # noqa: E402
+from tests.support.operator_process import Operator  # noqa: E402
+from tests.support.owners import ensure_crd  # noqa: E402
+
+from greenloop.k8s.upload import Upload, upload  # noqa: E402
+
+TARGET_P95 = 1.0
+XML = b'<testsuite name="s" tests="1"><testcase classname="c" name="ok"/></testsuite>\n'
+
+
+def _sv(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "greenloop.dev/v1alpha1",
+        "kind": "StagingValidation",
+        "metadata": {"name": name},
+        "spec": {
+            "serviceAccountName": "no-such-account",
+            "suites": [{"name": "core", "command": ["pytest"], "image": "localhost/e2e:dev"}],
+        },
+    }
+
+
+def _poll(what: str, probe: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[float, float]:
+    name = f"bench-{i}"
+    t0 = time.perf_counter()
+    cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(_sv(name)))
+
+    def job() -> dict[str, Any] | None:
+        items = cp.get_json("jobs", "-n", ns, "-l", "greenloop.dev/suite=core")["items"]
+        mine = [
+            j for j in items if j["metadata"]["annotations"]["greenloop.dev/validation"] == name
+        ]
+        return mine[0] if mine else None
+
+    found = _poll("the first Job", job)
+    applied = time.perf_counter() - t0
+
+    def secret() -> dict[str, Any] | None:
+        uid = found["metadata"]["labels"]["greenloop.dev/validation-uid"]
+        items = cp.get_json("secrets", "-n", ns, "-l", f"greenloop.dev/validation-uid={uid}")
+        ready = cp.get_json("job", found["metadata"]["name"], "-n", ns)["spec"].get("suspend")
+        return items["items"][0] if items["items"] and ready is False else None
+
+    sec = _poll("the Job's token", secret)
+    xml = tmp / f"{name}.xml"
+    xml.write_bytes(XML)
+    result = upload(
+        Upload(
+            file=xml,
+            url=op.url,
+            namespace=ns,
+            job=found["metadata"]["name"],
+            token=base64.b64decode(sec["data"]["token"]).decode(),
+            job_uid=found["metadata"]["uid"],
+            deadline_seconds=30,
+        )
+    )
+    t1 = time.perf_counter()
+    if not result.ok:
+        raise RuntimeError(result.message)
+
+    def shown() -> bool:
+        status = (cp.get_json("sv", name, "-n", ns) or {}).get("status") or {}
+        return bool((status.get("summary") or {}).get("passed"))
+
+    _poll("status to show the results", shown)
+    return applied, time.perf_counter() - t1
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    cp = ControlPlane.start(controllers=True, build=False)
+    tmp = Path(tempfile.mkdtemp(prefix="greenloop-bench-"))
+    ns = "bench"
+    op: Operator | None = None
+    try:
+        ensure_crd(cp)
+        cp.create_namespace(ns)
+        port = free_ports(1)[0]
+        op = Operator(cp, ns, tmp / "operator.log", f"http://127.0.0.1:{port}", port)
+        op.start()
+        time.sleep(3)  # let kopf list and watch before the first object
+        applied, shown = [], []
+        for i in range(args.runs):
+            a, s = one(cp, op, ns, i, tmp)
+            applied.append(a)
+            shown.append(s)
+    finally:
+        if op is not None:
+            op.kill(signal.SIGTERM)
+        cp.stop()
+        shutil.rmtree(cp.workdir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = {"applied → Job": applied, "upload → status": shown}
+    load = os.getloadavg()[0]
+    if args.json:
+        out = {k: {"median": statistics.median(v), "p95": p95(v)} for k, v in rows.items()}
+        print(json.dumps({**out, "runs": args.runs, "load1": load}, indent=2))
+        return 0
+    print(f"operator latency over {args.runs} objects (load average {load:.1f}, "
+          f"{os.cpu_count()} cores):")  # fmt: skip
+    for what, values in rows.items():
+        mark = "ok" if p95(values) < TARGET_P95 else "over target"
+        print(
+            f"  {what:<16} median {statistics.median(values):.3f} s   p95 {p95(values):.3f} s"
+            f"   (target p95 < {TARGET_P95:.0f} s: {mark})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
