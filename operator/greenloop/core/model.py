@@ -188,6 +188,7 @@ class Policy:
     redeploy_on: tuple[FailureClass, ...] = DEFAULT_REDEPLOY_ON
     flake_retries: int = 1
     fail_fast: bool = False
+    parallelism: int = 1  # suites of one priority run at once (local mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,4 +115,5 @@ def _policy(policy: Mapping[str, Any]) -> Policy:
         redeploy_on=tuple(FailureClass(c) for c in policy["redeployOn"]),
         flake_retries=policy["flakeRetries"],
         fail_fast=policy["failFast"],
+        parallelism=policy["parallelism"],
     )

@@ -4,9 +4,11 @@ engine what happened, until it says Finish. No decisions are made here."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from greenloop.core.engine import (
     State,
     SuiteFinished,
     SuiteRun,
+    SuiteSelection,
 )
 from greenloop.core.exits import exit_code
 from greenloop.core.model import StagingValidation, ValidationSpec
@@ -36,6 +39,26 @@ from greenloop.local import redeploy as rd
 from greenloop.local.outdir import OutDir
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite
+
+
+class _Stopped(BaseException):
+    """Raised in a suite's thread to stop it (not an Exception: nothing may swallow it)."""
+
+
+def _priority_groups(
+    spec: ValidationSpec, suites: tuple[SuiteSelection, ...]
+) -> list[list[SuiteSelection]]:
+    """Consecutive selections of the same priority (the engine orders them P1 first)."""
+    groups: list[list[SuiteSelection]] = []
+    last = None
+    for selection in suites:
+        priority = spec.suite(selection.suite).priority
+        if groups and priority == last:
+            groups[-1].append(selection)
+        else:
+            groups.append([selection])
+        last = priority
+    return groups
 
 
 def _where(err: BaseException) -> str:
@@ -82,6 +105,8 @@ class LocalRun:
         self.signal_exit: int | None = None  # 128 + the signal that stopped the run
         self.outdir = OutDir(self.out_dir)
         self._stop_by: float | None = None
+        # Progress is written from suite threads too (policy.parallelism): one at a time.
+        self._lock = threading.Lock()
         self.spec: ValidationSpec = obj.spec
         # What this mode can do with the target (no cluster: no workloads) is decided
         # in the core, once; the engine and this shell both follow it.
@@ -148,67 +173,162 @@ class LocalRun:
         raise AssertionError(f"unexpected action {action!r}")
 
     def _run(self, action: RunSuites, state: State) -> Decision:
-        """Run the suites one by one, feeding each one's results to the engine as it
-        finishes, the way the operator feeds it Jobs."""
+        """Run the suites, feeding each one's results to the engine as it finishes, the
+        way the operator feeds it Jobs. Suites of one priority run up to
+        policy.parallelism at a time; priorities still run in order."""
         run_dir = self.out_dir / f"iteration-{action.iteration}"
         self.outdir.wrote(run_dir.name)
         so_far = {"passed": 0, "failed": 0}
         decision = Decision(state, action)
-        for selection in action.suites:
-            suite = self.spec.suite(selection.suite)
-            what = (
-                "all tests"
-                if selection.test_ids is None
-                else plural(len(selection.test_ids), "selected test")
-            )
-            prefix = f"[iteration {action.iteration}] {suite.name} ({suite.priority})"
-            self.progress.line(f"{prefix}: running {what}")
+        width = max(1, self.spec.policy.parallelism)
+        for group in _priority_groups(self.spec, action.suites):
+            if width == 1 or len(group) == 1:
+                for selection in group:
+                    prefix = self._announce(action, selection)
+                    tick = self._ticker(prefix, selection, so_far)
+                    run = self._run_one(action, selection, run_dir, tick)
+                    decision = self._fed(decision, action, selection, run, run_dir, so_far)
+            else:
+                decision = self._run_together(action, group, run_dir, so_far, decision, width)
+        return decision
 
-            def tick(
-                elapsed: float, prefix: str = prefix, timeout: int = suite.timeout_seconds
-            ) -> None:
+    def _announce(self, action: RunSuites, selection: SuiteSelection) -> str:
+        suite = self.spec.suite(selection.suite)
+        what = (
+            "all tests"
+            if selection.test_ids is None
+            else plural(len(selection.test_ids), "selected test")
+        )
+        prefix = f"[iteration {action.iteration}] {suite.name} ({suite.priority})"
+        with self._lock:
+            self.progress.line(f"{prefix}: running {what}")
+        return prefix
+
+    def _ticker(
+        self, prefix: str, selection: SuiteSelection, so_far: dict[str, int]
+    ) -> Callable[[float], None]:
+        timeout = self.spec.suite(selection.suite).timeout_seconds
+
+        def tick(elapsed: float) -> None:
+            with self._lock:
                 self.progress.tick(
                     f"{prefix}: running {elapsed:.0f} s (timeout {timeout} s); "
                     f"this iteration so far: {so_far['passed']} passed, {so_far['failed']} failed"
                 )
 
-            started = time.time()
-            try:
-                run = run_suite(
-                    suite,
-                    selection,
-                    iteration=action.iteration,
-                    base_dir=self.base_dir,
-                    run_dir=run_dir,
-                    verbose=self.verbose,
-                    tick=tick,
-                    stop_by=self._stop_by,
-                )
-            except Exception as err:  # the last resort: a suite error the engine understands
-                run = SuiteRun(
-                    suite=suite.name,
-                    tests=(),
-                    error=f"greenloop could not run it: {_where(err)}",
-                    exit_code=None,
-                    started=started,
-                    finished=time.time(),
-                    selected=selection.test_ids,
-                )
-            took = run.finished - run.started
-            # One look at the target while the results are fresh: the why-chain's evidence.
-            health = self.spec.target.health
-            observed = (rd.probe(health),) if health is not None else ()
-            decision = engine.on_suite(
-                self.spec,
-                decision.state,
-                SuiteFinished(action.id, run, observed),
-                self.clock(),
-                caps=self.caps,
-                rules=self.rules,
+        return tick
+
+    def _run_one(
+        self,
+        action: RunSuites,
+        selection: SuiteSelection,
+        run_dir: Path,
+        tick: Callable[[float], None],
+    ) -> SuiteRun:
+        suite = self.spec.suite(selection.suite)
+        started = time.time()
+        try:
+            return run_suite(
+                suite,
+                selection,
+                iteration=action.iteration,
+                base_dir=self.base_dir,
+                run_dir=run_dir,
+                verbose=self.verbose,
+                tick=tick,
+                stop_by=self._stop_by,
             )
+        except Exception as err:  # the last resort: a suite error the engine understands
+            return SuiteRun(
+                suite=suite.name,
+                tests=(),
+                error=f"greenloop could not run it: {_where(err)}",
+                exit_code=None,
+                started=started,
+                finished=time.time(),
+                selected=selection.test_ids,
+            )
+
+    def _run_together(
+        self,
+        action: RunSuites,
+        group: list[SuiteSelection],
+        run_dir: Path,
+        so_far: dict[str, int],
+        decision: Decision,
+        width: int,
+    ) -> Decision:
+        """Up to ``width`` suites at once, each its own process group, log and timeout;
+        the ticking line shows them side by side. Results reach the engine one at a time,
+        in the order the suites finish."""
+        running: dict[str, float] = {}
+        stop = threading.Event()
+
+        def ticker(name: str) -> Callable[[float], None]:
+            def tick(elapsed: float) -> None:
+                if stop.is_set():
+                    raise _Stopped  # run_suite stops the suite's processes on its way out
+                with self._lock:
+                    running[name] = elapsed
+                    side_by_side = " | ".join(f"{n} {e:.0f} s" for n, e in running.items())
+                    self.progress.tick(
+                        f"[iteration {action.iteration}] running {side_by_side}; so far: "
+                        f"{so_far['passed']} passed, {so_far['failed']} failed"
+                    )
+
+            return tick
+
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="suite")
+        try:
+            futures: dict[Future[SuiteRun], SuiteSelection] = {}
+            for selection in group:
+                self._announce(action, selection)
+                running[selection.suite] = 0.0
+                tick = ticker(selection.suite)
+                futures[pool.submit(self._run_one, action, selection, run_dir, tick)] = selection
+            for future in as_completed(futures):
+                selection = futures[future]
+                run = future.result()
+                with self._lock:
+                    running.pop(selection.suite, None)
+                decision = self._fed(decision, action, selection, run, run_dir, so_far)
+        except BaseException:
+            # Ctrl-C or a signal: every running suite stops at its next tick (within a
+            # second), and its processes with it, before greenloop moves on.
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return decision
+
+    def _fed(
+        self,
+        decision: Decision,
+        action: RunSuites,
+        selection: SuiteSelection,
+        run: SuiteRun,
+        run_dir: Path,
+        so_far: dict[str, int],
+    ) -> Decision:
+        """The engine's decision after one suite's results, and the progress line."""
+        suite = self.spec.suite(selection.suite)
+        prefix = f"[iteration {action.iteration}] {suite.name} ({suite.priority})"
+        took = run.finished - run.started
+        # One look at the target while the results are fresh: the why-chain's evidence.
+        health = self.spec.target.health
+        observed = (rd.probe(health),) if health is not None else ()
+        decision = engine.on_suite(
+            self.spec,
+            decision.state,
+            SuiteFinished(action.id, run, observed),
+            self.clock(),
+            caps=self.caps,
+            rules=self.rules,
+        )
+        with self._lock:
             if run.error is not None:
                 self.progress.line(f"{prefix}: no results ({took:.1f} s): {run.error}")
-                continue
+                return decision
             counted = engine.tally_results(run.tests)
             bad, good, skipped = counted.failed, counted.passed, counted.skipped
             so_far["passed"] += good
