@@ -166,18 +166,14 @@ def test_demo_suite_fails_exactly_the_connectivity_tests_then_a_selected_rerun_p
 
 
 @pytest.mark.parametrize(
-    ("suite", "budget_seconds"),
-    [("tests/test_critical.py", 2.0), ("tests/test_core.py", 2.0), ("tests/test_extended.py", 2.0)],
+    ("suite", "count"),
+    [("tests/test_critical.py", 13), ("tests/test_core.py", 15), ("tests/test_extended.py", 13)],
 )
-def test_each_demo_suite_runs_fast(
-    app: App, tmp_path: Path, suite: str, budget_seconds: float
-) -> None:
+def test_each_demo_suite_runs_on_its_own(app: App, tmp_path: Path, suite: str, count: int) -> None:
+    # How fast the suites run is measured in bench/loop_overhead.py, not asserted here.
     assert app.run("start").returncode == 0
     proc, cases = run_suite(app, tmp_path, DEMO, "-q", suite)
-    # pytest's own timing: the suite, without interpreter start-up.
-    seconds = float(proc.stdout.rsplit(" in ", 1)[1].split("s")[0])
-    assert seconds < budget_seconds, proc.stdout
-    assert cases
+    assert len(cases) == count, proc.stdout
 
 
 def test_auth_suite_gets_403_on_the_three_authenticated_tests(tmp_path: Path) -> None:
