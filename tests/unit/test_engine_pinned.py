@@ -98,6 +98,15 @@ ENDS = [
         "credentials are rejected; a redeploy cannot fix them",
     ),
     End(
+        # A suite's runner error is retried only when nothing else fails.
+        "a runner error beside a failure, no retries left",
+        make_spec(*TWO, flake_retries=0),
+        [{"critical": [bad("c1", ASSERT)], "extended": "timed out after 900 s"}],
+        "Assertion",
+        "1 Assertion still failing after 0 reruns without a redeploy: "
+        "Assertion is not in policy.redeployOn",
+    ),
+    End(
         "every test skipped",
         make_spec(*ONE),
         [{"critical": [skipped("c1"), skipped("c2")]}],
@@ -167,6 +176,18 @@ def test_a_rerun_says_what_it_reruns() -> None:
     ]
     play(spec, script, observe=lambda state: messages.append(state.message))
     assert "iteration 2: rerunning critical (1 test), extended" in messages
+
+
+def test_while_redeploying_status_says_so_and_why() -> None:
+    seen: list[tuple[Phase, str, str]] = []
+    spec = make_spec(*ONE)
+    script = [{"critical": [bad("c1", HTTP_503), ok("c2")]}, {"critical": [ok("c1")]}]
+    play(spec, script, observe=lambda s: seen.append((s.phase, str(s.reason), s.message)))
+    assert (
+        Phase.REDEPLOYING,
+        "Redeploying",
+        "iteration 1: redeploying because of 1 ServiceUnavailable",
+    ) in seen
 
 
 def test_dependents_of_dependents_rerun_with_the_failure() -> None:
