@@ -61,13 +61,13 @@ def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
             procs.stop(child)
         else:
             procs.forget(child)
+        cap_file(log)
         if timed_out:
             return Outcome(
                 False,
                 f"redeploy command timed out after {target.command_timeout_seconds} s; "
                 "everything it started was stopped",
             )
-    cap_file(log)
     proc = child.proc
     took = time.monotonic() - started
     tail = log_tail(log)
