@@ -60,7 +60,7 @@ CASES: dict[str, tuple[Path, list[str], dict[str, str]]] = {
         [str(GOTESTSUM), "--junitfile", "{greenloop:junit}", "--"],
         {},
     ),
-    "maven": (SUITES / "maven", ["mvn", "-B", "-q", "-o", "test"], {}),
+    "maven": (SUITES / "maven", ["mvn", "-B", "-q", "test"], {}),
 }
 # Where the selection goes when it is not at the end of the command.
 TAIL = {"go": "{greenloop:select|./...}"}
