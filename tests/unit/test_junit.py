@@ -640,3 +640,14 @@ def test_a_200_megabyte_attribute_reads_in_bounded_memory(tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) < 100, f"peak RSS {proc.stdout.strip()} MiB"  # before: > 800 MiB
+
+
+def test_parse_junit_keeps_only_what_keep_accepts_and_counts_the_rest() -> None:
+    xml = (
+        b'<testsuite><testcase name="a"/><testcase name="b"><failure message="x"/></testcase>'
+        b'<testcase name="c"/><testcase name="c"/></testsuite>'
+    )
+    report = parse_junit(xml, keep=lambda t: t.outcome is not Outcome.PASSED)
+    assert [t.id for t in report.tests] == ["b"]
+    assert report.not_kept == 3
+    assert any("appears 2 times" in w for w in report.warnings)

@@ -119,6 +119,7 @@ class JUnitError(ValueError):
 class JUnitReport:
     tests: tuple[TestResult, ...]
     warnings: tuple[str, ...] = ()
+    not_kept: int = 0  # testcases read but not kept (parse_junit's ``keep``)
 
 
 def parse_junit(
@@ -126,11 +127,18 @@ def parse_junit(
     *,
     name: str | None = None,
     max_text: int = 4096,
+    keep: Callable[[TestResult], bool] | None = None,
 ) -> JUnitReport:
-    """Read a whole report. ``source`` is a path, the XML bytes, or a binary file."""
+    """Read a whole report. ``source`` is a path, the XML bytes, or a binary file.
+
+    ``keep``: only the results it accepts are kept (the others are counted in
+    ``not_kept``), so a caller that needs the failures of a large report does not hold
+    every passing test in memory."""
     parser = _Parser(_source_name(source, name), max_text)
-    tests = tuple(parser.run(source))
-    return JUnitReport(tests, parser.final_warnings())
+    if keep is None:
+        return JUnitReport(tuple(parser.run(source)), parser.final_warnings())
+    kept = [test for test in parser.run(source) if keep(test)]
+    return JUnitReport(tuple(kept), parser.final_warnings(), parser.count - len(kept))
 
 
 def iter_junit(
