@@ -61,12 +61,13 @@ def say_lines(text: str, stream: TextIO | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
     try:
+        # Inside the try: Ctrl-C while argparse is still importing its helpers is Ctrl-C too.
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         code: int = args.func(args)
     except KeyboardInterrupt:
         # `run` reports its own interruptions; this is Ctrl-C anywhere else.

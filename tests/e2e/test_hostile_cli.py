@@ -3,6 +3,7 @@ that share an output folder do not corrupt each other (issue 8)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,7 +59,15 @@ def test_ctrl_c_during_junit_exits_130_with_a_message(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)  # started and reading (the file takes seconds)
+    # Interrupt once greenloop has the file open (reading it takes seconds), however
+    # slowly the interpreter started: a bounded wait on /proc, not a fixed sleep.
+    fds = Path(f"/proc/{proc.pid}/fd")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd).endswith("big.xml") for fd in fds.iterdir()):
+                break
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
