@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane runners bench mutate fuzz clean
+.PHONY: demo test unit e2e integration lint controlplane node runners bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
-test: $(STAMP) controlplane runners
+test: $(STAMP) controlplane node runners
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -29,7 +29,7 @@ unit: $(STAMP)
 e2e: $(STAMP) runners
 	$(BIN)/python -m pytest tests/e2e
 
-integration: $(STAMP) controlplane
+integration: $(STAMP) controlplane node
 	$(BIN)/python -m pytest tests/integration
 
 ## runners: install (once, cached) Jest, Vitest, Playwright, gotestsum and Surefire for
@@ -40,6 +40,11 @@ runners:
 ## controlplane: build (once, cached) kube-apiserver, etcd, controllers and kwok
 controlplane:
 	tools/controlplane/build
+
+## node: build (once, cached) containerd, kubelet, kube-proxy, pause and the test images
+node: $(STAMP) controlplane
+	tools/node/build
+	PYTHON=$(BIN)/python tools/images/build
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests bench examples
@@ -60,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/classify_lines.py
 	$(BIN)/python bench/report_render.py
 	$(BIN)/python bench/controlplane_start.py
+	$(BIN)/python bench/node_start.py
 
 ## mutate: mutation testing of the core with mutmut (README "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)

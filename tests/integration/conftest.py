@@ -6,6 +6,11 @@
   Jobs complete and garbage collection runs through the real controllers.
   Ask for `cluster` only when a test needs controllers; `apiserver` is faster.
 - `namespace` (function): a fresh namespace, deleted afterwards.
+- `node` (function, backed by one node per session): a real node — containerd, runc,
+  CNI bridge, kubelet, kube-proxy on this machine — joined to `cluster`, Ready, with
+  the images of tools/images/build imported. Tainted and labelled so only pods that
+  ask for it land there (kwok keeps the rest). Needs root; see tests/support/node.py.
+- `node_namespace` (function): a fresh namespace whose pods all run on the real node.
 
 Binaries come from tools/controlplane/build (run automatically when missing;
 its output goes to the terminal). When a test fails, or when
@@ -30,6 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.cluster import ControlPlane, ensure_binaries  # noqa: E402
+from tests.support.node import RealNode, ensure_built  # noqa: E402
 
 _KEPT: list[str] = []
 
@@ -101,6 +107,74 @@ def namespace(request: pytest.FixtureRequest, apiserver: ControlPlane) -> Iterat
     apiserver.create_namespace(name)
     yield name
     apiserver.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+class NodeManager:
+    """One real node for the session, started on first use; `stopped()` lets a test
+    run with no node at all (the host-cleanliness test starts and stops its own)."""
+
+    def __init__(self, cp: ControlPlane, config: pytest.Config) -> None:
+        self.cp = cp
+        self.config = config
+        self.node: RealNode | None = None
+        self.failed = False
+        self._built: tuple[Path, dict[str, object]] | None = None
+
+    def built(self) -> tuple[Path, dict[str, object]]:
+        if os.geteuid() != 0:
+            pytest.skip("a real node needs root (mounts, cgroups, iptables, bridges)")
+        if self._built is None:
+            with _terminal(self.config):
+                self._built = ensure_built(output=sys.__stderr__)
+        return self._built
+
+    def get(self) -> RealNode:
+        if self.node is None:
+            bindir, images = self.built()
+            self.node = RealNode(self.cp, bindir=bindir, images=images).start()
+        return self.node
+
+    def stop(self) -> None:
+        node, self.node = self.node, None
+        if node is not None:
+            keep = self.failed or bool(os.environ.get("GREENLOOP_KEEP_CONTROLPLANE"))
+            node.stop(remove_workdir=not keep)
+            if keep:
+                msg = f"real-node work directory and logs kept in {node.workdir} (logs/ inside)"
+                _KEPT.append(msg)
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        had = self.node is not None
+        self.stop()
+        try:
+            yield
+        finally:
+            if had:
+                self.get()
+
+
+@pytest.fixture(scope="session")
+def node_manager(request: pytest.FixtureRequest, cluster: ControlPlane) -> Iterator[NodeManager]:
+    manager = NodeManager(cluster, request.config)
+    try:
+        yield manager
+    finally:
+        manager.failed = request.session.testsfailed > 0
+        manager.stop()
+
+
+@pytest.fixture
+def node(node_manager: NodeManager) -> RealNode:
+    """The session's real node, Ready (started on first use)."""
+    return node_manager.get()
+
+
+@pytest.fixture
+def node_namespace(node: RealNode, namespace: str) -> str:
+    """A fresh namespace whose pods all run on the real node."""
+    node.use_namespace(namespace)
+    return namespace
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

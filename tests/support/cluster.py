@@ -716,6 +716,11 @@ class ControlPlane:
         self.pki.make_keypair("service-account")
         # aggregation layer (front proxy), as kubeadm sets it up
         self.pki.issue("front-proxy-client", "front-proxy-client")
+        self.pki.issue(
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            organizations=["system:masters"],
+        )
         self.timings["pki"] = time.monotonic() - t0
 
     def _component_kubeconfig(self, name: str, user: str, groups: Sequence[str] = ()) -> Path:
@@ -829,6 +834,13 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
+            # a real node (tests/support/node.py): logs/exec reach its kubelet by
+            # InternalIP with this client certificate; a namespace annotation can steer
+            # every pod in it onto that node (node selector + default toleration)
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-client-certificate={pki.dir / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki.dir / 'apiserver-kubelet-client.key'}",
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             "--profiling=false",
             f"--v={2 if self.verbose else 0}",
         )

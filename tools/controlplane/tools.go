@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the main packages that ./build compiles, so that
+// Package tools pins the main packages that ./build and ../node/build compile, so that
 // `go mod tidy` keeps every module they need in go.mod and go.sum.
 package tools
 
@@ -8,7 +8,9 @@ import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "sigs.k8s.io/kwok/cmd/kwok"
 )
