@@ -697,14 +697,15 @@ class RealNode:
     def _start_namespace(self) -> None:
         """A process holding a private mount namespace; the node's processes join it."""
         self._logs["namespace"] = self.workdir / "logs" / "namespace.log"
-        self._procs["namespace"] = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sleep", "infinity"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._logs["namespace"].open("ab"),
-            start_new_session=True,
-            preexec_fn=_set_pdeathsig,
-        )
+        with self._logs["namespace"].open("ab") as log:
+            self._procs["namespace"] = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sleep", "infinity"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig,
+            )
         pid = self._procs["namespace"].pid
         own = os.readlink("/proc/self/ns/mnt")
 
