@@ -100,10 +100,9 @@ def test_a_node_run_leaves_the_host_as_it_was(
     """Start a node, run a networked pod behind a Service, stop: nothing is left."""
     bindir, images = node_manager.built()
     with node_manager.stopped():
-        before = host_state()
         node = RealNode(cluster, bindir=bindir, images=images).start()
         try:
-            assert host_state()["links"] != before["links"], "the node made its bridge"
+            during = host_state()
             node.use_namespace(namespace)
             cluster.apply(
                 pod("pinger", container("main", command=[PY, "-c", "print('up')"])),
@@ -111,9 +110,22 @@ def test_a_node_run_leaves_the_host_as_it_was(
             )
             node.expose_host_port(namespace, "host", 9)
             assert wait_pod_phase(cluster, namespace, "pinger")["status"]["phase"] == "Succeeded"
+            wait_until(
+                "kube-proxy's Service rules",
+                lambda: any(
+                    "KUBE-SERVICES" in rule
+                    for rule in host_state()["iptables"].get("iptables/nat", [])
+                ),
+                timeout=30,
+            )
+            during = host_state()
         finally:
             node.stop(remove_workdir=True)
-        after = host_state()
+    before, after = node.before_state, node.after_state
+    # the run did change the host, so the comparison below can fail
+    assert node.bridge in during["links"] and node.bridge not in before["links"]
+    assert during["iptables"] != before["iptables"]
+    assert "/run/containerd" in during["paths"]
     assert after == before
 
 

@@ -23,8 +23,9 @@ The API the tests (and the operator's tests) use:
   `greenloop` (entrypoint `greenloop`), `demo-app` (examples/demo/app on 127.0.0.1:8080
   inside the pod), `demo-suites` (examples/demo/tests + greenloop's pytest plugin,
   entrypoint `python3 -m pytest`, workdir /suites).
-- `host_state()`: sysctls, interfaces, iptables rules, mounts and cgroups of the host,
-  to compare before and after.
+- `host_state()`: sysctls, interfaces, iptables rules, mounts, cgroups and the paths a
+  node could write of the host, to compare before and after; `before_state` and
+  `after_state` are those of one node's run, taken while it held the machine's node lock.
 
 Placement: the real node is registered with the label `greenloop.dev/node=real` and the
 taint `greenloop.dev/real-node=true:NoSchedule`, so pods that do not ask for it keep
@@ -98,6 +99,15 @@ KUBELET_SYSCTLS = {
 }
 #: written by the CNI bridge plugin when it is a gateway; the host keeps not forwarding
 MASKED_SYSCTLS = {**KUBELET_SYSCTLS, "net/ipv4/ip_forward": "1"}
+#: places containerd, its shims, runc, CNI and kubelet use whatever their configuration
+#: says; inside the node's namespace each is a folder of the work directory
+HIDDEN_DIRS = (
+    "/run/containerd",
+    "/var/lib/containerd",
+    "/var/lib/kubelet",
+    "/var/lib/cni",
+    "/etc/cni",
+)
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw")
 K8S_NS = "k8s.io"
 
@@ -196,7 +206,11 @@ def host_state() -> dict[str, Any]:
         for p in Path("/sys/fs/cgroup").glob("*/*")
         if p.is_dir()
     )
+    paths = sorted(
+        str(p) for d in HIDDEN_DIRS if Path(d).exists() for p in [Path(d), *Path(d).rglob("*")]
+    )
     return {
+        "paths": paths,
         "sysctls": sysctls,
         "links": links,
         "iptables": _iptables_rules(),
@@ -260,6 +274,11 @@ class RealNode:
         self._before: dict[str, Any] = {}
         self._made_cgroups: list[Path] = []
         self._bridge_made = False
+        self._made_dirs: list[Path] = []
+        #: host_state() just after start() took the machine's node lock / before stop()
+        #: released it
+        self.before_state: dict[str, Any] = {}
+        self.after_state: dict[str, Any] = {}
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -271,6 +290,7 @@ class RealNode:
         self._acquire_lock()
         try:
             self._before = host_state()
+            self.before_state = self._before
             self.workdir = Path(tempfile.mkdtemp(prefix=f"gln-{self.id}-"))
             (self.workdir / "logs").mkdir()
             self.node_ip = node_ip()
@@ -318,6 +338,10 @@ class RealNode:
         step("iptables", self._clean_iptables)
         step("bridge", self._remove_bridge)
         step("cgroups", self._remove_cgroups)
+        step("mount points", self._remove_made_dirs)
+        if self._lock_fd is not None and self._before:
+            # taken under the lock, so no other node on the machine changes it meanwhile
+            self.after_state = host_state()
         self._release_lock()
         if remove_workdir and self.workdir != Path() and not errors:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -596,6 +620,11 @@ class RealNode:
             _run("ip", "link", "del", self.bridge, check=False)
             self._bridge_made = False
 
+    def _remove_made_dirs(self) -> None:
+        while self._made_dirs:
+            path = self._made_dirs.pop()
+            path.rmdir()  # empty: everything went into the work directory
+
     def _make_cgroups(self) -> None:
         # kubelet wants its cgroup root to exist in every hierarchy
         for hierarchy in sorted(Path("/sys/fs/cgroup").iterdir()):
@@ -714,6 +743,13 @@ class RealNode:
 
         wait_until("private mount namespace", entered, timeout=10, interval=0.02)
         mounts = [(self.workdir / "varlog", Path("/var/log"))]
+        for d in HIDDEN_DIRS:
+            src = self.workdir / "hidden" / d.strip("/").replace("/", "_")
+            src.mkdir(parents=True)
+            if not Path(d).exists():
+                Path(d).mkdir(parents=True)  # a mount point; removed again by stop()
+                self._made_dirs.append(Path(d))
+            mounts.append((src, Path(d)))
         mounts += [
             (self.workdir / "sysctl" / key.replace("/", "."), Path("/proc/sys", key))
             for key in MASKED_SYSCTLS
