@@ -53,6 +53,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -289,6 +290,7 @@ class RealNode:
         t0 = time.monotonic()
         self._acquire_lock()
         try:
+            self._reap_leftovers()
             self._before = host_state()
             self.before_state = self._before
             self.workdir = Path(tempfile.mkdtemp(prefix=f"gln-{self.id}-"))
@@ -457,6 +459,34 @@ class RealNode:
                     ) from None
                 time.sleep(0.5)
         self._lock_fd = fd
+
+    def _reap_leftovers(self) -> None:
+        """Remove what a killed run (SIGKILL: no teardown) left. Holding the machine's node
+        lock, any bridge or cgroup root of ours and kubelet's or kube-proxy's canary chain
+        belongs to a run that is gone."""
+        reaped: list[str] = []
+        for line in _run("ip", "-o", "link", "show", "type", "bridge").splitlines():
+            name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if name.startswith("glbr"):
+                _run("ip", "link", "del", name, check=False)
+                reaped.append(f"bridge {name}")
+        for root in Path("/sys/fs/cgroup").glob("*/greenloop-*"):
+            dirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+            for d in [*dirs, root]:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            if not root.exists():
+                reaped.append(f"cgroup {root}")
+        rules = _iptables_rules()
+        canaries = ("-N KUBE-KUBELET-CANARY", "-N KUBE-PROXY-CANARY")
+        if any(r in canaries for lines in rules.values() for r in lines):
+            self._clean_iptables(only_kube=True)
+            reaped.append("iptables chains KUBE-*")
+        if reaped:
+            print(
+                f"[greenloop] removed what an earlier, killed node run left: {', '.join(reaped)}",
+                file=sys.__stderr__ or sys.stderr,
+            )
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -888,9 +918,10 @@ class RealNode:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
 
-    def _clean_iptables(self) -> None:
-        """kube-proxy --cleanup, then remove any chain the node added (kubelet's canaries)."""
-        if not self._before:
+    def _clean_iptables(self, *, only_kube: bool = False) -> None:
+        """kube-proxy --cleanup, then remove any rule and chain the node added (kubelet's
+        canaries); `only_kube`: every KUBE-* chain and the rules that jump to one."""
+        if not self._before and not only_kube:
             return
         if (self.workdir / "kube-proxy-config.json").exists():
             _run(
@@ -899,17 +930,24 @@ class RealNode:
                 "--cleanup",
                 check=False,
             )
-        before = self._before["iptables"]
+        before = {} if only_kube else self._before["iptables"]
+
+        def ours(rule: str) -> bool:
+            words = shlex.split(rule)
+            return not only_kube or words[1].startswith("KUBE-") or "-j KUBE-" in rule
+
         for key, rules in _iptables_rules().items():
             exe, table = key.split("/")
             old = set(before.get(key, []))
-            new_rules = [r for r in rules if r not in old and r.startswith("-A ")]
-            for rule in new_rules:
-                _run(exe, "-w", "5", "-t", table, "-D", *rule.split()[1:], check=False)
-            new_chains = [r.split()[1] for r in rules if r.startswith("-N ") and r not in old]
-            for chain in new_chains:
+            for rule in rules:
+                if rule.startswith("-A ") and rule not in old and ours(rule):
+                    _run(exe, "-w", "5", "-t", table, "-D", *shlex.split(rule)[1:], check=False)
+            chains = [
+                r.split()[1] for r in rules if r.startswith("-N ") and r not in old and ours(r)
+            ]
+            for chain in chains:
                 _run(exe, "-w", "5", "-t", table, "-F", chain, check=False)
-            for chain in new_chains:
+            for chain in chains:
                 _run(exe, "-w", "5", "-t", table, "-X", chain, check=False)
 
 
