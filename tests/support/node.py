@@ -465,6 +465,24 @@ class RealNode:
         lock, any bridge or cgroup root of ours and kubelet's or kube-proxy's canary chain
         belongs to a run that is gone."""
         reaped: list[str] = []
+        shims = _shim_pids(f"{tempfile.gettempdir()}/gln-")
+        for pid in shims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if shims:
+            reaped.append(f"{len(shims)} containerd shim(s)")
+        pids: set[int] = set()
+        for root in Path("/sys/fs/cgroup").glob("*/greenloop-*"):
+            for d in root.rglob("*"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids |= {int(p) for p in (d / "cgroup.procs").read_text().split()}
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if pids:
+            reaped.append(f"{len(pids)} container process(es)")
+        if shims or pids:
+            time.sleep(0.5)  # let the kernel take them out of their cgroups
         for line in _run("ip", "-o", "link", "show", "type", "bridge").splitlines():
             name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
             if name.startswith("glbr"):
@@ -482,6 +500,13 @@ class RealNode:
         if any(r in canaries for lines in rules.values() for r in lines):
             self._clean_iptables(only_kube=True)
             reaped.append("iptables chains KUBE-*")
+        made = _made_dirs_record()
+        if made.exists():
+            for d in made.read_text().split():
+                with contextlib.suppress(OSError):
+                    Path(d).rmdir()
+                    reaped.append(f"mount point {d}")
+            made.unlink()
         if reaped:
             print(
                 f"[greenloop] removed what an earlier, killed node run left: {', '.join(reaped)}",
@@ -654,6 +679,7 @@ class RealNode:
         while self._made_dirs:
             path = self._made_dirs.pop()
             path.rmdir()  # empty: everything went into the work directory
+        _made_dirs_record().unlink(missing_ok=True)
 
     def _make_cgroups(self) -> None:
         # kubelet wants its cgroup root to exist in every hierarchy
@@ -779,6 +805,8 @@ class RealNode:
             if not Path(d).exists():
                 Path(d).mkdir(parents=True)  # a mount point; removed again by stop()
                 self._made_dirs.append(Path(d))
+                with _made_dirs_record().open("a") as record:  # for a run killed meanwhile
+                    record.write(f"{d}\n")
             mounts.append((src, Path(d)))
         mounts += [
             (self.workdir / "sysctl" / key.replace("/", "."), Path("/proc/sys", key))
@@ -899,18 +927,8 @@ class RealNode:
         """Shims reparent themselves to init; find ours by the socket in their command line."""
         if self.workdir == Path():
             return
-        needle = str(self.workdir).encode()
         for _ in range(20):
-            found = []
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    cmdline = (entry / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"containerd-shim" in cmdline and needle in cmdline:
-                    found.append(int(entry.name))
+            found = _shim_pids(str(self.workdir))
             if not found:
                 return
             for pid in found:
@@ -949,6 +967,30 @@ class RealNode:
                 _run(exe, "-w", "5", "-t", table, "-F", chain, check=False)
             for chain in chains:
                 _run(exe, "-w", "5", "-t", table, "-X", chain, check=False)
+
+
+def _shim_pids(address_prefix: str) -> list[int]:
+    """containerd shims whose -address starts with `address_prefix`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("containerd-shim-runc-v2") and "-address" in argv:
+            address = (
+                argv[argv.index("-address") + 1] if argv.index("-address") + 1 < len(argv) else ""
+            )
+            if address.startswith(address_prefix):
+                found.append(int(entry.name))
+    return found
+
+
+def _made_dirs_record() -> Path:
+    """Mount points a node created on the host (so a later run can remove them)."""
+    return cache_root() / "node" / "made-mount-points"
 
 
 def _containerd_config(w: Path, pause_image: str, bindir: Path) -> str:
