@@ -188,7 +188,7 @@ body = open('/shared/result').read().encode()
 url = 'http://' + os.environ['RESULTS_IP'] + ':8080/'
 for attempt in range(30):
     try:
-        urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=3).read()
+        urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10).read()
         break
     except OSError as exc:
         print('retry', exc, flush=True)
@@ -235,7 +235,8 @@ def test_job_with_native_sidecar_shares_a_volume_and_reaches_the_host(
     cluster.apply(job("sidecar", spec, activeDeadlineSeconds=120), namespace=ns)
     assert wait_job(cluster, ns, "sidecar") == {"type": "Complete", "reason": "CompletionsReached"}
     (pod_obj,) = job_pods(cluster, ns, "sidecar")
-    assert received == [f"main says hi from {pod_obj['metadata']['name']}"]
+    # a retry after a slow answer may deliver twice; what matters is what arrived
+    assert set(received) == {f"main says hi from {pod_obj['metadata']['name']}"}
     assert terminated(pod_obj, "main").get("exitCode") == 0
     logs = cluster.kubectl("logs", "-n", ns, pod_obj["metadata"]["name"], "-c", "main").stdout
     assert logs == "main done True\n"

@@ -184,6 +184,14 @@ def _iptables_rules() -> dict[str, list[str]]:
     return rules
 
 
+def host_state_links() -> list[str]:
+    return sorted(
+        line.split(":")[1].strip().split("@")[0]
+        for line in _run("ip", "-o", "link", "show").splitlines()
+        if ":" in line
+    )
+
+
 def host_state() -> dict[str, Any]:
     """What a node could leave behind on the host: compare before and after."""
     sysctls = {}
@@ -194,18 +202,20 @@ def host_state() -> dict[str, Any]:
     ]:
         with contextlib.suppress(OSError):
             sysctls[key] = Path("/proc/sys", key).read_text().strip()
-    links = sorted(
-        line.split(":")[1].strip().split("@")[0]
-        for line in _run("ip", "-o", "link", "show").splitlines()
-        if ":" in line
-    )
+    links = host_state_links()
+    # mounts and cgroups of the whole machine change as other work runs beside the tests;
+    # these are the ones a node makes
+    node_mounts = ("/proc/sys", "/var/log", "/run", "/var/lib", "/etc/cni", "/sys/fs/cgroup")
     mounts = sorted(
-        line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        point
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        for point in [line.split()[4]]
+        if point.startswith(node_mounts) or "gln-" in point
     )
     cgroups = sorted(
         str(p.relative_to("/sys/fs/cgroup"))
         for p in Path("/sys/fs/cgroup").glob("*/*")
-        if p.is_dir()
+        if p.is_dir() and p.name.startswith(("greenloop-", "kubepods"))
     )
     paths = sorted(
         str(p) for d in HIDDEN_DIRS if Path(d).exists() for p in [Path(d), *Path(d).rglob("*")]
@@ -337,6 +347,7 @@ class RealNode:
         step("shims", self._kill_shims)
         step("cgroup processes", self._kill_cgroup_procs)
         step("namespace", lambda: self._stop_proc("namespace", 5))
+        step("pod interfaces", self._wait_links_gone)
         step("iptables", self._clean_iptables)
         step("bridge", self._remove_bridge)
         step("cgroups", self._remove_cgroups)
@@ -674,6 +685,19 @@ class RealNode:
         if self._bridge_made:
             _run("ip", "link", "del", self.bridge, check=False)
             self._bridge_made = False
+
+    def _wait_links_gone(self) -> None:
+        """A pod's veth goes when its network namespace is freed, a moment after its
+        last process and mount went."""
+        if not self._before:
+            return
+        before = set(self._before["links"])
+
+        def gone() -> bool:
+            now = set(host_state_links())
+            return not {n for n in now - before if n.startswith("veth")}
+
+        wait_until("the pods' veth interfaces to go", gone, timeout=15, interval=0.1)
 
     def _remove_made_dirs(self) -> None:
         while self._made_dirs:
