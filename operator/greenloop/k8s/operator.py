@@ -26,6 +26,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import Counter, Gauge, start_http_server
 
+from greenloop.core.exits import ExitCode
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
 from greenloop.k8s.reconcile import Reconciler, Settings
@@ -227,5 +228,5 @@ def run(config: OperatorConfig) -> int:
             )
         )
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.OK)
