@@ -54,6 +54,9 @@ def test_demo_converges_in_two_iterations_with_one_redeploy(demo: Path, tmp_path
         "`GET http://127.0.0.1:"
     ) in report
     assert "503" in report
+    # One health probe per suite ran in iteration 1; the why-chain shows the finding once.
+    why = next(line for line in report.splitlines() if "test_websocket_connect` failed" in line)
+    assert why.count("/health -> HTTP 200") == 1, why
     assert "redeployed after iteration 1 → passed in iteration 2" in report
 
     assert "[iteration 1] 37 passed, 4 failing -> Redeploy" in proc.stderr

@@ -355,7 +355,14 @@ def _chain(test_id: str, cls: str, evidence: str, dependents: list[str]) -> list
 def _observed(rec: IterationRecord | None) -> list[str]:
     if rec is None or not rec.observed:
         return []
-    return ["meanwhile the target showed " + "; ".join(_code(o) for o in rec.observed)]
+    # One probe per suite gives near-identical lines that differ only in latency: show each
+    # distinct observation once, the first of its kind.
+    seen: dict[str, str] = {}
+    for o in rec.observed:
+        head, sep, tail = o.rpartition(" in ")
+        key = head if sep and tail.endswith(" ms") and tail[:-3].isdigit() else o
+        seen.setdefault(key, o)
+    return ["meanwhile the target showed " + "; ".join(_code(o) for o in seen.values())]
 
 
 def _resolved(state: State) -> dict[str, tuple[str, str, int, str]]:
