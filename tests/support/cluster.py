@@ -62,6 +62,20 @@ SERVICE_CIDR = "10.0.0.0/24"
 T = TypeVar("T")
 
 
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; nothing to do for a gone process."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
 class ControlPlaneError(RuntimeError):
     """The control plane could not be built, started or queried."""
 
@@ -906,17 +920,7 @@ class ControlPlane:
 
     def _stop_procs(self, names: list[str], timeout: float = 10.0) -> None:
         for name in names:
-            proc = self._procs.pop(name, None)
-            if proc is None or proc.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=timeout)
+            stop_process(self._procs.pop(name, None), timeout)
 
     def describe(self) -> str:
         lines = [

@@ -74,6 +74,7 @@ from tests.support.cluster import (
     cache_root,
     free_ports,
     pinned_version,
+    stop_process,
     wait_until,
     write_kubeconfig,
 )
@@ -791,17 +792,7 @@ class RealNode:
         return check
 
     def _stop_proc(self, name: str, timeout: float) -> None:
-        proc = self._procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_process(self._procs.pop(name, None), timeout)
 
     def _start_namespace(self) -> None:
         """A process holding a private mount namespace; the node's processes join it."""
