@@ -26,6 +26,7 @@ from greenloop.core.engine import (
     SuiteFinished,
     SuiteRun,
 )
+from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
 from greenloop.core.model import Outcome, RerunMode, StagingValidation, TestResult
 from greenloop.core.report import render
 from greenloop.core.schema import validate
@@ -34,6 +35,15 @@ from tests.unit.scenario import ASSERT, HTTP_403, HTTP_503, IMPORT, bad, dep_ski
 
 STATUS_SCHEMA = spec.spec_schema()["properties"]["status"]
 MESSAGES = [HTTP_503, HTTP_403, ASSERT, IMPORT, "", "x" * 3000, "weird \x00 \u202e `|` text"]
+# What the operator may see of the targets (docs/design.md §8): none (local mode), one
+# image before and after a deploy, a digest learned, and more entries than status shows.
+FINGERPRINTS: list[Fingerprint | None] = [
+    None,
+    fingerprint([Entry("Deployment/backend", "5d8f", "app", "app:v1")]),
+    fingerprint([Entry("Deployment/backend", "5d8f", "app", "app:v1", "app@sha256:" + "1" * 64)]),
+    fingerprint([Entry("Deployment/backend", "7c9a", "app", "app:v2" + "x" * 400)]),
+    fingerprint(Entry(f"StatefulSet/db{n}", "db-1", "db", "db:1") for n in range(45)),
+]
 
 
 def result(draw: st.DrawFn, test_id: str, pool: list[str]) -> TestResult:
@@ -130,6 +140,10 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
             )
             continue
         twist = draw(st.integers(0, 19))
+        seen = draw(st.sampled_from(FINGERPRINTS))
+        if twist == 4:  # the shell looked at the targets between events
+            decision = engine.on_target_observed(the_spec, decision.state, seen, now, caps=caps)
+            continue
         if twist == 0:
             decision = engine.interrupt(decision.state, now, "interrupted")
             continue
@@ -155,7 +169,9 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
                 decision = engine.on_tests(the_spec, decision.state, engine.TestsRan(()), now)
                 continue
             sel = draw(st.sampled_from(action.suites))
-            event = SuiteFinished(action.id, suite_run(draw, sel.suite, sel.test_ids))
+            event = SuiteFinished(
+                action.id, suite_run(draw, sel.suite, sel.test_ids), fingerprint=seen
+            )
             decision = engine.on_suite(the_spec, decision.state, event, now, caps=caps)
             if twist == 3:  # delivered twice: the second changes nothing
                 again = engine.on_suite(the_spec, decision.state, event, now, caps=caps)
@@ -174,6 +190,7 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
                 "done",
                 ("note",) * draw(st.integers(0, 30)),
                 action_id=action.id,
+                fingerprint=seen,
             )
             decision = engine.on_redeploy(the_spec, state, done, now, caps=caps)
     check(obj, decision.state, now)

@@ -1145,6 +1145,7 @@ def test_printer_columns() -> None:
         ("Expected", "integer", ".status.summary.expected"),
         ("Iteration", "integer", ".status.iteration"),
         ("Age", "date", ".metadata.creationTimestamp"),
+        ("Fingerprint", "string", ".status.fingerprint.digest"),  # kubectl get -o wide
     ]
 
 

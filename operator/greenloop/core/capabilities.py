@@ -30,6 +30,12 @@ class Capabilities:
     def can_redeploy(self) -> bool:
         return self.workloads or self.command or self.webhook
 
+    @property
+    def fingerprint(self) -> bool:
+        """Whether the shell observes the targets' fingerprint (docs/design.md §8): only
+        where it sees workloads' pods — the operator; local mode has none."""
+        return self.workloads
+
     def describe(self) -> str:
         parts = [
             name

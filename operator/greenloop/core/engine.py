@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from greenloop.core.capabilities import Capabilities, of_target
 from greenloop.core.classify import CompiledRules, compile_rules, diagnose_batch, is_failing
+from greenloop.core.fingerprint import Fingerprint, changes, refine
 from greenloop.core.model import (
     DEFAULT_PRIORITY,
     Diagnosis,
@@ -70,6 +71,7 @@ __all__ = [
     "on_redeploy_started",
     "on_spec_changed",
     "on_suite",
+    "on_target_observed",
     "on_tests",
     "root_of",
     "signature",
@@ -108,6 +110,7 @@ class Reason(StrEnum):
     NO_TESTS = "NoTestsReported"
     NOTHING_PASSED = "NothingPassed"
     SELECTION_IGNORED = "SelectionIgnored"
+    TARGET_CHANGED = "TargetChanged"  # someone else changed a target: a new round
     INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
     # The failure classes, as stall reasons.
@@ -157,11 +160,14 @@ class SuiteRun:
 class SuiteFinished:
     """One suite of the batch in flight is done. ``action_id`` is the id of the
     :class:`RunSuites` it answers; ``observed`` is what the target showed meanwhile
-    (health answers, unavailable replicas, warning events): the why-chain's evidence."""
+    (health answers, unavailable replicas, warning events): the why-chain's evidence.
+    ``fingerprint``: the targets' fingerprint seen when the results were read (None: the
+    shell has none, as in local mode)."""
 
     action_id: str
     run: SuiteRun
     observed: tuple[str, ...] = ()
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +191,14 @@ class RedeployStarted:
 
 @dataclass(frozen=True, slots=True)
 class RedeployDone:
+    """``fingerprint``: the targets' fingerprint seen after greenloop's own rollout, the
+    round's new baseline (None: not observed)."""
+
     ok: bool
     message: str
     notes: tuple[str, ...] = ()
     action_id: str | None = None  # None: the redeploy in flight, whatever its id
+    fingerprint: Fingerprint | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -304,6 +314,7 @@ class IterationRecord:
     observed: tuple[str, ...] = ()  # what the target showed while the tests ran
     notes: tuple[str, ...] = ()  # what greenloop did and its output (redeploy, failFast)
     suite_errors: tuple[tuple[str, str], ...] = ()
+    fingerprint: str = ""  # the digest of the targets' fingerprint its results came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +346,8 @@ class State:
     selection_misses: Mapping[str, int] = field(default_factory=dict)  # suite -> times
     ignored_results: int = 0  # results for tests that were not selected (this round)
     permanent_errors: tuple[str, ...] = ()  # suites whose RunnerError a rerun cannot fix
+    # The targets' fingerprint this round's results were gathered on (None: not observed).
+    fingerprint: Fingerprint | None = None
 
     @property
     def action_id(self) -> str:
@@ -454,8 +467,10 @@ def begin(
     caps: Capabilities | None = None,
     round_: int = 1,
     flaky: Mapping[str, FlakyTest] | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> Decision:
-    """Start a round: iteration 1 runs every suite (grouped by priority under failFast)."""
+    """Start a round: iteration 1 runs every suite (grouped by priority under failFast).
+    ``fingerprint``: the targets as observed now, the round's baseline."""
     del caps  # what can be done matters only once something fails
     groups = _priority_groups(spec, [SuiteSelection(s.name) for s in spec.suites])
     first, rest = groups[0], tuple(groups[1:])
@@ -465,13 +480,18 @@ def begin(
         started_at=now,
         running=first,
         pending=rest,
-        history=(IterationRecord(iteration=1, started=now),),
+        history=(
+            IterationRecord(
+                iteration=1, started=now, fingerprint=fingerprint.digest if fingerprint else ""
+            ),
+        ),
         last_action=ActionKind.RUN,
         reason=Reason.RUNNING_TESTS,
         message=f"iteration 1: running {plural(len(spec.suites), 'suite')}",
         generation=generation,
         round=round_,
         flaky=dict(flaky or {}),
+        fingerprint=fingerprint,
     )
     return Decision(state, RunSuites(state.action_id, 1, first))
 
@@ -483,6 +503,7 @@ def on_spec_changed(
     *,
     generation: int,
     caps: Capabilities | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> Decision:
     """The object's spec changed (a new generation): a new round starts with the new
     spec, keeping the flaky list for the suites that still exist. The same generation
@@ -492,7 +513,30 @@ def on_spec_changed(
         return Decision(state, current_action(state))
     names = {s.name for s in spec.suites}
     flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
-    return begin(spec, now, generation=generation, caps=caps, round_=state.round + 1, flaky=flaky)
+    return begin(
+        spec, now, generation=generation, caps=caps, round_=state.round + 1, flaky=flaky,
+        fingerprint=fingerprint,
+    )  # fmt: skip
+
+
+def on_target_observed(
+    spec: ValidationSpec,
+    state: State,
+    fingerprint: Fingerprint | None,
+    now: float,
+    *,
+    caps: Capabilities | None = None,
+) -> Decision:
+    """The shell looked at the targets between events (an idle tick, a workload event).
+    The first fingerprint of a round is its baseline; one that differs from it while
+    greenloop has not redeployed means someone else changed a target: the results
+    gathered so far are stale and a new round starts (``TargetChanged``), from Testing
+    as from Passed or Stalled. While greenloop's own redeploy is in flight the change is
+    its own: :class:`RedeployDone` brings the new baseline. Same targets: no change (a
+    digest learned since, as pods finish pulling, is recorded)."""
+    if fingerprint is None or state.phase in (Phase.PENDING, Phase.REDEPLOYING):
+        return Decision(state, current_action(state))
+    return _check_target(spec, state, fingerprint, now, caps)
 
 
 def on_suite(
@@ -515,6 +559,11 @@ def on_suite(
         or suite in state.reported
     ):
         return Decision(state, current_action(state))
+    if event.fingerprint is not None:
+        checked = _check_target(spec, state, event.fingerprint, now, caps)
+        if checked.state.round != state.round:
+            return checked  # these results were gathered on targets that have changed
+        state = checked.state
     if rules is None:
         rules = compile_rules(spec.classification)
     state = _merge(spec, state, in_batch[suite], event.run, rules)
@@ -572,6 +621,9 @@ def on_redeploy(
     record = _current(state)
     state = _with_current(state, replace(record, notes=_bounded(record.notes + event.notes)))
     state = replace(state, redeploy_started=False, redeploy_reason="")
+    if event.fingerprint is not None:
+        # greenloop's own change: what the targets run now is the round's new baseline.
+        state = replace(state, fingerprint=event.fingerprint)
     if not event.ok:
         return _finish(state, now, Phase.STALLED, Reason.REDEPLOY_FAILED, event.message)
     return _start_iteration(spec, state, now, state.next_run, ActionKind.RUN)
@@ -616,6 +668,50 @@ def current_action(state: State) -> Action:
 
 def _caps(spec: ValidationSpec, caps: Capabilities | None) -> Capabilities:
     return caps if caps is not None else of_target(spec.target, None)
+
+
+def _check_target(
+    spec: ValidationSpec,
+    state: State,
+    fingerprint: Fingerprint,
+    now: float,
+    caps: Capabilities | None,
+) -> Decision:
+    """Compare an observed fingerprint with the round's: record it when it is the first
+    or only adds digests; start a new round when a target changed."""
+    recorded = state.fingerprint
+    if recorded is None:
+        return Decision(_record_fingerprint(state, fingerprint), current_action(state))
+    what = changes(recorded, fingerprint)
+    if not what:
+        # Digests learned as pods start are kept while testing; a finished round keeps
+        # the fingerprint its verdict names.
+        refined = refine(recorded, fingerprint)
+        if refined == recorded or state.phase is not Phase.TESTING:
+            return Decision(state, current_action(state))
+        return Decision(_record_fingerprint(state, refined), current_action(state))
+    names = {s.name for s in spec.suites}
+    flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
+    decision = begin(
+        spec, now, generation=state.generation, caps=caps, round_=state.round + 1, flaky=flaky,
+        fingerprint=fingerprint,
+    )  # fmt: skip
+    was = f"round {state.round} ({state.phase.value}, iteration {state.iteration})"
+    message = _clip(
+        f"target changed, not by greenloop: {'; '.join(what)}; the results of {was} are "
+        f"stale: round {state.round + 1} starts over",
+        MAX_NOTE,
+    )
+    new = _annotate(decision.state, message)
+    new = replace(new, reason=Reason.TARGET_CHANGED, message=message)
+    return Decision(new, decision.action)
+
+
+def _record_fingerprint(state: State, fingerprint: Fingerprint) -> State:
+    state = replace(state, fingerprint=fingerprint)
+    if not state.history or state.history[-1].finished is not None:
+        return state
+    return _with_current(state, replace(state.history[-1], fingerprint=fingerprint.digest))
 
 
 def _remaining(spec: ValidationSpec, state: State) -> tuple[SuiteSelection, ...]:
@@ -692,7 +788,10 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
                 "selection or spec.expectedTests",
             )
         goal = f"{passed}/{expected}" if expected is not None else f"{passed}/{passed}"
-        return _finish(state, now, Phase.PASSED, Reason.GOAL_MET, f"{goal} tests passed")
+        proven = f"{goal} tests passed"
+        if state.fingerprint is not None:
+            proven += f" on target fingerprint {state.fingerprint.describe()}"
+        return _finish(state, now, Phase.PASSED, Reason.GOAL_MET, _clip(proven, MAX_NOTE))
 
     budget = _budget_spent(spec, state, now)
     if budget:
@@ -848,7 +947,8 @@ def _start_iteration(
         f"{s.suite} ({plural(len(s.test_ids), 'test')})" if s.test_ids is not None else s.suite
         for s in selection
     )
-    history = (*state.history, IterationRecord(iteration=nxt, started=now))
+    digest = state.fingerprint.digest if state.fingerprint else ""
+    history = (*state.history, IterationRecord(iteration=nxt, started=now, fingerprint=digest))
     state = replace(
         state,
         phase=Phase.TESTING,

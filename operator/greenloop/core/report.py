@@ -23,6 +23,7 @@ from greenloop.core.engine import (
     failing,
     root_of,
 )
+from greenloop.core.fingerprint import short_id
 from greenloop.core.model import FailureClass, StagingValidation
 from greenloop.core.status import failing_tests, priorities, summary, timestamp
 from greenloop.core.words import plural
@@ -155,6 +156,9 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     )
     add("")
 
+    if state.fingerprint is not None:
+        _add_fingerprint(add, state)
+
     add("## By priority")
     add("")
     add("| Priority | Passed | Failed | Total | |")
@@ -251,6 +255,31 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
         tail.append(f"greenloop is working: {_text(state.message)}")
     tail.append("")
     return _fit(lines, tail)
+
+
+def _add_fingerprint(add: Callable[[str], None], state: State) -> None:
+    """What the targets ran (docs/design.md §8): the results above hold for this only."""
+    fp = state.fingerprint
+    assert fp is not None
+    verb = "proven on" if state.phase is Phase.PASSED else "gathered on"
+    add(f"## Target fingerprint {_code(fp.digest)}")
+    add("")
+    add(f"The results in this report were {verb} these images:")
+    add("")
+    if not fp.entries:
+        add("No target workload was found.")
+    else:
+        add("| Workload | Pod template | Container | Image | Digest |")
+        add("|---|---|---|---|---|")
+        for e in fp.entries:
+            digest = _code(short_id(e.image_id), cell=True) if e.image_id else "(not reported)"
+            add(
+                f"| {_cell(e.workload)} | {_code(e.revision, cell=True) if e.revision else ''} | "
+                f"{_cell(e.container)} | {_code(e.image, cell=True)} | {digest} |"
+            )
+    if fp.more:
+        add(_truncated(fp.more, "images"))
+    add("")
 
 
 def _fit(body: list[str], tail: list[str], limit: int = MAX_REPORT_BYTES) -> str:

@@ -29,6 +29,7 @@ from greenloop.core.engine import (
     SuiteSelection,
     TestRecord,
 )
+from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
 from greenloop.core.model import DEFAULT_PRIORITY, Diagnosis, FailureClass, Outcome
 
 __all__ = ["INLINE_TESTS_MAX", "VERSION", "SnapshotError", "from_data", "to_data"]
@@ -85,6 +86,7 @@ def to_data(state: State) -> dict[str, Any]:
             "selectionMisses": dict(state.selection_misses),
             "ignoredResults": state.ignored_results,
             "permanentErrors": list(state.permanent_errors),
+            "fingerprint": _fingerprint(state.fingerprint),
         }
     )
 
@@ -132,6 +134,7 @@ def from_data(data: Mapping[str, Any]) -> State:
             selection_misses={str(k): int(v) for k, v in data.get("selectionMisses", {}).items()},
             ignored_results=int(data.get("ignoredResults", 0)),
             permanent_errors=tuple(str(s) for s in data.get("permanentErrors", ())),
+            fingerprint=_read_fingerprint(data.get("fingerprint")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise SnapshotError(f"unreadable snapshot: {type(err).__name__}: {err}") from err
@@ -231,6 +234,7 @@ def _iteration(r: IterationRecord) -> dict[str, Any]:
             "observed": list(r.observed),
             "notes": list(r.notes),
             "suiteErrors": [list(e) for e in r.suite_errors],
+            "fingerprint": r.fingerprint,
         }
     )
 
@@ -254,7 +258,32 @@ def _read_iteration(r: Mapping[str, Any]) -> IterationRecord:
         observed=tuple(r.get("observed", ())),
         notes=tuple(r.get("notes", ())),
         suite_errors=tuple((str(a), str(b)) for a, b in r.get("suiteErrors", ())),
+        fingerprint=str(r.get("fingerprint", "")),
     )
+
+
+def _fingerprint(fp: Fingerprint | None) -> dict[str, Any] | None:
+    # Entries as short lists (workload, revision, container, image, imageID): a list is
+    # replaced whole by a merge patch, and "" inside it is kept as "".
+    if fp is None:
+        return None
+    out: dict[str, Any] = {
+        "digest": fp.digest,
+        "entries": [[e.workload, e.revision, e.container, e.image, e.image_id] for e in fp.entries],
+    }
+    if fp.more:
+        out["more"] = fp.more
+    return out
+
+
+def _read_fingerprint(data: Any) -> Fingerprint | None:
+    if data is None:
+        return None
+    entries = [Entry(*(str(x) for x in e)) for e in data.get("entries", ())]
+    read = fingerprint(entries, more=int(data.get("more", 0)))
+    if read.digest != data.get("digest"):
+        raise ValueError(f"fingerprint digest {data.get('digest')!r} does not match its entries")
+    return read
 
 
 def _selection(s: SuiteSelection) -> dict[str, Any]:

@@ -16,11 +16,13 @@ from greenloop.core.model import PRIORITIES, StagingValidation
 
 __all__ = [
     "MAX_FAILING",
+    "MAX_FINGERPRINT",
     "MAX_FLAKY",
     "MAX_HISTORY",
     "build_status",
     "conditions",
     "failing_tests",
+    "fingerprint",
     "flaky_tests",
     "history",
     "priorities",
@@ -33,6 +35,7 @@ __all__ = [
 # refuses the whole status. The full lists are in the report.
 MAX_FAILING = 50
 MAX_FLAKY = 50
+MAX_FINGERPRINT = 20  # entries of status.fingerprint; the report lists up to 40
 
 
 def timestamp(epoch: float) -> str:
@@ -146,7 +149,33 @@ def history(state: State, limit: int = MAX_HISTORY) -> list[dict[str, Any]]:
             entry["finished"] = timestamp(record.finished)
         if record.reason:
             entry["reason"] = record.reason.value
+        if record.fingerprint:
+            entry["fingerprint"] = record.fingerprint
         out.append(entry)
+    return out
+
+
+def fingerprint(state: State, limit: int = MAX_FINGERPRINT) -> dict[str, Any] | None:
+    """What the targets ran for this round's results (docs/design.md §8): the digest that
+    ``Passed`` names, and per workload container its image and digest (the image
+    reference where the node reports no digest)."""
+    fp = state.fingerprint
+    if fp is None:
+        return None
+    entries = [
+        {
+            "workload": e.workload,
+            "revision": e.revision,
+            "container": e.container,
+            "image": e.image,
+            "imageID": e.shown_id,
+        }
+        for e in fp.entries[:limit]
+    ]
+    out: dict[str, Any] = {"digest": fp.digest, "entries": entries}
+    more = len(fp.entries) - len(entries) + fp.more
+    if more:
+        out["more"] = more
     return out
 
 
@@ -171,6 +200,9 @@ def build_status(
     }
     if report_config_map:
         status["report"] = {"configMap": report_config_map}
+    fp = fingerprint(state)
+    if fp is not None:
+        status["fingerprint"] = fp
     return status
 
 

@@ -88,6 +88,7 @@ _RESOURCES: Mapping[tuple[str, str], Resource] = {
     ("apps/v1", "StatefulSet"): Resource("apps/v1", "statefulsets"),
     ("apps/v1", "DaemonSet"): Resource("apps/v1", "daemonsets"),
     ("apps/v1", "ReplicaSet"): Resource("apps/v1", "replicasets"),
+    ("apps/v1", "ControllerRevision"): Resource("apps/v1", "controllerrevisions"),
     ("greenloop.dev/v1alpha1", "StagingValidation"): Resource(
         "greenloop.dev/v1alpha1", "stagingvalidations"
     ),
@@ -207,10 +208,20 @@ class Gateway:
             return None
 
     async def list(
-        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        limit: int | None = None,
     ) -> dict[str, Any]:
-        query = {"labelSelector": label_selector} if label_selector else None
-        return await self.request("GET", resource_for(kind).path(namespace), query=query)
+        """`limit` caps the items the API server sends (the rest stay unread)."""
+        query: dict[str, str] = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if limit is not None:
+            query["limit"] = str(limit)
+        return await self.request("GET", resource_for(kind).path(namespace), query=query or None)
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create; raises Conflict when it exists (the caller adopts what it finds)."""

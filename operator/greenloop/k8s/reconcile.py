@@ -29,6 +29,7 @@ from greenloop.core.engine import (
     Decision,
     Finish,
     Phase,
+    Reason,
     Redeploy,
     RedeployDone,
     RedeployStarted,
@@ -37,7 +38,8 @@ from greenloop.core.engine import (
     SuiteFinished,
     SuiteSelection,
 )
-from greenloop.core.model import Health, StagingValidation
+from greenloop.core.fingerprint import Fingerprint
+from greenloop.core.model import Health, StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.report import render
 from greenloop.core.spec import SpecError, from_object
@@ -46,6 +48,7 @@ from greenloop.k8s import redeploy as rd
 from greenloop.k8s import suites
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
+from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
@@ -59,6 +62,8 @@ KIND = "StagingValidation"
 IDLE_SECONDS = 10.0
 FINISHED_SECONDS = 300.0
 MAX_REPORT = 900 * 1024
+#: How long a failed redeploy waits for a controller to see greenloop's patch.
+OBSERVE_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +109,25 @@ class Reconciler:
         now = self.clock()
         state = self._state(raw)
         if state is None:
-            decision = engine.begin(obj.spec, now, generation=obj.generation, caps=caps)
+            fp = await self._fingerprint(obj, caps)
+            decision = engine.begin(
+                obj.spec, now, generation=obj.generation, caps=caps, fingerprint=fp
+            )
             return await self._write(raw, obj, None, decision)
         if state.generation != obj.generation:
+            fp = await self._fingerprint(obj, caps)
             decision = engine.on_spec_changed(
-                obj.spec, state, now, generation=obj.generation, caps=caps
+                obj.spec, state, now, generation=obj.generation, caps=caps, fingerprint=fp
             )
             return await self._write(raw, obj, state, decision)
         action = engine.current_action(state)
+        if caps.fingerprint and not isinstance(action, Redeploy):
+            # Someone else may have changed a target since the last look (docs/design.md
+            # §8): stale results start a new round, on a Passed object as mid-round.
+            fp = await self._fingerprint(obj, caps)
+            decision = engine.on_target_observed(obj.spec, state, fp, now, caps=caps)
+            if decision.state is not state:
+                return await self._write(raw, obj, state, decision)
         if isinstance(action, RunSuites):
             return await self._run(raw, obj, state, action, caps)
         if isinstance(action, Redeploy):
@@ -131,6 +147,11 @@ class Reconciler:
         except snapshot.SnapshotError as err:
             log.warning("status.engine of %s is unreadable (%s); starting over", _key(raw), err)
             return None
+
+    async def _fingerprint(self, obj: StagingValidation, caps: Capabilities) -> Fingerprint | None:
+        if not caps.fingerprint:
+            return None
+        return await observe_fingerprint(self.gw, obj.namespace, obj.spec.target.workloads)
 
     # ---- RunSuites ----------------------------------------------------------------------
 
@@ -176,7 +197,8 @@ class Reconciler:
                 result.error or any(t.is_failure for t in result.tests)
             ):
                 observed = await observe_targets(self.gw, obj.namespace, obj.spec.target.workloads)
-            event = SuiteFinished(action.id, result, observed)
+            fp = await self._fingerprint(obj, caps)  # what the targets run as results are read
+            event = SuiteFinished(action.id, result, observed, fingerprint=fp)
             decision = engine.on_suite(obj.spec, state, event, self.clock(), caps=caps)
             return await self._write(raw, obj, state, decision)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
@@ -197,11 +219,16 @@ class Reconciler:
         health = obj.spec.target.health
         timeout = float(health.timeout_seconds) if health else self.settings.default_health_timeout
         if not action.started:
+            patched: list[tuple[Workload, int]] = []
             try:
                 for workload in workloads:
-                    await rd.patch_workload(self.gw, ns, workload, self._token(raw, action))
+                    generation = await rd.patch_workload(
+                        self.gw, ns, workload, self._token(raw, action)
+                    )
+                    patched.append((workload, generation))
             except rd.TargetMissing as missing:
-                done = RedeployDone(False, str(missing), action_id=action.id)
+                fp = await self._own_fingerprint(obj, caps, patched)
+                done = RedeployDone(False, str(missing), action_id=action.id, fingerprint=fp)
                 decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
                 return await self._write(raw, obj, state, decision)
             webhook = obj.spec.target.webhook
@@ -212,7 +239,10 @@ class Reconciler:
                 )  # fmt: skip
                 ok, answer = await rd.call_webhook(self.gw, ns, webhook, payload)
                 if not ok:
-                    done = RedeployDone(False, answer, (answer,), action_id=action.id)
+                    fp = await self._own_fingerprint(obj, caps, patched)
+                    done = RedeployDone(
+                        False, answer, (answer,), action_id=action.id, fingerprint=fp
+                    )
                     decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
                     return await self._write(raw, obj, state, decision)
             decision = engine.on_redeploy_started(state, RedeployStarted(action.id))
@@ -227,9 +257,23 @@ class Reconciler:
             notes.append(answer)
             if not ok:
                 message = answer
-        done = RedeployDone(ok, message, tuple(notes), action_id=action.id)
+        # After greenloop's own rollout: the round's new baseline.
+        fp = await self._fingerprint(obj, caps)
+        done = RedeployDone(ok, message, tuple(notes), action_id=action.id, fingerprint=fp)
         decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
         return await self._write(raw, obj, state, decision)
+
+    async def _own_fingerprint(
+        self, obj: StagingValidation, caps: Capabilities, patched: Sequence[tuple[Workload, int]]
+    ) -> Fingerprint | None:
+        """The fingerprint after greenloop's own patches, once each workload's controller
+        has seen them (its new revision exists): a redeploy that then fails must not leave
+        a baseline its own rollout later looks different from (a TargetChanged loop)."""
+        for workload, generation in patched:
+            await rd.wait_observed(
+                self.gw, obj.namespace, workload, generation, timeout=OBSERVE_SECONDS
+            )
+        return await self._fingerprint(obj, caps)
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -335,6 +379,10 @@ def _key(raw: Mapping[str, Any]) -> str:
 def _events(before: State | None, decision: Decision) -> Sequence[tuple[str, str, bool]]:
     """One Event per decision a person would want in `kubectl describe`."""
     state, action = decision.state, decision.action
+    if before is not None and before.round != state.round and state.reason is Reason.TARGET_CHANGED:
+        # Normal, not Warning: a deploy by someone else is expected; greenloop answers it
+        # with a fresh round, and nobody has to act.
+        return [("TargetChanged", state.message, False)]
     if isinstance(action, Finish) and (before is None or before.phase != state.phase):
         if action.phase is Phase.PASSED:
             return [("Passed", action.message, False)]

@@ -29,6 +29,7 @@ __all__ = [
     "call_webhook",
     "patch_workload",
     "redeploy",
+    "wait_observed",
     "wait_rollout",
 ]
 
@@ -63,6 +64,20 @@ async def patch_workload(gw: Gateway, namespace: str, workload: Workload, token:
         raise TargetMissing(workload, namespace) from None
     generation = obj.get("metadata", {}).get("generation")
     return generation if isinstance(generation, int) else 0
+
+
+async def wait_observed(
+    gw: Gateway, namespace: str, workload: Workload, generation: int, *, timeout: float
+) -> bool:
+    """Watch until the workload's controller has observed `generation` (its new revision
+    exists); False when it has not within `timeout` or the workload is gone."""
+
+    def seen(obj: dict[str, Any]) -> bool:
+        observed = (obj.get("status") or {}).get("observedGeneration")
+        return isinstance(observed, int) and observed >= generation
+
+    obj = await gw.wait_for(workload.kind, namespace, workload.name, seen, timeout=timeout)
+    return obj is not None and seen(obj)
 
 
 async def wait_rollout(
