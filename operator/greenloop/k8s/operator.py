@@ -90,6 +90,9 @@ class Units:
                 target = (namespace, str(w["kind"]), str(w["name"]))
                 self.targets.setdefault(target, set()).add(key)
 
+    def targeted(self, namespace: str | None, kind: str, name: str) -> bool:
+        return namespace is not None and (namespace, kind, name) in self.targets
+
     def poke_target(self, namespace: str, kind: str, name: str) -> None:
         for key in self.targets.get((namespace, kind, name), ()):
             if key in self.wake:
@@ -229,17 +232,24 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     # A target workload changed (someone deployed, a rollout moved on): wake the objects
     # that target it, so a fingerprint change is seen at once (docs/design.md §8) instead
     # of on the next idle tick. A dict lookup per event; nothing else is read.
-    def workload_handler(kind: str) -> Any:
+    # The `when` filter keeps kopf from calling (and logging) the handler for the many
+    # workloads no object targets.
+    def workload_handler(kind: str) -> tuple[Any, Any]:
+        def targeted(*, name: str, namespace: str | None, **_: Any) -> bool:
+            units: Units | None = holder.get("units")
+            return units is not None and units.targeted(namespace, kind, name)
+
         async def on_workload(*, name: str, namespace: str | None, **_: Any) -> None:
             units: Units | None = holder.get("units")
             if units is not None and namespace is not None:
                 units.poke_target(namespace, kind, name)
 
-        return on_workload
+        return targeted, on_workload
 
     for kind, plural in WORKLOAD_KINDS:
-        kopf.on.event("apps", "v1", plural, registry=registry, id=f"wake-{plural}")(
-            workload_handler(kind)
+        when, handler = workload_handler(kind)
+        kopf.on.event("apps", "v1", plural, registry=registry, id=f"wake-{plural}", when=when)(
+            handler
         )
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
