@@ -1,6 +1,7 @@
 """What `k8s/fingerprint.py` reads from a cluster whose controllers really roll out
 Deployments, StatefulSets and DaemonSets (kwok node): the current revision only, its
-pods' images and digests, for each kind (docs/design.md §8)."""
+pods' images and digests, for each kind (docs/design.md §8); and, on the real node, the
+digest containerd reports."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from greenloop.core.model import Workload
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Gateway
 from tests.support.cluster import ControlPlane, wait_until
+from tests.support.node import IMAGES
 
 pytestmark = pytest.mark.integration
 DIGEST = "localhost/demo-app@sha256:" + "ab" * 32
@@ -135,3 +137,27 @@ def test_a_missing_workload_gives_no_entries(cluster: ControlPlane, namespace: s
     found = observe(cluster, namespace, Workload("Deployment", "nothing-here"))
     assert found.entries == ()
     assert "no workloads found" in found.describe()
+
+
+@pytest.mark.timeout(400)
+def test_on_the_real_node_the_digest_is_the_one_containerd_reports(
+    cluster: ControlPlane, node_namespace: str
+) -> None:
+    ns = node_namespace
+    app = {"name": "app", "image": IMAGES["demo-app"], "imagePullPolicy": "Never"}
+    body = workload("Deployment", "shop")
+    body["spec"]["template"]["spec"] = {"terminationGracePeriodSeconds": 2, "containers": [app]}
+    cluster.apply(body, namespace=ns)
+    cluster.kubectl("rollout", "status", "deployment/shop", "-n", ns, "--timeout=120s")
+    found = observe(cluster, ns, Workload("Deployment", "shop"))
+    (pod,) = cluster.get_json("pods", "-n", ns, "-l", "app=shop")["items"]
+    reported = pod["status"]["containerStatuses"][0]["imageID"]
+    assert "sha256:" in reported, reported
+    assert [(e.image, e.image_id) for e in found.entries] == [(IMAGES["demo-app"], reported)]
+
+    cluster.kubectl("rollout", "restart", "deployment/shop", "-n", ns)
+    cluster.kubectl("rollout", "status", "deployment/shop", "-n", ns, "--timeout=120s")
+    again = observe(cluster, ns, Workload("Deployment", "shop"))
+    assert [e.image_id for e in again.entries] == [reported], "the same image, the same digest"
+    (what,) = changes(found, again)
+    assert "pod template" in what, "a restart is a new revision: a change"
