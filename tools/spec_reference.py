@@ -82,7 +82,10 @@ FALLBACK_DESCRIPTIONS: dict[str, str] = {
         "prints it with `greenloop run --json`)."
     ),
     "status.observedGeneration": "The `metadata.generation` of the spec this status describes.",
-    "status.phase": "Where the round is; `Passed` and `Stalled` end it.",
+    "status.phase": (
+        "Where the round is; `Passed` and `Stalled` end it; `WaitingApproval` waits for a "
+        "person to approve a redeploy (`status.approval`)."
+    ),
     "status.iteration": "The current iteration of the round (1 is the first run).",
     "status.summary": "Test counts of the latest results.",
     "status.summary.expected": (
@@ -177,9 +180,19 @@ MODE_FIELDS: tuple[tuple[str, str, str], ...] = (
         "header values from a Secret",
     ),
     (
+        "spec.policy.redeploy",
+        "`Automatic` only: `RequireApproval` is **rejected** (no object to annotate)",
+        "`RequireApproval` waits in `WaitingApproval` for `greenloop.dev/approve`",
+    ),
+    (
         "spec.serviceAccountName",
         "ignored",
         "the service account the test Jobs run as",
+    ),
+    (
+        "spec.revalidateEvery",
+        "ignored (a run is one round)",
+        "a `Passed` object starts a new round this long after its round ended",
     ),
 )
 

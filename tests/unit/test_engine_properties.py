@@ -1,5 +1,6 @@
 """Property: whatever events arrive, in whatever order (duplicates, spec changes,
-interrupts, internal errors, runners that ignore the selection), every status the
+interrupts, internal errors, runners that ignore the selection, approvals with right and
+wrong tokens, rerun annotations, deadlines and revalidations), every status the
 engine's state gives, with its snapshot in status.engine, is valid against the CRD's
 status schema, and the snapshot reads back as the same state, also through merge
 patches. Checked by hand: with flakyTests uncapped it fails ("at most 50 items")."""
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from greenloop.core import engine, mergepatch, snapshot, spec
 from greenloop.core.capabilities import Capabilities
 from greenloop.core.engine import (
+    AwaitApproval,
     Decision,
     Finish,
     Redeploy,
@@ -27,7 +29,13 @@ from greenloop.core.engine import (
     SuiteRun,
 )
 from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
-from greenloop.core.model import Outcome, RerunMode, StagingValidation, TestResult
+from greenloop.core.model import (
+    Outcome,
+    RedeployPolicy,
+    RerunMode,
+    StagingValidation,
+    TestResult,
+)
 from greenloop.core.report import render
 from greenloop.core.schema import validate
 from greenloop.core.status import build_status
@@ -118,7 +126,10 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
         flake_retries=draw(st.integers(0, 2)),
         fail_fast=draw(st.booleans()),
         rerun=draw(st.sampled_from(list(RerunMode))),
+        redeploy=draw(st.sampled_from(list(RedeployPolicy))),
+        deadline_seconds=draw(st.sampled_from([600, 7200])),
     )
+    the_spec = replace(the_spec, revalidate_every_seconds=draw(st.none() | st.just(300)))
     caps = Capabilities(command=draw(st.booleans()), webhook=draw(st.booleans()))
     obj = StagingValidation(name="prop", spec=the_spec)
     now = 1000.0
@@ -134,10 +145,17 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
         if isinstance(action, Finish):
             if draw(st.booleans()):
                 break
-            gen = decision.state.generation + 1
-            decision = engine.on_spec_changed(
-                the_spec, decision.state, now, generation=gen, caps=caps
-            )
+            way = draw(st.sampled_from(["spec", "rerun", "tick"]))
+            if way == "spec":
+                gen = decision.state.generation + 1
+                decision = engine.on_spec_changed(
+                    the_spec, decision.state, now, generation=gen, caps=caps
+                )
+            elif way == "rerun":
+                value = draw(st.sampled_from(["", "1", "2"]))
+                decision = engine.on_rerun(the_spec, decision.state, value, now, caps=caps)
+            else:
+                decision = engine.on_tick(the_spec, decision.state, now, caps=caps)
             continue
         twist = draw(st.integers(0, 19))
         seen = draw(st.sampled_from(FINGERPRINTS))
@@ -176,6 +194,16 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
             if twist == 3:  # delivered twice: the second changes nothing
                 again = engine.on_suite(the_spec, decision.state, event, now, caps=caps)
                 assert again.state == decision.state
+        elif isinstance(action, AwaitApproval):
+            if twist == 5:  # a rerun requested while waiting
+                value = draw(st.sampled_from(["", "1", "2"]))
+                decision = engine.on_rerun(the_spec, decision.state, value, now, caps=caps)
+                continue
+            token = draw(st.sampled_from([action.token, "", "r0-i1-s1", action.token + "x"]))
+            approved = engine.on_approved(decision.state, token)
+            if token != action.token:
+                assert approved.state == decision.state
+            decision = engine.on_tick(the_spec, approved.state, now, caps=caps)
         else:
             assert isinstance(action, Redeploy)
             state = decision.state

@@ -22,6 +22,7 @@ from greenloop.core.model import (
     HeadersFrom,
     Health,
     Policy,
+    RedeployPolicy,
     RerunMode,
     Rule,
     StagingValidation,
@@ -143,7 +144,7 @@ def test_operator_example_loads_in_operator_mode_with_defaults() -> None:
     )
     assert sv.spec.target.health == Health("http://backend:8000/health", 300, 200)
     assert [s.image for s in sv.spec.suites] == ["registry.example/e2e:1.4"] * 2
-    assert sv.spec.policy == Policy()
+    assert sv.spec.policy == Policy(redeploy=RedeployPolicy.REQUIRE_APPROVAL)
     assert sv.spec.revalidate_every_seconds == 6 * 3600
 
 
@@ -193,6 +194,7 @@ MODEL_DEFAULTS: list[tuple[type[Any], str, str]] = [
     (Policy, "deadline_seconds", "spec.policy.deadlineSeconds"),
     (Policy, "rerun", "spec.policy.rerun"),
     (Policy, "redeploy_on", "spec.policy.redeployOn"),
+    (Policy, "redeploy", "spec.policy.redeploy"),
     (Policy, "flake_retries", "spec.policy.flakeRetries"),
     (Policy, "fail_fast", "spec.policy.failFast"),
 ]
@@ -810,6 +812,27 @@ INVALID: list[
         [
             "validation.yaml: spec.target.webhook.headersFrom.secretName: only in operator mode"
             " (in local mode use env)"
+        ],
+    ),
+    (
+        "local: policy.redeploy RequireApproval",
+        MINIMAL,
+        [setting("spec.policy", {"redeploy": "RequireApproval"})],
+        "local",
+        [
+            "validation.yaml: spec.policy.redeploy: RequireApproval is for operator mode only:"
+            " a local run has no object to annotate with greenloop.dev/approve (use Automatic"
+            " for local runs)"
+        ],
+    ),
+    (
+        "policy.redeploy unknown",
+        OPERATOR,
+        [setting("spec.policy", {"redeploy": "Manual"})],
+        "operator",
+        [
+            "validation.yaml: spec.policy.redeploy: unsupported value 'Manual' (expected one"
+            " of: Automatic, RequireApproval)"
         ],
     ),
 ]

@@ -9,8 +9,9 @@ restart. The API is described in docs/design.md §6; the rules in §1 and §7.
 Events: :class:`SuiteFinished` (one per suite of a batch, in any order),
 :class:`RedeployStarted`, :class:`RedeployDone`; transitions :func:`begin`,
 :func:`on_suite`, :func:`on_redeploy_started`, :func:`on_redeploy`,
-:func:`on_spec_changed`, :func:`interrupt`, :func:`internal_error`; and
-:func:`current_action` to resume from a state alone. An event whose ``action_id`` is not
+:func:`on_spec_changed`, :func:`on_rerun`, :func:`on_approved`, :func:`on_tick`,
+:func:`interrupt`, :func:`internal_error`; :func:`current_action` to resume from a state
+alone and :func:`wake_at` for when time alone changes something. An event whose ``action_id`` is not
 the action in flight (a duplicate, or a stale one from before a restart) changes nothing.
 """
 
@@ -30,6 +31,7 @@ from greenloop.core.model import (
     Diagnosis,
     FailureClass,
     Outcome,
+    RedeployPolicy,
     RerunMode,
     TestResult,
     ValidationSpec,
@@ -39,6 +41,7 @@ from greenloop.core.words import plural
 __all__ = [
     "Action",
     "ActionKind",
+    "AwaitApproval",
     "Counts",
     "Decision",
     "Finish",
@@ -67,17 +70,21 @@ __all__ = [
     "internal_error",
     "interrupt",
     "line_up",
+    "on_approved",
     "on_redeploy",
     "on_redeploy_started",
+    "on_rerun",
     "on_spec_changed",
     "on_suite",
     "on_target_observed",
     "on_tests",
+    "on_tick",
     "root_of",
     "signature",
     "signature_digest",
     "tally",
     "tally_results",
+    "wake_at",
 ]
 
 # Storage budget (docs/design.md §5): what one state may hold, whatever the suites print.
@@ -90,6 +97,7 @@ MAX_NOTE = 400  # characters of one note
 class Phase(StrEnum):
     PENDING = "Pending"
     TESTING = "Testing"
+    WAITING_APPROVAL = "WaitingApproval"  # a redeploy is decided; a person must approve it
     REDEPLOYING = "Redeploying"
     PASSED = "Passed"
     STALLED = "Stalled"
@@ -113,6 +121,11 @@ class Reason(StrEnum):
     TARGET_CHANGED = "TargetChanged"  # someone else changed a target: a new round
     INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
+    WAITING_APPROVAL = "WaitingApproval"
+    # Why a round after the first started (State.round_reason).
+    SPEC_CHANGED = "SpecChanged"
+    RERUN_REQUESTED = "RerunRequested"
+    REVALIDATING = "Revalidating"
     # The failure classes, as stall reasons.
     DEPENDENT = FailureClass.DEPENDENT.value
     TEST_CODE_ERROR = FailureClass.TEST_CODE_ERROR.value
@@ -237,6 +250,18 @@ class Redeploy:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitApproval:
+    """A redeploy is decided and ``spec.policy.redeploy`` is RequireApproval: start
+    nothing; wait until a person hands ``token`` back (:func:`on_approved`). The token is
+    the id the :class:`Redeploy` will have, so the rollout token is the approved one."""
+
+    id: str
+    iteration: int
+    reason: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     id: str
     phase: Phase
@@ -244,7 +269,7 @@ class Finish:
     message: str
 
 
-Action = RunSuites | Redeploy | Finish
+Action = RunSuites | Redeploy | AwaitApproval | Finish
 
 
 def action_id(round_: int, iteration: int, step: int) -> str:
@@ -348,6 +373,9 @@ class State:
     permanent_errors: tuple[str, ...] = ()  # suites whose RunnerError a rerun cannot fix
     # The targets' fingerprint this round's results were gathered on (None: not observed).
     fingerprint: Fingerprint | None = None
+    # The greenloop.dev/rerun annotation's value when last looked at; None: never looked.
+    rerun_seen: str | None = None
+    round_reason: Reason | None = None  # why this round started (None: the first round)
 
     @property
     def action_id(self) -> str:
@@ -468,12 +496,21 @@ def begin(
     round_: int = 1,
     flaky: Mapping[str, FlakyTest] | None = None,
     fingerprint: Fingerprint | None = None,
+    rerun: str | None = None,
+    trigger: Reason | None = None,
+    why: str = "",
 ) -> Decision:
     """Start a round: iteration 1 runs every suite (grouped by priority under failFast).
-    ``fingerprint``: the targets as observed now, the round's baseline."""
+    ``fingerprint``: the targets as observed now, the round's baseline. ``rerun`` is the
+    greenloop.dev/rerun annotation's value now (recorded, so only a later change starts
+    another round); ``trigger`` and ``why`` say why a round after the first started (the
+    event and the message name it)."""
     del caps  # what can be done matters only once something fails
     groups = _priority_groups(spec, [SuiteSelection(s.name) for s in spec.suites])
     first, rest = groups[0], tuple(groups[1:])
+    message = f"iteration 1: running {plural(len(spec.suites), 'suite')}"
+    if why:
+        message = f"round {round_} ({why}): {message}"
     state = State(
         phase=Phase.TESTING,
         iteration=1,
@@ -487,13 +524,47 @@ def begin(
         ),
         last_action=ActionKind.RUN,
         reason=Reason.RUNNING_TESTS,
-        message=f"iteration 1: running {plural(len(spec.suites), 'suite')}",
+        message=message,
         generation=generation,
         round=round_,
         flaky=dict(flaky or {}),
         fingerprint=fingerprint,
+        rerun_seen=rerun,
+        round_reason=trigger,
     )
     return Decision(state, RunSuites(state.action_id, 1, first))
+
+
+def _new_round(
+    spec: ValidationSpec,
+    state: State,
+    now: float,
+    *,
+    trigger: Reason,
+    why: str,
+    fingerprint: Fingerprint | None,
+    generation: int | None = None,
+    rerun: str | None = None,
+    caps: Capabilities | None = None,
+) -> Decision:
+    """Round + 1 from iteration 1, keeping the flaky list for the suites that still
+    exist. Whatever was in flight is abandoned: its late events carry the old round's ids
+    and are ignored, and the operator's Job names include the round. ``fingerprint``: the
+    new round's baseline."""
+    names = {s.name for s in spec.suites}
+    flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
+    return begin(
+        spec,
+        now,
+        generation=state.generation if generation is None else generation,
+        caps=caps,
+        round_=state.round + 1,
+        flaky=flaky,
+        fingerprint=fingerprint,
+        rerun=state.rerun_seen if rerun is None else rerun,
+        trigger=trigger,
+        why=why,
+    )
 
 
 def on_spec_changed(
@@ -504,19 +575,26 @@ def on_spec_changed(
     generation: int,
     caps: Capabilities | None = None,
     fingerprint: Fingerprint | None = None,
+    rerun: str | None = None,
 ) -> Decision:
     """The object's spec changed (a new generation): a new round starts with the new
     spec, keeping the flaky list for the suites that still exist. The same generation
     changes nothing. Whatever was in flight is abandoned: its late events carry the old
-    round's ids and are ignored."""
+    round's ids and are ignored. ``rerun``: the greenloop.dev/rerun value now, so an edit
+    that changes both starts one round, not two."""
     if generation == state.generation and state.phase is not Phase.PENDING:
         return Decision(state, current_action(state))
-    names = {s.name for s in spec.suites}
-    flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
-    return begin(
-        spec, now, generation=generation, caps=caps, round_=state.round + 1, flaky=flaky,
+    return _new_round(
+        spec,
+        state,
+        now,
+        trigger=Reason.SPEC_CHANGED,
+        why=f"the spec changed: generation {generation}",
         fingerprint=fingerprint,
-    )  # fmt: skip
+        generation=generation,
+        rerun=rerun,
+        caps=caps,
+    )
 
 
 def on_target_observed(
@@ -537,6 +615,113 @@ def on_target_observed(
     if fingerprint is None or state.phase in (Phase.PENDING, Phase.REDEPLOYING):
         return Decision(state, current_action(state))
     return _check_target(spec, state, fingerprint, now, caps)
+
+
+def on_rerun(
+    spec: ValidationSpec,
+    state: State,
+    value: str,
+    now: float,
+    *,
+    caps: Capabilities | None = None,
+) -> Decision:
+    """The greenloop.dev/rerun annotation as it is now. A new non-empty value starts a new
+    round (like a spec change, keeping the flaky list), whether the round in flight is
+    finished or not; the first look only records it, and so does removing it."""
+    if state.phase is Phase.PENDING:
+        return begin(spec, now, generation=state.generation or 1, caps=caps, rerun=value)
+    if value == state.rerun_seen:
+        return Decision(state, current_action(state))
+    if state.rerun_seen is None or not value:
+        state = replace(state, rerun_seen=value)
+        return Decision(state, current_action(state))
+    return _new_round(
+        spec,
+        state,
+        now,
+        trigger=Reason.RERUN_REQUESTED,
+        why=f"greenloop.dev/rerun changed to {_clip(value, 64)!r}",
+        fingerprint=state.fingerprint,  # the targets are as they were: the same baseline
+        rerun=value,
+        caps=caps,
+    )
+
+
+def on_approved(state: State, token: str) -> Decision:
+    """A person handed back an approval token (the greenloop.dev/approve annotation). The
+    token of the redeploy waiting for approval starts it; any other token (stale, from an
+    earlier iteration or round, or mistyped) changes nothing."""
+    if state.phase is not Phase.WAITING_APPROVAL or token.strip() != state.action_id:
+        return Decision(state, current_action(state))
+    record = _current(state)
+    note = f"redeploy approved (greenloop.dev/approve={state.action_id})"
+    record = replace(record, reason=Reason.REDEPLOYING, notes=_bounded((*record.notes, note)))
+    state = _with_current(state, record)
+    state = replace(
+        state,
+        phase=Phase.REDEPLOYING,
+        redeploys=state.redeploys + 1,
+        reason=Reason.REDEPLOYING,
+        message=(
+            f"iteration {state.iteration}: redeploying because of {state.redeploy_reason} "
+            "(approved)"
+        ),
+        redeploy_started=False,
+    )
+    return Decision(state, current_action(state))
+
+
+def wake_at(spec: ValidationSpec, state: State) -> float | None:
+    """When time alone next changes this state (:func:`on_tick`), or None: the deadline of
+    a redeploy waiting for approval; the revalidation of a Passed round."""
+    if state.phase is Phase.WAITING_APPROVAL and state.started_at is not None:
+        return state.started_at + spec.policy.deadline_seconds
+    if state.phase is Phase.PASSED and spec.revalidate_every_seconds:
+        return _ended_at(state) + spec.revalidate_every_seconds
+    return None
+
+
+def on_tick(
+    spec: ValidationSpec, state: State, now: float, *, caps: Capabilities | None = None
+) -> Decision:
+    """Time passed. A redeploy still waiting for approval when ``deadlineSeconds`` is
+    spent ends the round ``Stalled``/``BudgetExhausted``: waiting counts against the
+    deadline like any other step, so nothing waits forever. A Passed round is revalidated
+    (a new round) ``revalidateEvery`` after it ended. Anything else changes nothing."""
+    due = wake_at(spec, state)
+    if due is None or now < due:
+        return Decision(state, current_action(state))
+    if state.phase is Phase.WAITING_APPROVAL:
+        message = (
+            f"deadlineSeconds ({spec.policy.deadline_seconds}) passed while the redeploy "
+            f"waited for approval (token {state.action_id}); not redeploying"
+        )
+        record = replace(
+            _current(state),
+            action=ActionKind.STALL,
+            reason=Reason.BUDGET_EXHAUSTED,
+            detail=_clip(message, MAX_NOTE),
+        )
+        state = _with_current(state, record)
+        return _finish(state, now, Phase.STALLED, Reason.BUDGET_EXHAUSTED, message)
+    every = spec.revalidate_every_seconds
+    return _new_round(
+        spec,
+        state,
+        now,
+        trigger=Reason.REVALIDATING,
+        why=f"revalidateEvery: {plural(every or 0, 'second')} since the last round passed",
+        fingerprint=state.fingerprint,
+        caps=caps,
+    )
+
+
+def _ended_at(state: State) -> float:
+    """When the round ended: its last iteration's end."""
+    finished = _current(state).finished
+    if finished is not None:
+        return finished
+    return state.started_at or 0.0
 
 
 def on_suite(
@@ -642,11 +827,16 @@ def internal_error(state: State, now: float, message: str) -> Decision:
 
 def current_action(state: State) -> Action:
     """The action a state is waiting on, so a restarted shell resumes where it stopped:
-    collect (or start) the suites of the batch not yet reported, finish the redeploy
-    (``started`` says it was already triggered), or report the end."""
+    collect (or start) the suites of the batch not yet reported, wait for the approval of
+    a redeploy, finish the redeploy (``started`` says it was already triggered), or report
+    the end."""
     if state.phase is Phase.TESTING:
         remaining = tuple(s for s in state.running if s.suite not in state.reported)
         return RunSuites(state.action_id, state.iteration, remaining)
+    if state.phase is Phase.WAITING_APPROVAL:
+        return AwaitApproval(
+            state.action_id, state.iteration, state.redeploy_reason, token=state.action_id
+        )
     if state.phase is Phase.REDEPLOYING:
         return Redeploy(
             state.action_id,
@@ -694,7 +884,7 @@ def _check_target(
     flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
     decision = begin(
         spec, now, generation=state.generation, caps=caps, round_=state.round + 1, flaky=flaky,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, rerun=state.rerun_seen, trigger=Reason.TARGET_CHANGED,
     )  # fmt: skip
     was = f"round {state.round} ({state.phase.value}, iteration {state.iteration})"
     message = _clip(
@@ -824,20 +1014,33 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
 
     if redeployable and caps.can_redeploy:
         why = _class_summary(by_class)
-        state = _close_iteration(state, now, ActionKind.REDEPLOY, Reason.REDEPLOYING, why)
+        # The approval gate: the same decision, but nothing starts until a person hands
+        # back the token, which is the id the Redeploy will have (docs/design.md §8).
+        gated = policy.redeploy is RedeployPolicy.REQUIRE_APPROVAL
+        reason = Reason.WAITING_APPROVAL if gated else Reason.REDEPLOYING
+        state = _close_iteration(state, now, ActionKind.REDEPLOY, reason, why)
+        step = state.step + 1
+        if gated:
+            token = action_id(state.round, state.iteration, step)
+            message = (
+                f"iteration {state.iteration}: a redeploy because of {why} waits for "
+                f"approval (token {token})"
+            )
+        else:
+            message = f"iteration {state.iteration}: redeploying because of {why}"
         state = replace(
             state,
-            phase=Phase.REDEPLOYING,
+            phase=Phase.WAITING_APPROVAL if gated else Phase.REDEPLOYING,
             running=(),
             reported=(),
-            redeploys=state.redeploys + 1,
+            redeploys=state.redeploys + (0 if gated else 1),
             retries=0,
             next_run=selection,
             before_redeploy=signature_digest(current),
             last_action=ActionKind.REDEPLOY,
-            reason=Reason.REDEPLOYING,
-            message=f"iteration {state.iteration}: redeploying because of {why}",
-            step=state.step + 1,
+            reason=reason,
+            message=message,
+            step=step,
             redeploy_reason=why,
             redeploy_started=False,
         )

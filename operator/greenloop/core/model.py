@@ -20,6 +20,7 @@ __all__ = [
     "Health",
     "Outcome",
     "Policy",
+    "RedeployPolicy",
     "RerunMode",
     "Rule",
     "StagingValidation",
@@ -180,12 +181,21 @@ class RerunMode(StrEnum):
     ALL = "All"
 
 
+class RedeployPolicy(StrEnum):
+    """Whether a redeploy the engine decides starts at once or waits for a person
+    (docs/design.md §8, the approval gate)."""
+
+    AUTOMATIC = "Automatic"
+    REQUIRE_APPROVAL = "RequireApproval"
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     max_iterations: int = 5
     deadline_seconds: int = 7200
     rerun: RerunMode = RerunMode.FAILED
     redeploy_on: tuple[FailureClass, ...] = DEFAULT_REDEPLOY_ON
+    redeploy: RedeployPolicy = RedeployPolicy.AUTOMATIC
     flake_retries: int = 1
     fail_fast: bool = False
     parallelism: int = 1  # suites of one priority run at once (local mode)

@@ -25,7 +25,7 @@ from greenloop.core.engine import (
 )
 from greenloop.core.fingerprint import short_id
 from greenloop.core.model import FailureClass, StagingValidation
-from greenloop.core.status import failing_tests, priorities, summary, timestamp
+from greenloop.core.status import approval, failing_tests, priorities, summary, timestamp
 from greenloop.core.words import plural
 
 __all__ = [
@@ -251,6 +251,12 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     if state.phase in (Phase.PASSED, Phase.STALLED):
         reason = state.reason or Reason.INTERNAL_ERROR
         tail.append(NEXT_STEPS.get(reason, f"Look at the failing tests above ({reason.value})."))
+    elif (gate := approval(obj, state)) is not None:
+        tail.append(
+            f"Approve the redeploy ({_text(state.redeploy_reason)}) when it may happen: "
+            f"{_code(gate['command'])}. Until then nothing is redeployed; the round stops at "
+            "deadlineSeconds."
+        )
     else:
         tail.append(f"greenloop is working: {_text(state.message)}")
     tail.append("")

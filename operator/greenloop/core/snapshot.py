@@ -87,6 +87,9 @@ def to_data(state: State) -> dict[str, Any]:
             "ignoredResults": state.ignored_results,
             "permanentErrors": list(state.permanent_errors),
             "fingerprint": _fingerprint(state.fingerprint),
+            # Kept even when "" (the annotation is absent): absent means "never looked".
+            "rerun": None if state.rerun_seen is None else {"seen": state.rerun_seen},
+            "roundReason": state.round_reason.value if state.round_reason else None,
         }
     )
 
@@ -102,6 +105,8 @@ def from_data(data: Mapping[str, Any]) -> State:
         redeploy = data.get("redeploy", {})
         last_action = data.get("lastAction")
         reason = data.get("reason")
+        rerun = data.get("rerun")
+        round_reason = data.get("roundReason")
         return State(
             phase=Phase(data["phase"]),
             iteration=int(data.get("iteration", 0)),
@@ -135,6 +140,8 @@ def from_data(data: Mapping[str, Any]) -> State:
             ignored_results=int(data.get("ignoredResults", 0)),
             permanent_errors=tuple(str(s) for s in data.get("permanentErrors", ())),
             fingerprint=_read_fingerprint(data.get("fingerprint")),
+            rerun_seen=None if rerun is None else str(rerun.get("seen", "")),
+            round_reason=Reason(round_reason) if round_reason else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise SnapshotError(f"unreadable snapshot: {type(err).__name__}: {err}") from err

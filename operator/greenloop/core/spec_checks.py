@@ -225,6 +225,22 @@ def _semantic(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
             FieldError("spec.revalidateEvery", f"must be greater than zero (got {show(every)})")
         )
 
+    policy = spec.get("policy")
+    # The approval gate waits for an annotation on the object; a local run has no object
+    # a person could annotate, so it would wait for nothing (docs/design.md §8).
+    if (
+        mode == "local"
+        and isinstance(policy, Mapping)
+        and policy.get("redeploy") == ("RequireApproval")
+    ):
+        errors.append(
+            FieldError(
+                "spec.policy.redeploy",
+                "RequireApproval is for operator mode only: a local run has no object to"
+                " annotate with greenloop.dev/approve (use Automatic for local runs)",
+            )
+        )
+
     target = spec.get("target")
     if isinstance(target, Mapping):
         errors.extend(_check_target(target, mode))

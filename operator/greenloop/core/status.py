@@ -15,10 +15,14 @@ from greenloop.core.engine import MAX_HISTORY, Phase, State, counts, failing, ro
 from greenloop.core.model import PRIORITIES, StagingValidation
 
 __all__ = [
+    "APPROVE_ANNOTATION",
     "MAX_FAILING",
     "MAX_FINGERPRINT",
     "MAX_FLAKY",
     "MAX_HISTORY",
+    "RERUN_ANNOTATION",
+    "approval",
+    "approval_command",
     "build_status",
     "conditions",
     "failing_tests",
@@ -36,6 +40,23 @@ __all__ = [
 MAX_FAILING = 50
 MAX_FLAKY = 50
 MAX_FINGERPRINT = 20  # entries of status.fingerprint; the report lists up to 40
+# The annotations a person sets on the object (docs/design.md §8): approve the redeploy
+# waiting in WaitingApproval; start a new round.
+APPROVE_ANNOTATION = "greenloop.dev/approve"
+RERUN_ANNOTATION = "greenloop.dev/rerun"
+
+
+def approval_command(name: str, namespace: str, token: str) -> str:
+    """The command that approves the redeploy waiting on ``token``."""
+    return f"kubectl annotate sv/{name} -n {namespace} {APPROVE_ANNOTATION}={token} --overwrite"
+
+
+def approval(obj: StagingValidation, state: State) -> dict[str, str] | None:
+    """``status.approval`` while a redeploy waits for one, else None."""
+    if state.phase is not Phase.WAITING_APPROVAL:
+        return None
+    token = state.action_id
+    return {"token": token, "command": approval_command(obj.name, obj.namespace, token)}
 
 
 def timestamp(epoch: float) -> str:
@@ -103,15 +124,19 @@ def conditions(
     generation: int,
     now: float,
     previous: Sequence[Mapping[str, Any]] = (),
+    message: str | None = None,
 ) -> list[dict[str, Any]]:
     """kstatus conditions: Ready (normal-true), Reconciling and Stalled (abnormal-true).
 
     lastTransitionTime moves only when a condition's status changes, as kstatus expects.
+    WaitingApproval is Reconciling (the round is in progress, paused on a person, and
+    bounded by deadlineSeconds), not Stalled: nothing is wrong, and approving resumes it.
     """
     phase = state.phase
     wanted = {
         "Ready": phase is Phase.PASSED,
-        "Reconciling": phase in (Phase.PENDING, Phase.TESTING, Phase.REDEPLOYING),
+        "Reconciling": phase
+        in (Phase.PENDING, Phase.TESTING, Phase.WAITING_APPROVAL, Phase.REDEPLOYING),
         "Stalled": phase is Phase.STALLED,
     }
     before = {c.get("type"): c for c in previous}
@@ -127,7 +152,7 @@ def conditions(
                 "type": kind,
                 "status": status,
                 "reason": state.reason.value if state.reason else phase.value,
-                "message": state.message,
+                "message": state.message if message is None else message,
                 "observedGeneration": generation,
                 "lastTransitionTime": since,
             }
@@ -187,6 +212,9 @@ def build_status(
     previous_conditions: Sequence[Mapping[str, Any]] = (),
     report_config_map: str | None = None,
 ) -> dict[str, Any]:
+    gate = approval(obj, state)
+    # While a redeploy waits, every condition's message says how to approve it.
+    message = f"{state.message}; approve with: {gate['command']}" if gate else None
     status: dict[str, Any] = {
         "observedGeneration": obj.generation,
         "phase": state.phase.value,
@@ -196,8 +224,10 @@ def build_status(
         "failingTests": failing_tests(state),
         "flakyTests": flaky_tests(state),
         "history": history(state),
-        "conditions": conditions(state, obj.generation, now, previous_conditions),
+        "conditions": conditions(state, obj.generation, now, previous_conditions, message),
     }
+    if gate:
+        status["approval"] = gate
     if report_config_map:
         status["report"] = {"configMap": report_config_map}
     fp = fingerprint(state)

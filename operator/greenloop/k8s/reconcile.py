@@ -26,6 +26,7 @@ import httpx
 from greenloop.core import engine, mergepatch, snapshot
 from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
 from greenloop.core.engine import (
+    AwaitApproval,
     Decision,
     Finish,
     Phase,
@@ -43,7 +44,12 @@ from greenloop.core.model import Health, StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.report import render
 from greenloop.core.spec import SpecError, from_object
-from greenloop.core.status import build_status
+from greenloop.core.status import (
+    APPROVE_ANNOTATION,
+    RERUN_ANNOTATION,
+    approval_command,
+    build_status,
+)
 from greenloop.k8s import redeploy as rd
 from greenloop.k8s import suites
 from greenloop.k8s.events import post_event
@@ -108,17 +114,31 @@ class Reconciler:
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
         state = self._state(raw)
+        # What a person asked for through annotations (docs/design.md §8): fed to the
+        # engine each tick; the engine compares them with what it recorded.
+        rerun = obj.annotations.get(RERUN_ANNOTATION, "")
         if state is None:
             fp = await self._fingerprint(obj, caps)
             decision = engine.begin(
-                obj.spec, now, generation=obj.generation, caps=caps, fingerprint=fp
+                obj.spec, now, generation=obj.generation, caps=caps, fingerprint=fp, rerun=rerun
             )
             return await self._write(raw, obj, None, decision)
         if state.generation != obj.generation:
             fp = await self._fingerprint(obj, caps)
             decision = engine.on_spec_changed(
-                obj.spec, state, now, generation=obj.generation, caps=caps, fingerprint=fp
+                obj.spec,
+                state,
+                now,
+                generation=obj.generation,
+                caps=caps,
+                fingerprint=fp,
+                rerun=rerun,
             )
+            return await self._write(raw, obj, state, decision)
+        decision = engine.on_rerun(obj.spec, state, rerun, now, caps=caps)
+        if decision.state == state:  # no rerun asked for: has time changed anything?
+            decision = engine.on_tick(obj.spec, state, now, caps=caps)
+        if decision.state != state:
             return await self._write(raw, obj, state, decision)
         action = engine.current_action(state)
         if caps.fingerprint and not isinstance(action, Redeploy):
@@ -132,8 +152,26 @@ class Reconciler:
             return await self._run(raw, obj, state, action, caps)
         if isinstance(action, Redeploy):
             return await self._redeploy(raw, obj, state, action, caps)
+        if isinstance(action, AwaitApproval):
+            token = obj.annotations.get(APPROVE_ANNOTATION, "")
+            decision = engine.on_approved(state, token)
+            if decision.state != state:
+                return await self._write(raw, obj, state, decision)
+            # Any change to the object (the annotation) wakes the unit before this ends.
+            return Tick(
+                self._until(obj, state, now), note=f"waiting for approval of {action.token}"
+            )
         assert isinstance(action, Finish)
-        return Tick(FINISHED_SECONDS, note=f"finished: {action.phase.value}")
+        return Tick(self._until(obj, state, now), note=f"finished: {action.phase.value}")
+
+    @staticmethod
+    def _until(obj: StagingValidation, state: State, now: float) -> float:
+        """How long to sleep when only time can change the state: the idle wait, or less
+        when the deadline or the next revalidation comes sooner."""
+        due = engine.wake_at(obj.spec, state)
+        if due is None:
+            return FINISHED_SECONDS
+        return max(0.05, min(FINISHED_SECONDS, due - now))
 
     # ---- state --------------------------------------------------------------------------
 
@@ -303,7 +341,7 @@ class Reconciler:
             )  # fmt: skip
         except Conflict:
             return _again("status changed since it was read: re-reading")
-        for reason, message, warning in _events(before, decision):
+        for reason, message, warning in _events(before, decision, obj):
             await post_event(self.gw, raw, reason, message, warning=warning)
         return _again(f"{state.phase.value}: {state.message}")
 
@@ -376,19 +414,34 @@ def _key(raw: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
-def _events(before: State | None, decision: Decision) -> Sequence[tuple[str, str, bool]]:
+def _events(
+    before: State | None, decision: Decision, obj: StagingValidation
+) -> Sequence[tuple[str, str, bool]]:
     """One Event per decision a person would want in `kubectl describe`."""
     state, action = decision.state, decision.action
     if before is not None and before.round != state.round and state.reason is Reason.TARGET_CHANGED:
         # Normal, not Warning: a deploy by someone else is expected; greenloop answers it
         # with a fresh round, and nobody has to act.
         return [("TargetChanged", state.message, False)]
+    if before is not None and before.round != state.round and state.round_reason:
+        # A new round: the event names what started it (RerunRequested, Revalidating...).
+        return [(state.round_reason.value, state.message, False)]
+    if isinstance(action, AwaitApproval) and (
+        before is None or before.phase is not Phase.WAITING_APPROVAL
+    ):
+        command = approval_command(obj.name, obj.namespace, action.token)
+        message = (
+            f"iteration {action.iteration}: redeploy because of {action.reason}; approve: {command}"
+        )
+        return [("WaitingApproval", message, False)]
     if isinstance(action, Finish) and (before is None or before.phase != state.phase):
         if action.phase is Phase.PASSED:
             return [("Passed", action.message, False)]
         return [(str(action.reason.value), action.message, True)]
     if isinstance(action, Redeploy) and (before is None or before.phase is not Phase.REDEPLOYING):
-        return [("Redeploying", f"iteration {action.iteration}: {action.reason}", False)]
+        approved = before is not None and before.phase is Phase.WAITING_APPROVAL
+        message = f"iteration {action.iteration}: {action.reason}" + (" (approved)" * approved)
+        return [("Redeploying", message, False)]
     if isinstance(action, RunSuites) and (before is None or before.iteration != state.iteration):
         return [("IterationStarted", state.message, False)]
     if isinstance(action, RunSuites) and before is not None and before.round != state.round:
