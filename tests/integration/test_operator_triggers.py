@@ -1,0 +1,177 @@
+"""The approval gate and the triggers for a new round (docs/design.md §8) with
+`greenloop operator` on the kwok cluster: a person's annotations and the clock.
+
+Same set-up as test_operator_loop.py (whose helpers this reuses): the operator runs on
+the host, the suite Jobs get no pods on kwok, and the test plays the results sidecar.
+Rollouts are counted from the Deployment's ReplicaSets, as a person would check them.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_operator_loop import (
+    FAIL,
+    PASS,
+    Sidecar,
+    condition,
+    deployment,
+    events,
+    junit,
+    replicasets,
+    run_until_done,
+    status_of,
+    sv,
+)
+from tests.support.cluster import ControlPlane, free_ports
+from tests.support.operator_process import Operator
+from tests.support.owners import ensure_crd
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+
+TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
+
+
+@pytest.fixture
+def op(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    ensure_crd(cluster)
+    port = free_ports(1)[0]
+    proc = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill(signal.SIGTERM)
+
+
+def serve_until(
+    cp: ControlPlane,
+    op: Operator,
+    car: Sidecar,
+    name: str,
+    done: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Play the sidecar until the object's status satisfies ``done`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if op.proc is not None and op.proc.poll() is not None:
+            pytest.fail(f"the operator exited ({op.proc.returncode}):\n{op.tail()}")
+        car.serve_once()
+        status = status_of(cp, op.namespace, name)
+        if done(status):
+            return status
+        time.sleep(0.3)
+    pytest.fail(f"not reached after {timeout}s: {status}\n{op.tail()}")
+
+
+def ticks_waiting(op: Operator, token: str) -> int:
+    """How many ticks the operator has logged as waiting for this token."""
+    return op.log.read_text(errors="replace").count(f"waiting for approval of {token}")
+
+
+def round_of(status: dict[str, Any]) -> int:
+    return int((status.get("engine") or {}).get("round", 0))
+
+
+def test_the_approval_gate_waits_ignores_a_wrong_token_and_rolls_out_once_on_the_right_one(
+    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+) -> None:
+    cluster.apply(deployment("backend"), namespace=namespace)
+    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+
+    def answer(job: dict[str, Any]) -> bytes:
+        if job["metadata"]["labels"]["greenloop.dev/iteration"] == "1":
+            return junit(FAIL.format(c="core", n="ws", m="HTTP 503 Service Unavailable"))
+        return junit(PASS.format(c="core", n="ws"))
+
+    gated = sv("gate", ["core"], target=TARGET)
+    gated["spec"]["policy"]["redeploy"] = "RequireApproval"
+    cluster.apply(gated, namespace=namespace)
+    car = Sidecar(cluster, op, answer, tmp_path)
+    status = serve_until(cluster, op, car, "gate", lambda s: s.get("phase") == "WaitingApproval")
+
+    token = status["approval"]["token"]
+    command = status["approval"]["command"]
+    assert command == (
+        f"kubectl annotate sv/gate -n {namespace} greenloop.dev/approve={token} --overwrite"
+    )
+    reconciling = condition(status, "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "WaitingApproval")
+    assert command in reconciling["message"]
+    assert condition(status, "Ready")["status"] == "False"
+    assert condition(status, "Stalled")["status"] == "False"
+    waits = [m for r, m in events(cluster, namespace) if r == "WaitingApproval"]
+    assert len(waits) == 1 and command in waits[0], waits
+    assert replicasets(cluster, namespace, "backend") == 1, "no rollout before the approval"
+
+    # A wrong (stale) token: the operator looks at it and goes on waiting.
+    seen = ticks_waiting(op, token)
+    cluster.kubectl(
+        "annotate", "sv/gate", "-n", namespace, "greenloop.dev/approve=r0-i1-s1", "--overwrite"
+    )
+    deadline = time.monotonic() + 30
+    while ticks_waiting(op, token) <= seen and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert ticks_waiting(op, token) > seen, f"the annotation woke no tick\n{op.tail()}"
+    assert status_of(cluster, namespace, "gate")["phase"] == "WaitingApproval"
+    assert replicasets(cluster, namespace, "backend") == 1, "a wrong token rolled out"
+
+    # The command from status, run as a person would run it.
+    cluster.kubectl(*command.split()[1:])
+    status = run_until_done(cluster, op, car, "gate", timeout=90)
+    assert status["phase"] == "Passed", status
+    assert status["iteration"] == 2
+    assert "approval" not in status
+    assert replicasets(cluster, namespace, "backend") == 2, "exactly one rollout"
+    redeploys = [m for r, m in events(cluster, namespace) if r == "Redeploying"]
+    assert redeploys and "(approved)" in redeploys[0], redeploys
+
+
+def test_a_new_rerun_annotation_on_a_passed_object_runs_a_new_round(
+    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+) -> None:
+    cluster.apply(sv("again", ["core"]), namespace=namespace)
+    car = Sidecar(cluster, op, lambda job: junit(PASS.format(c="core", n="ok")), tmp_path)
+    status = run_until_done(cluster, op, car, "again", timeout=60)
+    assert (status["phase"], round_of(status)) == ("Passed", 1)
+    assert len(car.jobs()) == 1
+
+    cluster.kubectl("annotate", "sv/again", "-n", namespace, "greenloop.dev/rerun=1")
+    status = serve_until(
+        cluster, op, car, "again", lambda s: round_of(s) == 2 and s.get("phase") == "Passed"
+    )
+    jobs = car.jobs()
+    assert len(jobs) == 2, [j["metadata"]["name"] for j in jobs]
+    assert sorted(j["metadata"]["labels"]["greenloop.dev/round"] for j in jobs) == ["1", "2"]
+    assert condition(status, "Ready")["status"] == "True"
+    reruns = [m for r, m in events(cluster, namespace) if r == "RerunRequested"]
+    assert len(reruns) == 1 and "greenloop.dev/rerun changed to '1'" in reruns[0], reruns
+    # The same value again asks for nothing: no third round.
+    cluster.kubectl("annotate", "sv/again", "-n", namespace, "greenloop.dev/rerun=1", "--overwrite")
+    cluster.kubectl("label", "sv/again", "-n", namespace, "touched=yes")  # wakes the unit
+    time.sleep(3)
+    assert round_of(status_of(cluster, namespace, "again")) == 2
+
+
+def test_revalidate_every_starts_a_new_round_by_itself(
+    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+) -> None:
+    cluster.apply(sv("every", ["core"], revalidateEvery="3s"), namespace=namespace)
+    car = Sidecar(cluster, op, lambda job: junit(PASS.format(c="core", n="ok")), tmp_path)
+    status = serve_until(
+        cluster, op, car, "every", lambda s: round_of(s) >= 2 and s.get("phase") == "Passed"
+    )
+    rounds = {j["metadata"]["labels"]["greenloop.dev/round"] for j in car.jobs()}
+    assert {"1", "2"} <= rounds, rounds
+    assert condition(status, "Ready")["status"] == "True"
+    revalidations = [m for r, m in events(cluster, namespace) if r == "Revalidating"]
+    assert revalidations and "revalidateEvery: 3 seconds" in revalidations[0], revalidations
