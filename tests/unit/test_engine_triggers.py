@@ -25,6 +25,7 @@ from greenloop.core.engine import (
     SuiteFinished,
     SuiteRun,
 )
+from greenloop.core.fingerprint import Entry, fingerprint
 from greenloop.core.model import RedeployPolicy, StagingValidation, ValidationSpec
 from greenloop.core.report import render
 from greenloop.core.schema import validate
@@ -314,3 +315,33 @@ def test_every_trigger_state_round_trips_through_merge_patches() -> None:
         assert snapshot.from_data(stored) == state
     assert snapshot.to_data(states[5])["rerun"] == {"seen": ""}
     assert "rerun" not in snapshot.to_data(states[0])
+
+
+# -- with the environment fingerprint (TargetChanged) ---------------------------------------
+
+V1 = fingerprint([Entry("Deployment/backend", "5d8f", "app", "app:v1")])
+V2 = fingerprint([Entry("Deployment/backend", "7c9a", "app", "app:v2")])
+
+
+def test_a_target_change_while_waiting_starts_over_keeping_the_rerun_value() -> None:
+    state = replace(waiting().state, rerun_seen="7")
+    state = engine.on_target_observed(GATED, state, V1, 115.0).state  # the baseline
+    assert state.phase is Phase.WAITING_APPROVAL
+    changed = engine.on_target_observed(GATED, state, V2, 116.0)
+    assert isinstance(changed.action, RunSuites) and changed.action.id == "r2-i1-s0"
+    assert changed.state.round_reason is Reason.TARGET_CHANGED
+    assert changed.state.rerun_seen == "7", "a TargetChanged round is no rerun request"
+    assert engine.on_approved(changed.state, "r1-i1-s1").state == changed.state
+
+
+def test_a_rerun_or_revalidation_keeps_the_fingerprint_as_its_baseline() -> None:
+    every = replace(GATED, revalidate_every_seconds=60)
+    done = engine.on_target_observed(every, passed(every).state, V1, 111.0).state
+    assert done.fingerprint == V1
+    for new in (
+        engine.on_rerun(every, done, "1", 120.0).state,
+        engine.on_tick(every, done, 1000.0).state,
+    ):
+        assert new.round == 2 and new.fingerprint == V1
+        # The same targets seen again: no TargetChanged round on top.
+        assert engine.on_target_observed(every, new, V1, 1001.0).state.round == 2
