@@ -33,7 +33,9 @@ from tests.support.cluster import ControlPlane, free_ports
 from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+# The first test of a session also pays for the control plane start: the same bound as
+# test_operator_loop.py; each wait inside is bounded on its own.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
 
