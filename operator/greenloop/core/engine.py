@@ -9,9 +9,10 @@ restart. The API is described in docs/design.md §6; the rules in §1 and §7.
 Events: :class:`SuiteFinished` (one per suite of a batch, in any order),
 :class:`RedeployStarted`, :class:`RedeployDone`; transitions :func:`begin`,
 :func:`on_suite`, :func:`on_redeploy_started`, :func:`on_redeploy`,
-:func:`on_spec_changed`, :func:`on_rerun`, :func:`on_approved`, :func:`on_tick`,
-:func:`interrupt`, :func:`internal_error`; :func:`current_action` to resume from a state
-alone and :func:`wake_at` for when time alone changes something. An event whose ``action_id`` is not
+:func:`on_spec_changed`, :func:`on_target_observed`, :func:`on_rerun`, :func:`on_approved`,
+:func:`on_tick`, :func:`interrupt`, :func:`internal_error`; :func:`current_action` to
+resume from a state alone and :func:`wake_at` for when time alone changes something. An
+event whose ``action_id`` is not
 the action in flight (a duplicate, or a stale one from before a restart) changes nothing.
 """
 
