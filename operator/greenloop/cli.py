@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +61,31 @@ def say_lines(text: str, stream: TextIO | None = None) -> None:
         say(line, stream)
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP outside `run`: stops the command the way Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    # One-shot: a second signal while the message is printed must not raise again.
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Commands that install their own handlers (`run` stops its suites first; the operator
+# and the upload sidecar wait for SIGTERM) get the defaults back before they start.
+_OWN_SIGNALS = ("run", "operator", "report")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # What CI cancellation and `timeout` send stops `junit` and `validate` like Ctrl-C:
+    # a message and 128 + the signal, never a traceback or a bare -15.
+    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in _STOP_SIGNALS[1:]}
     try:
         # Inside the try: Ctrl-C while argparse is still importing its helpers is Ctrl-C too.
         parser = build_parser()
@@ -68,7 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        if args.command in _OWN_SIGNALS:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         code: int = args.func(args)
+    except _Stopped as stopped:
+        print(f"greenloop: stopped by {signal.Signals(stopped.signum).name}", file=sys.stderr)
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         # `run` reports its own interruptions; this is Ctrl-C anywhere else.
         print("greenloop: interrupted", file=sys.stderr)
@@ -147,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify and summarize existing JUnit XML reports",
         description="Read JUnit XML files (pytest, Surefire, jest, Go and more), classify "
         "each failure and print counts by outcome and class with the evidence. Exit code: "
-        "0 no failures, 1 failures, 2 an unreadable file.",
+        "0 no failures, 1 failures, 2 an unreadable file, 130/143/129 stopped by "
+        "Ctrl-C/SIGTERM/SIGHUP.",
     )
     junit.add_argument("files", type=Path, nargs="+", metavar="FILE")
     junit.add_argument("--json", action="store_true", help="print the summary as JSON")

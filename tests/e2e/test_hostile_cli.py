@@ -75,6 +75,74 @@ def test_ctrl_c_during_junit_exits_130_with_a_message(tmp_path: Path) -> None:
     assert "greenloop: interrupted" in err
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for ``signum`` (SigCgt in /proc/PID/status)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def _big_junit(path: Path) -> None:
+    case = '<testcase classname="c" name="t{}"><failure message="HTTP 503"/></testcase>'
+    with path.open("w") as f:
+        f.write("<testsuite>")
+        for block in range(400):
+            f.write("".join(case.format(block * 1000 + i) for i in range(1000)))
+        f.write("</testsuite>")
+
+
+def _big_spec(path: Path) -> None:
+    """Thousands of small StagingValidations: validating them takes seconds."""
+    doc = (
+        "---\napiVersion: greenloop.dev/v1alpha1\nkind: StagingValidation\n"
+        "metadata: {{name: v{}}}\nspec:\n  suites:\n  - {{name: s, command: [sh, -c, 'true']}}\n"
+        "  target: {{command: [sh, -c, 'true']}}\n"
+    )
+    path.write_text("".join(doc.format(i) for i in range(6000)))
+
+
+@pytest.mark.parametrize(
+    ("command", "signum", "code"),
+    [
+        ("junit", signal.SIGTERM, 143),
+        ("junit", signal.SIGHUP, 129),
+        ("validate", signal.SIGTERM, 143),
+        ("validate", signal.SIGHUP, 129),
+    ],
+)
+def test_sigterm_and_sighup_stop_junit_and_validate_like_ctrl_c(
+    tmp_path: Path, command: str, signum: signal.Signals, code: int
+) -> None:
+    """What CI cancellation and `timeout` send: a message and 128 + the signal."""
+    if command == "junit":
+        _big_junit(tmp_path / "big.xml")
+        args = ["junit", "big.xml"]
+    else:
+        _big_spec(tmp_path / "big.yaml")
+        args = ["validate", "big.yaml"]
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen(
+        [*greenloop_command(), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Signal once greenloop handles it (it reads for seconds after that), however slowly
+    # the interpreter started: a bounded wait on /proc, not a fixed sleep.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None and not _catches(proc.pid, signum):
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert f"greenloop: stopped by {signum.name}" in err
+
+
 WAIT_FOR_GO = (
     """\
 import os, pathlib, time
