@@ -4,6 +4,7 @@ are clean errors, never tracebacks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import socketserver
@@ -57,6 +58,31 @@ def serve(mode: str) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def proxy(seen: list[bytes]) -> Iterator[str]:
+    """A loopback forward proxy that answers 200 to every request and records its
+    request line (absolute-form for a proxy: ``POST http://host/path HTTP/1.1``)."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            conn: socket.socket = self.request
+            conn.settimeout(5)
+            try:
+                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            except OSError:
+                return
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -212,3 +238,16 @@ open(os.environ["GREENLOOP_JUNIT_XML"], "w").write(
         server.shutdown()
         server.server_close()
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_webhook_goes_through_the_proxy_the_environment_names(tmp_path: Path) -> None:
+    """HTTP_PROXY / HTTPS_PROXY / NO_PROXY are honoured, as httpx does by default (before:
+    the deadline transport made httpx ignore them, so a staging host reachable only
+    through a proxy was never reached)."""
+    seen: list[bytes] = []
+    with proxy(seen) as proxy_url:
+        webhook_spec(tmp_path, "http://staging.invalid/deploy")
+        env = {"HTTP_PROXY": proxy_url, "http_proxy": proxy_url, "NO_PROXY": "", "no_proxy": ""}
+        proc = greenloop("run", "validation.yaml", "--json", cwd=tmp_path, env=env, timeout=60)
+        assert "Traceback" not in proc.stderr
+    assert b"POST http://staging.invalid/deploy HTTP/1.1" in seen, proc.stderr

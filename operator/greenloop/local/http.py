@@ -3,19 +3,25 @@ wall-clock deadline and reads a bounded body, whatever the server does.
 
 httpx's ``timeout=`` applies to each socket operation, so a server that sends one byte
 a second keeps a call alive for as long as it likes, and ``resp.text`` reads a body of
-any size. Here each socket read and write gets only the time left until the call's
-deadline, and the body is streamed and cut at ``max_body`` bytes.
+any size. Here a watchdog shuts the call's sockets down at its deadline (it learns of
+each socket through the ``trace`` request extension, httpx's and httpcore's public
+hook), which ends whatever read or write is waiting; the body is streamed and cut at
+``max_body`` bytes. Only public httpx/httpcore API is used, and httpx's own transport,
+so the environment's proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) are
+honoured as httpx honours them by default.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import socket
 import ssl
+import threading
 import time
 import typing
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 
 __all__ = ["Answer", "HttpFailed", "request"]
@@ -55,11 +61,14 @@ def request(
     """One HTTP call that is over after ``seconds``, answer or not."""
     started = time.monotonic()
     deadline = started + max(seconds, 0.001)
-    transport = _DeadlineTransport(deadline)
+    watchdog = _Watchdog(deadline)
     try:
         with (
-            httpx.Client(transport=transport, timeout=seconds, follow_redirects=False) as client,
-            client.stream(method, url, headers=headers, content=content) as resp,
+            watchdog,
+            httpx.Client(verify=_ssl_context(), timeout=seconds, follow_redirects=False) as client,
+            client.stream(
+                method, url, headers=headers, content=content, extensions={"trace": watchdog.trace}
+            ) as resp,
         ):
             body = bytearray()
             cut = False
@@ -69,14 +78,13 @@ def request(
                     cut = len(body) > max_body or _more(resp)
                     del body[max_body:]
                     break
+            if watchdog.fired:
+                # The body may have ended only because its socket was shut down.
+                raise HttpFailed(f"no complete answer within {seconds:g} s")
             return Answer(resp.status_code, bytes(body), cut, (time.monotonic() - started) * 1000)
-    except _DeadlinePassed:
-        raise HttpFailed(f"no complete answer within {seconds:g} s") from None
-    except httpx.TimeoutException as err:
-        if time.monotonic() >= deadline - 0.01:
-            raise HttpFailed(f"no complete answer within {seconds:g} s") from None
-        raise HttpFailed(f"{type(err).__name__}: {err}") from None
     except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as err:
+        if watchdog.fired or time.monotonic() >= deadline - 0.01:
+            raise HttpFailed(f"no complete answer within {seconds:g} s") from None
         raise HttpFailed(f"{type(err).__name__}: {err}") from None
     except UnicodeError as err:
         raise HttpFailed(f"not ASCII where HTTP needs it: {err}") from None
@@ -87,101 +95,57 @@ def _more(resp: httpx.Response) -> bool:
     return not length.isdigit() or int(length) > 0
 
 
-class _DeadlinePassed(httpx.TimeoutException):
-    def __init__(self) -> None:
-        super().__init__("deadline passed")
+class _Watchdog:
+    """Shuts down every socket the call opened once its deadline passes: a read or write
+    waiting on one returns at once, and httpx raises (or the body ends) right there.
 
+    Sockets are learned from httpcore's ``connection.connect_tcp.complete`` trace event
+    (for a proxy too: that is the connection to the proxy, under any TLS). A connect
+    still in progress at the deadline ends by httpx's connect timeout, ``seconds``, which
+    started with the call."""
 
-def _left(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise _DeadlinePassed()
-    return left
-
-
-def _bounded(timeout: float | None, deadline: float) -> float:
-    left = _left(deadline)
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
-        self._stream = stream
-        self._deadline = deadline
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _bounded(timeout, self._deadline))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _bounded(timeout, self._deadline))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        inner = self._stream.start_tls(
-            ssl_context, server_hostname, _bounded(timeout, self._deadline)
-        )
-        return _DeadlineStream(inner, self._deadline)
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
     def __init__(self, deadline: float) -> None:
-        self._backend = httpcore.SyncBackend()
         self._deadline = deadline
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(
-            host, port, _bounded(timeout, self._deadline), local_address, socket_options
-        )
-        return _DeadlineStream(stream, self._deadline)
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
 
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[typing.Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_unix_socket(
-            path, _bounded(timeout, self._deadline), socket_options
-        )
-        return _DeadlineStream(stream, self._deadline)
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
 
-    def sleep(self, seconds: float) -> None:
-        time.sleep(min(seconds, max(self._deadline - time.monotonic(), 0.0)))
+    def trace(self, event: str, info: dict[str, typing.Any]) -> None:
+        if not event.endswith("connect_tcp.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes ~80 ms: once per process, not once per probe.
     return httpx.create_ssl_context()
-
-
-class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport with a network backend that enforces the call's deadline.
-    (httpx does not take a backend; the pool is rebuilt as HTTPTransport builds it.)"""
-
-    def __init__(self, deadline: float) -> None:
-        context = _ssl_context()
-        super().__init__(verify=context, retries=0)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=context,
-            max_connections=1,
-            retries=0,
-            network_backend=_DeadlineBackend(deadline),
-        )
