@@ -261,10 +261,10 @@ with open(sys.argv[1], "rb") as f:
 """
 
 
-def whole_process(command: list[str]) -> dict[str, float]:
+def whole_process(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Wall time, CPU time (user + system) and peak RSS of one process, from wait4."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -280,18 +280,26 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def compare_whole_processes(path: Path, repeat: int) -> dict[str, dict[str, float]]:
-    """Each command ``repeat`` times, interleaved; medians of wall and CPU, peak RSS."""
+def compare_whole_processes(
+    path: Path, repeat: int, before: Path | None = None
+) -> dict[str, dict[str, float]]:
+    """Each command ``repeat`` times, interleaved; medians of wall and CPU, peak RSS.
+    ``before``: another checkout's ``operator/`` folder, run as "greenloop before"."""
     greenloop = Path(sys.executable).parent / "greenloop"
     commands = {
         "greenloop junit --json": [str(greenloop), "junit", str(path), "--json"],
         "junitparser script": [sys.executable, "-c", JUNITPARSER_SCRIPT, str(path)],
         "pyexpat floor": [sys.executable, "-c", PYEXPAT_SCRIPT, str(path)],
     }
+    envs: dict[str, dict[str, str] | None] = dict.fromkeys(commands)
+    if before is not None:
+        name = "greenloop before"
+        commands[name] = [sys.executable, "-m", "greenloop.cli", "junit", str(path), "--json"]
+        envs[name] = dict(os.environ, PYTHONPATH=str(before.resolve()))
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, command in commands.items():
-            runs[name].append(whole_process(command))
+            runs[name].append(whole_process(command, envs[name]))
     figures: dict[str, dict[str, float]] = {}
     for name, done in runs.items():
         figures[name] = {
@@ -320,6 +328,13 @@ def print_whole_processes(shape: str, figures: dict[str, dict[str, float]]) -> b
         f" ({theirs['seconds'] / ours['seconds']:.2f}x wall), {peak:.0f} MiB peak"
         f" (targets >= 2x, <= 60 MiB): {'PASS' if ok else 'MISS'}"
     )
+    if "greenloop before" in figures:
+        was = figures["greenloop before"]
+        print(
+            f"  {shape}: before {theirs['cpu'] / was['cpu']:.2f}x junitparser"
+            f" ({was['cpu']:.3f} s cpu, {was['peak_bytes'] / 2**20:.0f} MiB);"
+            f" now {was['cpu'] / ours['cpu']:.2f}x faster than before"
+        )
     return ok
 
 
@@ -392,6 +407,10 @@ def main() -> int:
         " default 10x --cases)",
     )  # fmt: skip
     parser.add_argument("--no-workers", action="store_true", help="skip the library calls")
+    parser.add_argument(
+        "--before", type=Path, metavar="DIR",
+        help="another checkout's operator/ folder: its CLI is measured beside this one",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the generated reports")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -412,7 +431,8 @@ def main() -> int:
         size = path.stat().st_size
         print()
         print(f"{shape}: {args.cases:,} testcases, {size / 2**20:.1f} MiB; whole processes:")
-        ok = print_whole_processes(shape, compare_whole_processes(path, args.repeat)) and ok
+        figures = compare_whole_processes(path, args.repeat, args.before)
+        ok = print_whole_processes(shape, figures) and ok
     if big:
         print()
         print("linearity of the whole CLI (CPU, medians):")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
-    from greenloop.core.model import TestResult
     from greenloop.core.spec import Loaded
 
 from greenloop.core.exits import ExitCode
@@ -307,10 +306,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return max(r.exit_code for r in results)
 
 
-def _not_passed(test: TestResult) -> bool:
-    return test.outcome != "passed"
-
-
 def cmd_junit(args: argparse.Namespace) -> int:
     from greenloop.core.classify import diagnose_batch
     from greenloop.core.junit import JUnitError, parse_junit
@@ -327,7 +322,7 @@ def cmd_junit(args: argparse.Namespace) -> int:
         try:
             with open_regular(path, JUNIT_MAX_BYTES) as stream:
                 # Passing tests are only counted: 100k of them held 60 MiB for nothing.
-                report = parse_junit(stream, name=str(path), keep=_not_passed)
+                report = parse_junit(stream, name=str(path), keep_passed=False)
         except (JUnitError, FileRefused) as err:
             unreadable.append(str(err))
             continue

@@ -651,3 +651,25 @@ def test_parse_junit_keeps_only_what_keep_accepts_and_counts_the_rest() -> None:
     assert [t.id for t in report.tests] == ["b"]
     assert report.not_kept == 3
     assert any("appears 2 times" in w for w in report.warnings)
+
+
+KEEP_PASSED_XML = (
+    b'<testsuite><testcase name="a" time="soon"/>'
+    b'<testcase name="b"><failure message="x"/></testcase>'
+    b'<testcase name="c"><flakyFailure message="once"/></testcase>'
+    b'<testcase name="d"><skipped/></testcase>'
+    b'<testcase name="b"><error message="y"/></testcase>'
+    b'<testcase name="a"/></testsuite>'
+)
+
+
+def test_keep_passed_false_reads_what_keeping_every_result_would_less_the_passed() -> None:
+    everything = parse_junit(KEEP_PASSED_XML)
+    failures = parse_junit(KEEP_PASSED_XML, keep_passed=False)
+    expected = [t for t in everything.tests if t.outcome is not Outcome.PASSED]
+    assert failures.tests == tuple(expected)
+    assert sorted(t.id for t in failures.tests) == ["b", "b[2]", "d"]
+    assert failures.not_kept == 3  # a, the flaky c, the second a
+    assert failures.warnings == everything.warnings
+    assert any("time 'soon'" in w for w in failures.warnings)
+    assert any("'a' appears 2 times" in w for w in failures.warnings)

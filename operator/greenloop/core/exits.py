@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from greenloop.core.engine import Phase, Reason
+if TYPE_CHECKING:
+    # Only for the rule below: `greenloop junit` and `validate` need the codes, and the
+    # engine took a third of their start-up.
+    from greenloop.core.engine import Phase, Reason
 
 __all__ = ["ExitCode", "exit_code"]
 
@@ -18,6 +22,8 @@ class ExitCode(IntEnum):
 
 
 def exit_code(phase: Phase, reason: Reason | None) -> ExitCode:
+    from greenloop.core.engine import Phase, Reason
+
     if phase is Phase.PASSED:
         return ExitCode.OK
     if reason is Reason.INTERRUPTED:

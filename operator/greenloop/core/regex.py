@@ -116,8 +116,27 @@ class _Pattern:
         return result
 
     def finditer(self, text: str, pos: int | None = None) -> Iterator[Match]:
+        if pos is None:
+            try:
+                data = text.encode("ascii")
+            except UnicodeEncodeError:
+                pass
+            else:
+                return self._ascii_finditer(text, data)
         result: Iterator[Match] = self._wrapped.finditer(text, pos)
         return result
+
+    def _ascii_finditer(self, text: str, data: bytes) -> Iterator[Match]:
+        # google-re2's own loop over bytes, step for step (an empty match moves on by one).
+        pos, end = 0, len(data)
+        while True:
+            spans = self._regexp.Match(_UNANCHORED, data, pos, end)
+            if spans[0][0] == -1:
+                return
+            yield _AsciiMatch(text, spans, self.groupindex)
+            if pos == end:
+                return
+            pos = pos + 1 if pos == spans[0][1] else spans[0][1]
 
 
 _ANCHOR = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
