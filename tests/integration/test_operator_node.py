@@ -111,11 +111,6 @@ def test_a_suite_that_writes_no_xml_is_a_runner_error_with_its_exit_and_log(
     assert "cannot reach the database" in text, text
 
 
-@pytest.mark.xfail(
-    reason="on DeadlineExceeded the Job controller deletes the pod, and with it the "
-    "ImagePullBackOff story; observe() should keep the last waiting reason on the Job",
-    strict=True,
-)
 def test_a_missing_image_is_a_runner_error_naming_the_pull_failure(
     cluster: ControlPlane, operator: Operator
 ) -> None:
@@ -127,4 +122,5 @@ def test_a_missing_image_is_a_runner_error_naming_the_pull_failure(
     condition = stalled(status)
     assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
     report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
-    assert "ErrImage" in report["data"]["report.md"] or "ImagePull" in report["data"]["report.md"]
+    text = report["data"]["report.md"]
+    assert "ErrImage" in text or "ImagePull" in text, f"{text}\n{operator.tail()}"

@@ -259,6 +259,12 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         if units is not None and uid:
             units.poke_uid(str(uid))
 
+    # A suite pod's waiting reason (ImagePullBackOff...) is seen on the pod, not the Job:
+    # the Job controller deletes the pod at the deadline, so look while it waits.
+    @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
+    async def on_pod(*, labels: Any, **_: Any) -> None:
+        await on_job(labels=labels)
+
 
 def run(config: OperatorConfig) -> int:
     if config.kubeconfig:

@@ -39,8 +39,14 @@ __all__ = ["ForeignObject", "observe", "runner_error", "start"]
 #: Waiting reasons after which a pod will never run: report at once, do not wait for
 #: the Job's deadline.
 NEVER_STARTS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
+#: Waiting reasons that are just a pod starting, not a story worth keeping.
+STARTING = frozenset({"ContainerCreating", "PodInitializing", "Waiting"})
 MAX_EVIDENCE = 400  # the engine keeps this much of a RunnerError's reason
 RUNNER_ERROR_ANNOTATION = "greenloop.dev/runner-error"
+#: Why the suite container was last seen waiting (ImagePullBackOff, CrashLoopBackOff...):
+#: kept on the Job because the Job controller deletes the pod, and its story, when the
+#: deadline passes.
+WAITING_ANNOTATION = "greenloop.dev/last-waiting"
 LOG_LINES = 15
 
 
@@ -104,7 +110,7 @@ def _run(run: SuiteJob, job: Mapping[str, Any], **fields: Any) -> SuiteRun:
 
 
 def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
-    """What the pod's suite container says about itself, and a never-starts reason."""
+    """What the pod's suite container says about itself, and its waiting reason."""
     statuses = pod.get("status", {}).get("containerStatuses") or []
     for cs in statuses:
         if cs.get("name") != "suite":
@@ -114,7 +120,7 @@ def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
             reason = str(state["waiting"].get("reason", "Waiting"))
             message = str(state["waiting"].get("message", ""))
             text = f"container suite is waiting: {reason}" + (f" ({message})" if message else "")
-            return text, reason if reason in NEVER_STARTS else None
+            return text, reason
         ended = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
         if ended:
             reason = str(ended.get("reason", "Terminated"))
@@ -134,13 +140,18 @@ async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: 
         pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
     )
     tail = ""
+    waited = (job.get("metadata", {}).get("annotations") or {}).get(WAITING_ANNOTATION)
     if items:
         pod = items[-1]
-        story, _ = _container_story(pod)
+        story, waiting = _container_story(pod)
+        if waited and waiting is None:
+            parts.append(str(waited))  # the pod is going: what it waited for tells more
         parts.append(story)
         log = await gw.pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         tail = " | ".join(lines[-3:])
+    elif waited:
+        parts.append(str(waited))
     parts.append(why)
     if tail:
         parts.append(f"last log lines: {tail}")
@@ -197,9 +208,15 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
         why = f"Job {run.job_name} completed without uploading JUnit XML"
         return _run(run, job, error=await runner_error(gw, run, job, why))
     pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
+    annotations = job["metadata"].get("annotations") or {}
     for pod in pods.get("items") or []:
-        story, never = _container_story(pod)
-        if never is not None:
+        story, waiting = _container_story(pod)
+        if waiting is not None and waiting not in STARTING and waiting not in NEVER_STARTS:
+            story = story[:MAX_EVIDENCE]
+            if annotations.get(WAITING_ANNOTATION) != story:
+                patch = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
+                await gw.patch("Job", ns, run.job_name, patch)
+        if waiting in NEVER_STARTS:
             # The pod would wait for its deadline doing nothing: stop it now, and keep
             # the reason on the Job so a restarted operator reads the same verdict.
             error = f"Job {run.job_name}: pod {pod['metadata']['name']}: {story}"
