@@ -62,7 +62,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tests.support.cluster import (
     REPO_ROOT,
@@ -78,6 +78,9 @@ from tests.support.cluster import (
     wait_until,
     write_kubeconfig,
 )
+
+if TYPE_CHECKING:
+    from tests.support.operator_process import Operator
 
 NODE_BUILD = REPO_ROOT / "tools" / "node" / "build"
 IMAGES_BUILD = REPO_ROOT / "tools" / "images" / "build"
@@ -680,6 +683,11 @@ class RealNode:
             "dev",
             self.bridge,
         )  # type: ignore[union-attr]
+        # A pod reaching another pod through a ClusterIP is routed by this host (DNAT,
+        # then out of the same bridge). Forwarding is allowed for packets that arrive on
+        # this bridge only: the machine-wide ip_forward stays as it was, and the setting
+        # goes with the bridge.
+        Path(f"/proc/sys/net/ipv4/conf/{self.bridge}/forwarding").write_text("1\n")
         _run("ip", "link", "set", self.bridge, "up")
 
     def _remove_bridge(self) -> None:
@@ -1079,7 +1087,36 @@ def running_node(cp: ControlPlane, **kwargs: Any) -> Iterator[RealNode]:
 
 
 # --------------------------------------------------------------------------------------
-# `tools/controlplane/up --node`
+# `tools/controlplane/up --node [--operator]`
+
+
+def _start_operator(cp: ControlPlane, node: RealNode) -> Operator:
+    """The CRD, `greenloop operator` on this host for every namespace, its results
+    endpoint behind a Service pods reach, and a namespace `demo` placed on the node —
+    wired as tests/integration/test_operator_demo.py wires them."""
+    from tests.support.operator_process import Operator
+    from tests.support.owners import ensure_crd
+
+    ensure_crd(cp)
+    for namespace in ("greenloop-system", "demo"):
+        cp.create_namespace(namespace)
+    node.use_namespace("demo")
+    port, metrics = free_ports(2)
+    ip = node.expose_host_port("greenloop-system", "greenloop-results", port, service_port=8081)
+    operator = Operator(
+        cp, "", cp.workdir / "operator.log", f"http://{ip}:8081", port,
+        host=node.host_address, metrics_port=metrics, log_format="json",
+    )  # fmt: skip
+    operator.start()
+    wait_until(
+        "the operator's results endpoint",
+        lambda: b"results endpoint on" in operator.log.read_bytes()
+        or (operator.proc is not None and operator.proc.poll() is not None),
+        timeout=60, interval=0.2,
+    )  # fmt: skip
+    if operator.proc is None or operator.proc.poll() is not None:
+        raise ControlPlaneError(f"greenloop operator exited:\n{operator.tail()}")
+    return operator
 
 
 def _cmd_up(argv: list[str]) -> int:
@@ -1094,6 +1131,12 @@ def _cmd_up(argv: list[str]) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     parser.add_argument("-v", "--verbose", action="store_true", help="verbose component logs")
+    parser.add_argument(
+        "--operator", action="store_true",
+        help="also install the CRD and run `greenloop operator` on this host, wired as the "
+        "tests wire it (pods reach its results endpoint through a Service), with a "
+        "namespace `demo` whose pods run on the real node",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     def on_term(signum: int, frame: object) -> None:
@@ -1102,6 +1145,7 @@ def _cmd_up(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_term)
     cp: ControlPlane | None = None
     node: RealNode | None = None
+    operator: Operator | None = None
     t0 = time.monotonic()
     try:
         print("[greenloop] building/checking the node and images ...", flush=True)
@@ -1113,6 +1157,27 @@ def _cmd_up(argv: list[str]) -> int:
         print(f"[greenloop] node {node.name} Ready in {time.monotonic() - t0:.1f}s\n", flush=True)
         print(cp.describe())
         print(node.describe())
+        if args.operator:
+            operator = _start_operator(cp, node)
+            print(
+                textwrap.dedent(f"""
+                greenloop operator (pid {operator.proc.pid if operator.proc else "?"}) watches
+                every namespace; its log: {operator.log}
+                Results endpoint: {node.host_address}:{operator.port} on this host, reached
+                by pods as {operator.url} (Service greenloop-system/greenloop-results).
+                Metrics: http://127.0.0.1:{operator.metrics_port}/metrics
+
+                The demo, in the namespace `demo` (its pods run on the real node):
+
+                    export KUBECONFIG={cp.kubeconfig}
+                    kubectl apply -n demo -f examples/demo/k8s/demo-shop.yaml
+                    kubectl rollout status -n demo deployment/demo-shop
+                    kubectl apply -n demo -f examples/demo/k8s/validation.yaml
+                    kubectl wait -n demo --for=condition=Ready sv/demo --timeout=300s
+                    kubectl get sv -n demo
+                """),
+                flush=True,
+            )
         print(
             textwrap.dedent(f"""
             Control plane {cp.version} with a real node is up. In another shell:
@@ -1135,7 +1200,12 @@ def _cmd_up(argv: list[str]) -> int:
             flush=True,
         )
         while True:
-            for name, ok in {**cp.running(), **node.running()}.items():
+            alive = {**cp.running(), **node.running()}
+            if operator is not None:
+                alive["greenloop operator"] = operator.proc is not None and (
+                    operator.proc.poll() is None
+                )
+            for name, ok in alive.items():
                 if not ok:
                     print(f"[greenloop] {name} exited unexpectedly", file=sys.stderr)
                     return 1
@@ -1147,6 +1217,8 @@ def _cmd_up(argv: list[str]) -> int:
         print(f"[greenloop] ERROR: {exc}", file=sys.stderr)
         return 1
     finally:
+        if operator is not None:
+            operator.kill(signal.SIGTERM)
         if node is not None:
             try:
                 node.stop(remove_workdir=not args.keep)

@@ -20,15 +20,19 @@ class Operator:
     url: str  # how Job pods (or the test, playing their sidecar) reach the results endpoint
     port: int
     host: str = "127.0.0.1"
+    metrics_port: int = 0
+    log_format: str = "text"
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     def start(self) -> None:
+        scope = ["-n", self.namespace] if self.namespace else []  # "": every namespace
         cmd = [
             sys.executable, "-m", "greenloop.cli", "operator",
-            "--kubeconfig", str(self.cp.kubeconfig), "-n", self.namespace,
+            "--kubeconfig", str(self.cp.kubeconfig), *scope,
             "--results-host", self.host, "--results-port", str(self.port),
-            "--results-url", self.url, "--metrics-port", "0", "--log-format", "text",
+            "--results-url", self.url, "--metrics-port", str(self.metrics_port),
+            "--log-format", self.log_format,
         ]  # fmt: skip
         self.starts += 1
         with self.log.open("ab") as out:

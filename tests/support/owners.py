@@ -11,7 +11,7 @@ import json
 import threading
 
 from greenloop.k8s.jobs import Owner
-from tests.support.cluster import REPO_ROOT, ControlPlane
+from tests.support.cluster import REPO_ROOT, ControlPlane, wait_until
 
 CRD = REPO_ROOT / "crds" / "stagingvalidation.yaml"
 _applied: set[str] = set()
@@ -23,7 +23,16 @@ def ensure_crd(cp: ControlPlane) -> None:
         if cp.server in _applied:
             return
         cp.kubectl("apply", "-f", str(CRD))
-        cp.kubectl("wait", "--for=condition=Established", "crd/stagingvalidations.greenloop.dev")
+
+        def established() -> bool:
+            # not `kubectl wait`: it errors out when the CRD has no conditions yet
+            crd = cp.get_json("crd", "stagingvalidations.greenloop.dev")
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            return any(
+                c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+            )
+
+        wait_until("the StagingValidation CRD Established", established, timeout=60, interval=0.2)
         _applied.add(cp.server)
 
 
