@@ -329,14 +329,14 @@ ROUTES: list[Route] = [
 ]
 
 
-def serve(port: int, state_dir: Path, token: str) -> None:
+def serve(port: int, state_dir: Path, token: str, host: str = "127.0.0.1") -> None:
     boot = record_boot(state_dir)
     shop = Shop(boot, token)
     handler = type("ShopHandler", (Handler,), {"shop": shop})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     pools = "ready" if shop.upstreams_ready else "NOT initialised (restart to bring them up)"
-    print(f"demo-shop {VERSION} boot {boot} on 127.0.0.1:{port}; upstream pools {pools}")
+    print(f"demo-shop {VERSION} boot {boot} on {host}:{port}; upstream pools {pools}")
     sys.stdout.flush()
     try:
         server.serve_forever()
@@ -348,8 +348,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
+    # Loopback by default (a process on a laptop); a pod serves its Service on 0.0.0.0.
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    serve(args.port, args.state_dir, os.environ.get("DEMO_API_TOKEN", DEFAULT_TOKEN))
+    serve(args.port, args.state_dir, os.environ.get("DEMO_API_TOKEN", DEFAULT_TOKEN), args.host)
 
 
 if __name__ == "__main__":

@@ -295,7 +295,8 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
                     "restartPolicy": "Never",
                     "serviceAccountName": run.service_account,
                     "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
+                    # Service links stay on (Kubernetes' default): suites may find the
+                    # target as $(NAME_SERVICE_HOST) in env, where a cluster has no DNS.
                     "terminationGracePeriodSeconds": UPLOAD_DEADLINE_SECONDS + GRACE_MARGIN_SECONDS,
                     "securityContext": {
                         "runAsNonRoot": True,
