@@ -5,6 +5,10 @@
 For each of `--runs` StagingValidations (one suite each, created one after another):
   applied → Job     from `kubectl create` of the object until its first Job exists
   upload → status   from the results upload's 200 until status.summary shows the tests
+  rollout → Job     from the moment the redeployed Deployment is complete by `kubectl
+                    rollout status`'s rules (seen through a watch) until iteration 2's
+                    Job exists (seen through a watch): an object whose suite fails
+                    with HTTP 503 in iteration 1, so the operator rolls its Deployment out
 and prints median and p95 against the target (p95 < 1 s each). kwok runs no containers,
 so this script plays each Job's results sidecar with the real `greenloop report upload`
 logic (the Jobs run under a service account that does not exist, so their pods are never
@@ -24,6 +28,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,16 +45,44 @@ from greenloop.k8s.upload import Upload, upload  # noqa: E402
 
 TARGET_P95 = 1.0
 XML = b'<testsuite name="s" tests="1"><testcase classname="c" name="ok"/></testsuite>\n'
+FAIL_503 = (
+    b'<testsuite name="s" tests="1"><testcase classname="c" name="ok">'
+    b'<failure message="HTTP 503 Service Unavailable">503</failure></testcase></testsuite>\n'
+)
 
 
-def _sv(name: str) -> dict[str, Any]:
+def _sv(name: str, target: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "serviceAccountName": "no-such-account",
+        "suites": [{"name": "core", "command": ["pytest"], "image": "localhost/e2e:dev"}],
+    }
+    if target:
+        spec["target"] = {"workloads": [{"kind": "Deployment", "name": target}]}
+        spec["policy"] = {"flakeRetries": 0}
     return {
         "apiVersion": "greenloop.dev/v1alpha1",
         "kind": "StagingValidation",
         "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def _deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
         "spec": {
-            "serviceAccountName": "no-such-account",
-            "suites": [{"name": "core", "command": ["pytest"], "image": "localhost/e2e:dev"}],
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {"type": "kwok"},
+                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
+                },
+            },
         },
     }
 
@@ -64,20 +97,16 @@ def _poll(what: str, probe: Any, timeout: float = 60.0) -> Any:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[float, float]:
-    name = f"bench-{i}"
-    t0 = time.perf_counter()
-    cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(_sv(name)))
+def _job(cp: ControlPlane, ns: str, name: str, iteration: int = 1) -> dict[str, Any] | None:
+    items = cp.get_json(
+        "jobs", "-n", ns, "-l", f"greenloop.dev/suite=core,greenloop.dev/iteration={iteration}"
+    )["items"]
+    mine = [j for j in items if j["metadata"]["annotations"]["greenloop.dev/validation"] == name]
+    return mine[0] if mine else None
 
-    def job() -> dict[str, Any] | None:
-        items = cp.get_json("jobs", "-n", ns, "-l", "greenloop.dev/suite=core")["items"]
-        mine = [
-            j for j in items if j["metadata"]["annotations"]["greenloop.dev/validation"] == name
-        ]
-        return mine[0] if mine else None
 
-    found = _poll("the first Job", job)
-    applied = time.perf_counter() - t0
+def _send(cp: ControlPlane, op: Operator, ns: str, found: dict[str, Any], xml: Path) -> None:
+    """Upload `xml` as `found`'s sidecar would, once its token exists and it runs."""
 
     def secret() -> dict[str, Any] | None:
         uid = found["metadata"]["labels"]["greenloop.dev/validation-uid"]
@@ -86,8 +115,6 @@ def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[flo
         return items["items"][0] if items["items"] and ready is False else None
 
     sec = _poll("the Job's token", secret)
-    xml = tmp / f"{name}.xml"
-    xml.write_bytes(XML)
     result = upload(
         Upload(
             file=xml,
@@ -99,9 +126,20 @@ def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[flo
             deadline_seconds=30,
         )
     )
-    t1 = time.perf_counter()
     if not result.ok:
         raise RuntimeError(result.message)
+
+
+def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[float, float]:
+    name = f"bench-{i}"
+    t0 = time.perf_counter()
+    cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(_sv(name)))
+    found = _poll("the first Job", lambda: _job(cp, ns, name))
+    applied = time.perf_counter() - t0
+    xml = tmp / f"{name}.xml"
+    xml.write_bytes(XML)
+    _send(cp, op, ns, found, xml)
+    t1 = time.perf_counter()
 
     def shown() -> bool:
         status = (cp.get_json("sv", name, "-n", ns) or {}).get("status") or {}
@@ -109,6 +147,65 @@ def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[flo
 
     _poll("status to show the results", shown)
     return applied, time.perf_counter() - t1
+
+
+def rollout_to_job(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> float:
+    """Seconds from the redeployed Deployment being complete to iteration 2's Job, both
+    seen through watches (so the figure is not a polling interval)."""
+    from kubernetes import client, config, watch
+
+    name, app = f"roll-{i}", f"app-{i}"
+    cp.apply(_deployment(app), namespace=ns)
+    cp.kubectl("rollout", "status", f"deployment/{app}", "-n", ns, "--timeout=60s")
+    cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(_sv(name, target=app)))
+    found = _poll("the first Job", lambda: _job(cp, ns, name))
+    config.load_kube_config(str(cp.kubeconfig))
+    api = client.ApiClient()
+    apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+    seen: dict[str, float] = {}
+
+    def watch_rollout() -> None:
+        w = watch.Watch()
+        for event in w.stream(
+            apps.list_namespaced_deployment, ns, field_selector=f"metadata.name={app}",
+            timeout_seconds=60,
+        ):  # fmt: skip
+            d = event["object"]
+            st, spec = d.status, d.spec
+            rolled = (d.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
+            if (
+                rolled not in (None, "1")
+                and (st.observed_generation or 0) >= (d.metadata.generation or 0)
+                and (st.updated_replicas or 0) == spec.replicas
+                and (st.replicas or 0) == (st.updated_replicas or 0)
+                and (st.available_replicas or 0) == (st.updated_replicas or 0)
+            ):
+                seen["rollout"] = time.perf_counter()
+                w.stop()
+
+    def watch_job() -> None:
+        w = watch.Watch()
+        for _ in w.stream(
+            batch.list_namespaced_job, ns,
+            label_selector="greenloop.dev/suite=core,greenloop.dev/iteration=2",
+            timeout_seconds=60,
+        ):  # fmt: skip
+            seen["job"] = time.perf_counter()
+            w.stop()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (watch_rollout, watch_job)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # both watches open before the failure that starts the redeploy
+    xml = tmp / f"{name}.xml"
+    xml.write_bytes(FAIL_503)
+    _send(cp, op, ns, found, xml)
+    for t in threads:
+        t.join(70)
+    api.close()
+    if "rollout" not in seen or "job" not in seen:
+        raise RuntimeError(f"{name}: saw {sorted(seen)} of rollout and the next Job")
+    return seen["job"] - seen["rollout"]
 
 
 def p95(values: list[float]) -> float:
@@ -132,18 +229,20 @@ def main() -> int:
         op = Operator(cp, ns, tmp / "operator.log", f"http://127.0.0.1:{port}", port)
         op.start()
         time.sleep(3)  # let kopf list and watch before the first object
-        applied, shown = [], []
+        applied, shown, rolled = [], [], []
         for i in range(args.runs):
             a, s = one(cp, op, ns, i, tmp)
             applied.append(a)
             shown.append(s)
+        for i in range(args.runs):
+            rolled.append(rollout_to_job(cp, op, ns, i, tmp))
     finally:
         if op is not None:
             op.kill(signal.SIGTERM)
         cp.stop()
         shutil.rmtree(cp.workdir, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    rows = {"applied → Job": applied, "upload → status": shown}
+    rows = {"applied → Job": applied, "upload → status": shown, "rollout → Job": rolled}
     load = os.getloadavg()[0]
     if args.json:
         out = {k: {"median": statistics.median(v), "p95": p95(v)} for k, v in rows.items()}
