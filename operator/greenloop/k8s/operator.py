@@ -252,18 +252,21 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
             handler
         )
 
-    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
-    async def on_job(*, labels: Any, **_: Any) -> None:
+    def poke(labels: Any) -> None:
         units: Units | None = holder.get("units")
         uid = labels.get(LABEL_VALIDATION_UID)
         if units is not None and uid:
             units.poke_uid(str(uid))
 
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
+    async def on_job(*, labels: Any, **_: Any) -> None:
+        poke(labels)
+
     # A suite pod's waiting reason (ImagePullBackOff...) is seen on the pod, not the Job:
     # the Job controller deletes the pod at the deadline, so look while it waits.
     @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
     async def on_pod(*, labels: Any, **_: Any) -> None:
-        await on_job(labels=labels)
+        poke(labels)
 
 
 def run(config: OperatorConfig) -> int:

@@ -214,8 +214,8 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
         if waiting is not None and waiting not in STARTING and waiting not in NEVER_STARTS:
             story = story[:MAX_EVIDENCE]
             if annotations.get(WAITING_ANNOTATION) != story:
-                patch = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
-                await gw.patch("Job", ns, run.job_name, patch)
+                note = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
+                await gw.patch("Job", ns, run.job_name, note)
         if waiting in NEVER_STARTS:
             # The pod would wait for its deadline doing nothing: stop it now, and keep
             # the reason on the Job so a restarted operator reads the same verdict.
