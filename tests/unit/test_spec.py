@@ -1471,3 +1471,21 @@ def test_a_flood_of_errors_is_capped_with_a_count_of_the_rest() -> None:
     assert re.fullmatch(
         r"validation\.yaml: … and [\d,]+ more problems \(fix these first\)", lines[-1]
     )
+
+
+def test_crd_file_has_no_duplicate_keys() -> None:
+    # YAML keeps the last of two equal keys silently: an edit to the first is lost.
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Strict, node: yaml.MappingNode) -> dict[Any, Any]:
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        assert not twice, f"line {node.start_mark.line + 1}: keys {twice} appear twice"
+        return dict(loader.construct_pairs(node))
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    crd = Path(__file__).resolve().parents[2] / "crds" / "stagingvalidation.yaml"
+    assert yaml.load(crd.read_text(encoding="utf-8"), Loader=Strict)["kind"] == (
+        "CustomResourceDefinition"
+    )
