@@ -1155,29 +1155,11 @@ def _cmd_up(argv: list[str]) -> int:
         print("[greenloop] starting the real node ...", flush=True)
         node = RealNode(cp, bindir=bindir, images=images, verbose=args.verbose).start()
         print(f"[greenloop] node {node.name} Ready in {time.monotonic() - t0:.1f}s\n", flush=True)
+        if args.operator:
+            print("[greenloop] starting greenloop operator ...", flush=True)
+            operator = _start_operator(cp, node)
         print(cp.describe())
         print(node.describe())
-        if args.operator:
-            operator = _start_operator(cp, node)
-            print(
-                textwrap.dedent(f"""
-                greenloop operator (pid {operator.proc.pid if operator.proc else "?"}) watches
-                every namespace; its log: {operator.log}
-                Results endpoint: {node.host_address}:{operator.port} on this host, reached
-                by pods as {operator.url} (Service greenloop-system/greenloop-results).
-                Metrics: http://127.0.0.1:{operator.metrics_port}/metrics
-
-                The demo, in the namespace `demo` (its pods run on the real node):
-
-                    export KUBECONFIG={cp.kubeconfig}
-                    kubectl apply -n demo -f examples/demo/k8s/demo-shop.yaml
-                    kubectl rollout status -n demo deployment/demo-shop
-                    kubectl apply -n demo -f examples/demo/k8s/validation.yaml
-                    kubectl wait -n demo --for=condition=Ready sv/demo --timeout=300s
-                    kubectl get sv -n demo
-                """),
-                flush=True,
-            )
         print(
             textwrap.dedent(f"""
             Control plane {cp.version} with a real node is up. In another shell:
@@ -1199,6 +1181,26 @@ def _cmd_up(argv: list[str]) -> int:
             """),
             flush=True,
         )
+        if operator is not None:
+            print(
+                textwrap.dedent(f"""
+                greenloop operator (pid {operator.proc.pid if operator.proc else "?"}) watches
+                every namespace; its log: {operator.log}
+                Results endpoint: {node.host_address}:{operator.port} on this host, reached
+                by pods as {operator.url} (Service greenloop-system/greenloop-results).
+                Metrics: http://127.0.0.1:{operator.metrics_port}/metrics
+
+                The demo, in the namespace `demo` (its pods run on the real node):
+
+                    export KUBECONFIG={cp.kubeconfig}
+                    kubectl apply -n demo -f examples/demo/k8s/demo-shop.yaml
+                    kubectl rollout status -n demo deployment/demo-shop
+                    kubectl apply -n demo -f examples/demo/k8s/validation.yaml
+                    kubectl wait -n demo --for=condition=Ready sv/demo --timeout=300s
+                    kubectl get sv -n demo
+                """),
+                flush=True,
+            )
         while True:
             alive = {**cp.running(), **node.running()}
             if operator is not None:
