@@ -163,6 +163,7 @@ def rollout_to_job(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -
     api = client.ApiClient()
     apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
     seen: dict[str, float] = {}
+    uid = found["metadata"]["labels"]["greenloop.dev/validation-uid"]  # not an older object's
 
     def watch_rollout() -> None:
         w = watch.Watch()
@@ -187,7 +188,7 @@ def rollout_to_job(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -
         w = watch.Watch()
         for _ in w.stream(
             batch.list_namespaced_job, ns,
-            label_selector="greenloop.dev/suite=core,greenloop.dev/iteration=2",
+            label_selector=f"greenloop.dev/validation-uid={uid},greenloop.dev/iteration=2",
             timeout_seconds=60,
         ):  # fmt: skip
             seen["job"] = time.perf_counter()
