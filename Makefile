@@ -66,6 +66,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/report_render.py
 	$(BIN)/python bench/controlplane_start.py
 	$(BIN)/python bench/node_start.py
+	$(BIN)/python bench/operator_latency.py
+	$(BIN)/python bench/target_change.py
 
 ## mutate: mutation testing of the core with mutmut (README "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)
