@@ -65,7 +65,8 @@ def state_with(failing: int) -> tuple[StagingValidation, engine.State]:
             )
     decision = engine.begin(spec, 0.0)
     run = engine.SuiteRun(suite="e2e", tests=tuple(tests), finished=1.0)
-    decision = engine.on_tests(spec, decision.state, engine.TestsRan(runs=(run,)), 1.0)
+    event = engine.SuiteFinished(decision.state.action_id, run)
+    decision = engine.on_suite(spec, decision.state, event, 1.0)
     return StagingValidation(name="bench", spec=spec), decision.state
 
 

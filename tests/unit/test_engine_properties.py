@@ -183,8 +183,13 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
                 )
                 continue
         if isinstance(action, RunSuites):
-            if not action.suites:  # nothing left to run in this batch: a decision is due
-                decision = engine.on_tests(the_spec, decision.state, engine.TestsRan(()), now)
+            if not action.suites:
+                # Only an edit the shell has not seen yet empties a batch; its next look
+                # sees the new generation.
+                gen = decision.state.generation + 1
+                decision = engine.on_spec_changed(
+                    the_spec, decision.state, now, generation=gen, caps=caps
+                )
                 continue
             sel = draw(st.sampled_from(action.suites))
             event = SuiteFinished(

@@ -61,7 +61,6 @@ __all__ = [
     "SuiteRun",
     "SuiteSelection",
     "TestRecord",
-    "TestsRan",
     "action_id",
     "begin",
     "counts",
@@ -78,7 +77,6 @@ __all__ = [
     "on_spec_changed",
     "on_suite",
     "on_target_observed",
-    "on_tests",
     "on_tick",
     "root_of",
     "signature",
@@ -182,17 +180,6 @@ class SuiteFinished:
     run: SuiteRun
     observed: tuple[str, ...] = ()
     fingerprint: Fingerprint | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TestsRan:
-    """A whole batch at once (tests and tools): fed to the engine as one
-    :class:`SuiteFinished` per run, in order."""
-
-    __test__ = False
-
-    runs: tuple[SuiteRun, ...]
-    observed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -761,27 +748,6 @@ def on_suite(
     if remaining:
         return Decision(state, RunSuites(state.action_id, state.iteration, remaining))
     return _batch_done(spec, state, now, _caps(spec, caps))
-
-
-def on_tests(
-    spec: ValidationSpec,
-    state: State,
-    event: TestsRan,
-    now: float,
-    *,
-    caps: Capabilities | None = None,
-) -> Decision:
-    """Feed a whole batch: one :class:`SuiteFinished` per run, observations with the
-    last. Runs for suites outside the batch in flight are ignored."""
-    rules = compile_rules(spec.classification)
-    decision = Decision(state, current_action(state))
-    for n, run in enumerate(event.runs):
-        observed = event.observed if n == len(event.runs) - 1 else ()
-        finished = SuiteFinished(decision.state.action_id, run, observed)
-        decision = on_suite(spec, decision.state, finished, now, caps=caps, rules=rules)
-    if not event.runs and not _remaining(spec, state) and state.phase is Phase.TESTING:
-        decision = _batch_done(spec, state, now, _caps(spec, caps))
-    return decision
 
 
 def on_redeploy_started(state: State, event: RedeployStarted) -> Decision:
