@@ -8,6 +8,7 @@ patches. Checked by hand: with flakyTests uncapped it fails ("at most 50 items")
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -104,7 +105,8 @@ def check(obj: StagingValidation, state: State, now: float) -> None:
 
 
 @settings(
-    max_examples=150,
+    # tools/mutate asks for fewer: it runs this once per surviving mutant.
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
