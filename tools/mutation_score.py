@@ -5,15 +5,21 @@ Usage: python tools/mutation_score.py MUTANTS_DIR MODULE...
 
 The score is killed / (killed + survived + no tests): a timeout counts as killed (the
 test suite noticed the mutant by hanging on it, and pytest-timeout fails it), mutants not
-yet checked (a run that ran out of budget) are counted apart. The survivors are listed as
-``mutmut show`` names, to read with ``cd .mutmut && ../.venv/bin/mutmut show NAME``.
+yet checked (a run that ran out of budget) are counted apart. A survivor listed in
+tools/mutate-equivalent (no test can tell it from the code: same observable behaviour) is
+counted apart too, and both scores are printed. The survivors are listed as ``mutmut show``
+names, to read with ``cd .mutmut && ../.venv/bin/mutmut show NAME``.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import sys
 from pathlib import Path
+
+EQUIVALENT = Path(__file__).with_name("mutate-equivalent")
 
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # failed, pytest error, timeout, type check
 SURVIVED = {0}
@@ -24,26 +30,74 @@ def main(argv: list[str]) -> int:
     if argv[0] == "--pending":
         return pending(Path(argv[1]), argv[2:])
     mutants, modules = Path(argv[0]), argv[1:]
-    print(f"{'module':<10} {'killed':>7} {'survived':>9} {'no tests':>9} {'unchecked':>10} score")
+    known = equivalents()
+    print(
+        f"{'module':<10} {'killed':>7} {'survived':>9} {'no tests':>9} {'equivalent':>11} "
+        f"{'unchecked':>10} score  (without the equivalent ones)"
+    )
     for module in modules:
         meta = mutants / "src" / "greenloop" / "core" / f"{module}.py.meta"
         if not meta.exists():
             print(f"{module:<10} no results yet")
             continue
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        source = (mutants / "src" / "greenloop" / "core" / f"{module}.py").read_text()
         killed = [k for k, c in codes.items() if c in KILLED]
-        survived = sorted(k for k, c in codes.items() if c in SURVIVED)
-        no_tests = sorted(k for k, c in codes.items() if c in NO_TESTS)
+        alive = sorted(k for k, c in codes.items() if c in SURVIVED | NO_TESTS)
+        equivalent = {k: why for k in alive if (why := known.get(change(source, k)))}
+        survived = [k for k in alive if codes[k] in SURVIVED and k not in equivalent]
+        no_tests = [k for k in alive if codes[k] in NO_TESTS and k not in equivalent]
         unchecked = [k for k, c in codes.items() if c is None]
-        judged = len(killed) + len(survived) + len(no_tests)
+        judged = len(killed) + len(alive)
         score = f"{100.0 * len(killed) / judged:.1f}%" if judged else "-"
+        rest = judged - len(equivalent)
+        score += f" ({100.0 * len(killed) / rest:.1f}%)" if rest else ""
         print(
             f"{module:<10} {len(killed):>7} {len(survived):>9} {len(no_tests):>9} "
-            f"{len(unchecked):>10} {score}"
+            f"{len(equivalent):>11} {len(unchecked):>10} {score}"
         )
         for name in survived + no_tests:
             print(f"    survived: {name}")
+        for name, why in sorted(equivalent.items()):
+            print(f"    equivalent: {name}: {why}")
     return 0
+
+
+def equivalents() -> dict[tuple[str, str], str]:
+    """(function, mutated lines) -> why no test can tell; keyed by the change, not by
+    mutmut's number, which shifts whenever the function is edited."""
+    known: dict[tuple[str, str], str] = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            function, mutated, why = (part.strip() for part in line.split(" | ", 2))
+            known[(function, mutated)] = why
+    return known
+
+
+def change(source: str, name: str) -> tuple[str, str]:
+    """(function, the mutant's lines that differ from the original, joined by " / ")."""
+    mangled = name.rsplit(".", 1)[-1]  # x__finish__mutmut_7
+    function = mangled.split("__mutmut_")[0]
+    original, mutant = body(source, f"{function}__mutmut_orig"), body(source, mangled)
+    added = [
+        line[1:].strip()
+        for line in difflib.ndiff(original, mutant)
+        if line.startswith("+ ") and line[1:].strip()
+    ]
+    readable = re.sub(r"^x_|^xǁ\w+ǁ", "", function)
+    return readable, " / ".join(added)
+
+
+def body(source: str, mangled: str) -> list[str]:
+    """The lines of one mutant function, without its def line (the names differ)."""
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"def {mangled}("))
+    out: list[str] = []
+    for line in lines[start + 1 :]:
+        if line and not line[0].isspace() and not line.startswith((")", "#")):
+            break
+        out.append(line)
+    return out
 
 
 def pending(mutants: Path, modules: list[str]) -> int:

@@ -18,7 +18,7 @@ from greenloop.core.engine import (
     SuiteRun,
     SuiteSelection,
 )
-from greenloop.core.model import Outcome, TestResult
+from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult
 from tests.unit.scenario import ASSERT, bad, dep_skip, make_spec, ok, play
 
 SELECTION_HELP = (
@@ -71,6 +71,50 @@ def test_a_selected_test_with_no_record_is_not_rerun_with_its_suite_s_priority()
     )
 
 
+def test_a_test_not_rerun_keeps_its_own_priority_and_how_it_first_failed() -> None:
+    spec = make_spec(("e2e", "P1"), flake_retries=1)
+    first = {"e2e": [ok("a"), bad("b", ASSERT, priority="P4")]}
+    state = play(spec, [first], runner=nothing_on_rerun).state
+    record = state.tests["b"]
+    assert record.diagnosis is not None
+    assert (str(record.diagnosis.failure_class), record.priority) == ("NotRerun", "P4")
+    assert record.first_failure is not None
+    assert (record.first_failure.iteration, str(record.first_failure.failure_class)) == (
+        1,
+        "Assertion",
+    )
+    assert record.first_failure.evidence == ASSERT
+    assert (record.failed_runs, record.last_failed) == (2, 2)
+    # No retries left: the round stops on the NotRerun test, naming the suite at fault.
+    assert (state.phase, state.reason) == (Phase.STALLED, Reason.SELECTION_IGNORED)
+    assert state.message == "suite e2e" + SELECTION_HELP
+
+
+def test_selection_ignored_with_no_suite_on_record_says_unknown() -> None:
+    # A state restored from elsewhere: a NotRerun test, but no selection miss recorded.
+    spec = make_spec(("api", "P1"), ("web", "P2"), flake_retries=0)
+    not_rerun = engine.TestRecord(
+        id="w1",
+        suite="web",
+        priority="P2",
+        outcome=Outcome.SKIPPED,
+        iteration=1,
+        diagnosis=Diagnosis(FailureClass.NOT_RERUN, "selected for the rerun, not reported"),
+    )
+    state = State(
+        phase=Phase.TESTING,
+        iteration=1,
+        started_at=1000.0,
+        tests={"w1": not_rerun},
+        running=(SuiteSelection("api"),),
+        history=(engine.IterationRecord(iteration=1, started=1000.0),),
+    )
+    run = SuiteRun("api", tests=(ok("a1"),))
+    done = engine.on_suite(spec, state, SuiteFinished(state.action_id, run), 1001.0)
+    assert (done.state.phase, done.state.reason) == (Phase.STALLED, Reason.SELECTION_IGNORED)
+    assert done.state.message == "suite (unknown)" + SELECTION_HELP
+
+
 def skipped(test_id: str) -> TestResult:
     return TestResult(id=test_id, name=test_id, classname="", outcome=Outcome.SKIPPED)
 
@@ -85,7 +129,7 @@ def errored(test_id: str) -> TestResult:
         ([], Counts(0, 0, 0)),
         ([ok("a"), ok("b")], Counts(2, 0, 0)),
         ([bad("a", ASSERT), errored("b")], Counts(0, 2, 0)),
-        ([skipped("a")], Counts(0, 0, 1)),
+        ([skipped("a"), skipped("b")], Counts(0, 0, 2)),
         # A dependency skip fails with its root: the progress line counts it failed.
         ([bad("a", ASSERT), dep_skip("b", "a"), ok("c"), skipped("d")], Counts(1, 2, 1)),
     ],
@@ -96,3 +140,12 @@ def test_a_suite_s_progress_line_counts_passed_failed_skipped(
 ) -> None:
     assert engine.tally_results(results) == counts
     assert engine.tally_results(results).total == len(results)
+
+
+def test_the_same_generation_again_changes_nothing_and_asks_for_the_same_batch() -> None:
+    spec = make_spec(("api", "P1"), ("web", "P2"))
+    changed = engine.on_spec_changed(spec, engine.begin(spec, 1000.0).state, 2000.0, generation=2)
+    same = engine.on_spec_changed(spec, changed.state, 3000.0, generation=2)
+    assert same == changed
+    assert isinstance(same.action, engine.RunSuites)
+    assert [s.suite for s in same.action.suites] == ["api", "web"]
