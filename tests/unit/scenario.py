@@ -95,12 +95,14 @@ def play(
     restart_between_steps: bool = False,
     runner: Callable[[SuiteSelection, Sequence[TestResult]], Sequence[TestResult]] | None = None,
     observe: Callable[[State], None] = lambda state: None,
+    permanent: bool = False,
 ) -> Played:
     """Play the shell: one SuiteFinished per suite, as the operator feeds Jobs. With
     ``restart_between_steps`` the state goes through a JSON snapshot after every event
     and the next action is recomputed from it alone, as a restarted operator would.
     ``runner`` turns a selection and a suite's full results into what it reports
-    (default: exactly the selected ones, as a runner honouring the contract does)."""
+    (default: exactly the selected ones, as a runner honouring the contract does).
+    ``permanent``: a suite's runner error is one a rerun cannot fix."""
     step = 0
     decision = engine.begin(spec, clock(step))
     if restart_between_steps:
@@ -116,7 +118,9 @@ def play(
             for sel in action.suites:
                 reported = results.get(sel.suite, ())
                 if isinstance(reported, str):
-                    run = SuiteRun(sel.suite, error=reported, selected=sel.test_ids)
+                    run = SuiteRun(
+                        sel.suite, error=reported, selected=sel.test_ids, permanent=permanent
+                    )
                 else:
                     if runner is not None:
                         wanted = list(runner(sel, reported))

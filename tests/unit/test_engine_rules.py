@@ -4,7 +4,7 @@ counts, the rerun's selection)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -19,7 +19,9 @@ from greenloop.core.engine import (
     SuiteSelection,
 )
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult
-from tests.unit.scenario import ASSERT, bad, dep_skip, make_spec, ok, play
+from tests.unit.scenario import ASSERT, Script, bad, dep_skip, make_spec, ok, play
+
+Runner = Callable[[SuiteSelection, Sequence[TestResult]], Sequence[TestResult]]
 
 SELECTION_HELP = (
     ": the rerun did not run the selected tests twice (it skipped them, did not report "
@@ -149,3 +151,170 @@ def test_the_same_generation_again_changes_nothing_and_asks_for_the_same_batch()
     assert same == changed
     assert isinstance(same.action, engine.RunSuites)
     assert [s.suite for s in same.action.suites] == ["api", "web"]
+
+
+# ---------------------------------------------------------------------------
+# How a rerun's results line up with its selection: the warning line a person reads
+
+
+@pytest.mark.parametrize(
+    ("test_ids", "results", "missing", "skips", "extra", "ran_extra", "message"),
+    [
+        (None, [ok("a"), skipped("b")], (), (), (), 0, ""),
+        (("a", "b"), [ok("a"), bad("b", ASSERT)], (), (), (), 0, ""),
+        # A dependency skip is a result: the test was run and its root failed.
+        (("a", "b"), [bad("a", ASSERT), dep_skip("b", "a")], (), (), (), 0, ""),
+        (
+            ("c", "a", "b"),
+            [ok("b")],
+            ("c", "a"),
+            (),
+            (),
+            0,
+            "suite e2e: rerun of 3 selected tests: 2 not reported (counted as NotRerun)",
+        ),
+        (
+            ("a", "b"),
+            [skipped("a"), ok("b")],
+            (),
+            ("a",),
+            (),
+            0,
+            "suite e2e: rerun of 2 selected tests: 1 reported as skipped (counted as NotRerun)",
+        ),
+        (
+            ("a",),
+            [ok("a"), ok("x"), skipped("y"), bad("z", ASSERT)],
+            (),
+            (),
+            ("x", "y", "z"),
+            2,
+            "suite e2e: rerun of 1 selected test; 3 results for tests not selected ignored",
+        ),
+        (
+            ("a", "b", "c"),
+            [skipped("b"), ok("c"), skipped("x")],
+            ("a",),
+            ("b",),
+            ("x",),
+            0,
+            "suite e2e: rerun of 3 selected tests: 1 not reported, 1 reported as skipped "
+            "(counted as NotRerun); 1 result for tests not selected ignored",
+        ),
+    ],
+    ids=[
+        "a whole suite",
+        "lined up",
+        "a dependency skip",
+        "not reported",
+        "reported skipped",
+        "extra results",
+        "all at once",
+    ],
+)
+def test_a_rerun_s_line_up_counts_what_was_not_run_and_what_was_not_selected(
+    test_ids: tuple[str, ...] | None,
+    results: list[TestResult],
+    missing: tuple[str, ...],
+    skips: tuple[str, ...],
+    extra: tuple[str, ...],
+    ran_extra: int,
+    message: str,
+) -> None:
+    line = engine.line_up(SuiteSelection("e2e", test_ids), results)
+    assert (line.suite, line.selected) == ("e2e", 0 if test_ids is None else len(test_ids))
+    assert (line.missing, line.skipped, line.extra, line.ran_extra) == (
+        missing,
+        skips,
+        extra,
+        ran_extra,
+    )
+    assert line.message == message
+
+
+def reruns_everything(sel: SuiteSelection, full: Sequence[TestResult]) -> Sequence[TestResult]:
+    return full
+
+
+def deselected_skipped(sel: SuiteSelection, full: Sequence[TestResult]) -> Sequence[TestResult]:
+    if sel.test_ids is None:
+        return full
+    return [t if t.id in sel.test_ids else skipped(t.id) for t in full]
+
+
+@pytest.mark.parametrize(
+    ("runner", "reason", "iterations", "ignored"),
+    [
+        # Tests that were not selected ran: the selection was ignored, twice is a stop.
+        (reruns_everything, Reason.SELECTION_IGNORED, 3, 4),
+        # Reported as skipped, they did not run: the selection held; the retries run out.
+        (deselected_skipped, Reason.ASSERTION, 4, 6),
+    ],
+    ids=["not selected, yet run", "not selected, reported skipped"],
+)
+def test_a_rerun_that_runs_tests_not_selected_ignored_the_selection(
+    runner: Runner, reason: Reason, iterations: int, ignored: int
+) -> None:
+    spec = make_spec(("e2e", "P1"), flake_retries=3)
+    every = {"e2e": [ok("a"), ok("b"), bad("c", ASSERT)]}
+    state = play(spec, [every], runner=runner).state
+    assert (state.phase, state.reason, state.iteration) == (Phase.STALLED, reason, iterations)
+    assert state.ignored_results == ignored
+
+
+# ---------------------------------------------------------------------------
+# A suite that produced no results
+
+
+@pytest.mark.parametrize(
+    ("script", "permanent", "iterations", "message"),
+    [
+        (
+            [{"api": "command not found: 'jest'", "web": [ok("w1")]}],
+            True,
+            1,
+            "no results: suite api: command not found: 'jest'",
+        ),
+        (
+            [{"api": "x" * 1000, "web": [ok("w1")]}],
+            True,
+            1,
+            "no results: suite api: " + "x" * (engine.MAX_NOTE - 1) + "…",
+        ),
+        (
+            [{"api": "OOMKilled", "web": [ok("w1")]}],
+            False,
+            2,
+            "no results twice: suite api: OOMKilled",
+        ),
+        (
+            [{"api": "OOMKilled", "web": "wrote no JUnit XML"}],
+            False,
+            2,
+            "no results twice: suite api: OOMKilled; suite web: wrote no JUnit XML",
+        ),
+    ],
+    ids=["permanent", "a long error", "twice", "two suites twice"],
+)
+def test_a_suite_without_results_stops_the_round_once_a_rerun_cannot_help(
+    script: Script, permanent: bool, iterations: int, message: str
+) -> None:
+    spec = make_spec(("api", "P1"), ("web", "P2"))
+    state = play(spec, script, permanent=permanent).state
+    assert (state.phase, state.reason) == (Phase.STALLED, Reason.RUNNER_ERROR)
+    assert (state.iteration, state.message) == (iterations, message)
+    # Each iteration's record keeps what each suite said (status and report show it).
+    why = message.split("suite api: ", 1)[1].split("; ", 1)[0]
+    assert [record.suite_errors[0] for record in state.history] == [("api", why)] * iterations
+
+
+def test_a_suite_that_produced_results_again_gets_its_retry_back() -> None:
+    spec = make_spec(("api", "P1"), ("web", "P2"), flake_retries=5)
+    script = [
+        {"api": "OOMKilled", "web": [bad("w1", ASSERT)]},
+        {"api": [bad("a1", ASSERT)], "web": [bad("w1", ASSERT)]},
+        {"api": "OOMKilled", "web": [bad("w1", ASSERT)]},
+        {"api": [ok("a1")], "web": [ok("w1")]},
+    ]
+    state = play(spec, script).state
+    assert (state.phase, state.reason, state.iteration) == (Phase.PASSED, Reason.GOAL_MET, 4)
