@@ -8,18 +8,20 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from greenloop.core import engine
+from greenloop.core import engine, snapshot
 from greenloop.core.engine import (
     Counts,
     Phase,
     Reason,
+    RedeployDone,
+    RedeployStarted,
     State,
     SuiteFinished,
     SuiteRun,
     SuiteSelection,
 )
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult
-from tests.unit.scenario import ASSERT, Script, bad, dep_skip, make_spec, ok, play
+from tests.unit.scenario import ASSERT, HTTP_503, Script, bad, dep_skip, make_spec, ok, play
 
 Runner = Callable[[SuiteSelection, Sequence[TestResult]], Sequence[TestResult]]
 
@@ -318,3 +320,19 @@ def test_a_suite_that_produced_results_again_gets_its_retry_back() -> None:
     ]
     state = play(spec, script).state
     assert (state.phase, state.reason, state.iteration) == (Phase.PASSED, Reason.GOAL_MET, 4)
+
+
+def test_once_the_redeploy_is_done_the_stored_state_holds_no_redeploy_in_flight() -> None:
+    spec = make_spec(("e2e", "P1"))
+    start = engine.begin(spec, 1000.0)
+    run = SuiteRun("e2e", tests=(bad("a", HTTP_503), ok("b")))
+    decided = engine.on_suite(spec, start.state, SuiteFinished(start.state.action_id, run), 1001.0)
+    assert isinstance(decided.action, engine.Redeploy)
+    started = engine.on_redeploy_started(decided.state, RedeployStarted(decided.action.id))
+    stored = snapshot.to_data(started.state)["redeploy"]
+    assert stored == {"reason": "1 ServiceUnavailable", "started": True}
+    done = engine.on_redeploy(
+        spec, started.state, RedeployDone(True, "restarted", action_id=decided.action.id), 1002.0
+    )
+    assert done.state.phase is Phase.TESTING
+    assert "redeploy" not in snapshot.to_data(done.state)
