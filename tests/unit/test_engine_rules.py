@@ -336,3 +336,12 @@ def test_once_the_redeploy_is_done_the_stored_state_holds_no_redeploy_in_flight(
     )
     assert done.state.phase is Phase.TESTING
     assert "redeploy" not in snapshot.to_data(done.state)
+
+
+def test_a_test_id_with_a_lone_surrogate_still_gets_a_redeploy_judged() -> None:
+    # JSON (a results upload) can carry "\ud800": the id is odd, the decision is not.
+    test_id = "tests/test_api.py::test_\udcff"
+    spec = make_spec(("e2e", "P1"))
+    played = play(spec, [{"e2e": [bad(test_id, HTTP_503), ok("b")]}])
+    assert len(played.redeploys) == 1
+    assert (played.state.reason, played.state.iteration) == (Reason.REDEPLOY_INEFFECTIVE, 2)
