@@ -2,6 +2,7 @@
 
 Usage: python tools/mutation_score.py MUTANTS_DIR MODULE...
        python tools/mutation_score.py --pending MUTANTS_DIR MODULE...  (names to judge again)
+       python tools/mutation_score.py --alive MUTANTS_DIR MODULE...    (the survivors only)
 
 The score is killed / (killed + survived + no tests): a timeout counts as killed (the
 test suite noticed the mutant by hanging on it, and pytest-timeout fails it), mutants not
@@ -27,8 +28,8 @@ NO_TESTS = {5, 33}
 
 
 def main(argv: list[str]) -> int:
-    if argv[0] == "--pending":
-        return pending(Path(argv[1]), argv[2:])
+    if argv[0] in ("--pending", "--alive"):
+        return pending(Path(argv[1]), argv[2:], unchecked=argv[0] == "--pending")
     mutants, modules = Path(argv[0]), argv[1:]
     known = equivalents()
     print(
@@ -100,14 +101,15 @@ def body(source: str, mangled: str) -> list[str]:
     return out
 
 
-def pending(mutants: Path, modules: list[str]) -> int:
-    """Print the names of the mutants still alive or not yet judged, one a line."""
+def pending(mutants: Path, modules: list[str], *, unchecked: bool) -> int:
+    """Print the names of the mutants still alive (and, with ``unchecked``, those not yet
+    judged), one a line."""
     for module in modules:
         meta = mutants / "src" / "greenloop" / "core" / f"{module}.py.meta"
         if meta.exists():
             codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
             for name, code in sorted(codes.items()):
-                if code is None or code in SURVIVED | NO_TESTS:
+                if (code is None and unchecked) or code in SURVIVED | NO_TESTS:
                     print(name)
     return 0
 
