@@ -80,11 +80,10 @@ def change(source: str, name: str) -> tuple[str, str]:
     mangled = name.rsplit(".", 1)[-1]  # x__finish__mutmut_7
     function = mangled.split("__mutmut_")[0]
     original, mutant = body(source, f"{function}__mutmut_orig"), body(source, mangled)
-    added = [
-        line[1:].strip()
-        for line in difflib.ndiff(original, mutant)
-        if line.startswith("+ ") and line[1:].strip()
-    ]
+    diff = list(difflib.ndiff(original, mutant))
+    added = [line[1:].strip() for line in diff if line.startswith("+ ") and line[1:].strip()]
+    if not added:  # a line removed
+        added = [f"deleted: {line[1:].strip()}" for line in diff if line.startswith("- ")]
     readable = re.sub(r"^x_|^xǁ\w+ǁ", "", function)
     return readable, " / ".join(added)
 

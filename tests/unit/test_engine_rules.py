@@ -322,7 +322,7 @@ def test_a_suite_that_produced_results_again_gets_its_retry_back() -> None:
     assert (state.phase, state.reason, state.iteration) == (Phase.PASSED, Reason.GOAL_MET, 4)
 
 
-def test_once_the_redeploy_is_done_the_stored_state_holds_no_redeploy_in_flight() -> None:
+def test_once_the_redeploy_is_done_the_state_says_testing_and_holds_no_redeploy_in_flight() -> None:
     spec = make_spec(("e2e", "P1"))
     start = engine.begin(spec, 1000.0)
     run = SuiteRun("e2e", tests=(bad("a", HTTP_503), ok("b")))
@@ -334,8 +334,12 @@ def test_once_the_redeploy_is_done_the_stored_state_holds_no_redeploy_in_flight(
     done = engine.on_redeploy(
         spec, started.state, RedeployDone(True, "restarted", action_id=decided.action.id), 1002.0
     )
-    assert done.state.phase is Phase.TESTING
-    assert "redeploy" not in snapshot.to_data(done.state)
+    # Testing again, and saying so: not "Redeploying" while the tests run.
+    assert (done.state.phase, done.state.reason) == (Phase.TESTING, Reason.RUNNING_TESTS)
+    assert done.state.message == "iteration 2: rerunning e2e (1 test)"
+    data = snapshot.to_data(done.state)
+    assert "redeploy" not in data
+    assert "nextRun" not in data
 
 
 def test_a_test_id_with_a_lone_surrogate_still_gets_a_redeploy_judged() -> None:
