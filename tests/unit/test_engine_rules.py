@@ -43,6 +43,7 @@ def test_selection_ignored_names_every_suite_that_ignored_it_and_says_how_to_fix
     state = play(spec, [first], runner=nothing_on_rerun).state
     assert (state.phase, state.reason) == (Phase.STALLED, Reason.SELECTION_IGNORED)
     assert state.message == "suite api, web" + SELECTION_HELP
+    assert state.history[-1].finished is not None  # the report's duration of the last one
 
 
 def test_an_internal_error_keeps_a_whole_note_of_its_message() -> None:
@@ -328,6 +329,9 @@ def test_once_the_redeploy_is_done_the_state_says_testing_and_holds_no_redeploy_
     run = SuiteRun("e2e", tests=(bad("a", HTTP_503), ok("b")))
     decided = engine.on_suite(spec, start.state, SuiteFinished(start.state.action_id, run), 1001.0)
     assert isinstance(decided.action, engine.Redeploy)
+    # The local shell names the redeploy's log by its iteration.
+    assert (decided.action.iteration, decided.action.reason) == (1, "1 ServiceUnavailable")
+    assert decided.action.token == decided.action.id == "r1-i1-s1"
     started = engine.on_redeploy_started(decided.state, RedeployStarted(decided.action.id))
     stored = snapshot.to_data(started.state)["redeploy"]
     assert stored == {"reason": "1 ServiceUnavailable", "started": True}
@@ -349,3 +353,58 @@ def test_a_test_id_with_a_lone_surrogate_still_gets_a_redeploy_judged() -> None:
     played = play(spec, [{"e2e": [bad(test_id, HTTP_503), ok("b")]}])
     assert len(played.redeploys) == 1
     assert (played.state.reason, played.state.iteration) == (Reason.REDEPLOY_INEFFECTIVE, 2)
+
+
+def test_goal_met_says_how_many_passed_of_how_many_expected() -> None:
+    spec = make_spec(("e2e", "P1"), expected=2)
+    state = play(spec, [{"e2e": [ok("a"), ok("b"), ok("c")]}]).state
+    assert (state.reason, state.message) == (Reason.GOAL_MET, "3/2 tests passed")
+
+
+def test_fail_fast_gives_each_priority_group_the_next_action_id_and_a_fresh_batch() -> None:
+    spec = make_spec(("critical", "P1"), ("core", "P3"), ("extended", "P5"), fail_fast=True)
+    ids: list[str] = []
+    reported: list[tuple[str, ...]] = []
+    decision = engine.begin(spec, 1000.0)
+    while isinstance(decision.action, engine.RunSuites):
+        ids.append(decision.action.id)
+        reported.append(decision.state.reported)
+        (sel,) = decision.action.suites
+        run = SuiteRun(sel.suite, tests=(ok(sel.suite + "1"),))
+        decision = engine.on_suite(
+            spec, decision.state, SuiteFinished(decision.action.id, run), 1001.0
+        )
+    assert ids == ["r1-i1-s0", "r1-i1-s1", "r1-i1-s2"]
+    assert reported == [(), (), ()]
+    assert decision.state.reason is Reason.GOAL_MET
+
+
+def _interrupted_while_redeploying() -> State:
+    spec = make_spec(("critical", "P1"), ("core", "P3"), fail_fast=True)
+    start = engine.begin(spec, 1000.0)
+    run = SuiteRun("critical", tests=(bad("c1", HTTP_503), ok("c2")))
+    decided = engine.on_suite(spec, start.state, SuiteFinished(start.state.action_id, run), 1001.0)
+    assert isinstance(decided.action, engine.Redeploy)
+    data = snapshot.to_data(decided.state)
+    assert "pending" not in data  # failFast held "core" back: no group waits any more
+    assert data["nextRun"] == [{"suite": "critical", "tests": ["c1"]}, {"suite": "core"}]
+    started = engine.on_redeploy_started(decided.state, RedeployStarted(decided.action.id))
+    return engine.interrupt(started.state, 1002.0, "stopped").state
+
+
+def _interrupted_while_testing() -> State:
+    spec = make_spec(("critical", "P1"), ("core", "P3"), fail_fast=True)
+    return engine.interrupt(engine.begin(spec, 1000.0).state, 1001.0, "stopped").state
+
+
+@pytest.mark.parametrize(
+    "ended",
+    [_interrupted_while_redeploying, _interrupted_while_testing],
+    ids=["while redeploying", "while the first priority group runs"],
+)
+def test_a_finished_round_stores_nothing_in_flight(ended: Callable[[], State]) -> None:
+    state = ended()
+    assert (state.phase, state.reason) == (Phase.STALLED, Reason.INTERRUPTED)
+    data = snapshot.to_data(state)
+    for key in ("running", "reported", "pending", "nextRun", "redeploy"):
+        assert key not in data, key
