@@ -82,8 +82,9 @@ def change(source: str, name: str) -> tuple[str, str]:
     original, mutant = body(source, f"{function}__mutmut_orig"), body(source, mangled)
     diff = list(difflib.ndiff(original, mutant))
     added = [line[1:].strip() for line in diff if line.startswith("+ ") and line[1:].strip()]
-    if not added:  # a line removed
-        added = [f"deleted: {line[1:].strip()}" for line in diff if line.startswith("- ")]
+    deleted = [line[1:].strip() for line in diff if line.startswith("- ") and line[1:].strip()]
+    if len(deleted) > len(added):  # a line removed (what follows it may be re-indented)
+        added = [f"deleted: {line}" for line in deleted if line not in added]
     readable = re.sub(r"^x_|^xǁ\w+ǁ", "", function)
     return readable, " / ".join(added)
 

@@ -386,7 +386,9 @@ def _interrupted_while_redeploying() -> State:
     decided = engine.on_suite(spec, start.state, SuiteFinished(start.state.action_id, run), 1001.0)
     assert isinstance(decided.action, engine.Redeploy)
     data = snapshot.to_data(decided.state)
-    assert "pending" not in data  # failFast held "core" back: no group waits any more
+    # failFast held "core" back: no group waits any more, no batch is in flight.
+    for key in ("pending", "running", "reported"):
+        assert key not in data, key
     assert data["nextRun"] == [{"suite": "critical", "tests": ["c1"]}, {"suite": "core"}]
     started = engine.on_redeploy_started(decided.state, RedeployStarted(decided.action.id))
     return engine.interrupt(started.state, 1002.0, "stopped").state
@@ -408,3 +410,23 @@ def test_a_finished_round_stores_nothing_in_flight(ended: Callable[[], State]) -
     data = snapshot.to_data(state)
     for key in ("running", "reported", "pending", "nextRun", "redeploy"):
         assert key not in data, key
+
+
+def test_a_redeploy_is_recorded_with_each_class_counted() -> None:
+    spec = make_spec(("e2e", "P1"))
+    first = {
+        "e2e": [bad("a", HTTP_503), bad("b", HTTP_503), dep_skip("c", "a"), ok("d")],
+    }
+    played = play(spec, [first])
+    record = played.state.history[0]
+    why = "2 ServiceUnavailable, 1 Dependent"
+    assert (record.action, record.reason, record.detail) == (
+        engine.ActionKind.REDEPLOY,
+        Reason.REDEPLOYING,
+        why,
+    )
+    assert played.redeploys[0].reason == why
+    assert played.state.message == (
+        "the redeploy changed nothing: the same 3 tests fail with the same classes "
+        f"({why}); not redeploying again"
+    )
