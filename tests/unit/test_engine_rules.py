@@ -430,3 +430,50 @@ def test_a_redeploy_is_recorded_with_each_class_counted() -> None:
         "the redeploy changed nothing: the same 3 tests fail with the same classes "
         f"({why}); not redeploying again"
     )
+
+
+def test_a_runner_error_alone_is_rerun_and_recorded_as_such() -> None:
+    spec = make_spec(("api", "P1"), ("web", "P2"), flake_retries=3)
+    script = [{"api": "OOMKilled", "web": [ok("w1")]}, {"api": [ok("a1")], "web": [ok("w1")]}]
+    played = play(spec, script)
+    record = played.state.history[0]
+    assert (record.action, record.reason, record.detail) == (
+        engine.ActionKind.RERUN,
+        Reason.RETRYING,
+        "rerun 1/3 without redeploy (runner error)",
+    )
+    assert played.state.reason is Reason.GOAL_MET
+
+
+def test_a_test_that_never_failed_has_no_failure_on_record() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state = play(spec, [{"e2e": [ok("a"), bad("b", ASSERT)]}, {"e2e": [ok("b")]}]).state
+    a = state.tests["a"]
+    assert (a.failed_runs, a.last_failed, a.first_failure) == (0, 0, None)
+
+
+def test_a_dependent_in_a_later_suite_finds_its_root_by_short_name() -> None:
+    # The root failed in a suite reported earlier in the batch, named by its short name.
+    spec = make_spec(("api", "P1"), ("web", "P2"), flake_retries=0, redeploy_on=())
+    root = "tests/test_auth.py::test_login"
+    script = [{"api": [bad(root, HTTP_503)], "web": [dep_skip("web::test_cart", "test_login")]}]
+    state = play(spec, script).state
+    diagnosis = state.tests["web::test_cart"].diagnosis
+    assert diagnosis is not None
+    assert (str(diagnosis.failure_class), diagnosis.root_cause) == ("Dependent", root)
+
+
+def test_what_the_target_showed_is_kept_per_iteration_with_a_count_of_the_rest() -> None:
+    spec = make_spec(("api", "P1"), ("web", "P2"))
+    decision = engine.begin(spec, 1000.0)
+    for suite in ("api", "web"):
+        shown = tuple(f"{suite}: health 503 ({n})" for n in range(20))
+        run = SuiteRun(suite, tests=(ok(suite + "1"),))
+        event = SuiteFinished(decision.state.action_id, run, shown)
+        decision = engine.on_suite(spec, decision.state, event, 1001.0)
+    observed = decision.state.history[0].observed
+    assert len(observed) == engine.MAX_NOTES
+    assert observed[: engine.MAX_NOTES - 1] == tuple(
+        f"api: health 503 ({n})" for n in range(engine.MAX_NOTES - 1)
+    )
+    assert observed[-1] == f"… and {40 - (engine.MAX_NOTES - 1)} more"
