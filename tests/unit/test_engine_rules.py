@@ -477,3 +477,29 @@ def test_what_the_target_showed_is_kept_per_iteration_with_a_count_of_the_rest()
         f"api: health 503 ({n})" for n in range(engine.MAX_NOTES - 1)
     )
     assert observed[-1] == f"… and {40 - (engine.MAX_NOTES - 1)} more"
+
+
+@pytest.mark.parametrize(
+    ("shown", "kept"),
+    [
+        (3, ("x" * engine.MAX_NOTE,) * 3),
+        # Exactly full: nothing to cut, so no count line either.
+        (engine.MAX_NOTES, ("x" * engine.MAX_NOTE,) * engine.MAX_NOTES),
+        (
+            engine.MAX_NOTES + 1,
+            ("x" * engine.MAX_NOTE,) * (engine.MAX_NOTES - 1) + ("… and 2 more",),
+        ),
+    ],
+    ids=["a few", "exactly full", "one too many"],
+)
+def test_what_the_target_showed_is_kept_whole_up_to_the_limit_each_line_clipped(
+    shown: int, kept: tuple[str, ...]
+) -> None:
+    spec = make_spec(("api", "P1"))
+    decision = engine.begin(spec, 1000.0)
+    run = SuiteRun("api", tests=(ok("a1"),))
+    lines = ("x" * (engine.MAX_NOTE + 100),) * shown
+    clipped = "x" * (engine.MAX_NOTE - 1) + "…"
+    event = SuiteFinished(decision.state.action_id, run, lines)
+    observed = engine.on_suite(spec, decision.state, event, 1001.0).state.history[0].observed
+    assert observed == tuple(clipped if k.startswith("x") else k for k in kept)
