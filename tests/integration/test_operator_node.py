@@ -124,3 +124,42 @@ def test_a_missing_image_is_a_runner_error_naming_the_pull_failure(
     report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
     text = report["data"]["report.md"]
     assert "ErrImage" in text or "ImagePull" in text, f"{text}\n{operator.tail()}"
+
+
+def test_a_suite_over_its_memory_limit_is_a_runner_error_saying_oomkilled(
+    cluster: ControlPlane, operator: Operator
+) -> None:
+    ns = operator.namespace
+    # The namespace's policy gives containers without limits a small one, as a
+    # cluster's LimitRange would; the suite then allocates past it.
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": {"name": "small"},
+            "spec": {"limits": [{"type": "Container", "default": {"memory": "48Mi"}}]},
+        },
+        namespace=ns,
+    )
+    hog = ["python3", "-c", "b = b'x' * (256 * 1024 * 1024); print(len(b))"]
+    cluster.apply(validation("oom", IMAGES["demo-suites"], hog), namespace=ns)
+    status = verdict(cluster, operator, "oom", 240)
+    condition = stalled(status)
+    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
+    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
+    text = report["data"]["report.md"]
+    assert "OOMKilled" in text, f"{text}\n{operator.tail()}"
+
+
+def test_a_suite_past_its_timeout_is_a_runner_error_saying_deadline_exceeded(
+    cluster: ControlPlane, operator: Operator
+) -> None:
+    ns = operator.namespace
+    sleeper = ["sh", "-c", "echo 'waiting for a queue that never drains'; sleep 300"]
+    cluster.apply(validation("slow", IMAGES["demo-suites"], sleeper, timeout=8), namespace=ns)
+    status = verdict(cluster, operator, "slow", 240)
+    condition = stalled(status)
+    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
+    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
+    text = report["data"]["report.md"]
+    assert "DeadlineExceeded" in text, f"{text}\n{operator.tail()}"
