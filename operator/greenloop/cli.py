@@ -449,12 +449,23 @@ def _add_operator_parser(sub: Any) -> None:
     )  # fmt: skip
     op.add_argument("--peering", metavar="NAME", help="kopf peering name (default: standalone)")
     op.add_argument("--priority", type=int, default=0, help="peering priority")
+    op.add_argument(
+        "--peering-lifetime", type=int, default=60, metavar="SECONDS",
+        help="how long a silent peer counts as alive: the most a standby waits to take over",
+    )  # fmt: skip
     op.add_argument("--log-format", choices=("json", "text"), default="json")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
+    from greenloop.k8s import failpoints  # light: refuse a bad setting before kopf loads
+
+    try:
+        failpoints.arm_from_env()
+    except failpoints.FailpointError as err:
+        print(f"greenloop operator: {err}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     from greenloop.k8s.operator import OperatorConfig, run
 
     return run(
@@ -470,6 +481,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             peering=args.peering,
             priority=args.priority,
+            peering_lifetime=args.peering_lifetime,
         )
     )
 

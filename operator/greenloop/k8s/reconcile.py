@@ -50,8 +50,8 @@ from greenloop.core.status import (
     approval_command,
     build_status,
 )
+from greenloop.k8s import failpoints, suites
 from greenloop.k8s import redeploy as rd
-from greenloop.k8s import suites
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
@@ -264,6 +264,7 @@ class Reconciler:
                         self.gw, ns, workload, self._token(raw, action)
                     )
                     patched.append((workload, generation))
+                failpoints.hit("rollout-patched")
             except rd.TargetMissing as missing:
                 fp = await self._own_fingerprint(obj, caps, patched)
                 done = RedeployDone(False, str(missing), action_id=action.id, fingerprint=fp)
@@ -291,6 +292,7 @@ class Reconciler:
         notes = list(outcome.notes)
         ok, message = outcome.ok, outcome.message
         if ok and health is not None:
+            failpoints.hit("health-wait")
             ok, answer = await wait_healthy(health)
             notes.append(answer)
             if not ok:
@@ -299,7 +301,9 @@ class Reconciler:
         fp = await self._fingerprint(obj, caps)
         done = RedeployDone(ok, message, tuple(notes), action_id=action.id, fingerprint=fp)
         decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
-        return await self._write(raw, obj, state, decision)
+        tick = await self._write(raw, obj, state, decision)
+        failpoints.hit("redeploy-done")
+        return tick
 
     async def _own_fingerprint(
         self, obj: StagingValidation, caps: Capabilities, patched: Sequence[tuple[Workload, int]]
@@ -324,6 +328,7 @@ class Reconciler:
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
         await self._write_report(raw, report_cm, render(obj, state, now))
+        failpoints.hit("report-written")
         old = dict(raw.get("status") or {})
         new = build_status(
             obj,
@@ -341,6 +346,7 @@ class Reconciler:
             )  # fmt: skip
         except Conflict:
             return _again("status changed since it was read: re-reading")
+        failpoints.hit("status-written")
         for reason, message, warning in _events(before, decision, obj):
             await post_event(self.gw, raw, reason, message, warning=warning)
         return _again(f"{state.phase.value}: {state.message}")

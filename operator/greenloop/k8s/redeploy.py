@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from greenloop.core.model import Webhook, Workload
+from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway, NotFound
 from greenloop.k8s.rollout import Progress, RolloutStatus, rollout_status
 
@@ -88,6 +89,7 @@ async def wait_rollout(
     def done(obj: dict[str, Any]) -> bool:
         return rollout_status(obj, min_generation=generation).done
 
+    failpoints.hit("rollout-waiting")
     obj = await gw.wait_for(workload.kind, namespace, workload.name, done, timeout=timeout)
     if obj is None:
         raise TargetMissing(workload, namespace)

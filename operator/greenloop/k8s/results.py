@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import ApiError, Conflict, Gateway
 from greenloop.k8s.jobs import (
     ANNOTATION_VALIDATION,
@@ -199,6 +200,7 @@ class ResultsServer:
             await self.gateway.create(_results_configmap(job, name, body))
         except Conflict:
             raise _Refused(409, "results for this Job are already stored") from None
+        failpoints.hit("results-stored")  # stored, not answered: the sidecar retries
         return Stored(
             namespace=namespace,
             job=job_name,

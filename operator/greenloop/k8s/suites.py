@@ -24,6 +24,7 @@ from typing import Any
 
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
+from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import (
     LABEL_VALIDATION_UID,
@@ -61,6 +62,7 @@ def _uid(obj: Mapping[str, Any]) -> str:
 async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str, Any]:
     """Create (or adopt) the Job and what it needs; resume it. Returns the Job."""
     job, _ = await gw.create_or_adopt(build_job(run))
+    failpoints.hit("job-created")
     labels = job.get("metadata", {}).get("labels") or {}
     if labels.get(LABEL_VALIDATION_UID) != run.owner.uid:
         raise ForeignObject(
@@ -75,10 +77,13 @@ async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str,
         # Left from an older Job of the same name, not yet collected: replace it.
         await gw.delete("Secret", run.owner.namespace, run.secret_name)
         await gw.create(build_token_secret(run, job_uid=uid, token=secrets.token_urlsafe(32)))
+    failpoints.hit("secret-created")
     if run.selection is not None:
         await gw.create_or_adopt(build_selection_configmap(run, job_uid=uid))
+        failpoints.hit("selection-created")
     if resume and job.get("spec", {}).get("suspend"):
         job = await gw.patch("Job", run.owner.namespace, run.job_name, {"spec": {"suspend": False}})
+        failpoints.hit("job-resumed")
     return job
 
 
