@@ -3,10 +3,12 @@ person would run it next to a cluster (tests/integration/test_operator_*.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.cluster import ControlPlane
@@ -24,19 +26,34 @@ class Operator:
     log_format: str = "text"
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    args: Sequence[str] = ()  # extra command-line arguments (e.g. --peering)
+    exits: list[int] = field(default_factory=list)  # exit codes of the runs that ended
 
-    def start(self) -> None:
+    def start(self, env: Mapping[str, str] | None = None) -> None:
+        """Start it; `env` adds variables (e.g. GREENLOOP_FAILPOINTS) for this run only."""
         scope = ["-n", self.namespace] if self.namespace else []  # "": every namespace
         cmd = [
             sys.executable, "-m", "greenloop.cli", "operator",
             "--kubeconfig", str(self.cp.kubeconfig), *scope,
             "--results-host", self.host, "--results-port", str(self.port),
             "--results-url", self.url, "--metrics-port", str(self.metrics_port),
-            "--log-format", self.log_format,
+            "--log-format", self.log_format, *self.args,
         ]  # fmt: skip
         self.starts += 1
+        environ = {k: v for k, v in os.environ.items() if k != "GREENLOOP_FAILPOINTS"}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**environ, **(env or {})}
+            )
+
+    def exited(self) -> int | None:
+        """The exit code if this run has ended (kept in `exits`), else None."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        code = self.proc.returncode
+        self.exits.append(code)
+        self.proc = None
+        return code
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -48,5 +65,5 @@ class Operator:
                 self.proc.wait(10)
         self.proc = None
 
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -46,3 +46,23 @@ def make_owner(cp: ControlPlane, namespace: str, name: str = "checkout") -> Owne
     }
     made = cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(obj))
     return Owner(name=name, namespace=namespace, uid=json.loads(made.stdout)["metadata"]["uid"])
+
+
+PEERING_CRDS = REPO_ROOT / "crds" / "kopf-peering.yaml"
+
+
+def ensure_peering(cp: ControlPlane, namespace: str, name: str) -> None:
+    """kopf's peering CRDs (once per control plane) and the KopfPeering object `name`
+    in `namespace`, where namespaced operators started with `--peering name` meet."""
+    with _lock:
+        key = f"{cp.server}#peering"
+        if key not in _applied:
+            cp.kubectl("apply", "-f", str(PEERING_CRDS))
+            cp.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+            _applied.add(key)
+    obj = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "KopfPeering",
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps(obj))

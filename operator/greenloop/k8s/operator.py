@@ -59,6 +59,7 @@ class OperatorConfig:
     verbose: bool = False
     peering: str | None = None  # a kopf peering name; None: standalone
     priority: int = 0
+    peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
 
 
 class Units:
@@ -179,6 +180,8 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="greenloop.dev", key="last-handled-configuration"
         )
+        # A standby takes over once the active's last keep-alive is this old.
+        settings.peering.lifetime = config.peering_lifetime
         settings.posting.enabled = False  # greenloop posts its own Events, one per decision
         settings.watching.server_timeout = 300
         gw = await Gateway.connect(config.kubeconfig)
