@@ -92,6 +92,11 @@ _RESOURCES: Mapping[tuple[str, str], Resource] = {
     ("greenloop.dev/v1alpha1", "StagingValidation"): Resource(
         "greenloop.dev/v1alpha1", "stagingvalidations"
     ),
+    # kopf's peering objects (--peering): read to keep a standby's units idle.
+    ("kopf.dev/v1", "KopfPeering"): Resource("kopf.dev/v1", "kopfpeerings"),
+    ("kopf.dev/v1", "ClusterKopfPeering"): Resource(
+        "kopf.dev/v1", "clusterkopfpeerings", namespaced=False
+    ),
 }
 _BY_KIND = {kind: res for (_, kind), res in _RESOURCES.items()}
 

@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from aiohttp import web
@@ -29,6 +31,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from greenloop.core.exits import ExitCode
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
+from greenloop.k8s.peering import Peers
 from greenloop.k8s.reconcile import Reconciler, Settings
 from greenloop.k8s.results import ResultsServer, Stored, results_app
 
@@ -38,6 +41,7 @@ log = logging.getLogger("greenloop.operator")
 GROUP, VERSION, PLURAL = "greenloop.dev", "v1alpha1", "stagingvalidations"
 FINALIZER = "greenloop.dev/finalizer"
 MAX_BACKOFF = 60.0
+PAUSED_SECONDS = 2.0  # how often a paused unit looks whether it may act again
 WORKLOAD_KINDS = (("Deployment", "deployments"), ("StatefulSet", "statefulsets"),
                   ("DaemonSet", "daemonsets"))  # fmt: skip
 
@@ -65,8 +69,9 @@ class OperatorConfig:
 class Units:
     """One task per object, woken by events; it alone carries out that object's steps."""
 
-    def __init__(self, reconciler: Reconciler) -> None:
+    def __init__(self, reconciler: Reconciler, peers: Peers | None = None) -> None:
         self.reconciler = reconciler
+        self.peers = peers  # with --peering: pause while a higher-priority peer lives
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.wake: dict[tuple[str, str], asyncio.Event] = {}
         self.by_uid: dict[str, tuple[str, str]] = {}
@@ -127,12 +132,20 @@ class Units:
     async def _loop(self, key: tuple[str, str]) -> None:
         namespace, name = key
         backoff = 1.0
+        paused = False
         while True:
             wake = self.wake.get(key)
             if wake is None:
                 return
             wake.clear()
             try:
+                if self.peers is not None and not await self.peers.may_act(namespace):
+                    if not paused:
+                        log.info("%s/%s paused: a peer of higher priority is active", *key)
+                    paused = True
+                    await _sleep_or_wake(wake, PAUSED_SECONDS)
+                    continue
+                paused = False
                 tick = await self.reconciler.tick(namespace, name)
             except asyncio.CancelledError:
                 raise
@@ -162,7 +175,7 @@ async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
             await wake.wait()
 
 
-def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+def _register(registry: kopf.OperatorRegistry, config: OperatorConfig, identity: str) -> None:
     holder: dict[str, Any] = {}
 
     @kopf.on.login(registry=registry)
@@ -186,8 +199,14 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         settings.watching.server_timeout = 300
         gw = await Gateway.connect(config.kubeconfig)
         url = config.results_url or f"http://127.0.0.1:{config.results_port}"
+        peers = None
+        if config.peering is not None:
+            peers = Peers(
+                gw, config.peering, identity, config.priority, clusterwide=not config.namespaces
+            )
         units = Units(
-            Reconciler(gw, Settings(reporter_image=config.reporter_image, results_url=url))
+            Reconciler(gw, Settings(reporter_image=config.reporter_image, results_url=url)),
+            peers,
         )
 
         async def on_stored(stored: Stored) -> None:
@@ -280,7 +299,12 @@ def run(config: OperatorConfig) -> int:
         log_format=kopf.LogFormat.JSON if config.json_logs else kopf.LogFormat.FULL,
     )
     registry = kopf.OperatorRegistry()
-    _register(registry, config)
+    # Our own peering identity (kopf's shape), so the units can find this operator's
+    # record among its peers'.
+    identity = os.environ.get("POD_ID") or (
+        f"greenloop@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+    )
+    _register(registry, config, identity)
     namespaces = list(config.namespaces)
     try:
         asyncio.run(
@@ -291,6 +315,7 @@ def run(config: OperatorConfig) -> int:
                 standalone=config.peering is None,
                 peering_name=config.peering,
                 priority=config.priority,
+                identity=cast(Any, identity),  # kopf's Identity is a NewType of str
             )
         )
     except KeyboardInterrupt:
