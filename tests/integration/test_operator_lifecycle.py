@@ -223,4 +223,4 @@ def test_a_spec_change_mid_run_starts_a_new_round_without_waiting_for_a_removed_
         for e in cluster.get_json("events", "-n", namespace)["items"]
         if e["involvedObject"]["kind"] == "StagingValidation"
     ]
-    assert "RoundStarted" in reasons, reasons
+    assert "SpecChanged" in reasons, reasons  # the new round's Event names its trigger
