@@ -13,7 +13,7 @@ import pytest
 
 from greenloop.k8s import failpoints
 
-K8S = Path(__file__).resolve().parents[2] / "operator" / "greenloop" / "k8s"
+K8S = Path(failpoints.__file__).resolve().parent  # the package under test, wherever it is
 
 
 @pytest.mark.parametrize(
