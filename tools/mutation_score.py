@@ -92,10 +92,13 @@ def change(source: str, name: str) -> tuple[str, str]:
 def body(source: str, mangled: str) -> list[str]:
     """The lines of one mutant function, without its def line (the names differ)."""
     lines = source.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"def {mangled}("))
+    # A method's mutants are indented in their class (xǁClassǁmethod__mutmut_N).
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(f"def {mangled}("))
+    indent = len(lines[start]) - len(lines[start].lstrip())
     out: list[str] = []
     for line in lines[start + 1 :]:
-        if line and not line[0].isspace() and not line.startswith((")", "#")):
+        depth = len(line) - len(line.lstrip())
+        if line.strip() and depth <= indent and not line.lstrip().startswith((")", "#")):
             break
         out.append(line)
     return out

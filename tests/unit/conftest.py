@@ -26,3 +26,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except (OSError, ValueError, KeyError):
         return
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+@pytest.fixture(autouse=True)
+def _compiled_rules_are_compiled_here() -> None:
+    """Each test compiles the user rules it uses: the engine's cache of compiled rules
+    would otherwise hand a test (or a mutant, run in a fork of a warmed process) rules
+    compiled by earlier code."""
+    from greenloop.core import classify
+
+    classify._compile_rules.cache_clear()

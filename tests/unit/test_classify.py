@@ -843,6 +843,20 @@ def test_user_rules_see_the_whole_of_long_lines() -> None:
         assert diagnosis is not None and diagnosis.failure_class is FC.AUTH_ERROR, text
 
 
+def test_the_evidence_of_a_long_line_keeps_the_part_a_user_rule_matched() -> None:
+    rules = compile_rules([Rule("needle", FC.AUTH_ERROR)])
+    diagnosis = diagnose(failed("x" * 5000 + " needle in the haystack"), rules)
+    assert diagnosis is not None
+    assert diagnosis.evidence.startswith("…") and "needle in the haystack" in diagnosis.evidence
+    assert len(diagnosis.evidence) <= 200
+
+
+def test_user_rules_ignore_case_on_their_own() -> None:
+    rules = compile_rules([Rule("upstream reset", FC.SERVICE_UNAVAILABLE)])
+    diagnosis = diagnose(failed("UPSTREAM RESET by peer"), rules)
+    assert diagnosis == Diagnosis(FC.SERVICE_UNAVAILABLE, "UPSTREAM RESET by peer")
+
+
 def test_a_user_rule_with_nested_quantifiers_cannot_hang_a_run() -> None:
     # (a+)+$ backtracks 2**41 times on Python's re against these 41 characters: the
     # issue-8 probe hung a run past its deadline. On RE2 it answers at once.
