@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -34,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, ensure_binaries  # noqa: E402
+from tests.support.cluster import ControlPlane, ensure_binaries, free_ports  # noqa: E402
 from tests.support.node import RealNode, ensure_built  # noqa: E402
+from tests.support.operator_process import Operator  # noqa: E402
+from tests.support.owners import ensure_crd  # noqa: E402
 
 _KEPT: list[str] = []
 
@@ -175,6 +178,40 @@ def node_namespace(node: RealNode, namespace: str) -> str:
     """A fresh namespace whose pods all run on the real node."""
     node.use_namespace(namespace)
     return namespace
+
+
+@pytest.fixture
+def operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    """`greenloop operator` on this host for `namespace`, its results endpoint on loopback
+    (the kwok node runs no pods: the test plays each Job's sidecar)."""
+    ensure_crd(cluster)
+    port = free_ports(1)[0]
+    op = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def node_operator(
+    cluster: ControlPlane, node: RealNode, node_namespace: str, tmp_path: Path
+) -> Iterator[Operator]:
+    """`greenloop operator` for `node_namespace`, its results endpoint on the node's host
+    address behind a Service, so the real sidecar in Job pods reaches it."""
+    ensure_crd(cluster)
+    port = free_ports(1)[0]
+    ip = node.expose_host_port(node_namespace, "greenloop-results", port, service_port=8081)
+    op = Operator(
+        cluster, node_namespace, tmp_path / "operator.log", f"http://{ip}:8081", port,
+        host=node.host_address,
+    )  # fmt: skip
+    op.start()
+    try:
+        yield op
+    finally:
+        op.kill(signal.SIGTERM)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

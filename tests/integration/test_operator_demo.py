@@ -17,7 +17,6 @@ import gzip
 import io
 import json
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,10 +28,8 @@ import pytest
 from greenloop.core.junit import parse_junit
 from greenloop.core.model import Outcome
 from greenloop.k8s.results import RESULTS_KEY
-from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports
-from tests.support.node import RealNode
+from tests.support.cluster import REPO_ROOT, ControlPlane
 from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -48,23 +45,13 @@ FIRST_BOOT_FAILURES = {
 
 
 @pytest.fixture
-def operator(
-    cluster: ControlPlane, node: RealNode, node_namespace: str, tmp_path: Path
-) -> Iterator[Operator]:
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    ip = node.expose_host_port(node_namespace, "greenloop-results", port, service_port=8081)
-    op = Operator(
-        cluster, node_namespace, tmp_path / "operator.log", f"http://{ip}:8081", port,
-        host=node.host_address,
-    )  # fmt: skip
-    shutil.rmtree(STATE / node_namespace, ignore_errors=True)
-    op.start()
+def operator(node_operator: Operator) -> Iterator[Operator]:
+    namespace = node_operator.namespace
+    shutil.rmtree(STATE / namespace, ignore_errors=True)  # demo-shop's first boot
     try:
-        yield op
+        yield node_operator
     finally:
-        op.kill(signal.SIGTERM)
-        shutil.rmtree(STATE / node_namespace, ignore_errors=True)
+        shutil.rmtree(STATE / namespace, ignore_errors=True)
         with contextlib.suppress(OSError):
             STATE.rmdir()  # only when no other namespace's state is left
 

@@ -10,9 +10,8 @@ the image reference (the real node's digests are checked on the real node).
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,8 @@ from tests.integration.test_operator_loop import (
     status_of,
     sv,
 )
-from tests.support.cluster import ControlPlane, free_ports
+from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -40,17 +38,8 @@ TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
 
 
 @pytest.fixture
-def op(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    operator = Operator(
-        cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port
-    )
-    operator.start()
-    try:
-        yield operator
-    finally:
-        operator.kill(signal.SIGTERM)
+def op(operator: Operator) -> Operator:
+    return operator
 
 
 def labels(job: dict[str, Any]) -> tuple[str, str, str]:

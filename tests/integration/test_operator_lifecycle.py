@@ -9,17 +9,14 @@ the results sidecar (tests/support/sidecar.py).
 from __future__ import annotations
 
 import json
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane, free_ports, wait_until
+from tests.support.cluster import ControlPlane, wait_until
 from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd
 from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
 
 pytestmark = pytest.mark.integration
@@ -34,18 +31,6 @@ KINDS = {
 }
 GC_SECONDS = 90.0  # bound on the garbage collector's work
 QUIET_SECONDS = 15.0  # how long nothing may come back after a deletion
-
-
-@pytest.fixture
-def operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    op = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
-    op.start()
-    try:
-        yield op
-    finally:
-        op.kill(signal.SIGTERM)
 
 
 def sv(suites: dict[str, list[str]], **spec: Any) -> dict[str, Any]:

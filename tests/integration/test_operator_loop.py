@@ -14,20 +14,18 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane, free_ports
+from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -37,18 +35,6 @@ FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure
 
 def junit(*cases: str) -> bytes:
     return f'<testsuite name="s" tests="{len(cases)}">{"".join(cases)}</testsuite>\n'.encode()
-
-
-@pytest.fixture
-def operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    op = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
-    op.start()
-    try:
-        yield op
-    finally:
-        op.kill(signal.SIGTERM)
 
 
 @dataclass

@@ -5,18 +5,14 @@ through a selector-less Service, and RunnerErrors that real pods produce."""
 from __future__ import annotations
 
 import json
-import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane, free_ports
-from tests.support.node import IMAGES, RealNode
+from tests.support.cluster import ControlPlane
+from tests.support.node import IMAGES
 from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -29,21 +25,8 @@ SUITE = (
 
 
 @pytest.fixture
-def operator(
-    cluster: ControlPlane, node: RealNode, node_namespace: str, tmp_path: Path
-) -> Iterator[Operator]:
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    ip = node.expose_host_port(node_namespace, "greenloop-results", port, service_port=8081)
-    op = Operator(
-        cluster, node_namespace, tmp_path / "operator.log", f"http://{ip}:8081", port,
-        host=node.host_address,
-    )  # fmt: skip
-    op.start()
-    try:
-        yield op
-    finally:
-        op.kill(signal.SIGTERM)
+def operator(node_operator: Operator) -> Operator:
+    return node_operator
 
 
 def validation(name: str, image: str, command: list[str], timeout: int = 120) -> dict[str, Any]:

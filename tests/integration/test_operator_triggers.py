@@ -8,9 +8,8 @@ Rollouts are counted from the Deployment's ReplicaSets, as a person would check 
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,8 @@ from tests.integration.test_operator_loop import (
     status_of,
     sv,
 )
-from tests.support.cluster import ControlPlane, free_ports
+from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd
 
 # The first test of a session also pays for the control plane start: the same bound as
 # test_operator_loop.py; each wait inside is bounded on its own.
@@ -41,15 +39,8 @@ TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
 
 
 @pytest.fixture
-def op(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    proc = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.kill(signal.SIGTERM)
+def op(operator: Operator) -> Operator:
+    return operator
 
 
 def serve_until(
