@@ -30,7 +30,6 @@ from greenloop.core.engine import (
     Decision,
     Finish,
     Phase,
-    Reason,
     Redeploy,
     RedeployDone,
     RedeployStarted,
@@ -42,12 +41,12 @@ from greenloop.core.engine import (
 from greenloop.core.fingerprint import Fingerprint
 from greenloop.core.model import Health, StagingValidation, Workload
 from greenloop.core.names import report_name
+from greenloop.core.notices import notices
 from greenloop.core.report import render
 from greenloop.core.spec import SpecError, from_object
 from greenloop.core.status import (
     APPROVE_ANNOTATION,
     RERUN_ANNOTATION,
-    approval_command,
     build_status,
 )
 from greenloop.k8s import failpoints, suites
@@ -347,8 +346,8 @@ class Reconciler:
         except Conflict:
             return _again("status changed since it was read: re-reading")
         failpoints.hit("status-written")
-        for reason, message, warning in _events(before, decision, obj):
-            await post_event(self.gw, raw, reason, message, warning=warning)
+        for notice in notices(before, decision, obj):
+            await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
         return _again(f"{state.phase.value}: {state.message}")
 
     async def _write_report(self, raw: Mapping[str, Any], name: str, text: str) -> None:
@@ -418,41 +417,6 @@ class Reconciler:
 def _key(raw: Mapping[str, Any]) -> str:
     meta = raw.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
-def _events(
-    before: State | None, decision: Decision, obj: StagingValidation
-) -> Sequence[tuple[str, str, bool]]:
-    """One Event per decision a person would want in `kubectl describe`."""
-    state, action = decision.state, decision.action
-    if before is not None and before.round != state.round and state.reason is Reason.TARGET_CHANGED:
-        # Normal, not Warning: a deploy by someone else is expected; greenloop answers it
-        # with a fresh round, and nobody has to act.
-        return [("TargetChanged", state.message, False)]
-    if before is not None and before.round != state.round and state.round_reason:
-        # A new round: the event names what started it (RerunRequested, Revalidating...).
-        return [(state.round_reason.value, state.message, False)]
-    if isinstance(action, AwaitApproval) and (
-        before is None or before.phase is not Phase.WAITING_APPROVAL
-    ):
-        command = approval_command(obj.name, obj.namespace, action.token)
-        message = (
-            f"iteration {action.iteration}: redeploy because of {action.reason}; approve: {command}"
-        )
-        return [("WaitingApproval", message, False)]
-    if isinstance(action, Finish) and (before is None or before.phase != state.phase):
-        if action.phase is Phase.PASSED:
-            return [("Passed", action.message, False)]
-        return [(str(action.reason.value), action.message, True)]
-    if isinstance(action, Redeploy) and (before is None or before.phase is not Phase.REDEPLOYING):
-        approved = before is not None and before.phase is Phase.WAITING_APPROVAL
-        message = f"iteration {action.iteration}: {action.reason}" + (" (approved)" * approved)
-        return [("Redeploying", message, False)]
-    if isinstance(action, RunSuites) and (before is None or before.iteration != state.iteration):
-        return [("IterationStarted", state.message, False)]
-    if isinstance(action, RunSuites) and before is not None and before.round != state.round:
-        return [("RoundStarted", state.message, False)]
-    return []
 
 
 async def wait_healthy(health: Health, *, attempts_per_second: float = 1.0) -> tuple[bool, str]:
