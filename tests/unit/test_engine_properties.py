@@ -135,7 +135,7 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
     caps = Capabilities(command=draw(st.booleans()), webhook=draw(st.booleans()))
     obj = StagingValidation(name="prop", spec=the_spec)
     now = 1000.0
-    decision = engine.begin(the_spec, now, caps=caps)
+    decision = engine.begin(the_spec, now)
     stored: dict[str, Any] = {}
     for _ in range(60):
         now += draw(st.floats(0, 600))
@@ -150,19 +150,17 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
             way = draw(st.sampled_from(["spec", "rerun", "tick"]))
             if way == "spec":
                 gen = decision.state.generation + 1
-                decision = engine.on_spec_changed(
-                    the_spec, decision.state, now, generation=gen, caps=caps
-                )
+                decision = engine.on_spec_changed(the_spec, decision.state, now, generation=gen)
             elif way == "rerun":
                 value = draw(st.sampled_from(["", "1", "2"]))
-                decision = engine.on_rerun(the_spec, decision.state, value, now, caps=caps)
+                decision = engine.on_rerun(the_spec, decision.state, value, now)
             else:
-                decision = engine.on_tick(the_spec, decision.state, now, caps=caps)
+                decision = engine.on_tick(the_spec, decision.state, now)
             continue
         twist = draw(st.integers(0, 19))
         seen = draw(st.sampled_from(FINGERPRINTS))
         if twist == 4:  # the shell looked at the targets between events
-            decision = engine.on_target_observed(the_spec, decision.state, seen, now, caps=caps)
+            decision = engine.on_target_observed(the_spec, decision.state, seen, now)
             continue
         if twist == 0:
             decision = engine.interrupt(decision.state, now, "interrupted")
@@ -180,18 +178,14 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
             obj = replace(obj, spec=the_spec)
             if draw(st.booleans()):  # the shell noticed: a new round
                 gen = decision.state.generation + 1
-                decision = engine.on_spec_changed(
-                    the_spec, decision.state, now, generation=gen, caps=caps
-                )
+                decision = engine.on_spec_changed(the_spec, decision.state, now, generation=gen)
                 continue
         if isinstance(action, RunSuites):
             if not action.suites:
                 # Only an edit the shell has not seen yet empties a batch; its next look
                 # sees the new generation.
                 gen = decision.state.generation + 1
-                decision = engine.on_spec_changed(
-                    the_spec, decision.state, now, generation=gen, caps=caps
-                )
+                decision = engine.on_spec_changed(the_spec, decision.state, now, generation=gen)
                 continue
             sel = draw(st.sampled_from(action.suites))
             event = SuiteFinished(
@@ -204,13 +198,13 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
         elif isinstance(action, AwaitApproval):
             if twist == 5:  # a rerun requested while waiting
                 value = draw(st.sampled_from(["", "1", "2"]))
-                decision = engine.on_rerun(the_spec, decision.state, value, now, caps=caps)
+                decision = engine.on_rerun(the_spec, decision.state, value, now)
                 continue
             token = draw(st.sampled_from([action.token, "", "r0-i1-s1", action.token + "x"]))
             approved = engine.on_approved(decision.state, token)
             if token != action.token:
                 assert approved.state == decision.state
-            decision = engine.on_tick(the_spec, approved.state, now, caps=caps)
+            decision = engine.on_tick(the_spec, approved.state, now)
         else:
             assert isinstance(action, Redeploy)
             state = decision.state
@@ -227,5 +221,5 @@ def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
                 action_id=action.id,
                 fingerprint=seen,
             )
-            decision = engine.on_redeploy(the_spec, state, done, now, caps=caps)
+            decision = engine.on_redeploy(the_spec, state, done, now)
     check(obj, decision.state, now)

@@ -159,12 +159,12 @@ FLOWS = [
 
 
 def run_flow(steps: tuple[Step, ...], *, through_snapshots: bool = False) -> Decision:
-    decision = engine.begin(SPEC, 1000.0, caps=CAPS)
+    decision = engine.begin(SPEC, 1000.0)
     for n, step in enumerate(steps):
         now = 1001.0 + n
         state, action = decision.state, decision.action
         if step.kind == "observe":
-            decision = engine.on_target_observed(SPEC, state, step.fingerprint, now, caps=CAPS)
+            decision = engine.on_target_observed(SPEC, state, step.fingerprint, now)
         elif step.kind == "suite":
             assert isinstance(action, RunSuites), action
             result = ok("t1") if step.passing else bad("t1", HTTP_503)
@@ -179,7 +179,7 @@ def run_flow(steps: tuple[Step, ...], *, through_snapshots: bool = False) -> Dec
             done = RedeployDone(
                 True, "rolled out", action_id=action.id, fingerprint=step.fingerprint
             )
-            decision = engine.on_redeploy(SPEC, state, done, now, caps=CAPS)
+            decision = engine.on_redeploy(SPEC, state, done, now)
         if through_snapshots:
             stored = snapshot.from_data(json.loads(json.dumps(snapshot.to_data(decision.state))))
             assert stored == decision.state
@@ -209,7 +209,7 @@ def test_how_the_engine_answers_a_fingerprint(flow: Flow, through_snapshots: boo
 
 
 def test_a_target_change_keeps_the_flaky_list_like_a_spec_change() -> None:
-    decision = engine.begin(SPEC, 1000.0, caps=CAPS, fingerprint=V1)
+    decision = engine.begin(SPEC, 1000.0, fingerprint=V1)
     for n, result in enumerate([bad("t1", "AssertionError: flaked"), ok("t1")]):
         action = decision.action
         assert isinstance(action, RunSuites)
@@ -217,7 +217,7 @@ def test_a_target_change_keeps_the_flaky_list_like_a_spec_change() -> None:
         event = SuiteFinished(action.id, run, fingerprint=V1)
         decision = engine.on_suite(SPEC, decision.state, event, 1001.0 + n, caps=CAPS)
     assert decision.state.phase is Phase.PASSED and set(decision.state.flaky) == {"t1"}
-    changed = engine.on_target_observed(SPEC, decision.state, V2, 2000.0, caps=CAPS)
+    changed = engine.on_target_observed(SPEC, decision.state, V2, 2000.0)
     assert changed.state.reason is Reason.TARGET_CHANGED
     assert set(changed.state.flaky) == {"t1"}
     # The new round's ids differ: a late event of the old round changes nothing.
@@ -231,7 +231,7 @@ def test_a_failed_redeploy_still_takes_its_own_fingerprint_as_the_baseline() -> 
     action = decision.action
     assert isinstance(action, Redeploy)
     done = RedeployDone(False, "webhook answered 500", action_id=action.id, fingerprint=V2)
-    stalled = engine.on_redeploy(SPEC, decision.state, done, 1100.0, caps=CAPS).state
+    stalled = engine.on_redeploy(SPEC, decision.state, done, 1100.0).state
     assert (stalled.phase, stalled.fingerprint) == (Phase.STALLED, V2)
     # Its own rollout finishing later is no reason for a new round (no TargetChanged loop).
     assert engine.on_target_observed(SPEC, stalled, V2, 1200.0).state is stalled

@@ -480,7 +480,6 @@ def begin(
     now: float,
     *,
     generation: int = 1,
-    caps: Capabilities | None = None,
     round_: int = 1,
     flaky: Mapping[str, FlakyTest] | None = None,
     fingerprint: Fingerprint | None = None,
@@ -493,7 +492,6 @@ def begin(
     greenloop.dev/rerun annotation's value now (recorded, so only a later change starts
     another round); ``trigger`` and ``why`` say why a round after the first started (the
     event and the message name it)."""
-    del caps  # what can be done matters only once something fails
     groups = _priority_groups(spec, [SuiteSelection(s.name) for s in spec.suites])
     first, rest = groups[0], tuple(groups[1:])
     message = f"iteration 1: running {plural(len(spec.suites), 'suite')}"
@@ -533,7 +531,6 @@ def _new_round(
     fingerprint: Fingerprint | None,
     generation: int | None = None,
     rerun: str | None = None,
-    caps: Capabilities | None = None,
 ) -> Decision:
     """Round + 1 from iteration 1, keeping the flaky list for the suites that still
     exist. Whatever was in flight is abandoned: its late events carry the old round's ids
@@ -545,7 +542,6 @@ def _new_round(
         spec,
         now,
         generation=state.generation if generation is None else generation,
-        caps=caps,
         round_=state.round + 1,
         flaky=flaky,
         fingerprint=fingerprint,
@@ -561,7 +557,6 @@ def on_spec_changed(
     now: float,
     *,
     generation: int,
-    caps: Capabilities | None = None,
     fingerprint: Fingerprint | None = None,
     rerun: str | None = None,
 ) -> Decision:
@@ -581,7 +576,6 @@ def on_spec_changed(
         fingerprint=fingerprint,
         generation=generation,
         rerun=rerun,
-        caps=caps,
     )
 
 
@@ -590,8 +584,6 @@ def on_target_observed(
     state: State,
     fingerprint: Fingerprint | None,
     now: float,
-    *,
-    caps: Capabilities | None = None,
 ) -> Decision:
     """The shell looked at the targets between events (an idle tick, a workload event).
     The first fingerprint of a round is its baseline; one that differs from it while
@@ -602,7 +594,7 @@ def on_target_observed(
     digest learned since, as pods finish pulling, is recorded)."""
     if fingerprint is None or state.phase in (Phase.PENDING, Phase.REDEPLOYING):
         return Decision(state, current_action(state))
-    return _check_target(spec, state, fingerprint, now, caps)
+    return _check_target(spec, state, fingerprint, now)
 
 
 def on_rerun(
@@ -610,14 +602,12 @@ def on_rerun(
     state: State,
     value: str,
     now: float,
-    *,
-    caps: Capabilities | None = None,
 ) -> Decision:
     """The greenloop.dev/rerun annotation as it is now. A new non-empty value starts a new
     round (like a spec change, keeping the flaky list), whether the round in flight is
     finished or not; the first look only records it, and so does removing it."""
     if state.phase is Phase.PENDING:
-        return begin(spec, now, generation=state.generation or 1, caps=caps, rerun=value)
+        return begin(spec, now, generation=state.generation or 1, rerun=value)
     if value == state.rerun_seen:
         return Decision(state, current_action(state))
     if state.rerun_seen is None or not value:
@@ -631,7 +621,6 @@ def on_rerun(
         why=f"greenloop.dev/rerun changed to {_clip(value, 64)!r}",
         fingerprint=state.fingerprint,  # the targets are as they were: the same baseline
         rerun=value,
-        caps=caps,
     )
 
 
@@ -669,9 +658,7 @@ def wake_at(spec: ValidationSpec, state: State) -> float | None:
     return None
 
 
-def on_tick(
-    spec: ValidationSpec, state: State, now: float, *, caps: Capabilities | None = None
-) -> Decision:
+def on_tick(spec: ValidationSpec, state: State, now: float) -> Decision:
     """Time passed. A redeploy still waiting for approval when ``deadlineSeconds`` is
     spent ends the round ``Stalled``/``BudgetExhausted``: waiting counts against the
     deadline like any other step, so nothing waits forever. A Passed round is revalidated
@@ -700,7 +687,6 @@ def on_tick(
         trigger=Reason.REVALIDATING,
         why=f"revalidateEvery: {plural(every or 0, 'second')} since the last round passed",
         fingerprint=state.fingerprint,
-        caps=caps,
     )
 
 
@@ -733,7 +719,7 @@ def on_suite(
     ):
         return Decision(state, current_action(state))
     if event.fingerprint is not None:
-        checked = _check_target(spec, state, event.fingerprint, now, caps)
+        checked = _check_target(spec, state, event.fingerprint, now)
         if checked.state.round != state.round:
             return checked  # these results were gathered on targets that have changed
         state = checked.state
@@ -764,10 +750,7 @@ def on_redeploy(
     state: State,
     event: RedeployDone,
     now: float,
-    *,
-    caps: Capabilities | None = None,
 ) -> Decision:
-    del caps
     if state.phase is not Phase.REDEPLOYING or event.action_id not in (None, state.action_id):
         return Decision(state, current_action(state))
     record = _current(state)
@@ -832,7 +815,6 @@ def _check_target(
     state: State,
     fingerprint: Fingerprint,
     now: float,
-    caps: Capabilities | None,
 ) -> Decision:
     """Compare an observed fingerprint with the round's: record it when it is the first
     or only adds digests; start a new round when a target changed."""
@@ -850,7 +832,7 @@ def _check_target(
     names = {s.name for s in spec.suites}
     flaky = {k: f for k, f in state.flaky.items() if f.suite in names}
     decision = begin(
-        spec, now, generation=state.generation, caps=caps, round_=state.round + 1, flaky=flaky,
+        spec, now, generation=state.generation, round_=state.round + 1, flaky=flaky,
         fingerprint=fingerprint, rerun=state.rerun_seen, trigger=Reason.TARGET_CHANGED,
     )  # fmt: skip
     was = f"round {state.round} ({state.phase.value}, iteration {state.iteration})"

@@ -119,7 +119,7 @@ class Reconciler:
         if state is None:
             fp = await self._fingerprint(obj, caps)
             decision = engine.begin(
-                obj.spec, now, generation=obj.generation, caps=caps, fingerprint=fp, rerun=rerun
+                obj.spec, now, generation=obj.generation, fingerprint=fp, rerun=rerun
             )
             return await self._write(raw, obj, None, decision)
         if state.generation != obj.generation:
@@ -129,14 +129,13 @@ class Reconciler:
                 state,
                 now,
                 generation=obj.generation,
-                caps=caps,
                 fingerprint=fp,
                 rerun=rerun,
             )
             return await self._write(raw, obj, state, decision)
-        decision = engine.on_rerun(obj.spec, state, rerun, now, caps=caps)
+        decision = engine.on_rerun(obj.spec, state, rerun, now)
         if decision.state == state:  # no rerun asked for: has time changed anything?
-            decision = engine.on_tick(obj.spec, state, now, caps=caps)
+            decision = engine.on_tick(obj.spec, state, now)
         if decision.state != state:
             return await self._write(raw, obj, state, decision)
         action = engine.current_action(state)
@@ -144,7 +143,7 @@ class Reconciler:
             # Someone else may have changed a target since the last look (docs/design.md
             # §8): stale results start a new round, on a Passed object as mid-round.
             fp = await self._fingerprint(obj, caps)
-            decision = engine.on_target_observed(obj.spec, state, fp, now, caps=caps)
+            decision = engine.on_target_observed(obj.spec, state, fp, now)
             if decision.state is not state:
                 return await self._write(raw, obj, state, decision)
         if isinstance(action, RunSuites):
@@ -267,7 +266,7 @@ class Reconciler:
             except rd.TargetMissing as missing:
                 fp = await self._own_fingerprint(obj, caps, patched)
                 done = RedeployDone(False, str(missing), action_id=action.id, fingerprint=fp)
-                decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
+                decision = engine.on_redeploy(obj.spec, state, done, self.clock())
                 return await self._write(raw, obj, state, decision)
             webhook = obj.spec.target.webhook
             if webhook is not None and caps.webhook:
@@ -281,7 +280,7 @@ class Reconciler:
                     done = RedeployDone(
                         False, answer, (answer,), action_id=action.id, fingerprint=fp
                     )
-                    decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
+                    decision = engine.on_redeploy(obj.spec, state, done, self.clock())
                     return await self._write(raw, obj, state, decision)
             decision = engine.on_redeploy_started(state, RedeployStarted(action.id))
             return await self._write(raw, obj, state, decision)
@@ -299,7 +298,7 @@ class Reconciler:
         # After greenloop's own rollout: the round's new baseline.
         fp = await self._fingerprint(obj, caps)
         done = RedeployDone(ok, message, tuple(notes), action_id=action.id, fingerprint=fp)
-        decision = engine.on_redeploy(obj.spec, state, done, self.clock(), caps=caps)
+        decision = engine.on_redeploy(obj.spec, state, done, self.clock())
         tick = await self._write(raw, obj, state, decision)
         failpoints.hit("redeploy-done")
         return tick

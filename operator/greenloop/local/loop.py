@@ -130,7 +130,7 @@ class LocalRun:
             f"greenloop: {self.obj.name}: {plural(len(spec.suites), 'suite')}, "
             f"goal {goal} passing, at most {spec.policy.max_iterations} iterations"
         )
-        decision = engine.begin(spec, self.clock(), generation=self.obj.generation, caps=self.caps)
+        decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
         with interrupts.handled():
             try:
                 while not isinstance(decision.action, Finish):
@@ -169,7 +169,7 @@ class LocalRun:
         if isinstance(action, Redeploy):
             state = engine.on_redeploy_started(state, RedeployStarted(action.id)).state
             done = replace(self._redeploy(action), action_id=action.id)
-            return engine.on_redeploy(self.spec, state, done, self.clock(), caps=self.caps)
+            return engine.on_redeploy(self.spec, state, done, self.clock())
         raise AssertionError(f"unexpected action {action!r}")
 
     def _run(self, action: RunSuites, state: State) -> Decision:
