@@ -5,6 +5,7 @@ counts, the rerun's selection)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -20,8 +21,29 @@ from greenloop.core.engine import (
     SuiteRun,
     SuiteSelection,
 )
-from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult
-from tests.unit.scenario import ASSERT, HTTP_503, Script, bad, dep_skip, make_spec, ok, play
+from greenloop.core.fingerprint import Entry, fingerprint
+from greenloop.core.model import (
+    Diagnosis,
+    FailureClass,
+    Outcome,
+    RedeployPolicy,
+    Target,
+    TestResult,
+    ValidationSpec,
+)
+from tests.unit.scenario import (
+    ASSERT,
+    HTTP_403,
+    HTTP_503,
+    IMPORT,
+    RESTART,
+    Script,
+    bad,
+    dep_skip,
+    make_spec,
+    ok,
+    play,
+)
 
 Runner = Callable[[SuiteSelection, Sequence[TestResult]], Sequence[TestResult]]
 
@@ -78,11 +100,14 @@ def test_a_selected_test_with_no_record_is_not_rerun_with_its_suite_s_priority()
 
 def test_a_test_not_rerun_keeps_its_own_priority_and_how_it_first_failed() -> None:
     spec = make_spec(("e2e", "P1"), flake_retries=1)
-    first = {"e2e": [ok("a"), bad("b", ASSERT, priority="P4")]}
+    first = {"e2e": [ok("a"), bad("b", ASSERT, priority="P4", depends_on=("a",))]}
     state = play(spec, [first], runner=nothing_on_rerun).state
     record = state.tests["b"]
-    assert record.diagnosis is not None
-    assert (str(record.diagnosis.failure_class), record.priority) == ("NotRerun", "P4")
+    assert record.diagnosis == Diagnosis(
+        FailureClass.NOT_RERUN,
+        "selected for the rerun, but the rerun skipped it or did not report it",
+    )
+    assert (record.priority, record.iteration, record.depends_on) == ("P4", 2, ("a",))
     assert record.first_failure is not None
     assert (record.first_failure.iteration, str(record.first_failure.failure_class)) == (
         1,
@@ -399,10 +424,23 @@ def _interrupted_while_testing() -> State:
     return engine.interrupt(engine.begin(spec, 1000.0).state, 1001.0, "stopped").state
 
 
+def _interrupted_after_one_of_two_suites() -> State:
+    spec = make_spec(("api", "P1"), ("web", "P1"))
+    start = engine.begin(spec, 1000.0)
+    run = SuiteRun("api", tests=(ok("a1"),))
+    half = engine.on_suite(spec, start.state, SuiteFinished(start.state.action_id, run), 1001.0)
+    assert half.state.reported == ("api",)
+    return engine.interrupt(half.state, 1002.0, "stopped").state
+
+
 @pytest.mark.parametrize(
     "ended",
-    [_interrupted_while_redeploying, _interrupted_while_testing],
-    ids=["while redeploying", "while the first priority group runs"],
+    [
+        _interrupted_while_redeploying,
+        _interrupted_while_testing,
+        _interrupted_after_one_of_two_suites,
+    ],
+    ids=["while redeploying", "while the first priority group runs", "with a suite reported"],
 )
 def test_a_finished_round_stores_nothing_in_flight(ended: Callable[[], State]) -> None:
     state = ended()
@@ -503,3 +541,302 @@ def test_what_the_target_showed_is_kept_whole_up_to_the_limit_each_line_clipped(
     event = SuiteFinished(decision.state.action_id, run, lines)
     observed = engine.on_suite(spec, decision.state, event, 1001.0).state.history[0].observed
     assert observed == tuple(clipped if k.startswith("x") else k for k in kept)
+
+
+# ---------------------------------------------------------------------------
+# Rounds, the gate and the clock: what survived the run after the triggers and the
+# fingerprint landed (README "Mutation testing").
+
+V1 = fingerprint([Entry("Deployment/backend", "5d8f", "app", "app:v1")])
+V2 = fingerprint([Entry("Deployment/backend", "7c9a", "app", "app:v2")])
+ONE = make_spec(("api", "P1"))
+
+
+def one_suite(
+    spec: ValidationSpec, decision: engine.Decision, now: float, *tests: TestResult
+) -> engine.Decision:
+    action = decision.action
+    assert isinstance(action, engine.RunSuites)
+    run = SuiteRun("api", tests=tuple(tests), selected=action.suites[0].test_ids)
+    return engine.on_suite(spec, decision.state, SuiteFinished(action.id, run), now)
+
+
+@pytest.mark.parametrize(("generation", "expected"), [(0, 1), (3, 3)])
+def test_a_rerun_value_read_before_any_round_begins_round_one_with_it(
+    generation: int, expected: int
+) -> None:
+    decision = engine.on_rerun(ONE, State(generation=generation), "x", 100.0)
+    assert decision == engine.begin(ONE, 100.0, generation=expected, rerun="x")
+    assert (decision.state.generation, decision.state.rerun_seen) == (expected, "x")
+
+
+def test_the_same_rerun_value_again_asks_for_the_action_in_flight() -> None:
+    start = engine.begin(ONE, 100.0, rerun="1")
+    assert engine.on_rerun(ONE, start.state, "1", 200.0) == start
+
+
+def test_a_rerun_request_says_its_value_clipped_to_64_characters() -> None:
+    done = one_suite(ONE, engine.begin(ONE, 100.0, rerun=""), 110.0, ok("a"))
+    after = engine.on_rerun(ONE, done.state, "v" * 100, 200.0)
+    assert after.state.message == (
+        f"round 2 (greenloop.dev/rerun changed to {'v' * 63 + '…'!r}): iteration 1: running 1 suite"
+    )
+
+
+def test_a_spec_change_says_its_generation_and_takes_the_fingerprint_seen_as_baseline() -> None:
+    start = engine.on_target_observed(ONE, engine.begin(ONE, 100.0).state, V1, 101.0)
+    changed = engine.on_spec_changed(ONE, start.state, 200.0, generation=2, fingerprint=V2)
+    assert changed.state.message == (
+        "round 2 (the spec changed: generation 2): iteration 1: running 1 suite"
+    )
+    assert changed.state.fingerprint == V2
+    assert changed.state.history[-1].fingerprint == V2.digest
+
+
+def test_a_digest_learned_mid_round_is_recorded_and_the_same_batch_is_asked_for() -> None:
+    pulling = fingerprint([Entry("Deployment/backend", "5d8f", "app", "app:v1")])
+    pulled = fingerprint([Entry("Deployment/backend", "5d8f", "app", "app:v1", "sha256:ab")])
+    start = engine.begin(ONE, 100.0)
+    seen = engine.on_target_observed(ONE, start.state, pulling, 101.0)
+    learned = engine.on_target_observed(ONE, seen.state, pulled, 102.0)
+    assert learned.state.fingerprint == pulled
+    assert learned.action == start.action
+
+
+def test_a_target_change_keeps_the_generation_and_names_every_changed_workload() -> None:
+    two = [
+        Entry("Deployment/backend", "5d8f", "app", "app:v1"),
+        Entry("Deployment/web", "1", "w", "w:1"),
+    ]
+    moved = [
+        Entry("Deployment/backend", "7c9a", "app", "app:v2"),
+        Entry("Deployment/web", "2", "w", "w:2"),
+    ]
+    start = replace(engine.begin(ONE, 100.0).state, generation=3)
+    seen = engine.on_target_observed(ONE, start, fingerprint(two), 101.0)
+    changed = engine.on_target_observed(ONE, seen.state, fingerprint(moved), 102.0)
+    assert (changed.state.round, changed.state.generation) == (2, 3)
+    assert changed.state.message == (
+        "target changed, not by greenloop: Deployment/backend: app=app:v1 (pod template 5d8f) → "
+        "app=app:v2 (pod template 7c9a); Deployment/web: w=w:1 (pod template 1) → w=w:2 "
+        "(pod template 2); the results of round 1 (Testing, iteration 1) are stale: round 2 "
+        "starts over"
+    )
+
+
+def test_a_target_change_message_is_one_note_long_at_most() -> None:
+    long = "Deployment/" + "b" * 60
+    before = fingerprint([Entry(f"{long}{n}", "1", "app", "app:v1") for n in range(8)])
+    after = fingerprint([Entry(f"{long}{n}", "2", "app", "app:v2") for n in range(8)])
+    seen = engine.on_target_observed(ONE, engine.begin(ONE, 100.0).state, before, 101.0)
+    changed = engine.on_target_observed(ONE, seen.state, after, 102.0)
+    assert len(changed.state.message) == engine.MAX_NOTE
+    assert changed.state.message.endswith("…")
+
+
+def test_a_first_fingerprint_on_a_finished_round_leaves_its_verdict_s_record_alone() -> None:
+    done = one_suite(ONE, engine.begin(ONE, 100.0), 110.0, ok("a"))
+    assert done.state.history[-1].finished is not None
+    seen = engine.on_target_observed(ONE, done.state, V1, 111.0)
+    assert seen.state.fingerprint == V1
+    assert seen.state.history == done.state.history, "the verdict names what it saw"
+
+
+def test_a_first_fingerprint_with_no_iteration_on_record_is_kept() -> None:
+    bare = State(phase=Phase.TESTING, iteration=1, started_at=100.0)
+    assert engine.on_target_observed(ONE, bare, V1, 101.0).state == replace(bare, fingerprint=V1)
+
+
+@pytest.mark.parametrize(
+    ("started_at", "finished", "due"),
+    [(100.0, 150.0, 210.0), (100.0, None, 160.0), (None, None, 60.0)],
+    ids=["its last iteration's end", "else its start", "else the epoch"],
+)
+def test_a_passed_round_is_revalidated_counting_from_when_it_ended(
+    started_at: float | None, finished: float | None, due: float
+) -> None:
+    spec = replace(ONE, revalidate_every_seconds=60)
+    record = engine.IterationRecord(iteration=1, started=started_at or 0.0, finished=finished)
+    state = State(phase=Phase.PASSED, iteration=1, started_at=started_at, history=(record,))
+    assert engine.wake_at(spec, state) == due
+    assert engine.on_tick(spec, state, due - 1).state == state
+    revalidated = engine.on_tick(spec, state, due)
+    assert revalidated.state.round_reason is Reason.REVALIDATING
+    assert revalidated.state.message == (
+        "round 2 (revalidateEvery: 60 seconds since the last round passed): iteration 1: "
+        "running 1 suite"
+    )
+
+
+GATED = make_spec(("api", "P1"), redeploy=RedeployPolicy.REQUIRE_APPROVAL, deadline_seconds=600)
+
+
+def gated_wait() -> engine.Decision:
+    return one_suite(GATED, engine.begin(GATED, 100.0), 110.0, bad("a", HTTP_503))
+
+
+def test_an_approved_redeploy_says_so_and_starts_from_not_started() -> None:
+    waiting = replace(gated_wait().state, redeploy_started=True)  # restored from elsewhere
+    approved = engine.on_approved(waiting, "r1-i1-s1")
+    state = approved.state
+    assert (state.phase, state.reason, state.redeploys) == (
+        Phase.REDEPLOYING,
+        Reason.REDEPLOYING,
+        1,
+    )
+    assert state.message == "iteration 1: redeploying because of 1 ServiceUnavailable (approved)"
+    assert state.redeploy_started is False
+    assert isinstance(approved.action, engine.Redeploy) and not approved.action.started
+    assert state.history[-1].reason is Reason.REDEPLOYING
+
+
+def test_a_wait_outliving_the_deadline_ends_the_round_with_the_reason_on_record() -> None:
+    waiting = gated_wait()
+    ended = engine.on_tick(GATED, waiting.state, 700.0)
+    message = (
+        "deadlineSeconds (600) passed while the redeploy waited for approval (token r1-i1-s1); "
+        "not redeploying"
+    )
+    assert (ended.state.phase, ended.state.reason, ended.state.message) == (
+        Phase.STALLED,
+        Reason.BUDGET_EXHAUSTED,
+        message,
+    )
+    record = ended.state.history[-1]
+    # The iteration's own end stays when its tests ended; the wait is the round's.
+    assert (record.finished, record.action, record.reason) == (
+        110.0,
+        engine.ActionKind.STALL,
+        Reason.BUDGET_EXHAUSTED,
+    )
+    assert record.detail == message
+
+
+def test_a_failed_redeploy_stalls_the_round_keeping_the_iteration_s_own_end() -> None:
+    spec = make_spec(("api", "P1"))
+    waiting = one_suite(spec, engine.begin(spec, 100.0), 110.0, bad("a", HTTP_503))
+    action = waiting.action
+    assert isinstance(action, engine.Redeploy)
+    started = engine.on_redeploy_started(waiting.state, RedeployStarted(action.id))
+    failed = engine.on_redeploy(
+        spec, started.state, RedeployDone(False, "exit 3", action_id=action.id), 130.0
+    )
+    assert (failed.state.phase, failed.state.reason) == (Phase.STALLED, Reason.REDEPLOY_FAILED)
+    assert failed.state.history[-1].finished == 110.0
+    assert failed.state.message == "exit 3"
+
+
+def test_the_next_iteration_remembers_whether_a_redeploy_or_a_plain_rerun_came_before() -> None:
+    # "The redeploy changed nothing" is judged only on the batch right after a redeploy.
+    spec = make_spec(("api", "P1"), flake_retries=1)
+    redeploy = one_suite(spec, engine.begin(spec, 100.0), 110.0, bad("a", HTTP_503))
+    action = redeploy.action
+    assert isinstance(action, engine.Redeploy)
+    done = RedeployDone(True, "ok", action_id=action.id)
+    after = engine.on_redeploy(spec, redeploy.state, done, 130.0)
+    assert (after.state.iteration, after.state.last_action) == (2, engine.ActionKind.REDEPLOY)
+    rerun = one_suite(spec, engine.begin(spec, 100.0), 110.0, bad("a", ASSERT))
+    assert (rerun.state.iteration, rerun.state.last_action) == (2, engine.ActionKind.RERUN)
+
+
+NO_TARGET = Target()
+
+
+@pytest.mark.parametrize(
+    ("message", "target", "reason", "hint"),
+    [
+        (HTTP_403, RESTART, "AuthError", "credentials are rejected; a redeploy cannot fix them"),
+        (
+            IMPORT,
+            RESTART,
+            "TestCodeError",
+            "the test code itself is broken; a redeploy cannot fix it",
+        ),
+        (ASSERT, RESTART, "Assertion", "Assertion is not in policy.redeployOn"),
+        (HTTP_403, NO_TARGET, "AuthError", "credentials are rejected; a redeploy cannot fix them"),
+        (
+            HTTP_503,
+            NO_TARGET,
+            "ServiceUnavailable",
+            "no redeploy target this mode can use is configured (spec.target)",
+        ),
+    ],
+    ids=["auth", "test code", "not in redeployOn", "auth, no target", "503, no target"],
+)
+def test_a_stall_says_why_a_redeploy_was_not_tried(
+    message: str, target: Target, reason: str, hint: str
+) -> None:
+    spec = make_spec(("api", "P1"), target=target, flake_retries=0)
+    state = one_suite(spec, engine.begin(spec, 100.0), 110.0, bad("a", message)).state
+    assert (state.phase, str(state.reason)) == (Phase.STALLED, reason)
+    assert state.message == f"1 {reason} still failing after 0 reruns without a redeploy: {hint}"
+
+
+@pytest.mark.parametrize(
+    ("items", "bounded"),
+    [
+        ((), ()),
+        (("a",) * 12, ("a",) * 12),
+        (("a",) * 13, ("a",) * 11 + ("… and 2 more",)),
+        (("a",) * 11 + ("… and 5 more",), ("a",) * 11 + ("… and 5 more",)),
+        (("a",) * 11 + ("… and 5 more", "b"), ("a",) * 11 + ("… and 6 more",)),
+        (("a", "… and 1 more", "b"), ("a", "b", "… and 1 more")),
+        (("… and 3 more",), ("… and 3 more",)),
+        (("x" * 500,), ("x" * (engine.MAX_NOTE - 1) + "…",)),
+        (("x" * engine.MAX_NOTE,), ("x" * engine.MAX_NOTE,)),
+    ],
+    ids=[
+        "nothing",
+        "exactly full",
+        "one too many",
+        "already bounded",
+        "one more after a cut",
+        "a count before notes goes last",
+        "only a count",
+        "each note clipped",
+        "a note at the limit kept whole",
+    ],
+)
+def test_notes_are_bounded_counting_what_an_earlier_cut_dropped(
+    items: tuple[str, ...], bounded: tuple[str, ...]
+) -> None:
+    assert engine._bounded(items) == bounded
+    assert engine._bounded(bounded) == bounded, "bounding twice changes nothing"
+
+
+def test_an_error_with_no_iteration_on_record_still_gets_one_with_a_whole_note() -> None:
+    bare = State(phase=Phase.TESTING, iteration=2, started_at=50.0)
+    ended = engine.internal_error(bare, 60.0, "y" * 300).state
+    (record,) = ended.history
+    assert (record.iteration, record.started, record.finished) == (2, 50.0, 60.0)
+    assert record.detail == "y" * 300, "a note is MAX_NOTE long, not one evidence line"
+    never = engine.internal_error(State(phase=Phase.TESTING, iteration=1), 60.0, "z").state
+    assert never.history[0].started == 0.0
+
+
+def test_a_passed_round_names_a_long_fingerprint_within_one_note() -> None:
+    entries = [Entry(f"Deployment/{'w' * 200}{n}", "1", "app", "app:v1") for n in range(8)]
+    spec = make_spec(("api", "P1"))
+    start = engine.begin(spec, 100.0, fingerprint=fingerprint(entries))
+    done = one_suite(spec, start, 110.0, ok("a"))
+    assert done.state.phase is Phase.PASSED
+    assert len(done.state.message) == engine.MAX_NOTE
+    assert done.state.message.startswith("1/1 tests passed on target fingerprint ")
+
+
+def test_a_round_starts_running_tests_with_its_baseline_on_the_first_iteration() -> None:
+    start = engine.begin(ONE, 100.0, fingerprint=V1).state
+    assert (start.reason, start.last_action) == (Reason.RUNNING_TESTS, engine.ActionKind.RUN)
+    assert start.history[0].fingerprint == V1.digest
+    assert engine.begin(ONE, 100.0).state.history[0].fingerprint == ""
+
+
+def test_the_root_of_a_chain_ending_in_a_cycle_is_found_in_bounded_steps() -> None:
+    def dependent(test_id: str, root: str) -> engine.TestRecord:
+        diagnosis = Diagnosis(FailureClass.DEPENDENT, f"depends on {root}", root)
+        return engine.TestRecord(test_id, "api", "P1", Outcome.SKIPPED, 1, diagnosis)
+
+    # a -> b -> c -> b: the cycle does not pass through the start.
+    tests = {"a": dependent("a", "b"), "b": dependent("b", "c"), "c": dependent("c", "b")}
+    state = State(phase=Phase.TESTING, iteration=1, tests=tests)
+    assert engine.root_of(state, tests["a"]).id in {"b", "c"}

@@ -680,12 +680,13 @@ def on_tick(spec: ValidationSpec, state: State, now: float) -> Decision:
         state = _with_current(state, record)
         return _finish(state, now, Phase.STALLED, Reason.BUDGET_EXHAUSTED, message)
     every = spec.revalidate_every_seconds
+    assert every, "wake_at is due only for a Passed round with revalidateEvery"
     return _new_round(
         spec,
         state,
         now,
         trigger=Reason.REVALIDATING,
-        why=f"revalidateEvery: {plural(every or 0, 'second')} since the last round passed",
+        why=f"revalidateEvery: {plural(every, 'second')} since the last round passed",
         fingerprint=state.fingerprint,
     )
 
@@ -761,7 +762,8 @@ def on_redeploy(
         state = replace(state, fingerprint=event.fingerprint)
     if not event.ok:
         return _finish(state, now, Phase.STALLED, Reason.REDEPLOY_FAILED, event.message)
-    return _start_iteration(spec, state, now, state.next_run, ActionKind.RUN)
+    # last_action stays Redeploy: the next batch is judged against the one before it.
+    return _start_iteration(spec, state, now, state.next_run)
 
 
 def interrupt(state: State, now: float, message: str) -> Decision:
@@ -996,13 +998,13 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
         return Decision(state, current_action(state))
 
     if state.retries < policy.flake_retries or (retry_suites and failed == 0):
-        state = replace(state, retries=state.retries + 1)
+        state = replace(state, retries=state.retries + 1, last_action=ActionKind.RERUN)
         why = (
             f"rerun {state.retries}/{policy.flake_retries} without redeploy "
             f"({_class_summary(by_class) or 'runner error'})"
         )
         state = _close_iteration(state, now, ActionKind.RERUN, Reason.RETRYING, why)
-        return _start_iteration(spec, state, now, selection, ActionKind.RERUN)
+        return _start_iteration(spec, state, now, selection)
 
     reason, message = _stall_reason(spec, state, by_class, caps)
     return _finish(state, now, Phase.STALLED, reason, message)
@@ -1064,14 +1066,18 @@ def _rerun_selection(
     if spec.policy.rerun is RerunMode.ALL:
         return tuple(SuiteSelection(s.name) for s in spec.suites)
     chosen = {t.id for t in failing(state)}
-    # Dependents of a failing test rerun too, even if they last passed.
-    changed = True
-    while changed:
-        changed = False
-        for t in state.tests.values():
-            if t.id not in chosen and any(d in chosen for d in t.depends_on):
-                chosen.add(t.id)
-                changed = True
+    # Dependents of a failing test rerun too, even if they last passed: a walk over the
+    # reverse edges, each test visited once (5,000 tests must not mean 5,000 passes).
+    dependents: dict[str, list[str]] = {}
+    for t in state.tests.values():
+        for d in t.depends_on:
+            dependents.setdefault(d, []).append(t.id)
+    todo = list(chosen)
+    while todo:
+        for dependent in dependents.get(todo.pop(), ()):
+            if dependent not in chosen:
+                chosen.add(dependent)
+                todo.append(dependent)
     per_suite: dict[str, list[str]] = {}
     for test_id in chosen:
         per_suite.setdefault(state.tests[test_id].suite, []).append(test_id)
@@ -1091,7 +1097,6 @@ def _start_iteration(
     state: State,
     now: float,
     selection: tuple[SuiteSelection, ...],
-    kind: ActionKind,
 ) -> Decision:
     nxt = state.iteration + 1
     groups = _priority_groups(spec, selection)
@@ -1111,7 +1116,6 @@ def _start_iteration(
         pending=tuple(groups[1:]),
         next_run=(),
         history=history[-MAX_HISTORY:],
-        last_action=kind if kind is ActionKind.RERUN else state.last_action,
         reason=Reason.RUNNING_TESTS,
         message=f"iteration {nxt}: rerunning {what}",
     )
@@ -1168,8 +1172,7 @@ def _current(state: State) -> IterationRecord:
 
 
 def _with_current(state: State, record: IterationRecord) -> State:
-    history = state.history[:-1] if state.history else ()
-    return replace(state, history=(*history, record))
+    return replace(state, history=(*state.history[:-1], record))
 
 
 def _merge(
@@ -1229,7 +1232,7 @@ def _merge(
             tests[test_id] = _not_rerun(spec, state, suite, test_id, prev)
 
     failing_ids = {t.id for t in tests.values() if t.failing}
-    suite_priority = {s.name: s.priority for s in spec.suites}
+    suite_priority = _suite_priority(spec, suite)
     for result, diagnosis in diagnose_batch(results, rules, failing_ids=failing_ids):
         previous = state.tests.get(result.id)
         if diagnosis is not None:
@@ -1247,7 +1250,7 @@ def _merge(
         tests[result.id] = TestRecord(
             id=result.id,
             suite=suite,
-            priority=result.priority or suite_priority.get(suite, DEFAULT_PRIORITY),
+            priority=result.priority or suite_priority,
             outcome=result.outcome,
             iteration=state.iteration,
             diagnosis=diagnosis,
@@ -1403,17 +1406,10 @@ _CUT = re.compile(r"^… and (\d+) more$")
 
 def _bounded(items: tuple[str, ...]) -> tuple[str, ...]:
     """At most MAX_NOTES items of MAX_NOTE characters; the last says how many were cut
-    (counting those an earlier cut already dropped)."""
-    kept: list[str] = []
-    cut = 0
-    for item in items:
-        marker = _CUT.match(item)
-        if marker:
-            cut += int(marker.group(1))
-        elif len(kept) < MAX_NOTES - 1:
-            kept.append(_clip(item, MAX_NOTE))
-        else:
-            cut += 1
-    if cut == 1 and len(kept) == MAX_NOTES - 1 and len(items) == MAX_NOTES:
-        return tuple(_clip(i, MAX_NOTE) for i in items)  # exactly full: nothing to cut
-    return (*kept, f"… and {cut} more") if cut else tuple(kept)
+    (counting those an earlier cut already dropped), so bounding twice changes nothing."""
+    notes = [_clip(item, MAX_NOTE) for item in items if not _CUT.match(item)]
+    cut = sum(int(marker.group(1)) for marker in map(_CUT.match, items) if marker)
+    if not cut and len(notes) <= MAX_NOTES:
+        return tuple(notes)
+    keep = MAX_NOTES - 1  # the last place says how many were cut
+    return (*notes[:keep], f"… and {cut + max(0, len(notes) - keep)} more")
