@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from greenloop.core import classify
 from greenloop.core.classify import RuleError, compile_rule, compile_rules, diagnose
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
 
@@ -252,3 +253,147 @@ def test_a_bad_rule_names_the_field_at_fault(rule: Rule, field: str) -> None:
         compile_rules([Rule("fine", FC.TIMEOUT), rule])
     assert caught.value.field == field
     assert str(caught.value).startswith("classification[1]: ")
+
+
+# ---------------------------------------------------------------------------
+# The helpers each rule stands on, held to their own contracts (what the mutation run at
+# fef2ecd left alive): each row is what the helper must answer, whatever the patterns.
+
+LINE = "0123456789" * 40  # every position distinct from its neighbours
+
+
+@pytest.mark.parametrize(
+    ("line", "at", "kept"),
+    [
+        (LINE[:200], None, LINE[:200]),
+        (LINE[:200], 150, LINE[:200]),
+        (LINE[:201], None, LINE[:198] + "…"),
+        (LINE, 100, "…" + LINE[50:248] + "…"),
+        (LINE, 300, "…" + LINE[202:]),
+        (LINE, 399, "…" + LINE[202:]),
+        (LINE, 10, LINE[:198] + "…"),
+    ],
+    ids=["at the limit", "at the limit, with a match", "one over", "middle: a quarter before",
+         "near the end: the end kept", "at the very end", "near the start"],
+)  # fmt: skip
+def test_evidence_is_clipped_around_where_the_match_starts(
+    line: str, at: int | None, kept: str
+) -> None:
+    assert classify._clip(line, at) == kept
+    assert len(kept) <= classify.MAX_EVIDENCE
+
+
+FRAME_ROWS = [
+    ("a Java frame", "at com.shop.Checkout.pay(Checkout.java:42)", True),
+    ("a JavaScript frame", "    at Object.<anonymous> (/app/cart.test.js:12:5)", True),
+    ("a Python frame", '  File "/app/tests/test_cart.py", line 12, in test_total', True),
+    ("a Go frame", "\t/src/shop/cart_test.go:33 +0x1d", True),
+    ("a code frame", "> 12 |   expect(total).toBe(3)", True),
+    ("a code frame's context line", "  11 |   const total = sum(cart)", True),
+    ("a number with no bar", "12 items in the cart", False),
+    ("an assertion", "AssertionError: assert 'draft' == 'paid'", False),
+    ("a status line", "503 Service Unavailable", False),
+    ("a Go file named in prose", "see cart_test.go: it fails", False),
+    ("no Go frame in upper case", "/src/shop/CART_TEST.GO:33 +0x1d", False),
+    ("an empty line", "", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "frame"), [r[1:] for r in FRAME_ROWS], ids=[r[0] for r in FRAME_ROWS]
+)
+def test_a_stack_frame_is_told_from_a_line_that_says_something(line: str, frame: bool) -> None:
+    assert classify._is_frame(line) is frame
+
+
+STATUS_LINES = [
+    ("a status", "HTTP 503", 503),
+    ("a duration is none", "status 503ms", None),
+    ("a duration, then a status", "status 503ms, then status 503", 503),
+    ("a decimal, then a status", "HTTP 503.5 then HTTP 502", 502),
+    ("an ok code, then an error", "HTTP 200 first, then HTTP 503", 503),
+    ("the ok side of a comparison", "assert 200 == 503", 503),
+    ("the other side", "assert 503 == 200", 503),
+    ("400 counts as an error code", "assert 400 == 200", 400),
+    ("399 is no error code", "assert 399 == 200", None),
+    ("two error codes", "assert 400 == 503", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "code"), [r[1:] for r in STATUS_LINES], ids=[r[0] for r in STATUS_LINES]
+)
+def test_the_http_error_status_a_line_reports(line: str, code: int | None) -> None:
+    found = classify._status(line, "")
+    assert (found[0] if found else None) == code
+
+
+@pytest.mark.parametrize(
+    ("name", "own", "failing", "root"),
+    [
+        ("test_login", "b.py::test_x", {"a.py::test_login"}, "a.py::test_login"),
+        ("test_login", "b.py::test_x", {"a.py::test_login", "c.py::test_login"}, "test_login"),
+        ("test_login", "b.py::test_x", {"a.py::test_login", "b.py::test_login"},
+         "b.py::test_login"),
+        ("test_a", "t.py::test_b", {"t.py::test_a[x[1]]"}, "t.py::test_a[x[1]]"),
+        ("t.py::test_a", "t.py::test_b", {"t.py::test_a"}, "t.py::test_a"),
+        ("test_a", "t.py::test_a", {"t.py::test_a"}, "test_a"),
+        ("test_z", "t.py::test_b", {"t.py::test_a"}, "test_z"),
+    ],
+    ids=["one match in another module", "ambiguous elsewhere: as written",
+         "ambiguous: its own module's", "a parameter with brackets inside", "a full id",
+         "never itself", "no match: as written"],
+)  # fmt: skip
+def test_a_dependency_name_finds_its_test(
+    name: str, own: str, failing: set[str], root: str
+) -> None:
+    assert classify._resolve(name, own, failing) == root
+
+
+def test_a_declared_dependency_by_short_name_finds_the_one_in_its_own_module() -> None:
+    test = failed("setup failed", test_id="b.py::test_x", depends_on=("test_login",))
+    ids = {"a.py::test_login", "b.py::test_login", test.id}
+    assert diagnosed(test, ids) == Diagnosis(
+        FC.DEPENDENT, "depends on b.py::test_login, which failed", "b.py::test_login"
+    )
+
+
+def test_a_dependency_line_that_names_no_test_finds_the_declared_one_that_failed() -> None:
+    # TestNG names no method; the test's own depends_on does.
+    message = "Method depends on not successfully finished methods"
+    test = failed(message, test_id="t.checkout", depends_on=("t.login",))
+    assert diagnosed(test, {"t.login", test.id}) == Diagnosis(FC.DEPENDENT, message, "t.login")
+    skipped = failed(
+        message, test_id="t.checkout", depends_on=("t.login",), outcome=Outcome.SKIPPED
+    )
+    assert diagnosed(skipped, {"t.login"}) == Diagnosis(FC.DEPENDENT, message, "t.login")
+
+
+@pytest.mark.parametrize(
+    ("message", "root"),
+    [
+        ("retrying\ngreenloop: depends on t.py::test_a, which did not pass", "t.py::test_a"),
+        ("t.py::test_b depends on 't.py::test_aX'", "t.py::test_aX"),
+        ('t.py::test_b depends on "t.py::test_a"', "t.py::test_a"),
+    ],
+    ids=["on any line of the message", "quotes stripped, nothing else", "double quotes"],
+)
+def test_a_skip_for_a_dependency_names_it(message: str, root: str) -> None:
+    test = failed(message, test_id="t.py::test_b", outcome=Outcome.SKIPPED)
+    found = diagnosed(test, {root})
+    assert (found.failure_class, found.root_cause) == (FC.DEPENDENT, root)
+
+
+@pytest.mark.parametrize(
+    ("where", "evidence"),
+    [
+        # A message is read first line first: its first line says enough.
+        ("message", "Expected: 'paid'"),
+        # Details and output are read last line first: the actual value, with its other half.
+        ("details", "Expected: 'paid' Received: 'draft'"),
+        ("output", "Expected: 'paid' Received: 'draft'"),
+    ],
+)
+def test_an_assertion_s_evidence_keeps_its_expected_half(where: str, evidence: str) -> None:
+    test = failed(**{where: "Expected: 'paid'\nReceived: 'draft'"})  # type: ignore[arg-type]
+    assert diagnosed(test) == Diagnosis(FC.ASSERTION, evidence)

@@ -141,10 +141,7 @@ def diagnose(
         if found is None:
             return None
         line, name = found
-        root = (
-            _resolve(name, test.id, failing_ids) if name else _failing_dependency(test, failing_ids)
-        )
-        return Diagnosis(_FC.DEPENDENT, _clip(line), root)
+        return Diagnosis(_FC.DEPENDENT, _clip(line), _root(test, name, failing_ids))
     if not test.is_failure:
         return None
 
@@ -157,7 +154,7 @@ def diagnose(
                     root = None
                     if failure_class is _FC.DEPENDENT:
                         root = _failing_dependency(test, failing_ids)
-                    return Diagnosis(failure_class, _clip(line, match.span()), root)
+                    return Diagnosis(failure_class, _clip(line, match.start()), root)
 
     dependency = _dependency_failure(test, failing_ids)
     if dependency is not None:
@@ -201,10 +198,10 @@ def _dependency_skip(test: TestResult) -> tuple[str, str] | None:
             continue
         match = _GREENLOOP_DEPENDENCY.search(line)
         if match:
-            return line, (match.group("id") or "").strip()
+            return line, str(match.group("id")).strip()  # the group always takes part
         match = _PYTEST_DEPENDENCY.fullmatch(line)
-        if match and match.group("id") != "not":
-            return line, (match.group("id") or "").strip("'\"")
+        if match:
+            return line, str(match.group("id")).strip("'\"")
         if _TESTNG_DEPENDENCY.search(line):
             return line, ""
     return None
@@ -216,12 +213,19 @@ def _dependency_failure(test: TestResult, failing_ids: Collection[str]) -> Diagn
     found = _dependency_skip(test)
     if found is not None:
         line, name = found
-        root = _resolve(name, test.id, failing_ids) if name else None
-        return Diagnosis(_FC.DEPENDENT, _clip(line), root or _failing_dependency(test, failing_ids))
+        return Diagnosis(_FC.DEPENDENT, _clip(line), _root(test, name, failing_ids))
     root = _failing_dependency(test, failing_ids)
     if root is not None:
         return Diagnosis(_FC.DEPENDENT, _clip(f"depends on {root}, which failed"), root)
     return None
+
+
+def _root(test: TestResult, name: str, failing_ids: Collection[str]) -> str | None:
+    """The test a dependency line names (as written when no failing test matches it);
+    when the line names none (TestNG), the declared dependency that failed."""
+    if name:
+        return _resolve(name, test.id, failing_ids)
+    return _failing_dependency(test, failing_ids)
 
 
 def _failing_dependency(test: TestResult, failing_ids: Collection[str]) -> str | None:
@@ -263,12 +267,11 @@ def _resolve(name: str, own_id: str, failing_ids: Collection[str]) -> str:
         other
         for other in failing_ids
         if other != own_id
-        and (other.endswith(suffixes) or other.split("[", 1)[0].endswith(suffixes))
+        and (other.endswith(suffixes) or other.partition("[")[0].endswith(suffixes))
     ]
-    if len(candidates) > 1:
+    if len(candidates) > 1:  # ambiguous: only one in the dependent's own module will do
         module = own_id.rsplit("::", 1)[0] + "::"
-        same_module = [c for c in candidates if c.startswith(module)]
-        candidates = same_module if same_module else candidates
+        candidates = [c for c in candidates if c.startswith(module)]
     return candidates[0] if len(candidates) == 1 else name
 
 
@@ -358,9 +361,8 @@ def _is_frame(line: str) -> bool:
     that cannot match (most lines), so the answer is the patterns' own."""
     first = line.lstrip(_RE2_SPACE)[:1]
     # A frame that starts with a digit or ">" is a code frame, which holds a "|".
-    if first in _CODE_FRAME_START and "|" not in line:
-        first = ""
-    if first and first in _FRAME_START and _FRAME.match(line):
+    possible = first in _FRAME_START and (first not in _CODE_FRAME_START or "|" in line)
+    if possible and _FRAME.match(line):
         return True
     return ".go:" in line and _GO_FRAME.match(line) is not None
 
@@ -384,7 +386,7 @@ def _split_details(details: str) -> tuple[list[tuple[str, str]], list[tuple[str,
             line[4:].strip() if line.startswith(_PYTEST_EXCEPTION) else "" for line in raw
         ]
         for i, line in enumerate(raw):
-            if exception_lines[i] or line.startswith(_PYTEST_EXCEPTION):
+            if line.startswith(_PYTEST_EXCEPTION):
                 if exception_lines[i]:
                     decisive.append((exception_lines[i], _previous(exception_lines, i)))
             elif ": " in line and _PYTEST_LOCATION.match(line):
@@ -468,7 +470,7 @@ def _status(line: str, previous: str) -> tuple[int, tuple[int, int]] | None:
         for match in pattern.finditer(line):
             if guarded and match.group("not_status") is not None:
                 continue
-            code = int(match.group("code") or 0)
+            code = int(str(match.group("code")))  # the group always takes part
             if code < 400:
                 continue
             if index == last and (
@@ -478,7 +480,7 @@ def _status(line: str, previous: str) -> tuple[int, tuple[int, int]] | None:
             return code, match.span()
     comparison = _STATUS_COMPARISON.search(line)
     if comparison:
-        a, b = int(comparison.group("a") or 0), int(comparison.group("b") or 0)
+        a, b = int(str(comparison.group("a"))), int(str(comparison.group("b")))
         if a < 400 <= b:
             return b, comparison.span()
         if b < 400 <= a:
@@ -664,18 +666,18 @@ def _evidence(line: str, previous: str, span: tuple[int, int]) -> str:
     """The line, with its other half when it is the actual value of an expected/actual
     pair ("Expected: 200 Received: 503")."""
     if previous and len(line) < 60 and _ACTUAL_LINE.match(line) and "expect" in previous.lower():
-        offset = len(previous) + 1
-        return _clip(f"{previous} {line}", (span[0] + offset, span[1] + offset))
-    return _clip(line, span)
+        return _clip(f"{previous} {line}", len(previous) + 1 + span[0])
+    return _clip(line, span[0])
 
 
-def _clip(line: str, span: tuple[int, int] | None = None) -> str:
-    """At most MAX_EVIDENCE characters of the line, keeping the part that matched."""
+def _clip(line: str, at: int | None = None) -> str:
+    """At most MAX_EVIDENCE characters of the line, keeping the part that matched from
+    ``at`` on."""
     line = line.strip()
     if len(line) <= MAX_EVIDENCE:
         return line
     start = 0
-    if span is not None:
-        start = max(0, min(span[0] - MAX_EVIDENCE // 4, len(line) - MAX_EVIDENCE + 2))
+    if at is not None:
+        start = max(0, min(at - MAX_EVIDENCE // 4, len(line) - MAX_EVIDENCE + 2))
     clipped = line[start : start + MAX_EVIDENCE - 2]
     return ("…" if start else "") + clipped + ("…" if start + len(clipped) < len(line) else "")
