@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -62,48 +63,11 @@ E       For more information check: https://developer.mozilla.org/en-US/docs/Web
 """
 
 
-def generate(path: Path, cases: int, *, seed: int = 7) -> None:
-    """A pytest-style report: 50 suites, ~5% failures with a real-sized traceback, ~1%
-    skips, and a few lines of captured output on every testcase."""
-    rng = random.Random(seed)
-    suites = 50
-    per_suite = max(1, cases // suites)
-    written = 0
-    with path.open("w", encoding="utf-8") as out:
-        out.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n')
-        for s in range(suites):
-            count = per_suite if s < suites - 1 else cases - written
-            out.write(f'<testsuite name="orders_{s}" tests="{count}" errors="0">\n')
-            for i in range(count):
-                n = written + i
-                out.write(
-                    f'  <testcase classname="tests.e2e.test_orders_{s}" name="test_{n}" '
-                    f'time="{rng.random() * 3:.3f}">\n'
-                )
-                roll = rng.random()
-                if roll < 0.05:
-                    trace = TRACEBACK.format(n=n, s=s, line=10 + i % 400)
-                    message = (
-                        "httpx.HTTPStatusError: Server error '503 Service Unavailable' "
-                        f"for url 'http://127.0.0.1:8000/api/orders/{n}'"
-                    )
-                    out.write(f"    <failure message={quoteattr(message)}>{escape(trace)}")
-                    out.write("</failure>\n")
-                elif roll < 0.06:
-                    out.write('    <skipped type="pytest.skip" message="not on staging"/>\n')
-                log = "".join(
-                    f"2026-11-24 03:{k:02d}:00 INFO  GET /api/orders/{n} -> 200 in {k * 7}ms\n"
-                    for k in range(3)
-                )
-                out.write(f"    <system-out>{escape(log)}</system-out>\n  </testcase>\n")
-            out.write("</testsuite>\n")
-            written += count
-        out.write("</testsuites>\n")
-
-
-def generate_text_heavy(path: Path, cases: int, *, seed: int = 11) -> None:
-    """A report heavy in captured output: a fifth of the testcases carry ~20 lines of
-    system-out, 2% fail (with the same traceback as ``generate``)."""
+def _report(
+    path: Path, cases: int, seed: int, testcase: Callable[[random.Random, int, int, int], str]
+) -> None:
+    """50 suites of ``cases`` testcases in all; ``testcase(rng, n, s, i)`` writes what
+    follows the ``time`` attribute of testcase ``n`` (the ``i``-th of suite ``s``)."""
     rng = random.Random(seed)
     suites = 50
     per_suite = max(1, cases // suites)
@@ -119,31 +83,65 @@ def generate_text_heavy(path: Path, cases: int, *, seed: int = 11) -> None:
                     f'  <testcase classname="tests.e2e.test_orders_{s}" name="test_{n}" '
                     f'time="{rng.random() * 3:.3f}"'
                 )
-                fails = rng.random() < 0.02
-                talks = rng.random() < 0.2
-                if not fails and not talks:
-                    out.write("/>\n")
-                    continue
-                out.write(">\n")
-                if fails:
-                    trace = TRACEBACK.format(n=n, s=s, line=10 + i % 400)
-                    message = (
-                        "httpx.HTTPStatusError: Server error '503 Service Unavailable' "
-                        f"for url 'http://127.0.0.1:8000/api/orders/{n}'"
-                    )
-                    out.write(f"    <failure message={quoteattr(message)}>{escape(trace)}")
-                    out.write("</failure>\n")
-                if talks:
-                    log = "".join(
-                        f"2026-11-24 03:{k:02d}:{n % 60:02d} DEBUG worker-{k % 4} "
-                        f"GET /api/orders/{n}?page={k} -> 200 in {k * 7}ms <cache=miss>\n"
-                        for k in range(20)
-                    )
-                    out.write(f"    <system-out>{escape(log)}</system-out>\n")
-                out.write("  </testcase>\n")
+                out.write(testcase(rng, n, s, i))
             out.write("</testsuite>\n")
             written += count
         out.write("</testsuites>\n")
+
+
+def _failure(n: int, s: int, i: int) -> str:
+    trace = TRACEBACK.format(n=n, s=s, line=10 + i % 400)
+    message = (
+        "httpx.HTTPStatusError: Server error '503 Service Unavailable' "
+        f"for url 'http://127.0.0.1:8000/api/orders/{n}'"
+    )
+    return f"    <failure message={quoteattr(message)}>{escape(trace)}</failure>\n"
+
+
+def generate(path: Path, cases: int, *, seed: int = 7) -> None:
+    """A pytest-style report: 50 suites, ~5% failures with a real-sized traceback, ~1%
+    skips, and a few lines of captured output on every testcase."""
+
+    def testcase(rng: random.Random, n: int, s: int, i: int) -> str:
+        parts = [">\n"]
+        roll = rng.random()
+        if roll < 0.05:
+            parts.append(_failure(n, s, i))
+        elif roll < 0.06:
+            parts.append('    <skipped type="pytest.skip" message="not on staging"/>\n')
+        log = "".join(
+            f"2026-11-24 03:{k:02d}:00 INFO  GET /api/orders/{n} -> 200 in {k * 7}ms\n"
+            for k in range(3)
+        )
+        parts.append(f"    <system-out>{escape(log)}</system-out>\n  </testcase>\n")
+        return "".join(parts)
+
+    _report(path, cases, seed, testcase)
+
+
+def generate_text_heavy(path: Path, cases: int, *, seed: int = 11) -> None:
+    """A report heavy in captured output: a fifth of the testcases carry ~20 lines of
+    system-out, 2% fail (with the same traceback as ``generate``)."""
+
+    def testcase(rng: random.Random, n: int, s: int, i: int) -> str:
+        fails = rng.random() < 0.02
+        talks = rng.random() < 0.2
+        if not fails and not talks:
+            return "/>\n"
+        parts = [">\n"]
+        if fails:
+            parts.append(_failure(n, s, i))
+        if talks:
+            log = "".join(
+                f"2026-11-24 03:{k:02d}:{n % 60:02d} DEBUG worker-{k % 4} "
+                f"GET /api/orders/{n}?page={k} -> 200 in {k * 7}ms <cache=miss>\n"
+                for k in range(20)
+            )
+            parts.append(f"    <system-out>{escape(log)}</system-out>\n")
+        parts.append("  </testcase>\n")
+        return "".join(parts)
+
+    _report(path, cases, seed, testcase)
 
 
 SHAPES = {"bench": generate, "text": generate_text_heavy}
