@@ -20,14 +20,10 @@ otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, free_ports  # noqa: E402
+from tests.support.cluster import ControlPlane, wait_until  # noqa: E402
+from tests.support.operator_bench import kwok_operator, p95  # noqa: E402
 from tests.support.operator_process import Operator  # noqa: E402
-from tests.support.owners import ensure_crd  # noqa: E402
-
-from greenloop.k8s.upload import Upload, upload  # noqa: E402
+from tests.support.sidecar import upload_when_resumed  # noqa: E402
+from tests.support.workloads import roll_out  # noqa: E402
 
 TARGET_P95 = 1.0
 XML = b'<testsuite name="s" tests="1"><testcase classname="c" name="ok"/></testsuite>\n'
@@ -67,36 +63,6 @@ def _sv(name: str, target: str | None = None) -> dict[str, Any]:
     }
 
 
-def _deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"type": "kwok"},
-                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
-                },
-            },
-        },
-    }
-
-
-def _poll(what: str, probe: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
 def _job(cp: ControlPlane, ns: str, name: str, iteration: int = 1) -> dict[str, Any] | None:
     items = cp.get_json(
         "jobs", "-n", ns, "-l", f"greenloop.dev/suite=core,greenloop.dev/iteration={iteration}"
@@ -105,47 +71,22 @@ def _job(cp: ControlPlane, ns: str, name: str, iteration: int = 1) -> dict[str, 
     return mine[0] if mine else None
 
 
-def _send(cp: ControlPlane, op: Operator, ns: str, found: dict[str, Any], xml: Path) -> None:
-    """Upload `xml` as `found`'s sidecar would, once its token exists and it runs."""
-
-    def secret() -> dict[str, Any] | None:
-        uid = found["metadata"]["labels"]["greenloop.dev/validation-uid"]
-        items = cp.get_json("secrets", "-n", ns, "-l", f"greenloop.dev/validation-uid={uid}")
-        ready = cp.get_json("job", found["metadata"]["name"], "-n", ns)["spec"].get("suspend")
-        return items["items"][0] if items["items"] and ready is False else None
-
-    sec = _poll("the Job's token", secret)
-    result = upload(
-        Upload(
-            file=xml,
-            url=op.url,
-            namespace=ns,
-            job=found["metadata"]["name"],
-            token=base64.b64decode(sec["data"]["token"]).decode(),
-            job_uid=found["metadata"]["uid"],
-            deadline_seconds=30,
-        )
-    )
-    if not result.ok:
-        raise RuntimeError(result.message)
-
-
 def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> tuple[float, float]:
     name = f"bench-{i}"
     t0 = time.perf_counter()
     cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(_sv(name)))
-    found = _poll("the first Job", lambda: _job(cp, ns, name))
+    found = wait_until("the first Job", lambda: _job(cp, ns, name), timeout=60, interval=0.02)
     applied = time.perf_counter() - t0
     xml = tmp / f"{name}.xml"
     xml.write_bytes(XML)
-    _send(cp, op, ns, found, xml)
+    upload_when_resumed(cp, ns, found, xml, op.url)
     t1 = time.perf_counter()
 
     def shown() -> bool:
         status = (cp.get_json("sv", name, "-n", ns) or {}).get("status") or {}
         return bool((status.get("summary") or {}).get("passed"))
 
-    _poll("status to show the results", shown)
+    wait_until("status to show the results", shown, timeout=60, interval=0.02)
     return applied, time.perf_counter() - t1
 
 
@@ -155,10 +96,9 @@ def rollout_to_job(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -
     from kubernetes import client, config, watch
 
     name, app = f"roll-{i}", f"app-{i}"
-    cp.apply(_deployment(app), namespace=ns)
-    cp.kubectl("rollout", "status", f"deployment/{app}", "-n", ns, "--timeout=60s")
+    roll_out(cp, ns, app)
     cp.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(_sv(name, target=app)))
-    found = _poll("the first Job", lambda: _job(cp, ns, name))
+    found = wait_until("the first Job", lambda: _job(cp, ns, name), timeout=60, interval=0.02)
     config.load_kube_config(str(cp.kubeconfig))
     api = client.ApiClient()
     apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
@@ -200,7 +140,7 @@ def rollout_to_job(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -
     time.sleep(0.5)  # both watches open before the failure that starts the redeploy
     xml = tmp / f"{name}.xml"
     xml.write_bytes(FAIL_503)
-    _send(cp, op, ns, found, xml)
+    upload_when_resumed(cp, ns, found, xml, op.url)
     for t in threads:
         t.join(70)
     api.close()
@@ -209,40 +149,19 @@ def rollout_to_job(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -
     return seen["job"] - seen["rollout"]
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    cp = ControlPlane.start(controllers=True, build=False)
-    tmp = Path(tempfile.mkdtemp(prefix="greenloop-bench-"))
-    ns = "bench"
-    op: Operator | None = None
-    try:
-        ensure_crd(cp)
-        cp.create_namespace(ns)
-        port = free_ports(1)[0]
-        op = Operator(cp, ns, tmp / "operator.log", f"http://127.0.0.1:{port}", port)
-        op.start()
-        time.sleep(3)  # let kopf list and watch before the first object
+    with kwok_operator("bench") as (cp, op, tmp):
         applied, shown, rolled = [], [], []
         for i in range(args.runs):
-            a, s = one(cp, op, ns, i, tmp)
+            a, s = one(cp, op, "bench", i, tmp)
             applied.append(a)
             shown.append(s)
         for i in range(args.runs):
-            rolled.append(rollout_to_job(cp, op, ns, i, tmp))
-    finally:
-        if op is not None:
-            op.kill(signal.SIGTERM)
-        cp.stop()
-        shutil.rmtree(cp.workdir, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+            rolled.append(rollout_to_job(cp, op, "bench", i, tmp))
     rows = {"applied → Job": applied, "upload → status": shown, "rollout → Job": rolled}
     load = os.getloadavg()[0]
     if args.json:

@@ -18,14 +18,10 @@ with the figures: they are only comparable on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,35 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, free_ports  # noqa: E402
+from tests.support.cluster import ControlPlane, wait_until  # noqa: E402
+from tests.support.operator_bench import kwok_operator, p95  # noqa: E402
 from tests.support.operator_process import Operator  # noqa: E402
-from tests.support.owners import ensure_crd  # noqa: E402
-
-from greenloop.k8s.upload import Upload, upload  # noqa: E402
+from tests.support.sidecar import upload_when_resumed  # noqa: E402
+from tests.support.workloads import roll_out  # noqa: E402
 
 TARGET_P95 = 1.0
 IDLE_TICK_AVERAGE = 150.0  # half of reconcile.FINISHED_SECONDS
 XML = b'<testsuite name="s" tests="1"><testcase classname="c" name="ok"/></testsuite>\n'
-
-
-def _deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"type": "kwok"},
-                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
-                },
-            },
-        },
-    }
 
 
 def _sv(name: str, target: str) -> dict[str, Any]:
@@ -76,16 +52,6 @@ def _sv(name: str, target: str) -> dict[str, Any]:
             "target": {"workloads": [{"kind": "Deployment", "name": target}]},
         },
     }
-
-
-def _poll(what: str, probe: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def _status(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
@@ -113,47 +79,29 @@ def _pass(cp: ControlPlane, op: Operator, ns: str, name: str, tmp: Path) -> None
         ]
         return mine[0] if mine else None
 
-    found = _poll("the Job", job)
-    uid = found["metadata"]["labels"]["greenloop.dev/validation-uid"]
-    secret = _poll(
-        "the Job's token",
-        lambda: cp.get_json("secrets", "-n", ns, "-l", f"greenloop.dev/validation-uid={uid}")[
-            "items"
-        ],
-    )[0]
+    found = wait_until("the Job", job, timeout=60, interval=0.02)
     xml = tmp / f"{name}.xml"
     xml.write_bytes(XML)
-    result = upload(
-        Upload(
-            file=xml,
-            url=op.url,
-            namespace=ns,
-            job=found["metadata"]["name"],
-            token=base64.b64decode(secret["data"]["token"]).decode(),
-            job_uid=found["metadata"]["uid"],
-            deadline_seconds=30,
-        )
+    upload_when_resumed(cp, ns, found, xml, op.url)
+    wait_until(
+        "Passed", lambda: _status(cp, ns, name).get("phase") == "Passed", timeout=60, interval=0.02
     )
-    if not result.ok:
-        raise RuntimeError(result.message)
-    _poll("Passed", lambda: _status(cp, ns, name).get("phase") == "Passed")
 
 
 def one(cp: ControlPlane, op: Operator, ns: str, i: int, tmp: Path) -> float:
     app, name = f"app-{i}", f"fp-{i}"
-    cp.apply(_deployment(app), namespace=ns)
-    cp.kubectl("rollout", "status", f"deployment/{app}", "-n", ns, "--timeout=60s")
+    roll_out(cp, ns, app)
     cp.apply(_sv(name, app), namespace=ns)
     _pass(cp, op, ns, name, tmp)
     t0 = time.perf_counter()
     cp.kubectl("set", "image", f"deployment/{app}", f"app=localhost/demo-app:v{i}", "-n", ns)
-    _poll("TargetChanged", lambda: _reason(_status(cp, ns, name), "Reconciling") == "TargetChanged")
+    wait_until(
+        "TargetChanged",
+        lambda: _reason(_status(cp, ns, name), "Reconciling") == "TargetChanged",
+        timeout=60,
+        interval=0.02,
+    )
     return time.perf_counter() - t0
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -161,24 +109,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    cp = ControlPlane.start(controllers=True, build=False)
-    tmp = Path(tempfile.mkdtemp(prefix="greenloop-bench-"))
-    ns = "bench"
-    op: Operator | None = None
-    try:
-        ensure_crd(cp)
-        cp.create_namespace(ns)
-        port = free_ports(1)[0]
-        op = Operator(cp, ns, tmp / "operator.log", f"http://127.0.0.1:{port}", port)
-        op.start()
-        time.sleep(3)  # let kopf list and watch before the first object
-        noticed = [one(cp, op, ns, i, tmp) for i in range(args.runs)]
-    finally:
-        if op is not None:
-            op.kill(signal.SIGTERM)
-        cp.stop()
-        shutil.rmtree(cp.workdir, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with kwok_operator("bench") as (cp, op, tmp):
+        noticed = [one(cp, op, "bench", i, tmp) for i in range(args.runs)]
     median, high = statistics.median(noticed), p95(noticed)
     load = os.getloadavg()[0]
     if args.json:

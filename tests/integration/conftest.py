@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 
 from tests.support.cluster import ControlPlane, ensure_binaries, free_ports  # noqa: E402
 from tests.support.node import RealNode, ensure_built  # noqa: E402
-from tests.support.operator_process import Operator  # noqa: E402
+from tests.support.operator_process import Operator, on_loopback  # noqa: E402
 from tests.support.owners import ensure_crd  # noqa: E402
 
 _KEPT: list[str] = []
@@ -184,14 +184,8 @@ def node_namespace(node: RealNode, namespace: str) -> str:
 def operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
     """`greenloop operator` on this host for `namespace`, its results endpoint on loopback
     (the kwok node runs no pods: the test plays each Job's sidecar)."""
-    ensure_crd(cluster)
-    port = free_ports(1)[0]
-    op = Operator(cluster, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port)
-    op.start()
-    try:
+    with on_loopback(cluster, namespace, tmp_path / "operator.log") as op:
         yield op
-    finally:
-        op.kill(signal.SIGTERM)
 
 
 @pytest.fixture

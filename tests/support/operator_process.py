@@ -3,15 +3,17 @@ person would run it next to a cluster (tests/integration/test_operator_*.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.cluster import ControlPlane
+from tests.support.cluster import ControlPlane, free_ports
+from tests.support.owners import ensure_crd
 
 
 @dataclass
@@ -67,3 +69,18 @@ class Operator:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def on_loopback(cp: ControlPlane, namespace: str, log: Path) -> Iterator[Operator]:
+    """`greenloop operator` for `namespace` (the CRD applied first), its results endpoint
+    on a free loopback port - for the kwok node, which runs no pods: the caller plays
+    each Job's sidecar. SIGTERMed afterwards."""
+    ensure_crd(cp)
+    port = free_ports(1)[0]
+    op = Operator(cp, namespace, log, f"http://127.0.0.1:{port}", port)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.kill(signal.SIGTERM)

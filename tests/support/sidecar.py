@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from greenloop.k8s.upload import Upload, UploadResult, upload
-from tests.support.cluster import ControlPlane
+from tests.support.cluster import ControlPlane, wait_until
 
 PASS = '<testcase classname="{c}" name="{n}"/>'
 FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure></testcase>'
@@ -82,6 +82,32 @@ def url_of(job: dict[str, Any]) -> str:
         if "--url" in args:
             return str(args[args.index("--url") + 1])
     raise AssertionError(f"Job {job['metadata']['name']} has no sidecar with --url")
+
+
+def upload_when_resumed(
+    cp: ControlPlane, namespace: str, job: dict[str, Any], xml: Path, url: str
+) -> None:
+    """Upload `xml` once, as `job`'s sidecar would: when its token Secret exists and the
+    Job is resumed (polled every 20 ms, up to 60 s); raise unless the results are stored.
+    For one Job at a time (the benches): the Secret is found by the object's uid."""
+    name = job["metadata"]["name"]
+    uid = labels_of(job)["greenloop.dev/validation-uid"]
+
+    def secret() -> dict[str, Any] | None:
+        items = cp.get_json("secrets", "-n", namespace, "-l", f"greenloop.dev/validation-uid={uid}")
+        ready = cp.get_json("job", name, "-n", namespace)["spec"].get("suspend")
+        return items["items"][0] if items["items"] and ready is False else None
+
+    token = wait_until("the Job's token", secret, timeout=60.0, interval=0.02)["data"]["token"]
+    result = upload(
+        Upload(
+            file=xml, url=url, namespace=namespace, job=name,
+            token=base64.b64decode(token).decode(), job_uid=job["metadata"]["uid"],
+            deadline_seconds=30,
+        )
+    )  # fmt: skip
+    if not result.ok:
+        raise RuntimeError(result.message)
 
 
 @dataclass
