@@ -10,36 +10,27 @@ the image reference (the real node's digests are checked on the real node).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.test_operator_loop import (
-    FAIL,
-    PASS,
+    TARGET,
     Sidecar,
     condition,
-    deployment,
     events,
-    junit,
     replicasets,
+    serve_until,
     status_of,
     sv,
 )
 from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
+from tests.support.sidecar import FAIL, PASS, junit
+from tests.support.workloads import roll_out
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
-
-
-@pytest.fixture
-def op(operator: Operator) -> Operator:
-    return operator
 
 
 def labels(job: dict[str, Any]) -> tuple[str, str, str]:
@@ -48,36 +39,9 @@ def labels(job: dict[str, Any]) -> tuple[str, str, str]:
     return got["greenloop.dev/round"], got["greenloop.dev/iteration"], got["greenloop.dev/suite"]
 
 
-def wait_until(
-    what: str,
-    check: Callable[[], Any],
-    op: Operator,
-    car: Sidecar | None = None,
-    *,
-    timeout: float = 90,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if op.proc is not None and op.proc.poll() is not None:
-            pytest.fail(f"the operator exited ({op.proc.returncode}):\n{op.tail()}")
-        if car is not None:
-            car.serve_once()
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    pytest.fail(f"{what}: not after {timeout}s: {status_of(op.cp, op.namespace, 'demo')}\n"
-                f"{op.tail()}")  # fmt: skip
-
-
 def set_image(cluster: ControlPlane, namespace: str, image: str) -> None:
     """Someone else deploys: a new image, as a CD pipeline or a person would."""
     cluster.kubectl("set", "image", "deployment/backend", f"app={image}", "-n", namespace)
-    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
-
-
-def start_backend(cluster: ControlPlane, namespace: str) -> None:
-    cluster.apply(deployment("backend"), namespace=namespace)
     cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
 
 
@@ -89,9 +53,9 @@ def image_of(status: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def test_a_target_changed_mid_round_restarts_the_round_and_passed_names_the_new_image(
-    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
-    start_backend(cluster, namespace)
+    roll_out(cluster, namespace, "backend")
     held: list[str] = []
 
     def answer(job: dict[str, Any]) -> bytes | None:
@@ -107,10 +71,10 @@ def test_a_target_changed_mid_round_restarts_the_round_and_passed_names_the_new_
 
     cluster.apply(sv("demo", ["critical", "core"], expectedTests=2, target=TARGET),
                   namespace=namespace)  # fmt: skip
-    car = Sidecar(cluster, op, answer, tmp_path)
+    car = Sidecar(cluster, operator, answer, tmp_path)
     # Round 1: the 503 makes greenloop redeploy (its own change: no TargetChanged), and
     # the rerun's Job is created on the rolled-out Deployment.
-    wait_until("the rerun of round 1", lambda: held, op, car)
+    serve_until(operator, car, "demo", lambda _: held, what="the rerun of round 1")
     before = status_of(cluster, namespace, "demo")
     assert before["phase"] == "Testing" and before["iteration"] == 2
     assert image_of(before) == [
@@ -121,12 +85,11 @@ def test_a_target_changed_mid_round_restarts_the_round_and_passed_names_the_new_
 
     set_image(cluster, namespace, "localhost/demo-app:v2")
 
-    def restarted() -> dict[str, Any] | None:
-        status = status_of(cluster, namespace, "demo")
-        reconciling = condition(status, "Reconciling")
-        return status if reconciling.get("reason") == "TargetChanged" else None
+    def restarted(status: dict[str, Any]) -> bool:
+        return condition(status, "Reconciling").get("reason") == "TargetChanged"
 
-    changed = wait_until("TargetChanged in status", restarted, op)  # no sidecar: round 2 waits
+    # No sidecar: round 2 waits.
+    changed = serve_until(operator, None, "demo", restarted, what="TargetChanged in status")
     message = condition(changed, "Reconciling")["message"]
     assert "target changed, not by greenloop: Deployment/backend:" in message, message
     assert "app=localhost/demo-app:dev" in message and "→ app=localhost/demo-app:v2" in message
@@ -136,11 +99,9 @@ def test_a_target_changed_mid_round_restarts_the_round_and_passed_names_the_new_
     assert len(target_changed) == 1 and "localhost/demo-app:v2" in target_changed[0]
 
     # Round 2 runs every suite again, on the new image, and passes.
-    status = wait_until(
-        "the verdict of round 2",
-        lambda: (s := status_of(cluster, namespace, "demo")).get("phase") in ("Passed", "Stalled")
-        and s,
-        op, car,
+    status = serve_until(
+        operator, car, "demo", lambda s: s.get("phase") in ("Passed", "Stalled"),
+        what="the verdict of round 2",
     )  # fmt: skip
     assert status["phase"] == "Passed", status
     ready = condition(status, "Ready")
@@ -162,31 +123,29 @@ def test_a_target_changed_mid_round_restarts_the_round_and_passed_names_the_new_
 
 
 def test_a_passed_object_whose_target_changes_later_starts_a_new_round(
-    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
-    start_backend(cluster, namespace)
+    roll_out(cluster, namespace, "backend")
 
     def answer(job: dict[str, Any]) -> bytes:
         return junit(PASS.format(c="core", n="websocket"))
 
     cluster.apply(sv("demo", ["core"], target=TARGET), namespace=namespace)
-    car = Sidecar(cluster, op, answer, tmp_path)
+    car = Sidecar(cluster, operator, answer, tmp_path)
 
-    def verdict() -> dict[str, Any] | None:
-        status = status_of(cluster, namespace, "demo")
-        return status if status.get("phase") == "Passed" else None
+    def passed(status: dict[str, Any]) -> bool:
+        return status.get("phase") == "Passed"
 
-    first = wait_until("the first verdict", verdict, op, car)
+    first = serve_until(operator, car, "demo", passed, what="the first verdict")
     assert image_of(first)[0][2] == "localhost/demo-app:dev"
     assert replicasets(cluster, namespace, "backend") == 1, "nothing failed: no rollout"
 
     set_image(cluster, namespace, "localhost/demo-app:v3")
     # Woken by the Deployment's own events, not the 300 s idle tick of a finished object.
-    second = wait_until(
-        "a new round that passes on the new image",
-        lambda: (s := verdict()) and s["fingerprint"]["digest"] != first["fingerprint"]["digest"]
-        and s,
-        op, car, timeout=60,
+    second = serve_until(
+        operator, car, "demo",
+        lambda s: passed(s) and s["fingerprint"]["digest"] != first["fingerprint"]["digest"],
+        what="a new round that passes on the new image", timeout=60,
     )  # fmt: skip
     assert image_of(second)[0][2] == "localhost/demo-app:v3"
     assert "localhost/demo-app:v3" in condition(second, "Ready")["message"]

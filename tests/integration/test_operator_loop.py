@@ -26,15 +26,12 @@ import pytest
 
 from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
+from tests.support.sidecar import FAIL, PASS, junit
+from tests.support.workloads import roll_out
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-PASS = '<testcase classname="{c}" name="{n}"/>'
-FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure></testcase>'
-
-
-def junit(*cases: str) -> bytes:
-    return f'<testsuite name="s" tests="{len(cases)}">{"".join(cases)}</testsuite>\n'.encode()
+TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}  # see roll_out
 
 
 @dataclass
@@ -111,45 +108,44 @@ def sv(name: str, suites: list[str], **spec: Any) -> dict[str, Any]:
     }
 
 
-def deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"type": "kwok"},
-                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
-                },
-            },
-        },
-    }
-
-
 def status_of(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     obj = cp.get_json("sv", name, "-n", namespace, check=False) or {}
     status: dict[str, Any] = obj.get("status") or {}
     return status
 
 
-def run_until_done(
-    cp: ControlPlane, op: Operator, car: Sidecar, name: str, *, timeout: float = 150
+def serve_until(
+    op: Operator,
+    car: Sidecar | None,
+    name: str,
+    done: Callable[[dict[str, Any]], object],
+    *,
+    what: str,
+    timeout: float = 90,
 ) -> dict[str, Any]:
+    """Play the sidecar (if any) until the status of object `name` satisfies `done`,
+    and return that status (bounded; fails at once if the operator exits)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if op.proc is not None and op.proc.poll() is not None:
             pytest.fail(f"the operator exited ({op.proc.returncode}):\n{op.tail()}")
-        car.serve_once()
-        status = status_of(cp, op.namespace, name)
-        if status.get("phase") in ("Passed", "Stalled"):
+        if car is not None:
+            car.serve_once()
+        status = status_of(op.cp, op.namespace, name)
+        if done(status):
             return status
         time.sleep(0.3)
-    pytest.fail(f"no verdict after {timeout}s: {status_of(cp, op.namespace, name)}\n{op.tail()}")
+    pytest.fail(f"{what}: not after {timeout}s: {status_of(op.cp, op.namespace, name)}\n"
+                f"{op.tail()}")  # fmt: skip
+
+
+def run_until_done(
+    cp: ControlPlane, op: Operator, car: Sidecar, name: str, *, timeout: float = 150
+) -> dict[str, Any]:
+    return serve_until(
+        op, car, name, lambda s: s.get("phase") in ("Passed", "Stalled"), what="a verdict",
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def replicasets(cp: ControlPlane, namespace: str, app: str) -> int:
@@ -180,8 +176,7 @@ def selection_of(cp: ControlPlane, namespace: str, job: dict[str, Any]) -> str |
 def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
     cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
-    cluster.apply(deployment("backend"), namespace=namespace)
-    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+    roll_out(cluster, namespace, "backend")
     assert replicasets(cluster, namespace, "backend") == 1
 
     def answer(job: dict[str, Any]) -> bytes:
@@ -198,7 +193,7 @@ def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
 
     cluster.apply(
         sv("demo", ["critical", "core"], expectedTests=4,
-           target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+           target=TARGET),
         namespace=namespace,
     )  # fmt: skip
     car = Sidecar(cluster, operator, answer, tmp_path)
@@ -236,7 +231,7 @@ def test_a_missing_target_stalls_naming_it_without_a_retry_storm(
         return junit(FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"))
 
     cluster.apply(
-        sv("missing", ["core"], target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+        sv("missing", ["core"], target=TARGET),
         namespace=namespace,
     )
     status = run_until_done(
@@ -252,14 +247,13 @@ def test_a_missing_target_stalls_naming_it_without_a_retry_storm(
 def test_auth_errors_stall_without_a_rollout(
     cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
-    cluster.apply(deployment("backend"), namespace=namespace)
-    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+    roll_out(cluster, namespace, "backend")
 
     def answer(job: dict[str, Any]) -> bytes:
         return junit(FAIL.format(c="core", n="login", m="HTTP 403 Forbidden"))
 
     cluster.apply(
-        sv("auth", ["core"], target={"workloads": [{"kind": "Deployment", "name": "backend"}]}),
+        sv("auth", ["core"], target=TARGET),
         namespace=namespace,
     )
     status = run_until_done(cluster, operator, Sidecar(cluster, operator, answer, tmp_path), "auth")

@@ -34,6 +34,7 @@ from tests.support.cluster import ControlPlane, free_ports, wait_until
 from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd, ensure_peering
 from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
+from tests.support.workloads import roll_out
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -91,26 +92,6 @@ def demo(health_url: str) -> dict[str, Any]:
                 "health": {"url": health_url, "timeoutSeconds": 60},
             },
             "policy": {"maxIterations": 4, "flakeRetries": 0},
-        },
-    }
-
-
-def backend() -> dict[str, Any]:
-    labels = {"app": "backend"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "backend"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"type": "kwok"},
-                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
-                },
-            },
         },
     }
 
@@ -182,8 +163,7 @@ def scenario(cp: ControlPlane, tmp: Path, case: Case) -> Outcome:
     namespace = cp.create_namespace(f"{case.tag}-{int(time.time() * 1000) % 100000}")
     work = tmp / case.tag
     work.mkdir()
-    cp.apply(backend(), namespace=namespace)
-    cp.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=90s")
+    roll_out(cp, namespace, "backend", timeout=90)
 
     def operator(name: str, *args: str) -> Operator:
         port = free_ports(1)[0]

@@ -9,61 +9,30 @@ Rollouts are counted from the Deployment's ReplicaSets, as a person would check 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.test_operator_loop import (
-    FAIL,
-    PASS,
+    TARGET,
     Sidecar,
     condition,
-    deployment,
     events,
-    junit,
     replicasets,
     run_until_done,
+    serve_until,
     status_of,
     sv,
 )
 from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
+from tests.support.sidecar import FAIL, PASS, junit
+from tests.support.workloads import roll_out
 
 # The first test of a session also pays for the control plane start: the same bound as
 # test_operator_loop.py; each wait inside is bounded on its own.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
-
-
-@pytest.fixture
-def op(operator: Operator) -> Operator:
-    return operator
-
-
-def serve_until(
-    cp: ControlPlane,
-    op: Operator,
-    car: Sidecar,
-    name: str,
-    done: Callable[[dict[str, Any]], bool],
-    *,
-    timeout: float = 60,
-) -> dict[str, Any]:
-    """Play the sidecar until the object's status satisfies ``done`` (bounded)."""
-    deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if op.proc is not None and op.proc.poll() is not None:
-            pytest.fail(f"the operator exited ({op.proc.returncode}):\n{op.tail()}")
-        car.serve_once()
-        status = status_of(cp, op.namespace, name)
-        if done(status):
-            return status
-        time.sleep(0.3)
-    pytest.fail(f"not reached after {timeout}s: {status}\n{op.tail()}")
 
 
 def ticks_waiting(op: Operator, token: str) -> int:
@@ -76,10 +45,9 @@ def round_of(status: dict[str, Any]) -> int:
 
 
 def test_the_approval_gate_waits_ignores_a_wrong_token_and_rolls_out_once_on_the_right_one(
-    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
-    cluster.apply(deployment("backend"), namespace=namespace)
-    cluster.kubectl("rollout", "status", "deployment/backend", "-n", namespace, "--timeout=60s")
+    roll_out(cluster, namespace, "backend")
 
     def answer(job: dict[str, Any]) -> bytes:
         if job["metadata"]["labels"]["greenloop.dev/iteration"] == "1":
@@ -89,8 +57,11 @@ def test_the_approval_gate_waits_ignores_a_wrong_token_and_rolls_out_once_on_the
     gated = sv("gate", ["core"], target=TARGET)
     gated["spec"]["policy"]["redeploy"] = "RequireApproval"
     cluster.apply(gated, namespace=namespace)
-    car = Sidecar(cluster, op, answer, tmp_path)
-    status = serve_until(cluster, op, car, "gate", lambda s: s.get("phase") == "WaitingApproval")
+    car = Sidecar(cluster, operator, answer, tmp_path)
+    status = serve_until(
+        operator, car, "gate", lambda s: s.get("phase") == "WaitingApproval",
+        what="WaitingApproval", timeout=60,
+    )  # fmt: skip
 
     token = status["approval"]["token"]
     command = status["approval"]["command"]
@@ -107,20 +78,20 @@ def test_the_approval_gate_waits_ignores_a_wrong_token_and_rolls_out_once_on_the
     assert replicasets(cluster, namespace, "backend") == 1, "no rollout before the approval"
 
     # A wrong (stale) token: the operator looks at it and goes on waiting.
-    seen = ticks_waiting(op, token)
+    seen = ticks_waiting(operator, token)
     cluster.kubectl(
         "annotate", "sv/gate", "-n", namespace, "greenloop.dev/approve=r0-i1-s1", "--overwrite"
     )
     deadline = time.monotonic() + 30
-    while ticks_waiting(op, token) <= seen and time.monotonic() < deadline:
+    while ticks_waiting(operator, token) <= seen and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert ticks_waiting(op, token) > seen, f"the annotation woke no tick\n{op.tail()}"
+    assert ticks_waiting(operator, token) > seen, f"the annotation woke no tick\n{operator.tail()}"
     assert status_of(cluster, namespace, "gate")["phase"] == "WaitingApproval"
     assert replicasets(cluster, namespace, "backend") == 1, "a wrong token rolled out"
 
     # The command from status, run as a person would run it.
     cluster.kubectl(*command.split()[1:])
-    status = run_until_done(cluster, op, car, "gate", timeout=90)
+    status = run_until_done(cluster, operator, car, "gate", timeout=90)
     assert status["phase"] == "Passed", status
     assert status["iteration"] == 2
     assert "approval" not in status
@@ -130,18 +101,19 @@ def test_the_approval_gate_waits_ignores_a_wrong_token_and_rolls_out_once_on_the
 
 
 def test_a_new_rerun_annotation_on_a_passed_object_runs_a_new_round(
-    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
     cluster.apply(sv("again", ["core"]), namespace=namespace)
-    car = Sidecar(cluster, op, lambda job: junit(PASS.format(c="core", n="ok")), tmp_path)
-    status = run_until_done(cluster, op, car, "again", timeout=60)
+    car = Sidecar(cluster, operator, lambda job: junit(PASS.format(c="core", n="ok")), tmp_path)
+    status = run_until_done(cluster, operator, car, "again", timeout=60)
     assert (status["phase"], round_of(status)) == ("Passed", 1)
     assert len(car.jobs()) == 1
 
     cluster.kubectl("annotate", "sv/again", "-n", namespace, "greenloop.dev/rerun=1")
     status = serve_until(
-        cluster, op, car, "again", lambda s: round_of(s) == 2 and s.get("phase") == "Passed"
-    )
+        operator, car, "again", lambda s: round_of(s) == 2 and s.get("phase") == "Passed",
+        what="round 2 Passed", timeout=60,
+    )  # fmt: skip
     jobs = car.jobs()
     assert len(jobs) == 2, [j["metadata"]["name"] for j in jobs]
     assert sorted(j["metadata"]["labels"]["greenloop.dev/round"] for j in jobs) == ["1", "2"]
@@ -156,13 +128,14 @@ def test_a_new_rerun_annotation_on_a_passed_object_runs_a_new_round(
 
 
 def test_revalidate_every_starts_a_new_round_by_itself(
-    cluster: ControlPlane, namespace: str, op: Operator, tmp_path: Path
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
 ) -> None:
     cluster.apply(sv("every", ["core"], revalidateEvery="3s"), namespace=namespace)
-    car = Sidecar(cluster, op, lambda job: junit(PASS.format(c="core", n="ok")), tmp_path)
+    car = Sidecar(cluster, operator, lambda job: junit(PASS.format(c="core", n="ok")), tmp_path)
     status = serve_until(
-        cluster, op, car, "every", lambda s: round_of(s) >= 2 and s.get("phase") == "Passed"
-    )
+        operator, car, "every", lambda s: round_of(s) >= 2 and s.get("phase") == "Passed",
+        what="round 2 Passed", timeout=60,
+    )  # fmt: skip
     rounds = {j["metadata"]["labels"]["greenloop.dev/round"] for j in car.jobs()}
     assert {"1", "2"} <= rounds, rounds
     assert condition(status, "Ready")["status"] == "True"
