@@ -14,13 +14,16 @@ from typing import Any
 
 import pytest
 
-from greenloop.core import engine
+from greenloop.core import engine, spec
 from greenloop.core.engine import State
 from greenloop.core.model import Outcome, StagingValidation, TestResult
+from greenloop.core.schema import validate
 from greenloop.core.status import (
     build_status,
     conditions,
     history,
+    invalid_spec_reported,
+    invalid_spec_status,
     status_object,
     summary,
     timestamp,
@@ -219,3 +222,34 @@ def new_york() -> Iterator[None]:
 def test_timestamps_are_utc_rfc3339_whatever_the_local_zone() -> None:
     assert timestamp(0.0) == "1970-01-01T00:00:00Z"
     assert timestamp(1_700_000_000.9) == "2023-11-14T22:13:20Z"
+
+
+# -- a spec greenloop refuses though the API server took it ------------------------------
+
+
+def test_an_invalid_spec_is_stalled_naming_the_field_and_valid_for_the_crd() -> None:
+    message = "spec.classification[0].pattern: (?=x) is not RE2: invalid perl operator"
+    status = invalid_spec_status(3, message, 0.0)
+    assert status["phase"] == "Stalled"
+    assert status["observedGeneration"] == 3
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("Ready", "False", "InvalidSpec"),
+        ("Reconciling", "False", "InvalidSpec"),
+        ("Stalled", "True", "InvalidSpec"),
+    ]
+    assert {c["message"] for c in status["conditions"]} == {message}
+    assert {c["lastTransitionTime"] for c in status["conditions"]} == {"1970-01-01T00:00:00Z"}
+    assert validate(status, spec.spec_schema()["properties"]["status"]) == []
+    # Reported once per generation: a repeated tick writes nothing; a new spec is judged anew.
+    assert invalid_spec_reported(status, 3)
+    assert not invalid_spec_reported(status, 4)
+    assert not invalid_spec_reported({}, 3)
+    cleared = {"conditions": [dict(c, status="False") for c in status["conditions"]]}
+    assert not invalid_spec_reported(cleared, 3)
+    other = {"conditions": [dict(c, reason="RunnerError") for c in status["conditions"]]}
+    assert not invalid_spec_reported(other, 3)
+
+
+def test_an_invalid_spec_s_message_is_clipped_to_what_a_condition_holds() -> None:
+    long = invalid_spec_status(1, "x" * 5000, 0.0)
+    assert {len(c["message"]) for c in long["conditions"]} == {2000}

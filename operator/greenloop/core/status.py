@@ -29,6 +29,8 @@ __all__ = [
     "fingerprint",
     "flaky_tests",
     "history",
+    "invalid_spec_reported",
+    "invalid_spec_status",
     "priorities",
     "status_object",
     "summary",
@@ -244,3 +246,42 @@ def status_object(obj: StagingValidation, status: Mapping[str, Any]) -> dict[str
         "metadata": {"name": obj.name, "namespace": obj.namespace, "generation": obj.generation},
         "status": dict(status),
     }
+
+
+INVALID_SPEC = "InvalidSpec"
+MAX_CONDITION_MESSAGE = 2000
+
+
+def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, Any]:
+    """The status of an object whose spec greenloop refuses though the API server took it
+    (a CRD older than the operator, say): Stalled, naming the field, until the spec
+    changes. ``message`` is the spec error, which names the field."""
+    stamp = timestamp(now)
+    text = message[:MAX_CONDITION_MESSAGE]
+    return {
+        "phase": Phase.STALLED.value,
+        "observedGeneration": generation,
+        "conditions": [
+            {
+                "type": kind,
+                "status": value,
+                "reason": INVALID_SPEC,
+                "message": text,
+                "observedGeneration": generation,
+                "lastTransitionTime": stamp,
+            }
+            for kind, value in (("Ready", "False"), ("Reconciling", "False"), ("Stalled", "True"))
+        ],
+    }
+
+
+def invalid_spec_reported(status: Mapping[str, Any], generation: int) -> bool:
+    """Whether ``status`` already says this generation's spec is invalid (so a repeated
+    tick writes and posts nothing)."""
+    return any(
+        c.get("type") == "Stalled"
+        and c.get("status") == "True"
+        and c.get("reason") == INVALID_SPEC
+        and c.get("observedGeneration") == generation
+        for c in status.get("conditions") or ()
+    )

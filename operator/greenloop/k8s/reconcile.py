@@ -29,7 +29,6 @@ from greenloop.core.engine import (
     AwaitApproval,
     Decision,
     Finish,
-    Phase,
     Redeploy,
     RedeployDone,
     RedeployStarted,
@@ -48,6 +47,8 @@ from greenloop.core.status import (
     APPROVE_ANNOTATION,
     RERUN_ANNOTATION,
     build_status,
+    invalid_spec_reported,
+    invalid_spec_status,
 )
 from greenloop.k8s import failpoints, suites
 from greenloop.k8s import redeploy as rd
@@ -56,6 +57,7 @@ from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.reports import write_report
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
 
 __all__ = ["KIND", "Reconciler", "Settings", "Tick"]
@@ -66,7 +68,6 @@ KIND = "StagingValidation"
 #: event normally does, within a second).
 IDLE_SECONDS = 10.0
 FINISHED_SECONDS = 300.0
-MAX_REPORT = 900 * 1024
 #: How long a failed redeploy waits for a controller to see greenloop's patch.
 OBSERVE_SECONDS = 15.0
 
@@ -195,9 +196,8 @@ class Reconciler:
         self, raw: Mapping[str, Any], obj: StagingValidation, state: State, iteration: int,
         selection: SuiteSelection,
     ) -> SuiteJob:  # fmt: skip
-        meta = raw["metadata"]
         return SuiteJob(
-            owner=Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
+            owner=_owner(raw),
             iteration=iteration,
             round=state.round,
             suite=obj.spec.suite(selection.suite),
@@ -325,7 +325,7 @@ class Reconciler:
         state = decision.state
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
-        await self._write_report(raw, report_cm, render(obj, state, now))
+        await write_report(self.gw, _owner(raw), report_cm, render(obj, state, now))
         failpoints.hit("report-written")
         old = dict(raw.get("status") or {})
         new = build_status(
@@ -349,59 +349,12 @@ class Reconciler:
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
         return _again(f"{state.phase.value}: {state.message}")
 
-    async def _write_report(self, raw: Mapping[str, Any], name: str, text: str) -> None:
-        meta = raw["metadata"]
-        if len(text.encode()) > MAX_REPORT:
-            text = text.encode()[:MAX_REPORT].decode(errors="ignore") + "\n\n(truncated)\n"
-        cm = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "labels": {"app.kubernetes.io/managed-by": "greenloop"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": raw.get("apiVersion", "greenloop.dev/v1alpha1"),
-                        "kind": KIND,
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "data": {"report.md": text},
-        }
-        existing, created = await self.gw.create_or_adopt(cm)
-        if not created and (existing.get("data") or {}).get("report.md") != text:
-            await self.gw.patch("ConfigMap", meta["namespace"], name, {"data": {"report.md": text}})
-
     async def _invalid(self, raw: dict[str, Any], message: str) -> Tick:
         meta = raw["metadata"]
         generation = meta.get("generation", 0)
-        status = raw.get("status") or {}
-        stalled = [
-            c
-            for c in status.get("conditions") or ()
-            if c.get("type") == "Stalled" and c.get("reason") == "InvalidSpec"
-            and c.get("observedGeneration") == generation
-        ]  # fmt: skip
-        if stalled:
+        if invalid_spec_reported(raw.get("status") or {}, generation):
             return Tick(FINISHED_SECONDS, note="invalid spec (already reported)")
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
-
-        def cond(kind: str, value: str) -> dict[str, Any]:
-            return {
-                "type": kind, "status": value, "reason": "InvalidSpec", "message": message[:2000],
-                "observedGeneration": generation, "lastTransitionTime": stamp,
-            }  # fmt: skip
-
-        new = {
-            "phase": Phase.STALLED.value,
-            "observedGeneration": generation,
-            "conditions": [cond("Ready", "False"), cond("Stalled", "True")],
-        }
+        new = invalid_spec_status(generation, message, self.clock())
         try:
             await self.gw.patch_status(
                 KIND, meta["namespace"], meta["name"], new,
@@ -411,6 +364,11 @@ class Reconciler:
             return _again("status changed since it was read: re-reading")
         await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")
+
+
+def _owner(raw: Mapping[str, Any]) -> Owner:
+    meta = raw["metadata"]
+    return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
 
 def _key(raw: Mapping[str, Any]) -> str:
