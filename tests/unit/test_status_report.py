@@ -175,7 +175,9 @@ def test_escaping_helpers_show_control_characters_and_keep_code_exact() -> None:
     assert markdown.code("`x`") == "`` `x` ``"
     assert markdown.code("a|b", cell=True) == "`a\\|b`"
     assert markdown.code("\x1b[2J\u202e") == "`\\x1b[2J\\u202e`"
-    assert markdown.text("<b>&</b>|x", cell=True) == "&lt;b&gt;&amp;&lt;/b&gt;\\|x"
+    assert markdown.text("<b>&</b>|x", cell=True) == "&lt;b>&amp;&lt;/b>\\|x"
+    assert markdown.text("GET /health -> HTTP 200") == "GET /health -> HTTP 200"
+    assert markdown.text("&lt;img onerror=x>") == "&amp;lt;img onerror=x>"
     assert markdown.code("") == "(no evidence)"
 
 

@@ -17,7 +17,10 @@ __all__ = ["code", "text", "visible"]
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _BACKTICKS = re.compile("`+")
-_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Raw HTML and entity references all start with "<" or "&"; a ">" in the middle of a line
+# is plain text, and shown as such it keeps "GET /health -> HTTP 200" readable where the
+# report is read as text (kubectl get cm ... -o jsonpath).
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;"})
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -54,8 +57,9 @@ def code(value: str, *, cell: bool = False, empty: str = "(no evidence)") -> str
 
 
 def text(value: str, *, cell: bool = False) -> str:
-    """Plain text: HTML characters as entities, on one line; ``cell`` escapes ``|`` too."""
+    """Plain text on one line, for the middle of a line (at its start, ">" would open a
+    quote): ``<`` and ``&`` as entities; ``cell`` escapes ``|`` too."""
     escaped = visible(value)
-    if "&" in escaped or "<" in escaped or ">" in escaped:
+    if "&" in escaped or "<" in escaped:
         escaped = escaped.translate(_HTML)
     return escaped.replace("|", "\\|") if cell else escaped
