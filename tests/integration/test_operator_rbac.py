@@ -1,0 +1,277 @@
+"""The operator's RBAC (config/rbac/) is enough, and no more than the code asks for.
+
+The flow test installs the manifests as the README does (`kubectl apply -f
+crds/stagingvalidation.yaml -f config/rbac/`), mints a token for the ServiceAccount
+(TokenRequest), and runs `greenloop operator` with a kubeconfig holding only that token
+- no client certificate, no admin - with `--peering` so kopf's peering rules are used
+too. It then drives the kwok demo of test_operator_loop.py (two suites, `core` fails
+with an HTTP 503, one rollout of Deployment backend, the rerun passes; the test plays
+the results sidecar, tests/support/sidecar.py), and deletes an object that still
+carries the finalizer older greenloop versions put on, which kopf must patch away.
+A missing permission shows as a 403 in the operator's log, a report whose evidence is
+"unavailable", or a verdict that never comes.
+
+The can-i test pins the role's edges with `kubectl auth can-i --as=` the ServiceAccount:
+what it must be allowed, what it must not (no update/delete of workloads, no listing
+Secrets, no exec...), and - honestly - that a ClusterRoleBinding grants the role in
+every namespace, where the per-namespace RoleBinding the README describes does not.
+
+The RBAC objects are cluster-scoped or in greenloop-system and stay for the session
+(applying them again is a no-op); every other object lives in the test's namespace.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports, wait_until
+from tests.support.operator_process import Operator
+from tests.support.owners import ensure_crd, ensure_peering
+from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
+from tests.support.workloads import roll_out
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+CRD = REPO_ROOT / "crds" / "stagingvalidation.yaml"
+RBAC = REPO_ROOT / "config" / "rbac"
+SYSTEM_NS, ACCOUNT = "greenloop-system", "greenloop"
+AS_OPERATOR = f"--as=system:serviceaccount:{SYSTEM_NS}:{ACCOUNT}"
+PEERING = "rbac"
+FLOW_SECONDS = 240.0
+
+
+def install(cp: ControlPlane) -> str:
+    """The README's install command, run with the admin kubeconfig; kubectl's output."""
+    out = cp.kubectl("apply", "-f", str(CRD), "-f", str(RBAC)).stdout
+    ensure_crd(cp)  # waits until the CRD is Established
+    return out
+
+
+def token_kubeconfig(cp: ControlPlane, path: Path) -> Path:
+    """A kubeconfig for the ServiceAccount: the admin one's server and CA, a bound token."""
+    token = cp.kubectl("create", "token", ACCOUNT, "-n", SYSTEM_NS, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(cp.kubeconfig.read_text())
+    server = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": server}],
+        "users": [{"name": ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": ACCOUNT, "context": {"cluster": "test", "user": ACCOUNT}}],
+        "current-context": ACCOUNT,
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def sa_operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    """`greenloop operator -n namespace --peering` with only the ServiceAccount's token."""
+    install(cluster)
+    ensure_peering(cluster, namespace, PEERING)
+    kubeconfig = token_kubeconfig(cluster, tmp_path / "greenloop.kubeconfig")
+    assert "client-key" not in kubeconfig.read_text()
+    # Operator runs `--kubeconfig cp.kubeconfig`: the same control plane, seen through
+    # the ServiceAccount's kubeconfig.
+    as_account = copy.copy(cluster)
+    as_account.kubeconfig = kubeconfig
+    port = free_ports(1)[0]
+    op = Operator(
+        as_account, namespace, tmp_path / "operator.log", f"http://127.0.0.1:{port}", port,
+        args=("--peering", PEERING),
+    )  # fmt: skip
+    op.start()
+    assert op.proc is not None
+    argv = [str(a) for a in op.proc.args]
+    assert str(cluster.kubeconfig) not in argv and str(kubeconfig) in argv, argv
+    try:
+        yield op
+    finally:
+        op.kill(signal.SIGTERM)
+
+
+def answer(job: dict[str, Any]) -> bytes:
+    labels = labels_of(job)
+    if labels["greenloop.dev/suite"] == "critical":
+        return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
+    if labels["greenloop.dev/iteration"] == "1":
+        return junit(
+            PASS.format(c="core", n="health"),
+            FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
+        )
+    return junit(PASS.format(c="core", n="websocket"))
+
+
+def validation(name: str, **metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "greenloop.dev/v1alpha1",
+        "kind": "StagingValidation",
+        "metadata": {"name": name, **metadata},
+        "spec": {
+            "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads
+            "expectedTests": 4,
+            "suites": [
+                {"name": s, "command": ["pytest"], "image": "localhost/e2e:dev", "priority": p}
+                for s, p in (("critical", "P1"), ("core", "P2"))
+            ],
+            "target": {"workloads": [{"kind": "Deployment", "name": "backend"}]},
+            "policy": {"maxIterations": 4, "flakeRetries": 0},
+        },
+    }
+
+
+REFUSED = re.compile(
+    r"forbidden|not enough permissions|unauthorized|\bHTTP 403\b|\b403 [A-Z]|code\W{1,3}403\b",
+    re.IGNORECASE,
+)
+
+
+def refusals(log: str) -> list[str]:
+    """The log lines that say the API server refused something (greenloop's ApiError
+    reads "403 Forbidden: ...", kopf's APIForbiddenError or "Not enough permissions")."""
+    return [line for line in log.splitlines() if REFUSED.search(line)]
+
+
+def test_the_operator_converges_with_only_its_service_account(
+    cluster: ControlPlane, namespace: str, sa_operator: Operator, tmp_path: Path
+) -> None:
+    op = sa_operator
+    roll_out(cluster, namespace, "backend")
+    cluster.apply(validation("demo"), namespace=namespace)
+
+    car = Sidecar(namespace, op.url, answer, tmp_path)
+    deadline = time.monotonic() + FLOW_SECONDS
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if op.exited() is not None:
+            pytest.fail(f"the operator exited ({op.exits}):\n{op.tail()}")
+        seen = Snapshot.take(cluster, namespace)
+        car.serve(seen)
+        status = seen.status("demo")
+        if status.get("phase") in ("Passed", "Stalled"):
+            break
+        time.sleep(0.5)
+    car.finish()
+    assert status.get("phase") == "Passed", f"{json.dumps(status)[:2000]}\n{op.tail()}"
+    assert car.failed() == []
+
+    # What a user checks: the verdict, the Events, the Jobs, the rollout, the report.
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], status["iteration"]) == ("True", 2)
+    events = cluster.get_json("events", "-n", namespace)["items"]
+    reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == "StagingValidation"]
+    for reason in ("IterationStarted", "Redeploying", "Passed"):
+        assert reason in reasons, reasons
+    jobs = sorted(
+        (labels_of(j)["greenloop.dev/iteration"], labels_of(j)["greenloop.dev/suite"])
+        for j in cluster.get_json("jobs", "-n", namespace)["items"]
+    )
+    assert jobs == [("1", "core"), ("1", "critical"), ("2", "core")]
+    replicasets = cluster.get_json("replicasets", "-n", namespace, "-l", "app=backend")
+    assert len(replicasets["items"]) == 2, "one rollout"
+    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", namespace)
+    text = report["data"]["report.md"]
+    assert "Deployment backend: 1/1 available" in text, text  # evidence read (pods, events)
+    assert "cluster evidence unavailable" not in text, text
+    peering = cluster.get_json("kopfpeering", PEERING, "-n", namespace)
+    assert peering.get("status"), "kopf wrote its keep-alive into the peering object"
+
+    # An object carrying the finalizer of older greenloop versions: kopf removes it
+    # (a patch of the object) so the deletion completes.
+    cluster.apply(validation("legacy", finalizers=["greenloop.dev/finalizer"]), namespace=namespace)
+    cluster.kubectl("delete", "sv", "legacy", "-n", namespace, "--wait=false")
+    wait_until(
+        "sv/legacy deleted (its leftover finalizer removed by the operator)",
+        lambda: cluster.get_json("sv", "legacy", "-n", namespace, check=False) is None,
+        timeout=60,
+        interval=0.5,
+    )
+
+    assert refusals(op.log.read_text(errors="replace")) == []
+
+
+#: (verb, resource, namespace) -> allowed; "NS" is the test's namespace.
+CAN_I = {
+    ("patch", "stagingvalidations.greenloop.dev/status", "NS"): True,
+    ("watch", "stagingvalidations.greenloop.dev", "NS"): True,
+    ("create", "jobs.batch", "NS"): True,
+    ("patch", "jobs.batch", "NS"): True,
+    ("create", "secrets", "NS"): True,
+    ("delete", "secrets", "NS"): True,
+    ("patch", "configmaps", "NS"): True,
+    ("get", "pods/log", "NS"): True,
+    ("create", "events", "NS"): True,
+    ("patch", "deployments.apps", "NS"): True,
+    ("list", "controllerrevisions.apps", "NS"): True,
+    ("patch", "kopfpeerings.kopf.dev", "NS"): True,
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""): True,
+    # what nothing in the operator asks for
+    ("update", "stagingvalidations.greenloop.dev", "NS"): False,
+    ("delete", "stagingvalidations.greenloop.dev", "NS"): False,
+    ("create", "stagingvalidations.greenloop.dev", "NS"): False,
+    ("delete", "jobs.batch", "NS"): False,
+    ("list", "secrets", "NS"): False,
+    ("watch", "secrets", "NS"): False,
+    ("update", "secrets", "NS"): False,
+    ("delete", "configmaps", "NS"): False,
+    ("create", "pods", "NS"): False,
+    ("get", "pods", "NS"): False,
+    ("create", "pods/exec", "NS"): False,
+    ("create", "deployments.apps", "NS"): False,
+    ("update", "deployments.apps", "NS"): False,
+    ("delete", "deployments.apps", "NS"): False,
+    ("patch", "replicasets.apps", "NS"): False,
+    ("delete", "events", "NS"): False,
+    ("create", "serviceaccounts/token", "NS"): False,
+    ("create", "rolebindings.rbac.authorization.k8s.io", "NS"): False,
+    ("get", "namespaces", ""): False,
+    ("delete", "namespaces", ""): False,
+    ("update", "customresourcedefinitions.apiextensions.k8s.io", ""): False,
+    # A ClusterRoleBinding is cluster-wide: a Secret anywhere can be read by name.
+    ("get", "secrets", "kube-system"): True,
+}
+
+
+def can_i(cp: ControlPlane, who: str, verb: str, resource: str, namespace: str) -> bool:
+    where = ["-n", namespace] if namespace else []
+    resource, _, sub = resource.partition("/")  # can-i reads "pods/log" as a URL path
+    subresource = [f"--subresource={sub}"] if sub else []
+    proc = cp.kubectl("auth", "can-i", verb, resource, *subresource, *where, who, check=False)
+    answer = proc.stdout.strip()
+    assert answer in ("yes", "no"), f"kubectl auth can-i: {proc.stdout}{proc.stderr}"
+    return answer == "yes"
+
+
+def test_the_role_grants_what_the_operator_uses_and_nothing_else(
+    apiserver: ControlPlane, namespace: str
+) -> None:
+    install(apiserver)
+    ensure_peering(apiserver, namespace, PEERING)  # can-i resolves kopfpeerings.kopf.dev
+    got = {
+        (verb, res, ns): can_i(apiserver, AS_OPERATOR, verb, res, ns.replace("NS", namespace))
+        for verb, res, ns in CAN_I
+    }
+    assert got == CAN_I
+
+    # The README's confined install: the same ClusterRole bound in one namespace only.
+    confined = f"{SYSTEM_NS}:greenloop-confined"
+    apiserver.kubectl(
+        "create", "rolebinding", "greenloop-confined", "-n", namespace,
+        "--clusterrole=greenloop-operator", f"--serviceaccount={confined}",
+    )  # fmt: skip
+    who = f"--as=system:serviceaccount:{confined}"
+    assert can_i(apiserver, who, "patch", "stagingvalidations.greenloop.dev/status", namespace)
+    assert can_i(apiserver, who, "get", "secrets", namespace)
+    assert not can_i(apiserver, who, "get", "secrets", "kube-system")
+    assert not can_i(apiserver, who, "list", "namespaces", "")
