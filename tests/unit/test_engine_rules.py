@@ -840,3 +840,10 @@ def test_the_root_of_a_chain_ending_in_a_cycle_is_found_in_bounded_steps() -> No
     tests = {"a": dependent("a", "b"), "b": dependent("b", "c"), "c": dependent("c", "b")}
     state = State(phase=Phase.TESTING, iteration=1, tests=tests)
     assert engine.root_of(state, tests["a"]).id in {"b", "c"}
+
+
+def test_the_same_fingerprint_again_asks_for_the_action_in_flight() -> None:
+    seen = engine.on_target_observed(ONE, engine.begin(ONE, 100.0).state, V1, 101.0)
+    again = engine.on_target_observed(ONE, seen.state, V1, 102.0)
+    assert again == seen
+    assert isinstance(again.action, engine.RunSuites)
