@@ -4,10 +4,12 @@ The flow test installs the manifests as the README does (`kubectl apply -f
 crds/stagingvalidation.yaml -f config/rbac/`), mints a token for the ServiceAccount
 (TokenRequest), and runs `greenloop operator` with a kubeconfig holding only that token
 - no client certificate, no admin - with `--peering` so kopf's peering rules are used
-too. It then drives the kwok demo of test_operator_loop.py (two suites, `core` fails
-with an HTTP 503, one rollout of Deployment backend, the rerun passes; the test plays
-the results sidecar, tests/support/sidecar.py), and deletes an object that still
-carries the finalizer older greenloop versions put on, which kopf must patch away.
+too; once as the install's ServiceAccount (ClusterRoleBinding), once as one bound to
+the role in the test's namespace only (the README's confined install). It then drives
+the kwok demo of test_operator_loop.py (two suites, `core` fails with an HTTP 503, one
+rollout of Deployment backend, the rerun passes; the test plays the results sidecar,
+tests/support/sidecar.py), and deletes an object that still carries the finalizer
+older greenloop versions put on, which kopf must patch away.
 A missing permission shows as a 403 in the operator's log, a report whose evidence is
 "unavailable", or a verdict that never comes.
 
@@ -45,6 +47,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 CRD = REPO_ROOT / "crds" / "stagingvalidation.yaml"
 RBAC = REPO_ROOT / "config" / "rbac"
 SYSTEM_NS, ACCOUNT = "greenloop-system", "greenloop"
+CONFINED = "greenloop-confined"  # bound per namespace (RoleBinding), not cluster-wide
 AS_OPERATOR = f"--as=system:serviceaccount:{SYSTEM_NS}:{ACCOUNT}"
 PEERING = "rbac"
 FLOW_SECONDS = 240.0
@@ -57,30 +60,43 @@ def install(cp: ControlPlane) -> str:
     return out
 
 
-def token_kubeconfig(cp: ControlPlane, path: Path) -> Path:
-    """A kubeconfig for the ServiceAccount: the admin one's server and CA, a bound token."""
-    token = cp.kubectl("create", "token", ACCOUNT, "-n", SYSTEM_NS, "--duration=1h").stdout.strip()
+def token_kubeconfig(cp: ControlPlane, account: str, path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount: the admin one's server and CA, a bound token."""
+    token = cp.kubectl("create", "token", account, "-n", SYSTEM_NS, "--duration=1h").stdout.strip()
     admin = yaml.safe_load(cp.kubeconfig.read_text())
     server = admin["clusters"][0]["cluster"]
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "test", "cluster": server}],
-        "users": [{"name": ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": ACCOUNT, "context": {"cluster": "test", "user": ACCOUNT}}],
-        "current-context": ACCOUNT,
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "test", "user": account}}],
+        "current-context": account,
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
     path.chmod(0o600)
     return path
 
 
-@pytest.fixture
-def sa_operator(cluster: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    """`greenloop operator -n namespace --peering` with only the ServiceAccount's token."""
+@pytest.fixture(params=["ClusterRoleBinding", "RoleBinding"])
+def sa_operator(
+    request: pytest.FixtureRequest, cluster: ControlPlane, namespace: str, tmp_path: Path
+) -> Iterator[Operator]:
+    """`greenloop operator -n namespace --peering` with only a ServiceAccount's token: the
+    install's `greenloop` (ClusterRoleBinding), or one bound to the role in this
+    namespace alone, as the README's confined install does (RoleBinding)."""
     install(cluster)
     ensure_peering(cluster, namespace, PEERING)
-    kubeconfig = token_kubeconfig(cluster, tmp_path / "greenloop.kubeconfig")
+    account = ACCOUNT
+    if request.param == "RoleBinding":
+        account = CONFINED
+        sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": CONFINED}}
+        cluster.apply(sa, namespace=SYSTEM_NS)
+        cluster.kubectl(
+            "create", "rolebinding", CONFINED, "-n", namespace,
+            "--clusterrole=greenloop-operator", f"--serviceaccount={SYSTEM_NS}:{CONFINED}",
+        )  # fmt: skip
+    kubeconfig = token_kubeconfig(cluster, account, tmp_path / "greenloop.kubeconfig")
     assert "client-key" not in kubeconfig.read_text()
     # Operator runs `--kubeconfig cp.kubeconfig`: the same control plane, seen through
     # the ServiceAccount's kubeconfig.
@@ -235,6 +251,7 @@ CAN_I = {
     ("delete", "events", "NS"): False,
     ("create", "serviceaccounts/token", "NS"): False,
     ("create", "rolebindings.rbac.authorization.k8s.io", "NS"): False,
+    ("list", "namespaces", ""): False,  # kopf is given them by name (-n)
     ("get", "namespaces", ""): False,
     ("delete", "namespaces", ""): False,
     ("update", "customresourcedefinitions.apiextensions.k8s.io", ""): False,
@@ -265,9 +282,9 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
     assert got == CAN_I
 
     # The README's confined install: the same ClusterRole bound in one namespace only.
-    confined = f"{SYSTEM_NS}:greenloop-confined"
+    confined = f"{SYSTEM_NS}:{CONFINED}"
     apiserver.kubectl(
-        "create", "rolebinding", "greenloop-confined", "-n", namespace,
+        "create", "rolebinding", CONFINED, "-n", namespace,
         "--clusterrole=greenloop-operator", f"--serviceaccount={confined}",
     )  # fmt: skip
     who = f"--as=system:serviceaccount:{confined}"

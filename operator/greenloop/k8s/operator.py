@@ -197,6 +197,11 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig, identity:
         settings.peering.lifetime = config.peering_lifetime
         settings.posting.enabled = False  # greenloop posts its own Events, one per decision
         settings.watching.server_timeout = 300
+        # With -n, kopf has the namespaces by name: it need not list and watch namespaces
+        # (nor CRDs) to find them, and an operator bound per namespace (RoleBinding) may
+        # not - kopf retried each 403 for about a minute before it started watching.
+        # Cluster-wide, kopf still watches CRDs to notice one being (re)installed.
+        settings.scanning.disabled = bool(config.namespaces)
         gw = await Gateway.connect(config.kubeconfig)
         url = config.results_url or f"http://127.0.0.1:{config.results_port}"
         peers = None
