@@ -24,8 +24,10 @@ The RBAC objects are cluster-scoped or in greenloop-system and stay for the sess
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import logging
 import re
 import signal
 import time
@@ -36,6 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
+from greenloop.k8s.gateway import Gateway
 from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports, wait_until
 from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd, ensure_peering
@@ -292,3 +295,28 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
     assert can_i(apiserver, who, "get", "secrets", namespace)
     assert not can_i(apiserver, who, "get", "secrets", "kube-system")
     assert not can_i(apiserver, who, "list", "namespaces", "")
+
+
+def test_a_log_the_role_does_not_let_it_read_is_named_in_the_operator_log(
+    apiserver: ControlPlane, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A suite's last log lines are evidence, not a verdict: a pod log the operator may
+    not read leaves them out, and the operator's log says which permission is missing
+    instead of leaving it silently out (here: an account bound nowhere)."""
+    install(apiserver)
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "greenloop-unbound"}}
+    apiserver.apply(sa, namespace=SYSTEM_NS)
+    kubeconfig = token_kubeconfig(apiserver, "greenloop-unbound", tmp_path / "unbound.kubeconfig")
+
+    async def read(config: Path) -> str:
+        async with await Gateway.connect(str(config)) as gw:
+            return await gw.pod_log(namespace, "suite-pod", "suite")
+
+    with caplog.at_level(logging.WARNING, logger="greenloop"):
+        assert asyncio.run(read(apiserver.kubeconfig)) == ""  # 404: no such pod, no warning
+        assert caplog.messages == []
+        assert asyncio.run(read(kubeconfig)) == ""  # 403
+    assert len(caplog.messages) == 1, caplog.messages
+    message = caplog.messages[0]
+    assert f"pod {namespace}/suite-pod" in message and "403" in message, message
+    assert "pods/log" in message and "config/rbac/role.yaml" in message, message

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ __all__ = [
     "Resource",
     "resource_for",
 ]
+
+log = logging.getLogger("greenloop.gateway")
 
 #: Per-request ceiling; a watch has its own (its server-side timeoutSeconds + a margin).
 REQUEST_TIMEOUT = 30.0
@@ -283,11 +286,18 @@ class Gateway:
         self, namespace: str, pod: str, container: str, *, lines: int = 20, limit: int = 8192
     ) -> str:
         """The container's last `lines` log lines (at most `limit` bytes); "" when the
-        kubelet has none to give (no node, container never started)."""
+        kubelet has none to give (no node, container never started) or when the role
+        may not read it - that one is logged, naming the missing permission."""
         path = resource_for("Pod").path(namespace, pod) + "/log"
         query = {"container": container, "tailLines": str(lines), "limitBytes": str(limit)}
         response = await self._send("GET", path, query=query, accept="*/*")
         data: bytes = await response.read()
+        if response.status in (401, 403):
+            log.warning(
+                "the log of pod %s/%s is left out of the evidence: %s "
+                "(the operator's role needs `get` on pods/log: config/rbac/role.yaml)",
+                namespace, pod, _error(response.status, data),
+            )  # fmt: skip
         if response.status != 200:
             return ""
         return data.decode(errors="replace")
