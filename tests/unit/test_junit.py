@@ -500,12 +500,22 @@ def test_references_to_forbidden_characters_are_replaced_like_the_raw_characters
     assert test.output == "raw \ufffd[31m"
 
 
-@pytest.mark.parametrize("shift", range(12))
-def test_a_reference_cut_by_a_chunk_boundary_is_still_replaced(shift: int) -> None:
-    head = b"<testsuite>" + b" " * (junit._CHUNK - 24 + shift)
-    xml = head + b'<testcase name="a&#27;b&#10;c&amp;"/></testsuite>'
+# A complete reference before each forbidden one: the one held back must be the last "&".
+REFS = b'<testcase name="a&amp;b&#27;c&#10;d&lt;&#1;"/></testsuite>'
+FIRST_REF = REFS.index(b"&")
+
+
+@pytest.mark.parametrize("cut", range(len(b"&amp;b&#27;c&#10;d&lt;&#1;")))
+@pytest.mark.parametrize("text", [False, True], ids=["ASCII chunks", "non-ASCII chunks"])
+def test_a_reference_cut_by_a_chunk_boundary_is_still_replaced(cut: int, text: bool) -> None:
+    # The first chunk ends `cut` bytes into the references: every one of them is cut
+    # somewhere by one of the rows (a non-ASCII chunk takes the decoded-text path).
+    head = b"<testsuite>" + ("é".encode() if text else b"")
+    head += b" " * (junit._CHUNK - len(head) - FIRST_REF - cut)
+    xml = head + REFS
+    assert len(head) + FIRST_REF + cut == junit._CHUNK
     (test,) = parse_junit(xml).tests
-    assert test.id == "a\ufffdb\nc&"
+    assert test.id == "a&b\ufffdc\nd<\ufffd"
 
 
 def test_truncated_file_reports_how_many_testcases_were_read() -> None:
