@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,20 +60,49 @@ def test_ctrl_c_during_junit_exits_130_with_a_message(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    # Interrupt once greenloop has the file open (reading it takes seconds), however
-    # slowly the interpreter started: a bounded wait on /proc, not a fixed sleep.
-    fds = Path(f"/proc/{proc.pid}/fd")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError):
-            if any(os.readlink(fd).endswith("big.xml") for fd in fds.iterdir()):
-                break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    # Interrupt while greenloop is reading the file, however slowly the interpreter
+    # started and however busy the machine is: stop it, check from /proc that the file is
+    # open and not yet read to its end, and only then send SIGINT and let it go on. (A
+    # SIGINT sent on seeing the file open raced the read, about a second, on a loaded CI.)
+    size = (tmp_path / "big.xml").stat().st_size
+
+    def reading() -> bool:
+        return (_read_position(proc.pid, "big.xml") or size) < size
+
+    assert _signal_while(proc, signal.SIGINT, reading), "greenloop read it all first"
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "greenloop: interrupted" in err
+
+
+def _signal_while(
+    proc: subprocess.Popen[str], signum: int, working: Callable[[], bool], seconds: float = 30
+) -> bool:
+    """Send ``signum`` at a moment ``working()`` holds, checked with the process stopped,
+    so it cannot finish between the check and the signal (a loaded CI starves the test
+    for a second at times). Bounded in time; False if that moment never came."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            if working():
+                proc.send_signal(signum)
+                return True
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(0.005)
+    return False
+
+
+def _read_position(pid: int, name: str) -> int | None:
+    """How far process ``pid`` has read the open file ``name`` (None: not open)."""
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            if os.readlink(fd).endswith(name):
+                info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+                return int(info.split("pos:", 1)[1].split()[0])
+    return None
 
 
 def _catches(pid: int, signum: int) -> bool:
@@ -131,12 +161,16 @@ def test_sigterm_and_sighup_stop_junit_and_validate_like_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
     )
-    # Signal once greenloop handles it (it reads for seconds after that), however slowly
-    # the interpreter started: a bounded wait on /proc, not a fixed sleep.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None and not _catches(proc.pid, signum):
-        time.sleep(0.02)
-    proc.send_signal(signum)
+    # Signal once greenloop handles it (it works for seconds after that) and, for junit,
+    # while it is still reading the file, however slowly the interpreter started.
+    size = (tmp_path / "big.xml").stat().st_size if command == "junit" else 0
+
+    def working() -> bool:
+        if not _catches(proc.pid, signum):
+            return False
+        return command != "junit" or (_read_position(proc.pid, "big.xml") or size) < size
+
+    assert _signal_while(proc, signum, working), "greenloop finished before the signal"
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import random
 import re
@@ -327,6 +328,35 @@ def test_utf16_with_bom() -> None:
     xml = '<?xml version="1.0" encoding="UTF-16"?><testsuite><testcase name="naïve"/></testsuite>'
     (test,) = parse_junit(xml.encode("utf-16")).tests
     assert test.id == "naïve"
+
+
+NAIVE = '<testsuite><testcase name="naïve"/></testsuite>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        codecs.BOM_UTF8 + NAIVE.encode(),
+        NAIVE.encode("utf-32"),  # with its BOM
+        NAIVE.encode("utf-16-le"),  # no BOM: told by "<" then a zero byte
+        NAIVE.encode("utf-16-be"),
+        # A declaration readable as ASCII is no UTF-16, whatever it says.
+        ('<?xml version="1.0" encoding="UTF-16"?>' + NAIVE).encode(),
+        ('<?xml version="1.0" encoding="utf-32"?>' + NAIVE).encode(),
+        ('<?xml version="1.0" encoding="latin-1"?>' + NAIVE).encode("latin-1"),
+    ],
+    ids=["UTF-8 BOM", "UTF-32 BOM", "UTF-16 LE, no BOM", "UTF-16 BE, no BOM",
+         "UTF-16 declared in ASCII", "UTF-32 declared in ASCII", "declared latin-1"],
+)  # fmt: skip
+def test_each_way_a_file_can_say_its_encoding_reads_the_same_testcase(data: bytes) -> None:
+    (test,) = parse_junit(data).tests
+    assert test.id == "naïve"
+
+
+def test_a_codec_that_is_not_for_text_is_refused_by_name() -> None:
+    with pytest.raises(JUnitError) as caught:
+        parse_junit(b'<?xml version="1.0" encoding="rot13"?><testsuite/>', name="r.xml")
+    assert str(caught.value) == "r.xml: 'rot13' is not a text encoding"
 
 
 def test_iter_junit_streams(tmp_path: Path) -> None:
