@@ -84,7 +84,12 @@ _OWN_SIGNALS = ("run", "operator", "report")
 def main(argv: Sequence[str] | None = None) -> int:
     # What CI cancellation and `timeout` send stops `junit` and `validate` like Ctrl-C:
     # a message and 128 + the signal, never a traceback or a bare -15.
-    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in _STOP_SIGNALS[1:]}
+    # A signal ignored at start (nohup: SIGHUP) stays ignored, as Python leaves SIGINT.
+    previous = {
+        sig: signal.signal(sig, _on_stop_signal)
+        for sig in _STOP_SIGNALS[1:]
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         # Inside the try: Ctrl-C while argparse is still importing its helpers is Ctrl-C too.
         parser = build_parser()

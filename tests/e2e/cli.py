@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,14 @@ EXAMPLES = REPO / "examples"
 def greenloop_command() -> list[str]:
     script = Path(sys.executable).parent / "greenloop"
     return [str(script)] if script.exists() else [sys.executable, "-m", "greenloop.cli"]
+
+
+def as_from_a_terminal() -> None:
+    """preexec_fn for a greenloop a test will signal: the stop signals at their defaults,
+    as a terminal starts a foreground program, whatever the test runner inherited (a
+    non-interactive shell's background job ignores SIGINT; nohup ignores SIGHUP)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def free_port() -> int:

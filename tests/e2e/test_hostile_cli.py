@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import greenloop, greenloop_command
+from tests.e2e.cli import as_from_a_terminal, greenloop, greenloop_command
 from tests.e2e.hostile import JUNIT_ONE_PASSING, spec, suite_spec
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +59,7 @@ def test_ctrl_c_during_junit_exits_130_with_a_message(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     # Interrupt while greenloop is reading the file, however slowly the interpreter
     # started and however busy the machine is: stop it, check from /proc that the file is
@@ -160,6 +161,7 @@ def test_sigterm_and_sighup_stop_junit_and_validate_like_ctrl_c(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     # Signal once greenloop handles it (it works for seconds after that) and, for junit,
     # while it is still reading the file, however slowly the interpreter started.
@@ -198,6 +200,7 @@ def test_a_second_run_on_a_held_folder_says_who_holds_it_and_exits_2(tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     try:
         deadline = time.monotonic() + 30
@@ -253,3 +256,32 @@ def test_out_deletes_only_what_greenloop_wrote_there(tmp_path: Path) -> None:
         assert (out / "iteration-1" / "s.xml").exists()
     assert (out / "iteration-7" / "mine.txt").read_text() == "the user's"
     assert (out / "redeploy-3.log").read_text() == "the user's"
+
+
+def _as_under_nohup() -> None:
+    as_from_a_terminal()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_a_signal_ignored_when_greenloop_started_stays_ignored(tmp_path: Path) -> None:
+    """`nohup greenloop junit ...`: the hangup is not for greenloop, which reads on."""
+    _big_junit(tmp_path / "big.xml")
+    size = (tmp_path / "big.xml").stat().st_size
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen(
+        [*greenloop_command(), "junit", "big.xml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_under_nohup,
+    )
+
+    def reading() -> bool:
+        return (_read_position(proc.pid, "big.xml") or size) < size
+
+    assert _signal_while(proc, signal.SIGHUP, reading), "greenloop read it all first"
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err  # the file's verdict: it has failures
+    assert "stopped by" not in err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import greenloop, greenloop_command
+from tests.e2e.cli import as_from_a_terminal, greenloop, greenloop_command
 from tests.e2e.hostile import JUNIT_ONE_FAILING, JUNIT_ONE_PASSING, stalled, suite_spec
 from tests.support.procs import left_running, new_marker
 
@@ -41,6 +41,7 @@ def start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[s
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import greenloop, greenloop_command
+from tests.e2e.cli import as_from_a_terminal, greenloop, greenloop_command
 from tests.support.procs import left_running, new_marker
 
 pytestmark = pytest.mark.e2e
@@ -98,6 +98,7 @@ def test_ctrl_c_stops_every_suite_running_side_by_side(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     deadline = time.monotonic() + 60
     while not all((tmp_path / f"started-{n}").exists() for n in "abc"):

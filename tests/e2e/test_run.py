@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import free_port, greenloop, greenloop_command
+from tests.e2e.cli import as_from_a_terminal, free_port, greenloop, greenloop_command
 
 pytestmark = pytest.mark.e2e
 
@@ -136,6 +136,7 @@ def test_ctrl_c_stops_the_suite_and_still_reports(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     pid_file = tmp_path / "pid"
     deadline = time.monotonic() + 30

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Interrupted", "exit_code", "handled", "hurrying", "settle"]
+__all__ = ["Interrupted", "exit_code", "handled", "hurrying", "ignored", "settle"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
@@ -56,12 +56,19 @@ def handled() -> Iterator[None]:
         yield
         return
     _state.stopping, _state.hurry, _state.signum = False, False, None
-    previous = {sig: signal.signal(sig, _on_signal) for sig in SIGNALS}
+    # A signal ignored when greenloop started stays ignored: that is how `nohup` and a
+    # non-interactive shell's background job (`greenloop run x &`) say "not for you".
+    previous = {sig: signal.signal(sig, _on_signal) for sig in SIGNALS if not ignored(sig)}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def ignored(sig: int) -> bool:
+    """Whether ``sig`` was set to be ignored before greenloop installed anything."""
+    return signal.getsignal(sig) is signal.SIG_IGN
 
 
 def settle() -> None:
