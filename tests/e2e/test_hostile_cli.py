@@ -45,44 +45,43 @@ def test_out_pointing_at_a_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_junit_exits_130_with_a_message(tmp_path: Path) -> None:
-    case = '<testcase classname="c" name="t{}"><failure message="HTTP 503"/></testcase>'
-    with (tmp_path / "big.xml").open("w") as f:
-        f.write("<testsuite>")
-        for block in range(400):
-            f.write("".join(case.format(block * 1000 + i) for i in range(1000)))
-        f.write("</testsuite>")
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.Popen(
-        [*greenloop_command(), "junit", "big.xml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=as_from_a_terminal,
-    )
-    # Interrupt while greenloop is reading the file, however slowly the interpreter
-    # started and however busy the machine is: stop it, check from /proc that the file is
-    # open and not yet read to its end, and only then send SIGINT and let it go on. (A
-    # SIGINT sent on seeing the file open raced the read, about a second, on a loaded CI.)
-    size = (tmp_path / "big.xml").stat().st_size
-
-    def reading() -> bool:
-        return (_read_position(proc.pid, "big.xml") or size) < size
-
-    assert _signal_while(proc, signal.SIGINT, reading), "greenloop read it all first"
+    _big_junit(tmp_path / "big.xml")
+    proc = _started(tmp_path, "junit", "big.xml")
+    assert _signal_while(proc, signal.SIGINT, _reading(proc, tmp_path / "big.xml"))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "greenloop: interrupted" in err
 
 
+def _started(
+    tmp_path: Path, *args: str, preexec: Callable[[], None] = as_from_a_terminal
+) -> subprocess.Popen[str]:
+    """greenloop with ``args``, its stderr kept, to be signalled by the test."""
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    return subprocess.Popen(
+        [*greenloop_command(), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,
+    )
+
+
+def _reading(proc: subprocess.Popen[str], path: Path) -> Callable[[], bool]:
+    """Whether ``proc`` has ``path`` open and not yet read to its end."""
+    size = path.stat().st_size
+    return lambda: (_read_position(proc.pid, path.name) or size) < size
+
+
 def _signal_while(
     proc: subprocess.Popen[str], signum: int, working: Callable[[], bool], seconds: float = 30
 ) -> bool:
     """Send ``signum`` at a moment ``working()`` holds, checked with the process stopped,
-    so it cannot finish between the check and the signal (a loaded CI starves the test
-    for a second at times). Bounded in time; False if that moment never came."""
+    so it cannot finish between the check and the signal, however slowly the interpreter
+    starts on a busy machine. Bounded in time; False if that moment never came."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and proc.poll() is None:
         proc.send_signal(signal.SIGSTOP)
@@ -149,30 +148,15 @@ def test_sigterm_and_sighup_stop_junit_and_validate_like_ctrl_c(
     """What CI cancellation and `timeout` send: a message and 128 + the signal."""
     if command == "junit":
         _big_junit(tmp_path / "big.xml")
-        args = ["junit", "big.xml"]
+        proc = _started(tmp_path, "junit", "big.xml")
+        busy = _reading(proc, tmp_path / "big.xml")
     else:
         _big_spec(tmp_path / "big.yaml")
-        args = ["validate", "big.yaml"]
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.Popen(
-        [*greenloop_command(), *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=as_from_a_terminal,
-    )
-    # Signal once greenloop handles it (it works for seconds after that) and, for junit,
-    # while it is still reading the file, however slowly the interpreter started.
-    size = (tmp_path / "big.xml").stat().st_size if command == "junit" else 0
+        proc = _started(tmp_path, "validate", "big.yaml")
+        busy = lambda: True  # noqa: E731 - validating 6,000 objects takes seconds
 
-    def working() -> bool:
-        if not _catches(proc.pid, signum):
-            return False
-        return command != "junit" or (_read_position(proc.pid, "big.xml") or size) < size
-
-    assert _signal_while(proc, signum, working), "greenloop finished before the signal"
+    # Once greenloop handles the signal (it is set up before any work starts).
+    assert _signal_while(proc, signum, lambda: _catches(proc.pid, signum) and busy())
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err
@@ -266,22 +250,8 @@ def _as_under_nohup() -> None:
 def test_a_signal_ignored_when_greenloop_started_stays_ignored(tmp_path: Path) -> None:
     """`nohup greenloop junit ...`: the hangup is not for greenloop, which reads on."""
     _big_junit(tmp_path / "big.xml")
-    size = (tmp_path / "big.xml").stat().st_size
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.Popen(
-        [*greenloop_command(), "junit", "big.xml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_as_under_nohup,
-    )
-
-    def reading() -> bool:
-        return (_read_position(proc.pid, "big.xml") or size) < size
-
-    assert _signal_while(proc, signal.SIGHUP, reading), "greenloop read it all first"
+    proc = _started(tmp_path, "junit", "big.xml", preexec=_as_under_nohup)
+    assert _signal_while(proc, signal.SIGHUP, _reading(proc, tmp_path / "big.xml"))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err  # the file's verdict: it has failures
     assert "stopped by" not in err

@@ -42,7 +42,7 @@ from greenloop.k8s.gateway import Gateway
 from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports, wait_until
 from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd, ensure_peering
-from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
+from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
 from tests.support.workloads import roll_out
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -120,18 +120,6 @@ def sa_operator(
         op.kill(signal.SIGTERM)
 
 
-def answer(job: dict[str, Any]) -> bytes:
-    labels = labels_of(job)
-    if labels["greenloop.dev/suite"] == "critical":
-        return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
-    if labels["greenloop.dev/iteration"] == "1":
-        return junit(
-            PASS.format(c="core", n="health"),
-            FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
-        )
-    return junit(PASS.format(c="core", n="websocket"))
-
-
 def validation(name: str, **metadata: Any) -> dict[str, Any]:
     return {
         "apiVersion": "greenloop.dev/v1alpha1",
@@ -169,7 +157,7 @@ def test_the_operator_converges_with_only_its_service_account(
     roll_out(cluster, namespace, "backend")
     cluster.apply(validation("demo"), namespace=namespace)
 
-    car = Sidecar(namespace, op.url, answer, tmp_path)
+    car = Sidecar(namespace, op.url, two_suite_answer, tmp_path)
     deadline = time.monotonic() + FLOW_SECONDS
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ import pytest
 from greenloop.core.model import Workload
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.redeploy import Outcome, redeploy
+from tests.support import workloads
 from tests.support.cluster import ControlPlane, wait_until
 
 pytestmark = pytest.mark.integration
@@ -32,25 +33,9 @@ def on(cp: ControlPlane, body: Callable[[Gateway], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def deployment(name: str, *, node_type: str = "kwok", deadline: int = 600) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "progressDeadlineSeconds": deadline,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"type": node_type},
-                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
-                },
-            },
-        },
-    }
+def deployment(name: str, *, deadline: int = 600) -> dict[str, Any]:
+    """Two replicas, so a rollout is seen replacing pods, with a progress deadline."""
+    return workloads.deployment(name, replicas=2, deadline=deadline)
 
 
 def replicasets(cp: ControlPlane, namespace: str, app: str) -> list[str]:

@@ -33,7 +33,7 @@ from greenloop.k8s.failpoints import ENV
 from tests.support.cluster import ControlPlane, free_ports, wait_until
 from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd, ensure_peering
-from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
+from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
 from tests.support.workloads import roll_out
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -61,18 +61,6 @@ PARALLEL = 4
 # for the whole file when the machine is quiet).
 SCENARIO_SECONDS = 480.0
 SETUP_SECONDS = 300.0  # an operator's start: ~5 s when quiet, 60 s seen at load 25
-
-
-def answer(job: dict[str, Any]) -> bytes:
-    labels = labels_of(job)
-    if labels["greenloop.dev/suite"] == "critical":
-        return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
-    if labels["greenloop.dev/iteration"] == "1":
-        return junit(
-            PASS.format(c="core", n="health"),
-            FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
-        )
-    return junit(PASS.format(c="core", n="websocket"))
 
 
 def demo(health_url: str) -> dict[str, Any]:
@@ -173,7 +161,7 @@ def scenario(cp: ControlPlane, tmp: Path, case: Case) -> Outcome:
     killer = {ENV: f"{point[0]}:{point[1]}"} if point else None
     peer = ("--peering", PEERING, "--peering-lifetime", str(LIFETIME))
     ops: list[Operator] = []
-    car = Sidecar(namespace, None, answer, work)
+    car = Sidecar(namespace, None, two_suite_answer, work)
     restarted_at = 0  # log offset where the restarted run begins
     try:
         if case.mode == "failover":

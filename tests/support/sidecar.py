@@ -34,6 +34,20 @@ def labels_of(obj: dict[str, Any]) -> dict[str, str]:
     return labels
 
 
+def two_suite_answer(job: dict[str, Any]) -> bytes:
+    """The results of a two-suite demo (critical: 2 passing; core: a 503 in iteration 1,
+    passing after the redeploy), for the Job the sidecar plays."""
+    labels = labels_of(job)
+    if labels["greenloop.dev/suite"] == "critical":
+        return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
+    if labels["greenloop.dev/iteration"] == "1":
+        return junit(
+            PASS.format(c="core", n="health"),
+            FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
+        )
+    return junit(PASS.format(c="core", n="websocket"))
+
+
 @dataclass
 class Snapshot:
     """One `kubectl get` of what the test looks at: the objects of one namespace."""

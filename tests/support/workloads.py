@@ -7,26 +7,27 @@ from typing import Any
 from tests.support.cluster import ControlPlane
 
 
-def deployment(name: str) -> dict[str, Any]:
-    """One replica of the demo app, pinned to kwok's fake node: the real Deployment
-    controller rolls it out (a real ReplicaSet), and no container runs."""
+def deployment(
+    name: str, *, replicas: int = 1, node_type: str = "kwok", deadline: int | None = None
+) -> dict[str, Any]:
+    """``replicas`` of the demo app, pinned by node type (kwok's fake node by default: the
+    real Deployment controller rolls it out, a real ReplicaSet, and no container runs).
+    ``deadline``: its progressDeadlineSeconds."""
     labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"type": "kwok"},
-                    "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
-                },
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "nodeSelector": {"type": node_type},
+                "containers": [{"name": "app", "image": "localhost/demo-app:dev"}],
             },
         },
     }
+    if deadline is not None:
+        spec["progressDeadlineSeconds"] = deadline
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
 
 
 def roll_out(cp: ControlPlane, namespace: str, name: str, *, timeout: int = 60) -> None:
