@@ -3,6 +3,7 @@ gate, the specs and fingerprints those steps use."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from greenloop.core import engine
@@ -47,3 +48,21 @@ def waiting() -> Decision:
 
 def skipped(test_id: str) -> TestResult:
     return TestResult(id=test_id, name=test_id, classname="", outcome=Outcome.SKIPPED)
+
+
+class CountingId(str):
+    """A test id that counts how often it is hashed: every set or dict lookup of an id
+    hashes it, so the count is the work of matching ids, on any machine."""
+
+    hashes = 0
+
+    def __hash__(self) -> int:
+        CountingId.hashes += 1
+        return str.__hash__(self)
+
+
+def hashes_while(step: Callable[[], object]) -> int:
+    """How many times ``step`` hashed a :class:`CountingId`."""
+    CountingId.hashes = 0
+    step()
+    return CountingId.hashes

@@ -80,9 +80,9 @@ def results_that_count(
     """Of a rerun's results, those the verdict reads: for a selected test, and not
     reported as skipped (those are NotRerun). Results for tests not selected are
     ignored, so a runner that reports deselected tests as skipped overwrites nothing."""
-    results = [t for t in results if t.id in set(chosen)]
+    wanted = set(chosen)  # once: a set per result made a rerun of 30,000 tests take 41 s
     skips = set(line.skipped)
-    return [t for t in results if t.id not in skips]
+    return [t for t in results if t.id in wanted and t.id not in skips]
 
 
 def not_rerun_records(
