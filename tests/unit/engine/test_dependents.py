@@ -4,14 +4,25 @@ of looping (``engine.root_of``, ``engine.effective_class``)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from greenloop.core import engine
-from greenloop.core.engine import Phase, State
+from greenloop.core.engine import (
+    Phase,
+    Redeploy,
+    RunSuites,
+    State,
+    SuiteFinished,
+    SuiteRun,
+    TestRecord,
+)
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, StagingValidation
 from greenloop.core.report import render
 from greenloop.core.status import build_status
 from tests.unit.engine.cases import ONE_SUITE, TWO_SUITES, Row, check_row
+from tests.unit.engine.steps import CountingId, hashes_while
 from tests.unit.scenario import ASSERT, HTTP_503, bad, dep_skip, make_spec, ok, play
 
 ROWS = [
@@ -89,3 +100,52 @@ def test_a_dependency_cycle_still_reports_every_failing_test() -> None:
     assert sorted(t["id"] for t in status["failingTests"]) == ["a", "b"]
     assert {t["class"] for t in status["failingTests"]} == {"Dependent"}
     assert "# greenloop report: cycle" in render(obj, state, now=5000.0)
+
+
+def chain_of(n: int) -> int:
+    """The ids hashed while the engine merges and decides on one failure (a 503) with a
+    chain of ``n`` dependents, each skipped because the one before it did not pass."""
+    spec = make_spec(("e2e", "P1"))
+    ids = [CountingId(f"tests/test_chain.py::test_{k:06d}") for k in range(n + 1)]
+    results = [bad(ids[0], HTTP_503), *(dep_skip(ids[k], ids[k - 1]) for k in range(1, n + 1))]
+    start = engine.begin(spec, 0.0)
+    assert isinstance(start.action, RunSuites)
+    event = SuiteFinished(start.action.id, SuiteRun("e2e", tests=tuple(results)))
+    decision = engine.on_suite(spec, start.state, event, 1.0)
+    assert isinstance(decision.action, Redeploy), "decided on the root's class"
+    return hashes_while(lambda: engine.on_suite(spec, start.state, event, 1.0))
+
+
+def test_deciding_on_a_chain_of_dependents_is_linear_in_its_length() -> None:
+    # Each Dependent is decided on its root's class: following the chain from every
+    # dependent anew would be quadratic in the chain's length.
+    n = 200
+    assert chain_of(2 * n) <= 2.5 * chain_of(n)
+
+
+def random_graph(seed: int) -> State:
+    """Up to 8 tests, each passing, failing with a class, or Dependent on another test (or
+    on one state does not know): chains, branches, cycles and self-loops."""
+    rnd = random.Random(seed)
+    ids = [f"t{k}" for k in range(rnd.randint(1, 8))]
+    tests = {}
+    for test_id in ids:
+        kind = rnd.choice(["passed", "class", "dependent", "dependent", "dependent"])
+        if kind == "passed":
+            diagnosis = None
+        elif kind == "class":
+            diagnosis = Diagnosis(rnd.choice(list(FailureClass)), "evidence")
+        else:
+            root = rnd.choice([*ids, "gone", ""])
+            diagnosis = Diagnosis(FailureClass.DEPENDENT, "skipped", root)
+        tests[test_id] = TestRecord(test_id, "e2e", "P1", Outcome.FAILED, 1, diagnosis)
+    return State(tests=tests)
+
+
+def test_the_roots_found_in_one_pass_are_those_root_of_finds_from_each_test() -> None:
+    for seed in range(300):
+        state = random_graph(seed)
+        records = list(state.tests.values())
+        random.Random(seed).shuffle(records)
+        expected = {t.id: engine.root_of(state, t) for t in records}
+        assert engine.roots_of(state, records) == expected, f"seed {seed}"

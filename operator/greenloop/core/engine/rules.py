@@ -28,8 +28,9 @@ from greenloop.core.engine.state import (
     Counts,
     State,
     TestRecord,
-    effective_class,
+    class_of_root,
     failing,
+    roots_of,
     signature_digest,
 )
 from greenloop.core.model import FailureClass, RedeployPolicy, RerunMode, ValidationSpec
@@ -105,12 +106,13 @@ def redeploy_was_ineffective(state: State, current: Iterable[tuple[str, str]]) -
 
 
 def redeploy_can_help(
-    spec: ValidationSpec, state: State, failing_now: Iterable[TestRecord], caps: Capabilities
+    spec: ValidationSpec, state: State, failing_now: Sequence[TestRecord], caps: Capabilities
 ) -> bool:
     """Some failure's root class (a Dependent's is its root's) is in ``redeployOn``, and
     this mode can redeploy the target (``caps``, from :func:`capabilities.of_target`)."""
+    roots = roots_of(state, failing_now)  # one walk: a chain is not followed from each test
     redeployable = {
-        k for k in (effective_class(state, t) for t in failing_now) if k in spec.policy.redeploy_on
+        k for k in (class_of_root(roots[t.id]) for t in failing_now) if k in spec.policy.redeploy_on
     }
     return bool(redeployable) and caps.can_redeploy
 

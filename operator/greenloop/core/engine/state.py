@@ -189,7 +189,11 @@ def failing(state: State) -> list[TestRecord]:
 
 def effective_class(state: State, record: TestRecord) -> FailureClass:
     """The class that decides what to do: a Dependent's is its root's."""
-    root = root_of(state, record)
+    return class_of_root(root_of(state, record))
+
+
+def class_of_root(root: TestRecord) -> FailureClass:
+    """A root's class: Dependent when the chain ends at a test with no diagnosis."""
     if root.diagnosis is None:
         return FailureClass.DEPENDENT
     return root.diagnosis.failure_class
@@ -210,6 +214,50 @@ def root_of(state: State, record: TestRecord) -> TestRecord:
         seen.add(nxt.id)
         current = nxt
     return current
+
+
+def roots_of(state: State, records: Iterable[TestRecord]) -> dict[str, TestRecord]:
+    """:func:`root_of` of each record (id -> root) in one pass: every test of a chain of
+    Dependents is walked once, not once from each test after it (n² steps for n)."""
+    roots: dict[str, TestRecord] = {}
+    for record in records:
+        path: list[TestRecord] = []
+        on_path: dict[str, int] = {}  # id -> its place in path
+        current: TestRecord | None = record
+        while current is not None and current.id not in roots:
+            on_path[current.id] = len(path)
+            path.append(current)
+            nxt = _dependency(state, current)
+            if nxt is not None and nxt.id in on_path:
+                # A cycle: root_of stops at the test it would visit twice, so a test on
+                # the cycle has the one before it as root, and a test leading into it the
+                # last one walked.
+                start = on_path[nxt.id]
+                for i, test in enumerate(path):
+                    roots[test.id] = path[i - 1] if i > start else path[-1]
+                current = None
+            elif nxt is None:
+                for test in path:
+                    roots[test.id] = path[-1]
+                current = None
+            else:
+                current = nxt
+        if current is not None:  # reached a test already resolved: the same root
+            for test in path:
+                roots[test.id] = roots[current.id]
+    return roots
+
+
+def _dependency(state: State, record: TestRecord) -> TestRecord | None:
+    """The test a Dependent names as its root cause, when state knows it."""
+    diagnosis = record.diagnosis
+    if (
+        diagnosis is None
+        or diagnosis.failure_class is not FailureClass.DEPENDENT
+        or not diagnosis.root_cause
+    ):
+        return None
+    return state.tests.get(diagnosis.root_cause)
 
 
 def counts(state: State) -> tuple[int, int, int]:
