@@ -32,22 +32,24 @@ Everything a caller uses is imported from here, ``greenloop.core.engine``.
 
 from __future__ import annotations
 
+# The words of the API, what the shells send, and what they carry out.
+from greenloop.core.engine.events import ActionKind, Phase, Reason
+
+# isort: split
+from greenloop.core.engine.events import RedeployDone, RedeployStarted, SuiteFinished, SuiteRun
+
+# isort: split
 from greenloop.core.engine.events import (
     Action,
-    ActionKind,
     AwaitApproval,
     Finish,
-    Phase,
-    Reason,
     Redeploy,
-    RedeployDone,
-    RedeployStarted,
     RunSuites,
-    SuiteFinished,
-    SuiteRun,
     SuiteSelection,
     action_id,
 )
+
+# isort: split
 from greenloop.core.engine.history import _bounded as _bounded  # the notes' bound, for tests
 from greenloop.core.engine.rounds import (
     begin,

@@ -145,6 +145,23 @@ def _judge_all_passed(spec: ValidationSpec, state: State, now: float, c: Counts)
     )
 
 
+def _rerun(
+    spec: ValidationSpec,
+    state: State,
+    now: float,
+    summary: str,
+    selection: tuple[SuiteSelection, ...],
+) -> Decision:
+    """Rerun ``selection`` without a redeploy (a flake retry, or a runner error's retry)."""
+    state = replace(state, retries=state.retries + 1, last_action=ActionKind.RERUN)
+    why = (
+        f"rerun {state.retries}/{spec.policy.flake_retries} without redeploy "
+        f"({summary or 'runner error'})"
+    )
+    state = _close_iteration(state, now, ActionKind.RERUN, Reason.RETRYING, why)
+    return _start_iteration(spec, state, now, selection)
+
+
 def _redeploy(
     spec: ValidationSpec,
     state: State,
@@ -185,23 +202,6 @@ def _redeploy(
         redeploy_started=False,
     )
     return Decision(state, current_action(state))
-
-
-def _rerun(
-    spec: ValidationSpec,
-    state: State,
-    now: float,
-    summary: str,
-    selection: tuple[SuiteSelection, ...],
-) -> Decision:
-    """Rerun ``selection`` without a redeploy (a flake retry, or a runner error's retry)."""
-    state = replace(state, retries=state.retries + 1, last_action=ActionKind.RERUN)
-    why = (
-        f"rerun {state.retries}/{spec.policy.flake_retries} without redeploy "
-        f"({summary or 'runner error'})"
-    )
-    state = _close_iteration(state, now, ActionKind.RERUN, Reason.RETRYING, why)
-    return _start_iteration(spec, state, now, selection)
 
 
 def _by_class(failing_now: Sequence[TestRecord]) -> dict[FailureClass, int]:

@@ -171,8 +171,8 @@ def on_rerun(
         spec,
         state,
         now,
-        trigger=Reason.RERUN_REQUESTED,
         why=f"greenloop.dev/rerun changed to {_clip(value, 64)!r}",
+        trigger=Reason.RERUN_REQUESTED,
         fingerprint=state.fingerprint,  # the targets are as they were: the same baseline
         rerun=value,
     )

@@ -158,25 +158,21 @@ class Counts:
 def tally(records: Iterable[TestRecord]) -> Counts:
     """The one place outcomes are counted: failing (any class, NotRerun included),
     passed, and the rest skipped."""
-    passed = failed = skipped = 0
-    for record in records:
-        if record.failing:
-            failed += 1
-        elif record.outcome is Outcome.PASSED:
-            passed += 1
-        else:
-            skipped += 1
-    return Counts(passed, failed, skipped)
+    return _count((record.failing, record.outcome) for record in records)
 
 
 def tally_results(results: Iterable[TestResult]) -> Counts:
     """The same count over raw results (a progress line): failing as the classifier
     sees it (a dependency skip fails), passed, the rest skipped."""
+    return _count((is_failing(result), result.outcome) for result in results)
+
+
+def _count(outcomes: Iterable[tuple[bool, Outcome]]) -> Counts:
     passed = failed = skipped = 0
-    for result in results:
-        if is_failing(result):
+    for is_failed, outcome in outcomes:
+        if is_failed:
             failed += 1
-        elif result.outcome is Outcome.PASSED:
+        elif outcome is Outcome.PASSED:
             passed += 1
         else:
             skipped += 1
