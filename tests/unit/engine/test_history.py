@@ -7,7 +7,8 @@ import pytest
 
 from greenloop.core import engine
 from greenloop.core.engine import Phase, State, SuiteFinished, SuiteRun
-from tests.unit.scenario import make_spec, ok
+from greenloop.core.model import TestResult
+from tests.unit.scenario import ASSERT, bad, make_spec, ok, play
 
 
 def test_what_the_target_showed_is_kept_per_iteration_with_a_count_of_the_rest() -> None:
@@ -92,3 +93,15 @@ def test_an_error_with_no_iteration_on_record_still_gets_one_with_a_whole_note()
     assert record.detail == "y" * 300, "a note is MAX_NOTE long, not one evidence line"
     never = engine.internal_error(State(phase=Phase.TESTING, iteration=1), 60.0, "z").state
     assert never.history[0].started == 0.0
+
+
+def test_the_line_up_notes_of_many_suites_are_bounded_and_say_how_many_were_cut() -> None:
+    # One note per suite whose rerun did not run its selection: 14 suites, 12 places.
+    suites = [(f"s{n:02d}", "P1") for n in range(14)]
+    spec = make_spec(*suites, flake_retries=1)
+    first = {name: [bad(f"{name}-a", ASSERT)] for name, _ in suites}
+    nothing: dict[str, list[TestResult]] = {name: [] for name, _ in suites}
+    notes = play(spec, [first, nothing]).state.history[1].notes
+    assert len(notes) == engine.MAX_NOTES
+    assert notes[0].startswith("suite s00: rerun of 1 selected test: 1 not reported")
+    assert notes[-1] == f"… and {14 - (engine.MAX_NOTES - 1)} more"
