@@ -191,3 +191,11 @@ def test_a_stall_says_why_a_redeploy_was_not_tried(
     state = one_suite(spec, engine.begin(spec, 100.0), 110.0, bad("a", message)).state
     assert (state.phase, str(state.reason)) == (Phase.STALLED, reason)
     assert state.message == f"1 {reason} still failing after 0 reruns without a redeploy: {hint}"
+
+
+def test_a_rerun_without_redeploy_is_recorded_with_each_class_counted() -> None:
+    spec = make_spec(("api", "P1"), flake_retries=2)
+    rerun = one_suite(spec, engine.begin(spec, 100.0), 110.0, bad("a", ASSERT), bad("b", HTTP_403))
+    assert rerun.state.history[0].detail == (
+        "rerun 1/2 without redeploy (1 AuthError, 1 Assertion)"
+    )
