@@ -69,7 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/operator_latency.py
 	$(BIN)/python bench/target_change.py
 
-## mutate: mutation testing of the core with mutmut (README "Mutation testing");
+## mutate: mutation testing of the core with mutmut (docs/testing.md "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)
 mutate: $(STAMP)
 	tools/mutate $(MODULES)

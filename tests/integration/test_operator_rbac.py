@@ -1,11 +1,11 @@
 """The operator's RBAC (config/rbac/) is enough, and no more than the code asks for.
 
-The flow test installs the manifests as the README does (`kubectl apply -f
+The flow test installs the manifests as README.md and docs/operator.md do (`kubectl apply -f
 crds/stagingvalidation.yaml -f config/rbac/`), mints a token for the ServiceAccount
 (TokenRequest), and runs `greenloop operator` with a kubeconfig holding only that token
 - no client certificate, no admin - with `--peering` so kopf's peering rules are used
 too; once as the install's ServiceAccount (ClusterRoleBinding), once as one bound to
-the role in the test's namespace only (the README's confined install). It then drives
+the role in the test's namespace only (docs/operator.md's confined install). It then drives
 the kwok demo of test_operator_loop.py (two suites, `core` fails with an HTTP 503, one
 rollout of Deployment backend, the rerun passes; the test plays the results sidecar,
 tests/support/sidecar.py), and deletes an object that still carries the finalizer
@@ -16,7 +16,7 @@ A missing permission shows as a 403 in the operator's log, a report whose eviden
 The can-i test pins the role's edges with `kubectl auth can-i --as=` the ServiceAccount:
 what it must be allowed, what it must not (no update/delete of workloads, no listing
 Secrets, no exec...), and - honestly - that a ClusterRoleBinding grants the role in
-every namespace, where the per-namespace RoleBinding the README describes does not.
+every namespace, where the per-namespace RoleBinding docs/operator.md describes does not.
 
 The RBAC objects are cluster-scoped or in greenloop-system and stay for the session
 (applying them again is a no-op); every other object lives in the test's namespace.
@@ -57,7 +57,8 @@ FLOW_SECONDS = 240.0
 
 
 def install(cp: ControlPlane) -> str:
-    """The README's install command, run with the admin kubeconfig; kubectl's output."""
+    """The documented install command (README.md, docs/operator.md), run with the admin
+    kubeconfig; kubectl's output."""
     out = cp.kubectl("apply", "-f", str(CRD), "-f", str(RBAC)).stdout
     ensure_crd(cp)  # waits until the CRD is Established
     return out
@@ -87,7 +88,7 @@ def sa_operator(
 ) -> Iterator[Operator]:
     """`greenloop operator -n namespace --peering` with only a ServiceAccount's token: the
     install's `greenloop` (ClusterRoleBinding), or one bound to the role in this
-    namespace alone, as the README's confined install does (RoleBinding)."""
+    namespace alone, as docs/operator.md's confined install does (RoleBinding)."""
     install(cluster)
     ensure_peering(cluster, namespace, PEERING)
     account = ACCOUNT
@@ -272,7 +273,7 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
     }
     assert got == CAN_I
 
-    # The README's confined install: the same ClusterRole bound in one namespace only.
+    # docs/operator.md's confined install: the same ClusterRole bound in one namespace only.
     confined = f"{SYSTEM_NS}:{CONFINED}"
     apiserver.kubectl(
         "create", "rolebinding", CONFINED, "-n", namespace,
