@@ -62,6 +62,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/junit_ingest.py
 	$(BIN)/python bench/loop_overhead.py
+	$(BIN)/python bench/engine_rerun.py
 	$(BIN)/python bench/classify_lines.py
 	$(BIN)/python bench/report_render.py
 	$(BIN)/python bench/controlplane_start.py

@@ -37,15 +37,22 @@ def main(argv: list[str]) -> int:
         f"{'unchecked':>10} score  (without the equivalent ones)"
     )
     for module in modules:
-        meta = mutants / "src" / "greenloop" / "core" / f"{module}.py.meta"
-        if not meta.exists():
+        parts = files(mutants, module)
+        if not parts:
             print(f"{module:<10} no results yet")
             continue
-        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
-        source = (mutants / "src" / "greenloop" / "core" / f"{module}.py").read_text()
-        killed = [k for k, c in codes.items() if c in KILLED]
-        alive = sorted(k for k, c in codes.items() if c in SURVIVED | NO_TESTS)
-        equivalent = {k: why for k in alive if (why := known.get(change(source, k)))}
+        killed: list[str] = []
+        alive: list[str] = []
+        codes: dict[str, int | None] = {}
+        equivalent: dict[str, str] = {}
+        for meta, source in parts:
+            file_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+            codes.update(file_codes)
+            killed += [k for k, c in file_codes.items() if c in KILLED]
+            file_alive = sorted(k for k, c in file_codes.items() if c in SURVIVED | NO_TESTS)
+            alive += file_alive
+            text = source.read_text()
+            equivalent |= {k: why for k in file_alive if (why := known.get(change(text, k)))}
         survived = [k for k in alive if codes[k] in SURVIVED and k not in equivalent]
         no_tests = [k for k in alive if codes[k] in NO_TESTS and k not in equivalent]
         unchecked = [k for k, c in codes.items() if c is None]
@@ -62,6 +69,14 @@ def main(argv: list[str]) -> int:
         for name, why in sorted(equivalent.items()):
             print(f"    equivalent: {name}: {why}")
     return 0
+
+
+def files(mutants: Path, module: str) -> list[tuple[Path, Path]]:
+    """(mutmut's results, the mutated source) for each file of a module: ``core/NAME.py``,
+    or every file of the package ``core/NAME/`` (the engine)."""
+    core = mutants / "src" / "greenloop" / "core"
+    metas = [core / f"{module}.py.meta", *sorted((core / module).glob("*.py.meta"))]
+    return [(meta, meta.with_suffix("")) for meta in metas if meta.exists()]
 
 
 def equivalents() -> dict[tuple[str, str], str]:
@@ -108,8 +123,7 @@ def pending(mutants: Path, modules: list[str], *, unchecked: bool) -> int:
     """Print the names of the mutants still alive (and, with ``unchecked``, those not yet
     judged), one a line."""
     for module in modules:
-        meta = mutants / "src" / "greenloop" / "core" / f"{module}.py.meta"
-        if meta.exists():
+        for meta, _ in files(mutants, module):
             codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
             for name, code in sorted(codes.items()):
                 if (code is None and unchecked) or code in SURVIVED | NO_TESTS:

@@ -1,14 +1,11 @@
 """Rules that small mutations of the core used to change without any test noticing.
 
 Each row names the rule it pins; each was checked by applying the mutation by hand and
-seeing the row fail (issue 10, "Tests that pin the rules"). Engine rows go through the
-scenario driver (tests/unit/scenario.py) and assert what a user reads: phase, reason,
-iterations, redeploys, the flaky list, status fields and report lines.
+seeing the row fail (issue 10, "Tests that pin the rules"). The engine's rows moved to
+tests/unit/engine/, each to the file of the rule it pins.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import pytest
 import yaml
@@ -20,146 +17,22 @@ from greenloop.core.junit import parse_junit
 from greenloop.core.model import (
     FailureClass,
     Outcome,
-    RerunMode,
     StagingValidation,
     TestResult,
-    ValidationSpec,
 )
 from greenloop.core.report import render
 from greenloop.core.spec import SpecError
-from greenloop.core.status import build_status, summary
+from greenloop.core.status import summary
 from tests.unit.scenario import (
-    ASSERT,
     HTTP_503,
     IMPORT,
-    Script,
     bad,
     make_spec,
     ok,
     play,
 )
 
-CONNECTION_REFUSED = "httpx.ConnectError: [Errno 111] Connection refused"
 ONE_SUITE = (("critical", "P1"),)
-
-
-# ---------------------------------------------------------------------------
-# Engine: scenario rows
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    spec: ValidationSpec
-    script: Script
-    phase: Phase
-    reason: str
-    iterations: int
-    redeploys: int
-    flaky: tuple[str, ...] = ()
-
-
-ROWS = [
-    Row(
-        # root_of's cycle guard: without it the engine never returns from this step.
-        "tests that depend on each other in a cycle stall instead of looping",
-        make_spec(*ONE_SUITE),
-        [
-            {
-                "critical": [
-                    bad("a", ASSERT, depends_on=("b",)),
-                    bad("b", ASSERT, depends_on=("a",)),
-                    ok("c"),
-                ]
-            }
-        ],
-        Phase.STALLED,
-        "Dependent",
-        2,
-        0,
-    ),
-    Row(
-        # A redeploy resets the flake-retry count: the failure after it gets its retry.
-        "a redeploy gives the next failure its retry again",
-        make_spec(*ONE_SUITE, flake_retries=1),
-        [
-            {"critical": [bad("c1", ASSERT), ok("c2")]},  # 1: assertion -> retry
-            {"critical": [bad("c1", HTTP_503)]},  # 2: 503 -> redeploy
-            {"critical": [bad("c1", ASSERT)]},  # 3: assertion -> retry again
-            {"critical": [ok("c1")]},  # 4: green
-        ],
-        Phase.PASSED,
-        "GoalMet",
-        4,
-        1,
-        ("c1",),
-    ),
-    Row(
-        # "The redeploy changed nothing" compares (test, class), not just test ids.
-        "the same test failing with another redeployable class redeploys again",
-        make_spec(*ONE_SUITE),
-        [
-            {"critical": [bad("c1", HTTP_503), ok("c2")]},
-            {"critical": [bad("c1", CONNECTION_REFUSED)]},
-            {"critical": [ok("c1")]},
-        ],
-        Phase.PASSED,
-        "GoalMet",
-        3,
-        2,
-    ),
-    Row(
-        "the same test failing with the same class after a redeploy stalls",
-        make_spec(*ONE_SUITE),
-        [{"critical": [bad("c1", HTTP_503), ok("c2")]}],
-        Phase.STALLED,
-        "RedeployIneffective",
-        2,
-        1,
-    ),
-    Row(
-        # A flaky test that fails again is a failure, no longer flaky.
-        "a flaky test that fails again leaves the flaky list",
-        make_spec(*ONE_SUITE, rerun=RerunMode.ALL),
-        [
-            {"critical": [ok("c1", flaky=True), bad("c2", ASSERT)]},
-            {"critical": [bad("c1", ASSERT), ok("c2")]},
-        ],
-        Phase.STALLED,
-        "Assertion",
-        2,
-        0,
-        ("c2",),
-    ),
-]
-
-
-@pytest.mark.timeout(10)
-@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-def test_engine_rule(row: Row) -> None:
-    played = play(row.spec, row.script)
-    state = played.state
-    assert (state.phase, str(state.reason)) == (row.phase, row.reason), state.message
-    assert state.iteration == row.iterations
-    assert len(played.redeploys) == row.redeploys
-    assert tuple(sorted(state.flaky)) == row.flaky
-    obj = StagingValidation(name="pinned", spec=row.spec)
-    status = build_status(obj, state, now=5000.0)
-    assert [f["id"] for f in status["flakyTests"]] == list(row.flaky)
-    assert status["phase"] == row.phase.value
-
-
-@pytest.mark.timeout(10)
-def test_a_dependency_cycle_still_reports_every_failing_test() -> None:
-    """Status and report follow root causes too: a cycle must not hang them."""
-    spec = make_spec(*ONE_SUITE, flake_retries=0)
-    script = [{"critical": [bad("a", "", depends_on=("b",)), bad("b", "", depends_on=("a",))]}]
-    state = play(spec, script).state
-    obj = StagingValidation(name="cycle", spec=spec)
-    status = build_status(obj, state, now=5000.0)
-    assert sorted(t["id"] for t in status["failingTests"]) == ["a", "b"]
-    assert {t["class"] for t in status["failingTests"]} == {"Dependent"}
-    assert "# greenloop report: cycle" in render(obj, state, now=5000.0)
 
 
 # ---------------------------------------------------------------------------

@@ -9,8 +9,15 @@ import pytest
 
 from greenloop.core import engine, mergepatch, snapshot
 from greenloop.core.engine import Phase, State
+from tests.unit.engine import (
+    test_budget,
+    test_flaky_rerun,
+    test_goal,
+    test_redeploy,
+    test_runner_error,
+)
+from tests.unit.engine.cases import Case
 from tests.unit.scenario import HTTP_503, bad, dep_skip, make_spec, ok, play
-from tests.unit.test_engine import CASES, Case
 
 
 def mid_round() -> State:
@@ -79,6 +86,16 @@ def test_a_snapshot_holds_no_nulls_and_reads_back_after_a_merge_patch_onto_nothi
 
 def test_absent_keys_read_as_defaults() -> None:
     assert snapshot.from_data({"version": snapshot.VERSION, "phase": "Pending"}) == State()
+
+
+# Every scenario of the rule files (tests/unit/engine/).
+CASES = [
+    *test_goal.CASES,
+    *test_redeploy.CASES,
+    *test_flaky_rerun.CASES,
+    *test_runner_error.CASES,
+    *test_budget.CASES,
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

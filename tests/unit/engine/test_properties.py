@@ -30,13 +30,7 @@ from greenloop.core.engine import (
     SuiteRun,
 )
 from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
-from greenloop.core.model import (
-    Outcome,
-    RedeployPolicy,
-    RerunMode,
-    StagingValidation,
-    TestResult,
-)
+from greenloop.core.model import Outcome, RedeployPolicy, RerunMode, StagingValidation, TestResult
 from greenloop.core.report import render
 from greenloop.core.schema import validate
 from greenloop.core.status import build_status
