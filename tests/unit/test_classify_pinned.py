@@ -347,7 +347,7 @@ def test_the_http_error_status_a_line_reports(line: str, code: int | None) -> No
 def test_a_dependency_name_finds_its_test(
     name: str, own: str, failing: set[str], root: str
 ) -> None:
-    assert classify_dependencies._resolve(name, own, failing) == root
+    assert classify_dependencies.FailingIds(failing).resolve(name, own) == root
 
 
 def test_a_declared_dependency_by_short_name_finds_the_one_in_its_own_module() -> None:

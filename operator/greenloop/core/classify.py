@@ -44,6 +44,7 @@ from functools import lru_cache
 from greenloop.core import regex
 from greenloop.core.classify_builtin import builtin_diagnosis
 from greenloop.core.classify_dependencies import (
+    FailingIds,
     dependency_failure,
     dependency_skip,
     failing_dependency,
@@ -57,6 +58,7 @@ from greenloop.core.regex import compile as _re
 __all__ = [
     "MAX_EVIDENCE",
     "CompiledRules",
+    "FailingIds",
     "RuleError",
     "compile_rule",
     "compile_rules",
@@ -142,11 +144,14 @@ def diagnose(
 
     ``failing_ids`` are the ids of the tests that failed in the same run: they turn a
     dependency named in a message (often a short name such as ``test_login``) into the
-    root test's id, and make a test whose ``depends_on`` names one of them Dependent."""
+    root test's id, and make a test whose ``depends_on`` names one of them Dependent.
+    Diagnosing a run's tests one by one, pass a :class:`FailingIds` (diagnose_batch
+    does): its indexes are built once instead of once per test."""
     if test.outcome is Outcome.PASSED:
         return None
+    failing = FailingIds.of(failing_ids)
     if test.outcome is Outcome.SKIPPED:
-        return skipped_for_dependency(test, failing_ids)
+        return skipped_for_dependency(test, failing)
     if not test.is_failure:
         return None
 
@@ -158,13 +163,13 @@ def diagnose(
                 if match:
                     root = None
                     if failure_class is _FC.DEPENDENT:
-                        root = failing_dependency(test, failing_ids)
+                        root = failing_dependency(test, failing)
                     return Diagnosis(failure_class, clip(line, match.start()), root)
 
-    dependency = dependency_failure(test, failing_ids)
+    dependency = dependency_failure(test, failing)
     if dependency is not None:
         return dependency
-    subtests = subtest_failure(test, text, failing_ids)
+    subtests = subtest_failure(test, text, failing)
     if subtests is not None:
         return subtests
     return builtin_diagnosis(text)
@@ -179,5 +184,5 @@ def diagnose_batch(
     """Diagnose the results of one run together, so a Dependent finds its root among
     them (and among ``failing_ids``, the tests already known to fail)."""
     batch = list(tests)
-    known = set(failing_ids) | {t.id for t in batch if is_failing(t)}
+    known = FailingIds([*failing_ids, *(t.id for t in batch if is_failing(t))])
     return [(t, diagnose(t, rules, failing_ids=known)) for t in batch]
