@@ -1,14 +1,8 @@
-"""A failure's text sorted into tiers of evidence (see :mod:`greenloop.core.classify`).
-
-1. the failure message (the raised exception, summarised by the runner);
-2. the exception lines of the details, last first: pytest's ``E   `` lines, a Python
-   traceback's unindented lines, Java's exception and ``Caused by:`` lines, every line
-   of Go and jest output that is not a stack frame;
-3. other non-source lines of the details (pytest's ``file.py:12: ExcName``);
-4. the captured output, last first.
-
-Source lines (pytest prints the test's code), stack frames and jest code frames are never
-evidence. Evidence is at most MAX_EVIDENCE characters of a line (:func:`clip`).
+"""A failure's text sorted into the tiers of evidence :mod:`greenloop.core.classify`
+lists, most decisive first: the message, the exception lines of the details, their other
+non-source lines, then the captured output. Source lines, stack frames and jest code
+frames are never evidence. Evidence is at most MAX_EVIDENCE characters of a line
+(:func:`clip`).
 """
 
 from __future__ import annotations
