@@ -8,48 +8,22 @@ scans every failing id for each test (8k message-less Go subtests took 19 s, a d
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from types import FrameType
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from greenloop.core import classify
 from greenloop.core.classify import diagnose_batch
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult
 
+from .counting import CORE, counting_lines
+
 FC = FailureClass
-CLASSIFIER = str(Path(classify.__file__).parent / "classify")
+CLASSIFIER = CORE + "classify"  # classify.py and the modules it was split into
 N = 300
 
 
-@contextmanager
-def counting_lines() -> Iterator[list[int]]:
-    """Counts the line events of the classifier's frames (generators and comprehensions
-    included: each iteration of a loop is a line event)."""
-    count = [0]
-
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
-        if event == "line":
-            count[0] += 1
-        return local
-
-    def call(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if frame.f_code.co_filename.startswith(CLASSIFIER) else None
-
-    previous = sys.gettrace()
-    sys.settrace(call)
-    try:
-        yield count
-    finally:
-        sys.settrace(previous)
-
-
 def work(tests: list[TestResult]) -> tuple[int, list[tuple[TestResult, Diagnosis | None]]]:
-    with counting_lines() as count:
+    with counting_lines(CLASSIFIER) as count:
         diagnosed = diagnose_batch(tests)
     return count[0], diagnosed
 

@@ -21,11 +21,17 @@ from greenloop.core.engine import (
     State,
     TestRecord,
     failing,
-    root_of,
 )
 from greenloop.core.fingerprint import short_id
 from greenloop.core.model import FailureClass, StagingValidation
-from greenloop.core.status import approval, failing_tests, priorities, summary, timestamp
+from greenloop.core.status import (
+    approval,
+    failing_roots,
+    failing_tests,
+    priorities,
+    summary,
+    timestamp,
+)
 from greenloop.core.words import plural
 
 __all__ = [
@@ -334,8 +340,9 @@ def add_why(lines: list[str], state: State) -> None:
     """One chain per root cause: test -> class (evidence) -> dependents -> what the target
     showed -> what greenloop did -> how it ended."""
     roots: dict[str, list[str]] = {}
+    root_by_id = failing_roots(state)
     for record in failing(state):
-        root = root_of(state, record)
+        root = root_by_id[record.id]
         if record.id != root.id:
             roots.setdefault(root.id, []).append(record.id)
         else:
