@@ -14,10 +14,11 @@ import random
 from collections.abc import Sequence
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenloop.core import engine
+from greenloop.core import engine, spec
 from greenloop.core.engine import RunSuites, SuiteFinished
 from greenloop.core.model import FailureClass, Outcome, TestResult
 from greenloop.core.runners import select_args
@@ -37,6 +38,7 @@ from greenloop.core.shards import (
     shard_env,
     shard_of,
 )
+from greenloop.core.spec import SpecError
 from tests.unit.scenario import ASSERT, bad, make_spec, ok
 
 # ---------------------------------------------------------------------------
@@ -551,3 +553,42 @@ def test_a_duplicate_stray_or_missing_shard_never_merges_to_a_pass(
         assert set(m.unrun) == {
             t for s in p.shards for t in s.test_ids or () if outcomes[s.index].error is not None
         }
+
+
+# ---------------------------------------------------------------------------
+# The spec: suites[].shards
+
+
+def _suite_with(**fields: object) -> str:
+    suite = {"name": "core", "command": ["pytest"], **fields}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "greenloop.dev/v1alpha1",
+            "kind": "StagingValidation",
+            "metadata": {"name": "checkout"},
+            "spec": {"suites": [suite]},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"), [({}, 1), ({"shards": 4}, 4), ({"shards": 64}, 64)]
+)
+def test_the_spec_says_how_many_shards_a_suite_runs_in(
+    fields: dict[str, object], expected: int
+) -> None:
+    (sv,) = spec.load_text(_suite_with(**fields)).objects
+    assert sv.spec.suites[0].shards == expected
+
+
+@pytest.mark.parametrize("shards", [0, MAX_SHARDS + 1, "4"])
+def test_the_spec_refuses_shards_outside_1_to_64(shards: object) -> None:
+    with pytest.raises(SpecError, match=r"spec\.suites\[0\]\.shards"):
+        spec.load_text(_suite_with(shards=shards))
+
+
+def test_the_crd_and_the_core_agree_on_the_bound() -> None:
+    field = spec.spec_schema()["properties"]["spec"]["properties"]["suites"]["items"]["properties"][
+        "shards"
+    ]
+    assert (field["minimum"], field["maximum"], field["default"]) == (1, MAX_SHARDS, 1)
