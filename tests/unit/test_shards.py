@@ -396,6 +396,37 @@ def test_a_first_run_whose_shards_report_the_same_test_is_never_passed() -> None
     assert [line.stray for line in m.shards] == [2, 2]
 
 
+def error(test_id: str, message: str) -> TestResult:
+    return TestResult(test_id, test_id, "", Outcome.ERROR, message=message)
+
+
+def test_an_error_every_shard_meets_collecting_a_module_is_kept_once() -> None:
+    # Every shard imports every module: each reports the broken one, as pytest does.
+    broken = error("tests/test_x.py", "SyntaxError: invalid syntax")
+    p = plan("e2e", None, 3, runner="pytest")
+    m = merged(p, [ShardOutcome(i, (broken, ok(f"t{i}"))) for i in range(3)])
+    assert m.run.error is None and m.conflicts == ()
+    assert [t.id for t in m.run.tests] == ["tests/test_x.py", "t0", "t1", "t2"]
+    assert [line.counted for line in m.shards] == [2, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        [ok("t"), ok("t")],  # the runner did not split
+        [error("t", ASSERT), ok("t")],  # failed in one shard, passed in another
+        [error("t", ASSERT), TestResult("t", "t", "", Outcome.SKIPPED)],
+    ],
+)
+def test_a_test_two_shards_report_is_believed_only_when_it_failed_in_both(
+    reports: list[TestResult],
+) -> None:
+    p = plan("e2e", None, 2, runner="pytest")
+    m = merged(p, [ShardOutcome(i, (r,)) for i, r in enumerate(reports)])
+    assert m.conflicts == ("t",) and m.run.tests == ()
+    assert m.run.error is not None and "the runner ignored GREENLOOP_SHARD_INDEX" in m.run.error
+
+
 def test_a_test_reported_by_a_shard_not_given_it_is_dropped() -> None:
     p = rerun_plan(2)
     first, second = p.shards
@@ -508,10 +539,11 @@ def shard_runs(draw: st.DrawFn) -> tuple[ShardPlan, list[ShardOutcome]]:
             mine = mine[1:]
         elif behaviour == "adds a stray":
             mine = [*mine, draw(st.sampled_from([*ids, "unselected"]))]
-        outcome = draw(st.sampled_from([Outcome.PASSED, Outcome.PASSED, Outcome.FAILED]))
+        # t0 fails in some shards (as a module that does not import fails in all).
+        outcome = draw(st.sampled_from([Outcome.PASSED, Outcome.FAILED, Outcome.ERROR]))
         tests = tuple(
-            TestResult(t, t, "", outcome if n == 0 else Outcome.PASSED, message=ASSERT)
-            for n, t in enumerate(mine)
+            TestResult(t, t, "", outcome if t == "t0" else Outcome.PASSED, message=ASSERT)
+            for t in mine
         )
         outcomes.append(ShardOutcome(shard.index, tests, started=1.0, finished=2.0 + shard.index))
     return p, outcomes
@@ -544,10 +576,14 @@ def test_a_duplicate_stray_or_missing_shard_never_merges_to_a_pass(
     for test_id, by in reporters.items():
         duplicate = len(by) > 1
         stray = test_id in owner and by != {owner[test_id]}
+        results = [t for t in m.run.tests if t.id == test_id]
         if duplicate or stray:
             # Never handed to the engine as a result that counts: unreported (NotRerun),
-            # a RunnerError, or a result for a test nobody selected, which it ignores.
-            assert test_id not in counted or (p.selected is not None and test_id not in p.selected)
+            # a RunnerError, a result for a test nobody selected (which it ignores), or,
+            # on a whole-suite run, one failure that every shard reported.
+            nobodys = p.selected is not None and test_id not in p.selected
+            failed_once = p.selected is None and len(results) == 1 and results[0].is_failure
+            assert not results or nobodys or failed_once
     if any(o.error is not None for o in outcomes):
         assert m.run.error is not None and m.run.tests == ()
         assert set(m.unrun) == {

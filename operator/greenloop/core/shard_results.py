@@ -18,7 +18,9 @@ was given the test, once.
   the engine's line-up (``engine.line_up``) finds the selected test unreported: ``NotRerun``
   and a selection miss, ``SelectionIgnored`` the second time, exactly as for an unsharded
   runner that ignores ``GREENLOOP_SELECT``. On a whole-suite run the engine has no
-  selection to line up against, so the suite is a RunnerError that names the cause.
+  selection to line up against, so the suite is a RunnerError that names the cause —
+  unless every shard reported it failing (an error collecting it, which every shard
+  meets): then it is kept once.
 - Results for tests nobody selected pass through: the engine ignores and counts them as
   it does today.
 
@@ -170,14 +172,22 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
     whole = plan.selected is None
 
     # Which shards reported each test (a shard listing a test twice is that runner's own
-    # business, as without shards: it counts once here).
+    # business, as without shards: it counts once here), and whether every report of it
+    # is a failure.
     reporters: dict[str, set[int]] = {}
+    failing: dict[str, bool] = {}
     for outcome in ordered:
         if outcome.error is None:
             for result in outcome.tests:
                 reporters.setdefault(result.id, set()).add(outcome.index)
+                failing[result.id] = failing.get(result.id, True) and result.is_failure
+    # On a whole-suite run every shard collects every test, so an error collecting one
+    # (a module that does not import) is reported by all of them: a failure everywhere is
+    # kept once, from the lowest shard. A test that passed or was skipped in two shards
+    # is a runner that did not split: not believed.
+    once = {t: min(by) for t, by in reporters.items() if whole and len(by) > 1 and failing[t]}
     if whole:
-        conflicts = sorted(t for t, by in reporters.items() if len(by) > 1)
+        conflicts = sorted(t for t, by in reporters.items() if len(by) > 1 and t not in once)
     else:
         conflicts = sorted(t for t, by in reporters.items() if t in owner and by != {owner[t]})
     dropped = set(conflicts)
@@ -186,7 +196,9 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
     lines: list[ShardLine] = []
     for shard, outcome in zip(plan.shards, ordered, strict=True):
         results = () if outcome.error is not None else outcome.tests
-        mine = [r for r in results if r.id not in dropped]
+        mine = [
+            r for r in results if r.id not in dropped and once.get(r.id, shard.index) == shard.index
+        ]
         tests.extend(mine)
         counted = sum(1 for r in mine if whole or owner.get(r.id) == shard.index)
         lines.append(
