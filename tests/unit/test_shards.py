@@ -214,6 +214,27 @@ def test_tests_that_depend_on_each_other_share_a_shard() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("runner", "ids", "together"),
+    [
+        ("go", ["pkg::TestCart/adds", "pkg::TestCart/removes", "pkg::TestPay", "pkg::TestShip"],
+         {"pkg::TestCart/adds", "pkg::TestCart/removes"}),
+        ("maven", ["C::adds(int)[1]", "C::adds(int)[2]", "C::pays()", "C::ships()"],
+         {"C::adds(int)[1]", "C::adds(int)[2]"}),
+    ],
+)  # fmt: skip
+def test_tests_the_runner_reruns_together_share_a_shard(
+    runner: str, ids: list[str], together: set[str]
+) -> None:
+    # Apart, each shard's -run/-Dtest would run and report the other's test as well.
+    shards = plan("e2e", ids, 4, runner=runner).shards
+    assert any(together <= set(s.test_ids or ()) for s in shards)
+    # The pair takes 2 s, so the other two in one shard finish as soon.
+    assert len(shards) == 2
+    # pytest selects exact node ids: nothing is held together.
+    assert len(plan("e2e", ids, 4, runner="pytest").shards) == 4
+
+
 def test_ties_go_by_test_id_and_shard_index() -> None:
     shards = assign(["d", "c", "b", "a"], 2)
     assert [s.test_ids for s in shards] == [("a", "c"), ("b", "d")]

@@ -26,7 +26,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from greenloop.core.runners import select_args
+from greenloop.core.runners import rerun_unit, select_args
 
 __all__ = [
     "DEFAULT_DURATION",
@@ -172,11 +172,12 @@ def estimate(test_ids: Sequence[str], durations: Mapping[str, float]) -> dict[st
 
 
 def _groups(
-    test_ids: Sequence[str], depends_on: Mapping[str, Sequence[str]]
+    test_ids: Sequence[str], depends_on: Mapping[str, Sequence[str]], runner: str
 ) -> list[tuple[str, ...]]:
     """The tests that must share a shard: each test with the selected tests it depends on
-    (transitively), so a dependent still sees its dependency's outcome. Union-find over
-    the selection, each group's ids sorted."""
+    (transitively), so a dependent still sees its dependency's outcome, and with the tests
+    its runner cannot rerun apart from it (``runners.rerun_unit``: a Go test's subtests).
+    Union-find over the selection, each group's ids sorted."""
     parent = {t: t for t in test_ids}
 
     def find(x: str) -> str:
@@ -185,12 +186,17 @@ def _groups(
             x = parent[x]
         return x
 
+    def union(x: str, y: str) -> None:
+        a, b = find(x), find(y)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    units: dict[str, str] = {}
     for test_id in test_ids:
+        union(test_id, units.setdefault(rerun_unit(runner, test_id), test_id))
         for dependency in depends_on.get(test_id, ()):
             if dependency in parent:
-                a, b = find(test_id), find(dependency)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+                union(test_id, dependency)
     members: dict[str, list[str]] = {}
     for test_id in test_ids:
         members.setdefault(find(test_id), []).append(test_id)
@@ -224,10 +230,12 @@ def assign(
     count: int,
     durations: Mapping[str, float] | None = None,
     depends_on: Mapping[str, Sequence[str]] | None = None,
+    runner: str = "generic",
 ) -> tuple[Shard, ...]:
     """Split ``test_ids`` across at most ``count`` shards by duration (LPT, within 4/3 of
     the optimal makespan), in the fewest shards that give the shortest LPT makespan
-    (never more than the groups of tests that must share a shard; never an empty shard).
+    (never more than the groups of tests that must share a shard: linked by
+    ``depends_on`` or one rerun unit of ``runner``; never an empty shard).
     Each shard's ids are sorted; the shards are numbered 0.. in order. Deterministic:
     ties go by test id and shard index."""
     _check_count(count)
@@ -236,7 +244,7 @@ def assign(
         return ()
     seconds = estimate(ids, durations or {})
     jobs = sorted(
-        ((math.fsum(seconds[t] for t in g), g) for g in _groups(ids, depends_on or {})),
+        ((math.fsum(seconds[t] for t in g), g) for g in _groups(ids, depends_on or {}, runner)),
         key=lambda job: (-job[0], job[1]),
     )
     widest = min(count, len(jobs))
@@ -284,4 +292,4 @@ def plan(
             width = max(1, min(width, known_tests))
         return ShardPlan(suite, None, tuple(Shard(i, width) for i in range(width)))
     chosen = tuple(dict.fromkeys(selected))
-    return ShardPlan(suite, chosen, assign(chosen, count, durations, depends_on))
+    return ShardPlan(suite, chosen, assign(chosen, count, durations, depends_on, runner))
