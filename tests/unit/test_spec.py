@@ -185,6 +185,7 @@ MODEL_DEFAULTS: list[tuple[type[Any], str, str]] = [
     (Suite, "working_dir", "spec.suites[*].workingDir"),
     (Suite, "timeout_seconds", "spec.suites[*].timeoutSeconds"),
     (Suite, "runner", "spec.suites[*].runner"),
+    (Suite, "shards", "spec.suites[*].shards"),
     (Policy, "parallelism", "spec.policy.parallelism"),
     (Target, "command_timeout_seconds", "spec.target.commandTimeoutSeconds"),
     (Webhook, "method", "spec.target.webhook.method"),
