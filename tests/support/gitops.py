@@ -1,0 +1,68 @@
+"""What GitOps tools say about a StagingValidation, computed by their own code.
+
+- `argocd_health(obj)`: config/argocd/health.lua run by gopher-lua the way Argo CD's
+  controller runs it (tools/gitops/luahealth) -> {"status", "message"}.
+- `kstatus(obj)`: sigs.k8s.io/cli-utils' status.Compute, what Flux and Helm 4 wait on
+  (tools/gitops/kstatus) -> {"status", "message", "conditions"}.
+
+Both programs come from tools/gitops/build, run here when they are missing (its output
+goes to the real stderr, as tests/support/cluster.py does for the control plane).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "tools" / "gitops" / "build"
+HEALTH_LUA = REPO_ROOT / "config" / "argocd" / "health.lua"
+PROGRAMS = ("luahealth", "kstatus")
+
+
+class GitOpsToolError(RuntimeError):
+    pass
+
+
+@functools.cache
+def bindir() -> Path:
+    """The directory holding luahealth and kstatus, built once if missing."""
+    where = subprocess.run(
+        [str(BUILD_SCRIPT), "--print-dir"], capture_output=True, text=True, check=True, timeout=30
+    )
+    path = Path(where.stdout.strip())
+    if all((path / p).is_file() for p in PROGRAMS):
+        return path
+    print(
+        f"[greenloop] building {', '.join(PROGRAMS)} with {BUILD_SCRIPT.relative_to(REPO_ROOT)} "
+        "(cold: a few minutes) ...",
+        file=sys.__stderr__,
+        flush=True,
+    )
+    built = subprocess.run([str(BUILD_SCRIPT)], stdout=sys.__stderr__, stderr=sys.__stderr__)
+    if built.returncode != 0:
+        raise GitOpsToolError(f"{BUILD_SCRIPT} failed with exit code {built.returncode}")
+    return path
+
+
+def _run(args: list[str], obj: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(args, input=json.dumps(obj), capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        raise GitOpsToolError(f"{Path(args[0]).name} exited {proc.returncode}: {proc.stderr}")
+    out: dict[str, Any] = json.loads(proc.stdout)
+    return out
+
+
+def argocd_health(obj: dict[str, Any], script: Path = HEALTH_LUA) -> dict[str, Any]:
+    """Argo CD's health of `obj` by `script`: {"status": ..., "message": ...} (keys
+    omitted when empty, as Argo CD's HealthStatus JSON omits them)."""
+    return _run([str(bindir() / "luahealth"), str(script)], obj)
+
+
+def kstatus(obj: dict[str, Any]) -> dict[str, Any]:
+    """kstatus of `obj`: {"status": "Current|InProgress|Failed|...", "message", "conditions"}."""
+    return _run([str(bindir() / "kstatus")], obj)
