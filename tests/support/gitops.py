@@ -4,6 +4,8 @@
   controller runs it (tools/gitops/luahealth) -> {"status", "message"}.
 - `kstatus(obj)`: sigs.k8s.io/cli-utils' status.Compute, what Flux and Helm 4 wait on
   (tools/gitops/kstatus) -> {"status", "message", "conditions"}.
+- `flux_health(obj, entry)`: one Flux healthCheckExprs entry evaluated by
+  kustomize-controller's evaluator (tools/gitops/fluxhealth) -> {"status", "message"}.
 
 Both programs come from tools/gitops/build, run here when they are missing (its output
 goes to the real stderr, as tests/support/cluster.py does for the control plane).
@@ -15,13 +17,14 @@ import functools
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "gitops" / "build"
 HEALTH_LUA = REPO_ROOT / "config" / "argocd" / "health.lua"
-PROGRAMS = ("luahealth", "kstatus")
+PROGRAMS = ("luahealth", "kstatus", "fluxhealth")
 
 
 class GitOpsToolError(RuntimeError):
@@ -66,3 +69,13 @@ def argocd_health(obj: dict[str, Any], script: Path = HEALTH_LUA) -> dict[str, A
 def kstatus(obj: dict[str, Any]) -> dict[str, Any]:
     """kstatus of `obj`: {"status": "Current|InProgress|Failed|...", "message", "conditions"}."""
     return _run([str(bindir() / "kstatus")], obj)
+
+
+def flux_health(obj: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """What kustomize-controller makes of `obj` with the healthCheckExprs `entry`:
+    {"status": "Current|InProgress|Failed|Unknown", "message"} (Unknown: an expression
+    failed to evaluate, the message says why; Flux goes on waiting)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as exprs:
+        json.dump(entry, exprs)
+        exprs.flush()
+        return _run([str(bindir() / "fluxhealth"), exprs.name], obj)
