@@ -3,6 +3,8 @@
 --
 -- Reads what greenloop writes (docs/design.md section 2): status.phase, status.observedGeneration
 -- and the kstatus conditions Ready / Reconciling / Stalled, each with a reason and message.
+-- The status is in kstatus format (sigs.k8s.io/cli-utils pkg/kstatus), as Argo CD asks
+-- health checks to say.
 --   no status yet                        -> Progressing (greenloop has not picked it up)
 --   observedGeneration < generation      -> Progressing (a spec edit not yet observed)
 --   Passed                               -> Healthy

@@ -79,3 +79,23 @@ def flux_health(obj: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         json.dump(entry, exprs)
         exprs.flush()
         return _run([str(bindir() / "fluxhealth"), exprs.name], obj)
+
+
+DOCS = REPO_ROOT / "docs" / "gitops.md"
+
+
+def docs_objects() -> list[dict[str, Any]]:
+    """Every object of the ```yaml blocks of docs/gitops.md, so what the page shows is
+    what the tests run."""
+    import yaml
+
+    text = DOCS.read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    return [d for b in blocks for d in yaml.safe_load_all(b) if isinstance(d, dict)]
+
+
+def docs_flux_exprs() -> dict[str, Any]:
+    """The StagingValidation healthCheckExprs entry of docs/gitops.md's Kustomization."""
+    kustomization = next(o for o in docs_objects() if o.get("kind") == "Kustomization")
+    entries: list[dict[str, Any]] = kustomization["spec"]["healthCheckExprs"]
+    return next(e for e in entries if e["kind"] == "StagingValidation")
