@@ -1,7 +1,10 @@
-// Evaluates Flux healthCheckExprs with kustomize-controller's evaluator
-// (github.com/fluxcd/pkg/runtime/cel). Built by tools/gitops/build into
-// ~/.cache/greenloop/gitops/. Not part of the operator.
-module greenloop.dev/tools/gitops/fluxhealth
+// The kstatus and fluxhealth programs of greenloop's GitOps tests, in one module so the
+// Kubernetes libraries both need are compiled once. luahealth/ is a module of its own
+// (it needs only gopher-lua). Built by tools/gitops/build into ~/.cache/greenloop/gitops/.
+// Not part of the operator.
+//   kstatus:    sigs.k8s.io/cli-utils pkg/kstatus/status.Compute
+//   fluxhealth: github.com/fluxcd/pkg/runtime/cel at kustomize-controller's pin
+module greenloop.dev/tools/gitops
 
 go 1.26.0
 
@@ -9,6 +12,7 @@ require (
 	github.com/fluxcd/pkg/apis/kustomize v1.20.0
 	github.com/fluxcd/pkg/runtime v0.111.0
 	k8s.io/apimachinery v0.36.2
+	sigs.k8s.io/cli-utils v0.37.2
 )
 
 require (
