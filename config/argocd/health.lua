@@ -54,11 +54,8 @@ if generation ~= nil and (observed == nil or observed < generation) then
   return hs
 end
 
+-- greenloop's condition messages already name the iteration ("iteration 2: ...").
 local phase = status.phase
-local iteration = ""
-if status.iteration ~= nil then
-  iteration = " (iteration " .. status.iteration .. ")"
-end
 
 if phase == "Passed" then
   hs.status = "Healthy"
@@ -76,12 +73,12 @@ if phase == "Stalled" then
 end
 if phase == "WaitingApproval" then
   hs.status = "Suspended"
-  hs.message = "WaitingApproval" .. iteration .. ": " .. text(condition(status, "Reconciling"), "a redeploy waits for approval")
+  hs.message = "WaitingApproval: " .. text(condition(status, "Reconciling"), "a redeploy waits for approval")
   return hs
 end
 if phase == "Pending" or phase == "Testing" or phase == "Redeploying" then
   hs.status = "Progressing"
-  hs.message = phase .. iteration .. ": " .. text(condition(status, "Reconciling"), "in progress")
+  hs.message = phase .. ": " .. text(condition(status, "Reconciling"), "in progress")
   return hs
 end
 

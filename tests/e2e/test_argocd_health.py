@@ -59,7 +59,7 @@ def _status_without_phase(obj: dict[str, Any]) -> None:
 
 DERIVED = [
     # (from, change, status, message starts with)
-    ("testing", lambda o: _phase(o, "Pending"), "Progressing", "Pending (iteration 1): "),
+    ("testing", lambda o: _phase(o, "Pending"), "Progressing", "Pending: iteration 1: "),
     ("testing", lambda o: _unknown_phase(o, "False", "True", "False"), "Progressing", ""),
     ("passed", lambda o: _unknown_phase(o, "True", "False", "False"), "Healthy", ""),
     ("stalled", lambda o: _unknown_phase(o, "False", "False", "True"), "Degraded", ""),
