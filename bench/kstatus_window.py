@@ -1,7 +1,7 @@
 """How long a new StagingValidation has no status - the window in which kstatus (Flux's
 health checks, Helm 4's --wait) calls it Current - on the test control plane with kwok.
 
-    python bench/kstatus_window.py [--runs 20] [--burst] [--json]
+    python bench/kstatus_window.py [--runs 20] [--burst] [--status-default] [--json]
 
 For each of `--runs` objects (one suite each), created one after another (`--burst`: all
 at once, as a GitOps sync applies them), a watch on StagingValidations records every
@@ -13,6 +13,11 @@ and Helm would have seen, and the computation adds nothing to it. Prints median,
 and max against the target (p95 < 1 s). Not a pass/fail test: exit status 0 unless a
 run breaks. The machine's load is printed with the figures: they are only comparable
 on an otherwise idle machine.
+
+`--status-default` first gives the CRD's status schema a default (STATUS_DEFAULT: phase
+Pending, Reconciling True), which the API server applies to every object it reads
+without a status - from the create response and the ADDED event on. It measures the
+fix proposed for the window, not what crds/ ships today.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ from tests.support.operator_bench import kwok_operator, p95  # noqa: E402
 TARGET_P95 = 1.0
 GROUP, VERSION, PLURAL = "greenloop.dev", "v1alpha1", "stagingvalidations"
 NAMESPACE = "bench"
+STATUS_DEFAULT = {
+    "phase": "Pending",
+    "conditions": [
+        {"type": "Reconciling", "status": "True", "reason": "Pending",
+         "message": "Waiting for greenloop"},
+    ],
+}  # fmt: skip
 
 
 def _sv(name: str) -> dict[str, Any]:
@@ -68,6 +80,13 @@ class Recorder:
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
+        try:
+            self._stream()
+        except Exception:
+            if not self.stop.is_set():  # the control plane stopping under it ends it quietly
+                raise
+
+    def _stream(self) -> None:
         from kubernetes import watch
 
         listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
@@ -95,7 +114,8 @@ class Recorder:
             for at, kind, obj in self.events:
                 if obj["metadata"]["name"] != name:
                     continue
-                if with_status and (obj.get("status") or {}).get("conditions"):
+                # greenloop's writes carry observedGeneration; a status default does not
+                if with_status and "observedGeneration" in (obj.get("status") or {}):
                     return at, obj
                 if not with_status and kind == "ADDED":
                     return at, obj
@@ -103,26 +123,50 @@ class Recorder:
 
 
 def window(rec: Recorder, name: str) -> float:
-    """Seconds from `name`'s ADDED event to the first event kstatus does not call Current."""
+    """Seconds from `name`'s ADDED event to the first event kstatus does not call Current
+    (0 when even the ADDED object is not Current). Either way greenloop's first status
+    write must come, and be InProgress."""
     added = wait_until(f"{name} ADDED", lambda: rec.first(name, with_status=False), timeout=30)
     written = wait_until(
         f"{name}'s first status", lambda: rec.first(name, with_status=True), timeout=60,
         interval=0.02,
     )  # fmt: skip
-    before, after = kstatus(added[1])["status"], kstatus(written[1])["status"]
-    if (before, after) != ("Current", "InProgress"):
-        raise RuntimeError(f"{name}: kstatus said {before} at ADDED and {after} at first status")
+    after = kstatus(written[1])["status"]
+    if after != "InProgress":
+        raise RuntimeError(f"{name}: kstatus said {after} at greenloop's first status")
+    if kstatus(added[1])["status"] != "Current":
+        return 0.0
     return written[0] - added[0]
+
+
+def give_status_a_default(cp: ControlPlane) -> None:
+    path = "/spec/versions/0/schema/openAPIV3Schema/properties/status/default"
+    patch = [{"op": "add", "path": path, "value": STATUS_DEFAULT}]
+    cp.kubectl("patch", "crd", f"{PLURAL}.{GROUP}", "--type=json", "-p", json.dumps(patch))
+    probe = json.dumps(_sv("probe-default"))
+
+    def defaulted() -> Any:
+        created = cp.kubectl("create", "--dry-run=server", "-n", NAMESPACE, "-o", "json",
+                             "-f", "-", input=probe)  # fmt: skip
+        return json.loads(created.stdout).get("status")
+
+    got = wait_until("the CRD's status default in force", defaulted, timeout=30, interval=0.5)
+    assert got == STATUS_DEFAULT, got
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--burst", action="store_true", help="create every object at once")
+    parser.add_argument(
+        "--status-default", action="store_true", help="measure with the CRD's status default"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = [f"window-{i}" for i in range(args.runs)]
     with kwok_operator(NAMESPACE) as (cp, _op, _tmp):
+        if args.status_default:
+            give_status_a_default(cp)
         rec = Recorder(cp)
         rec.thread.start()
         rec.ready.wait(30)
@@ -140,6 +184,8 @@ def main() -> int:
         rec.api.close()
     load = os.getloadavg()[0]
     mode = "burst" if args.burst else "one after another"
+    if args.status_default:
+        mode += ", CRD status default"
     figures = {"median": statistics.median(windows), "p95": p95(windows), "max": max(windows)}
     if args.json:
         print(json.dumps({**figures, "runs": args.runs, "mode": mode, "load1": load}, indent=2))
@@ -148,7 +194,7 @@ def main() -> int:
     print(f"no-status window (kstatus Current) over {args.runs} objects, {mode} "
           f"(load average {load:.1f}, {os.cpu_count()} cores):")  # fmt: skip
     print(
-        f"  ADDED → first status   median {figures['median']:.3f} s   p95 {figures['p95']:.3f} s"
+        f"  ADDED → not Current   median {figures['median']:.3f} s   p95 {figures['p95']:.3f} s"
         f"   max {figures['max']:.3f} s   (target p95 < {TARGET_P95:.0f} s: {mark})"
     )
     return 0
