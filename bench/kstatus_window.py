@@ -89,7 +89,9 @@ class Recorder:
     def _stream(self) -> None:
         from kubernetes import watch
 
-        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+        listed: dict[str, Any] = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL
+        )
         version = listed["metadata"]["resourceVersion"]
         while not self.stop.is_set():
             w = watch.Watch()

@@ -30,7 +30,7 @@ import http.server
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from tests.support.workloads import roll_out
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 WAIT_EITHER = "--for=condition=Reconciling=False"
+VERDICTS = ("Passed", "Stalled")
 # (kstatus, Flux healthCheckExprs, Argo CD): the rows of the table above.
 RUNNING = ("InProgress", "InProgress", "Progressing")
 WAITING = ("InProgress", "InProgress", "Suspended")
@@ -289,14 +290,16 @@ def test_before_greenloop_looks_only_kstatus_says_current_and_nothing_ends_the_w
     assert wait_either(cluster, namespace, "fresh", 2) != 0
     assert wait_either(cluster, namespace, "edited", 2) != 0
 
+    def verdict_on(generation: int) -> Callable[[dict[str, Any]], bool]:
+        def done(s: dict[str, Any]) -> bool:
+            return s.get("observedGeneration") == generation and s.get("phase") in VERDICTS
+
+        return done
+
     operator.start()
     for name, generation in (("fresh", 1), ("edited", 2)):
-        status = serve_until(
-            operator, car, name,
-            lambda s, g=generation: s.get("observedGeneration") == g
-            and s.get("phase") in ("Passed", "Stalled"),
-            what=f"a verdict on generation {generation}", timeout=90,
-        )  # fmt: skip
+        status = serve_until(operator, car, name, verdict_on(generation),
+                             what=f"a verdict on generation {generation}", timeout=90)  # fmt: skip
         assert status["phase"] == "Passed", status
         seen(cluster, namespace, name, PASSED)
         assert wait_either(cluster, namespace, name, 30) == 0
