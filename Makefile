@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane node runners bench mutate fuzz clean
+.PHONY: demo test unit e2e integration lint controlplane node runners gitops bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,16 +20,16 @@ demo: $(STAMP)
 	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
-test: $(STAMP) controlplane node runners
+test: $(STAMP) controlplane node runners gitops
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: $(STAMP) runners
+e2e: $(STAMP) runners gitops
 	$(BIN)/python -m pytest tests/e2e
 
-integration: $(STAMP) controlplane node
+integration: $(STAMP) controlplane node gitops
 	$(BIN)/python -m pytest tests/integration
 
 ## runners: install (once, cached) Jest, Vitest, Playwright, gotestsum and Surefire for
@@ -40,6 +40,11 @@ runners:
 ## controlplane: build (once, cached) kube-apiserver, etcd, controllers and kwok
 controlplane:
 	tools/controlplane/build
+
+## gitops: build (once, cached) the gopher-lua runner of config/argocd/health.lua and the
+## kstatus program (tools/gitops/build) that the GitOps health tests run
+gitops:
+	tools/gitops/build
 
 ## node: build (once, cached) containerd, kubelet, kube-proxy, pause and the test images
 node: $(STAMP) controlplane
