@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/node_start.py
 	$(BIN)/python bench/operator_latency.py
 	$(BIN)/python bench/target_change.py
+	$(BIN)/python bench/kstatus_window.py
 
 ## mutate: mutation testing of the core with mutmut (docs/testing.md "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)
