@@ -339,10 +339,15 @@ def test_the_http_error_status_a_line_reports(line: str, code: int | None) -> No
         ("t.py::test_a", "t.py::test_b", {"t.py::test_a"}, "t.py::test_a"),
         ("test_a", "t.py::test_a", {"t.py::test_a"}, "test_a"),
         ("test_z", "t.py::test_b", {"t.py::test_a"}, "test_z"),
+        ("test_a", "t.py::test_a", {"s.py::test_a", "t.py::test_a", "t.py::test_a[2]"},
+         "t.py::test_a[2]"),
+        ("test_a", "t.py::test_b", {"t.py::test_a", "t.py::0test_a", "t.py::x;:test_a"},
+         "t.py::test_a"),
     ],
     ids=["one match in another module", "ambiguous elsewhere: as written",
          "ambiguous: its own module's", "a parameter with brackets inside", "a full id",
-         "never itself", "no match: as written"],
+         "never itself", "no match: as written", "never itself, in its own module either",
+         "0test_a does not end with test_a"],
 )  # fmt: skip
 def test_a_dependency_name_finds_its_test(
     name: str, own: str, failing: set[str], root: str
@@ -397,3 +402,11 @@ def test_a_skip_for_a_dependency_names_it(message: str, root: str) -> None:
 def test_an_assertion_s_evidence_keeps_its_expected_half(where: str, evidence: str) -> None:
     test = failed(**{where: "Expected: 'paid'\nReceived: 'draft'"})  # type: ignore[arg-type]
     assert diagnosed(test) == Diagnosis(FC.ASSERTION, evidence)
+
+
+def test_a_go_parent_s_subtests_are_the_ids_below_it_not_those_that_start_like_it() -> None:
+    parent = failed(test_id="pkg::TestA")
+    failing = {parent.id, "pkg::TestA/x", "pkg::TestA0", "pkg::TestAB", "pkg::TestA.y"}
+    assert diagnosed(parent, failing) == Diagnosis(
+        FC.DEPENDENT, "its subtest pkg::TestA/x failed", "pkg::TestA/x"
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from greenloop.core.classify import diagnose_batch
+from greenloop.core.classify import FailingIds, diagnose_batch
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult
 
 from .counting import CORE, counting_lines
@@ -64,10 +64,22 @@ def short_name_dependencies(n: int) -> list[TestResult]:
     return roots + dependents
 
 
+def one_short_name_in_every_module(n: int) -> list[TestResult]:
+    """n modules, each with a failing test_login and a test that depends on "test_login":
+    every name has n candidates, and the one in the dependent's own module is the root."""
+    roots = [failed(f"tests/e2e/test_{i}.py::test_login", "503") for i in range(n)]
+    dependents = [
+        failed(f"tests/e2e/test_{i}.py::test_cart", "", depends_on=("test_login",))
+        for i in range(n)
+    ]
+    return roots + dependents
+
+
 SHAPES: dict[str, Callable[[int], list[TestResult]]] = {
     "Go subtests without a message": go_subtests,
     "a dangling depends_on": dangling_dependencies,
     "depends_on by a short name": short_name_dependencies,
+    "one short name in every module": one_short_name_in_every_module,
 }
 
 
@@ -99,3 +111,18 @@ def test_the_counted_shapes_are_classified_as_before() -> None:
         )
         for i in range(2)
     ]
+    _, every_module = work(one_short_name_in_every_module(2))
+    assert [d for _, d in every_module[2:]] == [
+        Diagnosis(
+            FC.DEPENDENT,
+            f"depends on tests/e2e/test_{i}.py::test_login, which failed",
+            f"tests/e2e/test_{i}.py::test_login",
+        )
+        for i in range(2)
+    ]
+
+
+def test_failing_ids_is_the_collection_of_the_ids_it_was_given() -> None:
+    ids = FailingIds(["b", "a", "b"])
+    assert (sorted(ids), len(ids), "a" in ids, "c" in ids) == (["a", "b"], 2, True, False)
+    assert FailingIds.of(ids) is ids
