@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane node runners bench mutate fuzz clean
+.PHONY: demo test unit e2e integration lint controlplane node runners helm bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
-test: $(STAMP) controlplane node runners
+test: $(STAMP) controlplane node runners helm
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -29,7 +29,7 @@ unit: $(STAMP)
 e2e: $(STAMP) runners
 	$(BIN)/python -m pytest tests/e2e
 
-integration: $(STAMP) controlplane node
+integration: $(STAMP) controlplane node helm
 	$(BIN)/python -m pytest tests/integration
 
 ## runners: install (once, cached) Jest, Vitest, Playwright, gotestsum and Surefire for
@@ -40,6 +40,10 @@ runners:
 ## controlplane: build (once, cached) kube-apiserver, etcd, controllers and kwok
 controlplane:
 	tools/controlplane/build
+
+## helm: build (once, cached) helm for the chart tests (tests/integration/test_chart.py)
+helm:
+	tools/helm/build
 
 ## node: build (once, cached) containerd, kubelet, kube-proxy, pause and the test images
 node: $(STAMP) controlplane
