@@ -609,6 +609,16 @@ def test_install_upgrade_uninstall_keeps_the_crd_and_the_objects(
     assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE
     assert cp.get_json("role", FULLNAME, "-n", namespace)["rules"] == role_rules()
     assert cp.get_json("kopfpeering", FULLNAME, "-n", namespace) is not None
+    # the operator's account may act in the watched namespace, and nowhere else
+    account = f"--as=system:serviceaccount:{namespace}:{FULLNAME}"
+    for ns, allowed in [(namespace, "yes"), (CI_NAMESPACES[1], "no")]:
+        for verb, resource in [("create", "jobs"), ("patch", "deployments"), ("get", "secrets")]:
+            can = cp.kubectl("auth", "can-i", verb, resource, "-n", ns, account, check=False)
+            assert can.stdout.strip() == allowed, (verb, resource, ns)
+    cluster_wide = cp.kubectl(
+        "auth", "can-i", "list", "stagingvalidations", "-A", account, check=False
+    )
+    assert cluster_wide.stdout.strip() == "no"
 
     obj = {
         "apiVersion": "greenloop.dev/v1alpha1",
