@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -363,6 +364,30 @@ def test_the_chart_copies_of_the_sources_are_links_to_them() -> None:
     ]:
         assert link.is_symlink(), f"{link} should be a symlink to {source}"
         assert link.resolve() == source.resolve()
+
+
+def test_the_packaged_chart_holds_the_sources_and_renders_as_the_checkout(
+    helm: Helm, tmp_path: Path
+) -> None:
+    """`helm package` (what a chart registry holds) stores the linked files' contents."""
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    (package,) = tmp_path.glob("greenloop-*.tgz")
+    with tarfile.open(package) as tar:
+        for member, source in [
+            ("greenloop/files/stagingvalidation.yaml", CRD),
+            ("greenloop/files/operator-role.yaml", ROLE),
+            ("greenloop/crds/kopf-peering.yaml", PEERING_CRDS),
+        ]:
+            info = tar.getmember(member)
+            assert info.isfile(), member
+            extracted = tar.extractfile(info)
+            assert extracted is not None
+            assert extracted.read() == source.read_bytes(), member
+    for values in CI_FILES:
+        args = ["template", RELEASE, "--namespace", "ns", "--values", str(values)]
+        packaged = helm.run(*args[:2], str(package), *args[2:], "--include-crds").stdout
+        checkout = helm.run(*args[:2], str(CHART), *args[2:], "--include-crds").stdout
+        assert packaged == checkout, values.name
 
 
 def test_operator_args_come_from_values(helm: Helm) -> None:
