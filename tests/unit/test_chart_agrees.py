@@ -1,14 +1,17 @@
-"""docs/install.md's values table names every value of charts/greenloop, and only those.
+"""charts/greenloop agrees with the rest of the repository (no helm needed).
 
-A value is a key of values.yaml the schema (values.schema.json) knows as a leaf: the
-walk descends where the schema lists properties, and stops at objects passed through
-to Kubernetes as they are (securityContext, resources, probes, affinity...).
+- docs/install.md's values table names every value of the chart, and only those. A
+  value is a key of values.yaml the schema (values.schema.json) knows as a leaf: the
+  walk descends where the schema lists properties, and stops at objects passed through
+  to Kubernetes as they are (securityContext, resources, probes, affinity...).
+- The chart's appVersion (the default image tag) is greenloop's version.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,9 @@ def test_the_values_table_lists_every_value_and_no_other() -> None:
     assert len(expected) > 40  # the walk found the values, not nothing
     assert sorted(expected - documented) == [], "values missing from docs/install.md"
     assert sorted(documented - expected) == [], "docs/install.md lists values the chart lacks"
+
+
+def test_the_app_version_is_greenloops_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"]
