@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane node runners gitops bench mutate fuzz clean
+.PHONY: demo test unit e2e integration lint controlplane node runners gitops helm bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
-test: $(STAMP) controlplane node runners gitops
+test: $(STAMP) controlplane node runners gitops helm
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -29,7 +29,7 @@ unit: $(STAMP)
 e2e: $(STAMP) runners gitops
 	$(BIN)/python -m pytest tests/e2e
 
-integration: $(STAMP) controlplane node gitops
+integration: $(STAMP) controlplane node gitops helm
 	$(BIN)/python -m pytest tests/integration
 
 ## runners: install (once, cached) Jest, Vitest, Playwright, gotestsum and Surefire for
@@ -45,6 +45,10 @@ controlplane:
 ## kstatus program (tools/gitops/build) that the GitOps health tests run
 gitops:
 	tools/gitops/build
+
+## helm: build (once, cached) helm for the chart tests (tests/integration/test_chart.py)
+helm:
+	tools/helm/build
 
 ## node: build (once, cached) containerd, kubelet, kube-proxy, pause and the test images
 node: $(STAMP) controlplane
