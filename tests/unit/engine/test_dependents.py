@@ -134,7 +134,8 @@ def random_graph(seed: int) -> State:
         if kind == "passed":
             diagnosis = None
         elif kind == "class":
-            diagnosis = Diagnosis(rnd.choice(list(FailureClass)), "evidence")
+            # A root cause on a class other than Dependent is not followed.
+            diagnosis = Diagnosis(rnd.choice(list(FailureClass)), "evidence", rnd.choice(ids))
         else:
             root = rnd.choice([*ids, "gone", ""])
             diagnosis = Diagnosis(FailureClass.DEPENDENT, "skipped", root)

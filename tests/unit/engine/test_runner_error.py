@@ -32,6 +32,16 @@ CASES = [
         0,
     ),
     Case(
+        # Its one retry is not a flake retry: flakeRetries 0 does not take it away.
+        "a runner error is retried once without flake retries",
+        make_spec(*TWO_SUITES, expected=4, flake_retries=0),
+        [{"critical": GREEN["critical"], "extended": "timed out after 900 s"}, GREEN],
+        Phase.PASSED,
+        "GoalMet",
+        2,
+        0,
+    ),
+    Case(
         "a runner error twice stalls",
         make_spec(*TWO_SUITES),
         [{"critical": GREEN["critical"], "extended": "wrote no JUnit XML"}],
