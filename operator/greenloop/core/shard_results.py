@@ -31,7 +31,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from greenloop.core.engine import SuiteRun
@@ -122,7 +122,7 @@ class MergedSuite:
     note: str = ""
 
 
-def _named(items: list[str], sep: str = ", ") -> str:
+def _named(items: Sequence[str], sep: str = ", ") -> str:
     shown = sep.join(items[:MAX_NAMED])
     more = len(items) - MAX_NAMED
     return shown + (f" and {more} more" if more > 0 else "")
@@ -156,7 +156,7 @@ def _outcomes_by_index(
     return chosen, waiting
 
 
-def _exit_code(outcomes: list[ShardOutcome]) -> int | None:
+def _exit_code(outcomes: Sequence[ShardOutcome]) -> int | None:
     codes = [o.exit_code for o in outcomes if o.exit_code is not None]
     return next((c for c in codes if c != 0), codes[0] if codes else None)
 
@@ -168,9 +168,22 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
     if waiting:
         return Waiting(plan.suite, waiting)
     ordered = [chosen[s.index] for s in plan.shards]
-    owner: Mapping[str, int] = plan.owner
-    whole = plan.selected is None
+    once, conflicts = _duplicates(plan, ordered)
+    tests, lines = _kept_results(plan, ordered, once, set(conflicts))
+    failed = [o for o in ordered if o.error is not None]
+    given = {s.index: s.test_ids or () for s in plan.shards}
+    unrun = tuple(sorted(t for o in failed for t in given[o.index]))
+    errors, note = _errors_and_note(plan, lines, conflicts)
+    return MergedSuite(_suite_run(plan, ordered, tests, errors), lines, unrun, conflicts, note)
 
+
+def _duplicates(
+    plan: ShardPlan, ordered: Sequence[ShardOutcome]
+) -> tuple[dict[str, int], tuple[str, ...]]:
+    """(tests kept once though several shards reported them -> the shard kept, the tests
+    no shard is believed on)."""
+    whole = plan.selected is None
+    owner: Mapping[str, int] = plan.owner
     # Which shards reported each test (a shard listing a test twice is that runner's own
     # business, as without shards: it counts once here), and whether every report of it
     # is a failure.
@@ -190,8 +203,18 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
         conflicts = sorted(t for t, by in reporters.items() if len(by) > 1 and t not in once)
     else:
         conflicts = sorted(t for t, by in reporters.items() if t in owner and by != {owner[t]})
-    dropped = set(conflicts)
+    return once, tuple(conflicts)
 
+
+def _kept_results(
+    plan: ShardPlan,
+    ordered: Sequence[ShardOutcome],
+    once: Mapping[str, int],
+    dropped: set[str],
+) -> tuple[list[TestResult], tuple[ShardLine, ...]]:
+    """The results the merged suite keeps, and each shard's line for the report."""
+    whole = plan.selected is None
+    owner: Mapping[str, int] = plan.owner
     tests: list[TestResult] = []
     lines: list[ShardLine] = []
     for shard, outcome in zip(plan.shards, ordered, strict=True):
@@ -201,6 +224,9 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
         ]
         tests.extend(mine)
         counted = sum(1 for r in mine if whole or owner.get(r.id) == shard.index)
+        stray = sum(
+            1 for r in results if r.id in dropped and (whole or owner.get(r.id) != shard.index)
+        )
         lines.append(
             ShardLine(
                 index=shard.index,
@@ -209,25 +235,25 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
                 assigned=None if shard.test_ids is None else len(shard.test_ids),
                 reported=len(results),
                 counted=counted,
-                stray=sum(
-                    1
-                    for r in results
-                    if r.id in dropped and (whole or owner.get(r.id) != shard.index)
-                ),
+                stray=stray,
                 seconds=max(0.0, outcome.finished - outcome.started),
                 error=outcome.error,
             )
         )
+    return tests, tuple(lines)
 
-    failed = [o for o in ordered if o.error is not None]
-    given = {s.index: s.test_ids or () for s in plan.shards}
-    unrun = tuple(sorted(t for o in failed for t in given[o.index]))
+
+def _errors_and_note(
+    plan: ShardPlan, lines: Sequence[ShardLine], conflicts: Sequence[str]
+) -> tuple[list[str], str]:
+    """Why the suite has no result (shards without results, a runner that did not split),
+    and the note a person reads about tests a shard reported without being given them."""
     errors: list[str] = []
-    if failed:
-        described = [line.describe() for line in lines if line.error is not None]
+    described = [line.describe() for line in lines if line.error is not None]
+    if described:
         errors.append(_named(described, "; "))
     note = ""
-    if conflicts and whole:
+    if conflicts and plan.selected is None:
         note = (
             f"suite {plan.suite}: {plural(len(conflicts), 'test')} reported by more than one "
             f"shard ({_named(conflicts)}): the runner ignored {SHARD_INDEX_ENV} and "
@@ -241,27 +267,34 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
             f"given {'it' if len(conflicts) == 1 else 'them'} ({_named(conflicts)}): the "
             "runner ignored its selection; not counted (NotRerun)"
         )
+    return errors, note
 
+
+def _suite_run(
+    plan: ShardPlan,
+    ordered: Sequence[ShardOutcome],
+    tests: Sequence[TestResult],
+    errors: Sequence[str],
+) -> SuiteRun:
+    """The one SuiteRun the engine reads: with any error, a RunnerError for the whole
+    suite (today's engine holds one per suite), so it cannot be complete."""
     started = min((o.started for o in ordered), default=0.0)
     finished = max((o.finished for o in ordered), default=0.0)
     if errors:
-        # Today's engine holds a RunnerError per suite: the suite cannot be complete.
-        run = SuiteRun(
+        return SuiteRun(
             suite=plan.suite,
             error="; ".join(errors),
-            permanent=any(o.permanent for o in failed),
+            permanent=any(o.permanent for o in ordered if o.error is not None),
             exit_code=_exit_code(ordered),
             started=started,
             finished=finished,
             selected=plan.selected,
         )
-    else:
-        run = SuiteRun(
-            suite=plan.suite,
-            tests=tuple(tests),
-            exit_code=_exit_code(ordered),
-            started=started,
-            finished=finished,
-            selected=plan.selected,
-        )
-    return MergedSuite(run, tuple(lines), unrun, tuple(conflicts), note)
+    return SuiteRun(
+        suite=plan.suite,
+        tests=tuple(tests),
+        exit_code=_exit_code(ordered),
+        started=started,
+        finished=finished,
+        selected=plan.selected,
+    )
