@@ -11,8 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from greenloop.core.crd import API_VERSION, KIND
-from greenloop.core.engine import MAX_HISTORY, Phase, State, TestRecord, counts, failing, tally
-from greenloop.core.model import PRIORITIES, FailureClass, StagingValidation
+from greenloop.core.engine import (
+    MAX_HISTORY,
+    Phase,
+    State,
+    TestRecord,
+    counts,
+    failing,
+    roots_of,
+    tally,
+)
+from greenloop.core.model import PRIORITIES, StagingValidation
 
 __all__ = [
     "APPROVE_ANNOTATION",
@@ -95,47 +104,10 @@ def priorities(state: State) -> list[dict[str, Any]]:
 
 
 def failing_roots(state: State) -> dict[str, TestRecord]:
-    """Every failing test's root: what ``engine.root_of`` answers for each (the test at
-    the end of its Dependent links; on a cycle, the last test before one repeats), found
-    in one pass. Asking root_of of each test walked a chain of n Dependents n times."""
-    tests = state.tests
-    found: dict[str, TestRecord] = {}
-    for record in failing(state):
-        if record.id in found:
-            continue
-        path = [record]
-        on_path = {record.id: 0}
-        while True:
-            nxt = _dependency_of(tests, path[-1])
-            if nxt is None or nxt.id in found:
-                root = path[-1] if nxt is None else found[nxt.id]
-                break
-            if nxt.id in on_path:
-                # A cycle back to nxt: each test on it stops at the one before it; the
-                # tests that lead into it stop where nxt would, at the cycle's last.
-                root = path[-1]
-                start = on_path[nxt.id]
-                for i in range(start + 1, len(path)):
-                    found[path[i].id] = path[i - 1]
-                del path[start + 1 :]
-                break
-            on_path[nxt.id] = len(path)
-            path.append(nxt)
-        for step in path:
-            found[step.id] = root
-    return found
-
-
-def _dependency_of(tests: Mapping[str, TestRecord], record: TestRecord) -> TestRecord | None:
-    """The test a Dependent record's root cause names, if greenloop knows it."""
-    diagnosis = record.diagnosis
-    if (
-        diagnosis is None
-        or diagnosis.failure_class is not FailureClass.DEPENDENT
-        or not diagnosis.root_cause
-    ):
-        return None
-    return tests.get(diagnosis.root_cause)
+    """Every failing test's root (``engine.root_of`` of each), found in one pass by
+    ``engine.roots_of``: asking root_of of each test walked a chain of n Dependents n
+    times."""
+    return roots_of(state, failing(state))
 
 
 def failing_tests(state: State, limit: int | None = MAX_FAILING) -> list[dict[str, Any]]:
