@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from tests.support.cluster import ControlPlane
 from tests.support.operator_process import Operator
 from tests.support.sidecar import FAIL, PASS, junit
@@ -88,8 +89,8 @@ class Sidecar:
 
 def sv(name: str, suites: list[str], **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "serviceAccountName": "no-such-account",  # no pods on kwok: see the module doc
@@ -161,7 +162,7 @@ def events(cp: ControlPlane, namespace: str) -> list[tuple[str, str]]:
     return [
         (e["reason"], e["message"])
         for e in items
-        if e["involvedObject"]["kind"] == "StagingValidation"
+        if e["involvedObject"]["kind"] == crd.KIND
     ]
 
 

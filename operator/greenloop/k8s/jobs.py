@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from greenloop.core import crd
 from greenloop.core.model import Suite
 from greenloop.core.names import NameKind, dns_label, object_name
 
@@ -31,7 +32,6 @@ __all__ = [
     "job_labels",
 ]
 
-API_GROUP = "greenloop.dev"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_VALIDATION_UID = "greenloop.dev/validation-uid"
 LABEL_ITERATION = "greenloop.dev/iteration"
@@ -74,8 +74,8 @@ class Owner:
     name: str
     namespace: str
     uid: str
-    api_version: str = f"{API_GROUP}/v1alpha1"
-    kind: str = "StagingValidation"
+    api_version: str = crd.API_VERSION
+    kind: str = crd.KIND
 
     def reference(self, *, controller: bool = True) -> dict[str, Any]:
         return {

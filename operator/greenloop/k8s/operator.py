@@ -28,6 +28,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import Counter, Gauge, start_http_server
 
+from greenloop.core import crd
 from greenloop.core.exits import ExitCode
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
@@ -38,7 +39,6 @@ from greenloop.k8s.results import ResultsServer, Stored, results_app
 __all__ = ["OperatorConfig", "run"]
 
 log = logging.getLogger("greenloop.operator")
-GROUP, VERSION, PLURAL = "greenloop.dev", "v1alpha1", "stagingvalidations"
 FINALIZER = "greenloop.dev/finalizer"
 MAX_BACKOFF = 60.0
 PAUSED_SECONDS = 2.0  # how often a paused unit looks whether it may act again
@@ -241,7 +241,7 @@ def _register(registry: kopf.OperatorRegistry, config: OperatorConfig, identity:
         if gw is not None:
             await gw.close()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
     async def on_validation(
         *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, **_: Any
     ) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from greenloop.core import engine, mergepatch, snapshot
+from greenloop.core import crd, engine, mergepatch, snapshot
 from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
 from greenloop.core.engine import (
     AwaitApproval,
@@ -60,10 +60,9 @@ from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.reports import write_report
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
 
-__all__ = ["KIND", "Reconciler", "Settings", "Tick"]
+__all__ = ["Reconciler", "Settings", "Tick"]
 
 log = logging.getLogger("greenloop.reconcile")
-KIND = "StagingValidation"
 #: How long a tick waits before looking again when nothing woke it (a Job or results
 #: event normally does, within a second).
 IDLE_SECONDS = 10.0
@@ -104,7 +103,7 @@ class Reconciler:
     # ---- the tick ---------------------------------------------------------------------
 
     async def tick(self, namespace: str, name: str) -> Tick:
-        raw = await self.gw.find(KIND, namespace, name)
+        raw = await self.gw.find(crd.KIND, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Tick(0.0, stop=True, note="object gone")
         try:
@@ -339,7 +338,7 @@ class Reconciler:
         patch = mergepatch.create(old, new)
         try:
             await self.gw.patch_status(
-                KIND, meta["namespace"], meta["name"], patch,
+                crd.KIND, meta["namespace"], meta["name"], patch,
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
@@ -357,7 +356,7 @@ class Reconciler:
         new = invalid_spec_status(generation, message, self.clock())
         try:
             await self.gw.patch_status(
-                KIND, meta["namespace"], meta["name"], new,
+                crd.KIND, meta["namespace"], meta["name"], new,
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
