@@ -14,14 +14,11 @@ for an action that is no longer in flight is ignored by the engine.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from greenloop.core import crd, engine, mergepatch, snapshot
 from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
@@ -38,7 +35,7 @@ from greenloop.core.engine import (
     SuiteSelection,
 )
 from greenloop.core.fingerprint import Fingerprint
-from greenloop.core.model import Health, StagingValidation, Workload
+from greenloop.core.model import StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.notices import notices
 from greenloop.core.report import render
@@ -290,7 +287,7 @@ class Reconciler:
         ok, message = outcome.ok, outcome.message
         if ok and health is not None:
             failpoints.hit("health-wait")
-            ok, answer = await wait_healthy(health)
+            ok, answer = await rd.wait_healthy(health)
             notes.append(answer)
             if not ok:
                 message = answer
@@ -373,25 +370,3 @@ def _owner(raw: Mapping[str, Any]) -> Owner:
 def _key(raw: Mapping[str, Any]) -> str:
     meta = raw.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
-async def wait_healthy(health: Health, *, attempts_per_second: float = 1.0) -> tuple[bool, str]:
-    """Poll the health URL until it answers the expected status or its timeout passes.
-    (A URL has no watch: this is the one bounded poll, one request a second.)"""
-    deadline = time.monotonic() + health.timeout_seconds
-    last = "no answer yet"
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client:
-        while True:
-            try:
-                response = await client.get(health.url)
-                if response.status_code == health.expect_status:
-                    return True, f"{health.url} answered HTTP {response.status_code}"
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as err:
-                last = f"{type(err).__name__}: {err}"
-            if time.monotonic() + 1 / attempts_per_second > deadline:
-                return False, (
-                    f"{health.url} not healthy after {health.timeout_seconds} s "
-                    f"(last answer: {last})"
-                )
-            await asyncio.sleep(1 / attempts_per_second)
