@@ -54,6 +54,7 @@ from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.offload import offload
 from greenloop.k8s.reports import write_report
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
 
@@ -109,7 +110,7 @@ class Reconciler:
             return await self._invalid(raw, str(err))
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
-        state = self._state(raw)
+        state = await offload(self._state, raw)  # decodes the stored test table
         # What a person asked for through annotations (docs/design.md §8): fed to the
         # engine each tick; the engine compares them with what it recorded.
         rerun = obj.annotations.get(RERUN_ANNOTATION, "")
@@ -231,7 +232,10 @@ class Reconciler:
                 observed = await observe_targets(self.gw, obj.namespace, obj.spec.target.workloads)
             fp = await self._fingerprint(obj, caps)  # what the targets run as results are read
             event = SuiteFinished(action.id, result, observed, fingerprint=fp)
-            decision = engine.on_suite(obj.spec, state, event, self.clock(), caps=caps)
+            # The merge and classification of the suite's results: in a worker thread.
+            decision = await offload(
+                engine.on_suite, obj.spec, state, event, self.clock(), caps=caps
+            )
             return await self._write(raw, obj, state, decision)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
         return Tick(IDLE_SECONDS, note=note)
@@ -317,22 +321,14 @@ class Reconciler:
         self, raw: dict[str, Any], obj: StagingValidation, before: State | None,
         decision: Decision,
     ) -> Tick:  # fmt: skip
-        now = self.clock()
         state = decision.state
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
-        await write_report(self.gw, _owner(raw), report_cm, render(obj, state, now))
-        failpoints.hit("report-written")
-        old = dict(raw.get("status") or {})
-        new = build_status(
-            obj,
-            state,
-            now,
-            previous_conditions=old.get("conditions") or (),
-            report_config_map=report_cm,
+        report, patch = await offload(
+            _rendered, obj, state, raw.get("status") or {}, report_cm, self.clock()
         )
-        new["engine"] = snapshot.to_data(state)
-        patch = mergepatch.create(old, new)
+        await write_report(self.gw, _owner(raw), report_cm, report)
+        failpoints.hit("report-written")
         try:
             await self.gw.patch_status(
                 crd.KIND, meta["namespace"], meta["name"], patch,
@@ -360,6 +356,22 @@ class Reconciler:
             return _again("status changed since it was read: re-reading")
         await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")
+
+
+def _rendered(
+    obj: StagingValidation, state: State, old: Mapping[str, Any], report_cm: str, now: float
+) -> tuple[str, dict[str, Any]]:
+    """What a decision writes: the Markdown report, and the status patch with the state
+    snapshot compressed in it. Grows with the number of tests: run in a worker thread."""
+    new = build_status(
+        obj,
+        state,
+        now,
+        previous_conditions=old.get("conditions") or (),
+        report_config_map=report_cm,
+    )
+    new["engine"] = snapshot.to_data(state)
+    return render(obj, state, now), mergepatch.create(dict(old), new)
 
 
 def _owner(raw: Mapping[str, Any]) -> Owner:
