@@ -32,6 +32,7 @@ from greenloop.core import crd
 from greenloop.core.exits import ExitCode
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
+from greenloop.k8s.metrics import PHASES
 from greenloop.k8s.peering import Peers
 from greenloop.k8s.reconcile import Reconciler, Settings
 from greenloop.k8s.results import ResultsServer, Stored, results_app
@@ -120,6 +121,7 @@ class Units:
         task = self.tasks.pop((namespace, name), None)
         self.wake.pop((namespace, name), None)
         self._forget_targets((namespace, name))
+        PHASES.forget(namespace, name)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -162,6 +164,7 @@ class Units:
             TICKS.labels("stop" if tick.stop else "ok").inc()
             log.info("%s/%s: %s", namespace, name, tick.note)
             if tick.stop:
+                PHASES.forget(namespace, name)
                 self.tasks.pop(key, None)
                 self.wake.pop(key, None)
                 UNITS.set(len(self.tasks))

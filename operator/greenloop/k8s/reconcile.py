@@ -47,7 +47,7 @@ from greenloop.core.status import (
     invalid_spec_reported,
     invalid_spec_status,
 )
-from greenloop.k8s import failpoints, suites
+from greenloop.k8s import failpoints, metrics, suites
 from greenloop.k8s import redeploy as rd
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
@@ -111,6 +111,8 @@ class Reconciler:
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
         state = await offload(self._state, raw)  # decodes the stored test table
+        if state is not None:
+            metrics.PHASES.set(namespace, name, state.phase.value)
         # What a person asked for through annotations (docs/design.md §8): fed to the
         # engine each tick; the engine compares them with what it recorded.
         rerun = obj.annotations.get(RERUN_ANNOTATION, "")
@@ -225,6 +227,10 @@ class Reconciler:
             result = await suites.observe(self.gw, run)
             if result is None:
                 continue
+            if result.started > 0 and result.finished >= result.started:
+                metrics.SUITE_SECONDS.labels(obj.namespace).observe(
+                    result.finished - result.started
+                )
             observed: tuple[str, ...] = ()
             if obj.spec.target.workloads and (
                 result.error or any(t.is_failure for t in result.tests)
@@ -324,8 +330,8 @@ class Reconciler:
         state = decision.state
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
-        report, patch = await offload(
-            _rendered, obj, state, raw.get("status") or {}, report_cm, self.clock()
+        report, patch, observed = await offload(
+            _rendered, obj, before, state, raw.get("status") or {}, report_cm, self.clock()
         )
         await write_report(self.gw, _owner(raw), report_cm, report)
         failpoints.hit("report-written")
@@ -337,6 +343,8 @@ class Reconciler:
         except Conflict:
             return _again("status changed since it was read: re-reading")
         failpoints.hit("status-written")
+        metrics.record(obj.namespace, observed)  # once: only a written decision counts
+        metrics.PHASES.set(obj.namespace, obj.name, state.phase.value)
         for notice in notices(before, decision, obj):
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
         return _again(f"{state.phase.value}: {state.message}")
@@ -354,15 +362,18 @@ class Reconciler:
             )  # fmt: skip
         except Conflict:
             return _again("status changed since it was read: re-reading")
+        metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
         await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")
 
 
 def _rendered(
-    obj: StagingValidation, state: State, old: Mapping[str, Any], report_cm: str, now: float
-) -> tuple[str, dict[str, Any]]:
-    """What a decision writes: the Markdown report, and the status patch with the state
-    snapshot compressed in it. Grows with the number of tests: run in a worker thread."""
+    obj: StagingValidation, before: State | None, state: State, old: Mapping[str, Any],
+    report_cm: str, now: float,
+) -> tuple[str, dict[str, Any], metrics.Observed]:  # fmt: skip
+    """What a decision writes: the Markdown report, the status patch with the state
+    snapshot compressed in it, and what it adds to the metrics. Grows with the number of
+    tests: run in a worker thread."""
     new = build_status(
         obj,
         state,
@@ -371,7 +382,8 @@ def _rendered(
         report_config_map=report_cm,
     )
     new["engine"] = snapshot.to_data(state)
-    return render(obj, state, now), mergepatch.create(dict(old), new)
+    observed = metrics.observe_decision(before, state)
+    return render(obj, state, now), mergepatch.create(dict(old), new), observed
 
 
 def _owner(raw: Mapping[str, Any]) -> Owner:
