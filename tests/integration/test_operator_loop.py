@@ -159,11 +159,7 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def events(cp: ControlPlane, namespace: str) -> list[tuple[str, str]]:
     items = cp.get_json("events", "-n", namespace)["items"]
-    return [
-        (e["reason"], e["message"])
-        for e in items
-        if e["involvedObject"]["kind"] == crd.KIND
-    ]
+    return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["kind"] == crd.KIND]
 
 
 def selection_of(cp: ControlPlane, namespace: str, job: dict[str, Any]) -> str | None:
