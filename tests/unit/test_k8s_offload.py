@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import gzip
+import json
 import statistics
 import threading
 import time
 from collections.abc import Awaitable
 from typing import Any
 
-from greenloop.core import crd, engine
+from greenloop.core import crd, engine, snapshot
 from greenloop.core.engine import SuiteFinished, SuiteRun
-from greenloop.core.model import Suite
+from greenloop.core.junit import parse_junit
+from greenloop.core.model import Suite, TestResult
 from greenloop.core.spec import from_object
 from greenloop.k8s import offload as offload_module
 from greenloop.k8s import suites
@@ -41,6 +44,10 @@ def junit(n: int) -> bytes:
         for i in range(n)
     )
     return f'<testsuite name="api" tests="{n}">{cases}</testsuite>'.encode()
+
+
+def junit_tests(n: int) -> tuple[TestResult, ...]:
+    return parse_junit(junit(n)).tests
 
 
 class Heartbeat:
@@ -222,3 +229,39 @@ def test_at_most_workers_pieces_of_work_run_at_once() -> None:
 
     asyncio.run(main())
     assert most == WORKERS == offload_module.WORKERS
+
+
+def test_a_stored_state_is_decoded_once_not_on_every_tick(monkeypatch: Any) -> None:
+    """Most ticks read a status.engine they read (or wrote) before: it is not decoded
+    again (seconds of CPU for a 100k-test state), and a changed one is."""
+    raw = validation()
+    obj = from_object(raw, source="staging/checkout", mode="operator")
+    started = engine.begin(obj.spec, 1000.0)
+    gw = StubGateway({})
+    reconciler = Reconciler(gw, Settings("greenloop:dev", "http://x"), clock=lambda: 1010.0)  # type: ignore[arg-type]
+    decoded: list[object] = []
+    real = snapshot.from_data
+
+    def counting(data: Any) -> engine.State:
+        decoded.append(data)
+        return real(data)
+
+    monkeypatch.setattr(snapshot, "from_data", counting)
+
+    async def main() -> None:
+        await reconciler._write(raw, obj, None, started)
+        # What the API returns: the written status, through JSON.
+        written = json.loads(
+            json.dumps({**raw, "status": {"engine": snapshot.to_data(started.state)}})
+        )
+        assert await reconciler._stored_state(written) == started.state
+        assert await reconciler._stored_state(copy.deepcopy(written)) == started.state
+        assert decoded == []  # both read back what was written: no decode
+        run = SuiteRun(suite="api", tests=junit_tests(3))
+        event = SuiteFinished(started.state.action_id, run)
+        later = engine.on_suite(obj.spec, started.state, event, 1020.0).state
+        changed = {**written, "status": {"engine": snapshot.to_data(later)}}
+        assert await reconciler._stored_state(changed) == later
+        assert len(decoded) == 1
+
+    asyncio.run(main())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,8 @@ log = logging.getLogger("greenloop.reconcile")
 #: event normally does, within a second).
 IDLE_SECONDS = 10.0
 FINISHED_SECONDS = 300.0
+#: Decoded states kept (one per object), so an unchanged status is not decoded again.
+DECODED_STATES = 2048
 #: How long a failed redeploy waits for a controller to see greenloop's patch.
 OBSERVE_SECONDS = 15.0
 
@@ -97,6 +100,10 @@ class Reconciler:
         self.gw = gw
         self.settings = settings
         self.clock = clock
+        # uid -> (status.engine as read, its State): a tick whose stored state has not
+        # changed (most ticks) skips the decode, seconds of CPU for a 100k-test state.
+        # Decoding is pure, so equal data is the same State. Bounded, oldest out first.
+        self._decoded: OrderedDict[str, tuple[Any, State]] = OrderedDict()
 
     # ---- the tick ---------------------------------------------------------------------
 
@@ -110,7 +117,7 @@ class Reconciler:
             return await self._invalid(raw, str(err))
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
-        state = await offload(self._state, raw)  # decodes the stored test table
+        state = await self._stored_state(raw)
         if state is not None:
             metrics.PHASES.set(namespace, name, state.phase.value)
         # What a person asked for through annotations (docs/design.md §8): fed to the
@@ -172,6 +179,26 @@ class Reconciler:
         return max(0.05, min(FINISHED_SECONDS, due - now))
 
     # ---- state --------------------------------------------------------------------------
+
+    async def _stored_state(self, raw: Mapping[str, Any]) -> State | None:
+        """The engine state stored in the object's status; decoded in a worker unless it
+        is the one decoded (or written) last time."""
+        uid = str(raw["metadata"].get("uid", ""))
+        data = (raw.get("status") or {}).get("engine")
+        known = self._decoded.get(uid)
+        if data and known is not None and known[0] == data:
+            self._decoded.move_to_end(uid)
+            return known[1]
+        state = await offload(self._state, raw)
+        if state is not None:
+            self._remember(uid, data, state)
+        return state
+
+    def _remember(self, uid: str, data: Any, state: State) -> None:
+        self._decoded[uid] = (data, state)
+        self._decoded.move_to_end(uid)
+        while len(self._decoded) > DECODED_STATES:
+            self._decoded.popitem(last=False)
 
     @staticmethod
     def _state(raw: Mapping[str, Any]) -> State | None:
@@ -330,20 +357,21 @@ class Reconciler:
         state = decision.state
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
-        report, patch, observed = await offload(
+        out = await offload(
             _rendered, obj, before, state, raw.get("status") or {}, report_cm, self.clock()
         )
-        await write_report(self.gw, _owner(raw), report_cm, report)
+        await write_report(self.gw, _owner(raw), report_cm, out.report)
         failpoints.hit("report-written")
         try:
             await self.gw.patch_status(
-                crd.KIND, meta["namespace"], meta["name"], patch,
+                crd.KIND, meta["namespace"], meta["name"], out.patch,
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
             return _again("status changed since it was read: re-reading")
         failpoints.hit("status-written")
-        metrics.record(obj.namespace, observed)  # once: only a written decision counts
+        self._remember(meta["uid"], out.engine, state)  # what the next tick reads back
+        metrics.record(obj.namespace, out.observed)  # once: only a written decision counts
         metrics.PHASES.set(obj.namespace, obj.name, state.phase.value)
         for notice in notices(before, decision, obj):
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
@@ -367,10 +395,18 @@ class Reconciler:
         return Tick(FINISHED_SECONDS, note="invalid spec")
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    report: str  # the Markdown report
+    patch: dict[str, Any]  # the merge patch of /status
+    engine: dict[str, Any]  # status.engine in full, as the next read returns it
+    observed: metrics.Observed  # what the decision adds to the metrics
+
+
 def _rendered(
     obj: StagingValidation, before: State | None, state: State, old: Mapping[str, Any],
     report_cm: str, now: float,
-) -> tuple[str, dict[str, Any], metrics.Observed]:  # fmt: skip
+) -> Rendered:  # fmt: skip
     """What a decision writes: the Markdown report, the status patch with the state
     snapshot compressed in it, and what it adds to the metrics. Grows with the number of
     tests: run in a worker thread."""
@@ -382,8 +418,12 @@ def _rendered(
         report_config_map=report_cm,
     )
     new["engine"] = snapshot.to_data(state)
-    observed = metrics.observe_decision(before, state)
-    return render(obj, state, now), mergepatch.create(dict(old), new), observed
+    return Rendered(
+        report=render(obj, state, now),
+        patch=mergepatch.create(dict(old), new),
+        engine=new["engine"],
+        observed=metrics.observe_decision(before, state),
+    )
 
 
 def _owner(raw: Mapping[str, Any]) -> Owner:
