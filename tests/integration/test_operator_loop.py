@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,19 @@ def events(cp: ControlPlane, namespace: str) -> list[tuple[str, str]]:
     return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["kind"] == crd.KIND]
 
 
+def scrape(operator: Operator, namespace: str) -> dict[str, float]:
+    """The operator's greenloop_* samples, the test's namespace written as NS."""
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("greenloop_"):
+            key, _, value = line.rpartition(" ")
+            samples[key.replace(f'"{namespace}"', '"NS"')] = float(value)
+    return samples
+
+
 def selection_of(cp: ControlPlane, namespace: str, job: dict[str, Any]) -> str | None:
     for vol in job["spec"]["template"]["spec"].get("volumes", []):
         if "configMap" in vol:
@@ -219,6 +233,17 @@ def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
     assert "websocket" in text
     # The why-chain says what the cluster showed when the test failed.
     assert "Deployment backend: 1/1 available" in text, text
+
+    # What a platform team's dashboard shows of this round (docs/metrics.md).
+    seen = scrape(operator, namespace)
+    assert seen['greenloop_validations{namespace="NS",phase="Passed"}'] == 1
+    assert seen['greenloop_iterations_total{namespace="NS",outcome="failed"}'] == 1
+    assert seen['greenloop_iterations_total{namespace="NS",outcome="passed"}'] == 1
+    assert seen['greenloop_redeploys_total{namespace="NS",outcome="ok"}'] == 1
+    assert seen['greenloop_failures_total{namespace="NS",class="ServiceUnavailable"}'] == 1
+    assert seen['greenloop_iteration_duration_seconds_count{namespace="NS"}'] == 2
+    assert seen['greenloop_suite_duration_seconds_count{namespace="NS"}'] == 3
+    assert seen['greenloop_uploads_total{code="200"}'] == 3
 
 
 def test_a_missing_target_stalls_naming_it_without_a_retry_storm(

@@ -254,10 +254,6 @@ class Reconciler:
             result = await suites.observe(self.gw, run)
             if result is None:
                 continue
-            if result.started > 0 and result.finished >= result.started:
-                metrics.SUITE_SECONDS.labels(obj.namespace).observe(
-                    result.finished - result.started
-                )
             observed: tuple[str, ...] = ()
             if obj.spec.target.workloads and (
                 result.error or any(t.is_failure for t in result.tests)
@@ -269,7 +265,8 @@ class Reconciler:
             decision = await offload(
                 engine.on_suite, obj.spec, state, event, self.clock(), caps=caps
             )
-            return await self._write(raw, obj, state, decision)
+            took = result.finished - result.started if result.started > 0 else None
+            return await self._write(raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
         return Tick(IDLE_SECONDS, note=note)
 
@@ -352,8 +349,12 @@ class Reconciler:
 
     async def _write(
         self, raw: dict[str, Any], obj: StagingValidation, before: State | None,
-        decision: Decision,
+        decision: Decision, *, suite_seconds: float | None = None,
     ) -> Tick:  # fmt: skip
+        """Write the decision: report, then status (one conflict-checked patch), then
+        metrics and Events - only once the status is written, so a decision repeated
+        after a 409 is counted and told once. ``suite_seconds``: how long the suite whose
+        result led to it ran."""
         state = decision.state
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
@@ -371,7 +372,9 @@ class Reconciler:
             return _again("status changed since it was read: re-reading")
         failpoints.hit("status-written")
         self._remember(meta["uid"], out.engine, state)  # what the next tick reads back
-        metrics.record(obj.namespace, out.observed)  # once: only a written decision counts
+        metrics.record(obj.namespace, out.observed)
+        if suite_seconds is not None and suite_seconds >= 0:
+            metrics.SUITE_SECONDS.labels(obj.namespace).observe(suite_seconds)
         metrics.PHASES.set(obj.namespace, obj.name, state.phase.value)
         for notice in notices(before, decision, obj):
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
