@@ -240,7 +240,7 @@ def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
     assert seen['greenloop_iterations_total{namespace="NS",outcome="failed"}'] == 1
     assert seen['greenloop_iterations_total{namespace="NS",outcome="passed"}'] == 1
     assert seen['greenloop_redeploys_total{namespace="NS",outcome="ok"}'] == 1
-    assert seen['greenloop_failures_total{namespace="NS",class="ServiceUnavailable"}'] == 1
+    assert seen['greenloop_failures_total{class="ServiceUnavailable",namespace="NS"}'] == 1
     assert seen['greenloop_iteration_duration_seconds_count{namespace="NS"}'] == 2
     assert seen['greenloop_suite_duration_seconds_count{namespace="NS"}'] == 3
     assert seen['greenloop_uploads_total{code="200"}'] == 3
