@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 
 from greenloop.core import crd
-from tests.support.cluster import ControlPlane
+from tests.support.cluster import ControlPlane, wait_until
 from tests.support.operator_process import Operator
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
@@ -284,3 +285,64 @@ def test_auth_errors_stall_without_a_rollout(
 
 
 # SIGKILL and restart at each step: test_operator_restart.py (failpoints, no polling).
+
+
+@dataclass
+class Healthz:
+    """Polls the operator's /healthz (served by the same event loop as every object's
+    tick) every 100 ms in a thread; keeps each answer's latency or why there was none."""
+
+    url: str
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        wait_until("the results endpoint listens", self.answers, timeout=60, interval=0.1)
+        while not self.stop.wait(0.1):
+            began = time.monotonic()
+            try:
+                self.answers()
+                self.latencies.append(time.monotonic() - began)
+            except OSError as err:
+                self.failures.append(f"{type(err).__name__}: {err}")
+
+    def answers(self) -> bool:
+        with urllib.request.urlopen(self.url, timeout=HEALTHZ_TIMEOUT) as answer:
+            answer.read()
+        return True
+
+
+HEALTHZ_TIMEOUT = 10.0  # what a kubelet's liveness probe might allow; never reached here
+BIG = 100_000
+
+
+def test_a_100k_test_result_is_read_while_the_operator_keeps_answering(
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    """Issue 17: the JUnit parse, the engine's merge and the report of a 100k-test suite
+    run off the event loop (k8s/offload.py): /healthz, served by that loop, answers all
+    along. The latencies are printed (-s), not asserted."""
+    body = junit(*(PASS.format(c="shop.api", n=f"t{i}") for i in range(BIG)))
+    cluster.apply(sv("big", ["api"], expectedTests=BIG), namespace=namespace)
+    healthz = Healthz(f"{operator.url}/healthz")
+    poller = threading.Thread(target=healthz.run, daemon=True)
+    poller.start()
+    try:
+        car = Sidecar(cluster, operator, lambda job: body, tmp_path)
+        status = run_until_done(cluster, operator, car, "big", timeout=300)
+    finally:
+        healthz.stop.set()
+        poller.join(HEALTHZ_TIMEOUT + 5)
+    assert status["phase"] == "Passed", json.dumps(status, indent=1)[:3000]
+    row = cluster.kubectl("get", "sv", "big", "-n", namespace).stdout.splitlines()
+    assert row[1].split()[1:5] == ["Passed", str(BIG), "0", str(BIG)], row
+    assert healthz.failures == [], healthz.failures[:5]
+    assert healthz.latencies
+    ordered = sorted(healthz.latencies)
+    p95 = ordered[int(len(ordered) * 0.95)]
+    print(
+        f"\n/healthz during a {BIG}-test round: {len(ordered)} answers, "
+        f"p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {ordered[-1] * 1000:.0f} ms"
+    )
