@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -237,6 +238,14 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
     if config.metrics_port:
         start_http_server(config.metrics_port)
     memo.gateway, memo.units, memo.results = gw, units, runner
+    # Everything loaded so far (kopf, the API client, aiohttp: most of the heap) lives as
+    # long as the process: out of the collector's sight, a gen-2 collection - which
+    # holds the GIL, the event loop's too, while a worker builds a 100k-test state -
+    # scans only what came after. Measured on the 100k-test round of test_operator_loop
+    # (2 shared cores, 5-7 runs each): /healthz p95 median 96 ms, against 166 ms without;
+    # the worst answer (0.4-1.4 s) is noise-bound either way. Frozen objects are still
+    # freed by refcount, and these are never garbage.
+    gc.freeze()
     log.info(
         "greenloop operator: results endpoint on %s:%d (pods use %s), metrics on %s",
         config.results_host, config.results_port, url, config.metrics_port or "off",
