@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from greenloop.core import crd
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -56,8 +58,8 @@ def _sv(name: str, target: str | None = None) -> dict[str, Any]:
         spec["target"] = {"workloads": [{"kind": "Deployment", "name": target}]}
         spec["policy"] = {"flakeRetries": 0}
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": spec,
     }

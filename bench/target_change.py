@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from greenloop.core import crd
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -43,8 +45,8 @@ XML = b'<testsuite name="s" tests="1"><testcase classname="c" name="ok"/></tests
 
 def _sv(name: str, target: str) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "serviceAccountName": "no-such-account",

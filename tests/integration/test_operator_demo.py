@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.core.junit import parse_junit
 from greenloop.core.model import Outcome
 from greenloop.k8s.results import RESULTS_KEY
@@ -175,7 +176,7 @@ def test_the_demo_in_cluster_converges_in_two_iterations_with_one_real_rollout(
             cluster.get_json("events", "-n", ns)["items"],
             key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
         )
-        if e["involvedObject"]["kind"] == "StagingValidation"
+        if e["involvedObject"]["kind"] == crd.KIND
     ]
     for reason in ("IterationStarted", "Redeploying", "Passed"):
         assert reason in reasons, reasons

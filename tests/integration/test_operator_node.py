@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from tests.support.cluster import ControlPlane
 from tests.support.node import IMAGES
 from tests.support.operator_process import Operator
@@ -31,8 +32,8 @@ def operator(node_operator: Operator) -> Operator:
 
 def validation(name: str, image: str, command: list[str], timeout: int = 120) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "expectedTests": 2,

@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
+from greenloop.core import crd
 from greenloop.k8s.gateway import Gateway
 from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports, wait_until
 from tests.support.operator_process import Operator
@@ -123,8 +124,8 @@ def sa_operator(
 
 def validation(name: str, **metadata: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name, **metadata},
         "spec": {
             "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads
@@ -178,7 +179,7 @@ def test_the_operator_converges_with_only_its_service_account(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], status["iteration"]) == ("True", 2)
     events = cluster.get_json("events", "-n", namespace)["items"]
-    reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == "StagingValidation"]
+    reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == crd.KIND]
     for reason in ("IterationStarted", "Redeploying", "Passed"):
         assert reason in reasons, reasons
     jobs = sorted(
@@ -211,8 +212,8 @@ def test_the_operator_converges_with_only_its_service_account(
 
 #: (verb, resource, namespace) -> allowed; "NS" is the test's namespace.
 CAN_I = {
-    ("patch", "stagingvalidations.greenloop.dev/status", "NS"): True,
-    ("watch", "stagingvalidations.greenloop.dev", "NS"): True,
+    ("patch", f"{crd.NAME}/status", "NS"): True,
+    ("watch", crd.NAME, "NS"): True,
     ("create", "jobs.batch", "NS"): True,
     ("patch", "jobs.batch", "NS"): True,
     ("create", "secrets", "NS"): True,
@@ -225,9 +226,9 @@ CAN_I = {
     ("patch", "kopfpeerings.kopf.dev", "NS"): True,
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""): True,
     # what nothing in the operator asks for
-    ("update", "stagingvalidations.greenloop.dev", "NS"): False,
-    ("delete", "stagingvalidations.greenloop.dev", "NS"): False,
-    ("create", "stagingvalidations.greenloop.dev", "NS"): False,
+    ("update", crd.NAME, "NS"): False,
+    ("delete", crd.NAME, "NS"): False,
+    ("create", crd.NAME, "NS"): False,
     ("delete", "jobs.batch", "NS"): False,
     ("list", "secrets", "NS"): False,
     ("watch", "secrets", "NS"): False,
@@ -280,7 +281,7 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
         "--clusterrole=greenloop-operator", f"--serviceaccount={confined}",
     )  # fmt: skip
     who = f"--as=system:serviceaccount:{confined}"
-    assert can_i(apiserver, who, "patch", "stagingvalidations.greenloop.dev/status", namespace)
+    assert can_i(apiserver, who, "patch", f"{crd.NAME}/status", namespace)
     assert can_i(apiserver, who, "get", "secrets", namespace)
     assert not can_i(apiserver, who, "get", "secrets", "kube-system")
     assert not can_i(apiserver, who, "list", "namespaces", "")

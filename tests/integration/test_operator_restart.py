@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.k8s.failpoints import ENV
 from tests.support.cluster import ControlPlane, free_ports, wait_until
 from tests.support.operator_process import Operator
@@ -65,8 +66,8 @@ SETUP_SECONDS = 300.0  # an operator's start: ~5 s when quiet, 60 s seen at load
 
 def demo(health_url: str) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": "demo"},
         "spec": {
             "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads

@@ -75,10 +75,10 @@ class Operator:
 def on_loopback(cp: ControlPlane, namespace: str, log: Path) -> Iterator[Operator]:
     """`greenloop operator` for `namespace` (the CRD applied first), its results endpoint
     on a free loopback port - for the kwok node, which runs no pods: the caller plays
-    each Job's sidecar. SIGTERMed afterwards."""
+    each Job's sidecar; its metrics on another. SIGTERMed afterwards."""
     ensure_crd(cp)
-    port = free_ports(1)[0]
-    op = Operator(cp, namespace, log, f"http://127.0.0.1:{port}", port)
+    port, metrics_port = free_ports(2)
+    op = Operator(cp, namespace, log, f"http://127.0.0.1:{port}", port, metrics_port=metrics_port)
     op.start()
     try:
         yield op

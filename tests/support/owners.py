@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 
+from greenloop.core import crd
 from greenloop.k8s.jobs import Owner
 from tests.support.cluster import REPO_ROOT, ControlPlane, wait_until
 
@@ -26,8 +27,8 @@ def ensure_crd(cp: ControlPlane) -> None:
 
         def established() -> bool:
             # not `kubectl wait`: it errors out when the CRD has no conditions yet
-            crd = cp.get_json("crd", "stagingvalidations.greenloop.dev")
-            conditions = (crd.get("status") or {}).get("conditions") or []
+            found = cp.get_json("crd", crd.NAME)
+            conditions = (found.get("status") or {}).get("conditions") or []
             return any(
                 c.get("type") == "Established" and c.get("status") == "True" for c in conditions
             )
@@ -39,8 +40,8 @@ def ensure_crd(cp: ControlPlane) -> None:
 def make_owner(cp: ControlPlane, namespace: str, name: str = "checkout") -> Owner:
     ensure_crd(cp)
     obj = {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"suites": [{"name": "core", "command": ["pytest"], "image": "e2e:1"}]},
     }
