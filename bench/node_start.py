@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, wait_until  # noqa: E402
-from tests.support.node import IMAGES, RealNode, ensure_built  # noqa: E402
+from tools.cluster.binaries import ensure_built  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
+from tools.cluster.node import IMAGES, RealNode  # noqa: E402
+from tools.cluster.procs import wait_until  # noqa: E402
 
 
 def cold_build() -> dict[str, float]:

@@ -9,13 +9,13 @@
 - `node` (function, backed by one node per session): a real node — containerd, runc,
   CNI bridge, kubelet, kube-proxy on this machine — joined to `cluster`, Ready, with
   the images of tools/images/build imported. Tainted and labelled so only pods that
-  ask for it land there (kwok keeps the rest). Needs root; see tests/support/node.py.
+  ask for it land there (kwok keeps the rest). Needs root; see tools/cluster/node.py.
 - `node_namespace` (function): a fresh namespace whose pods all run on the real node.
 
 Binaries come from tools/controlplane/build (run automatically when missing;
 its output goes to the terminal). When a test fails, or when
 GREENLOOP_KEEP_CONTROLPLANE=1, the work directory with every component's log
-is kept and its path printed. See tests/support/cluster.py.
+is kept and its path printed. See tools/cluster/controlplane.py.
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, ensure_binaries, free_ports  # noqa: E402
-from tests.support.node import RealNode, ensure_built  # noqa: E402
-from tests.support.operator_process import Operator, on_loopback  # noqa: E402
-from tests.support.owners import ensure_crd  # noqa: E402
+from tools.cluster.binaries import ensure_binaries, ensure_built  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
+from tools.cluster.crds import ensure_crd  # noqa: E402
+from tools.cluster.node import RealNode  # noqa: E402
+from tools.cluster.operator import Operator, on_loopback  # noqa: E402
+from tools.cluster.procs import free_ports  # noqa: E402
 
 _KEPT: list[str] = []
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import NODE_NAME, TOOLS_DIR, ControlPlane, pinned_version, wait_until
+from tools.cluster.binaries import TOOLS_DIR, pinned_version
+from tools.cluster.controlplane import NODE_NAME, ControlPlane
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 

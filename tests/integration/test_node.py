@@ -14,8 +14,10 @@ import pytest
 
 from greenloop import __version__
 from tests.integration.conftest import NodeManager
-from tests.support.cluster import ControlPlane, wait_until
-from tests.support.node import IMAGES, RealNode, host_state
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.host import host_state
+from tools.cluster.node import IMAGES, RealNode
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 

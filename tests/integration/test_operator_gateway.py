@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import pytest
 
 from greenloop.k8s.gateway import Conflict, Gateway, NotFound
-from tests.support.cluster import REPO_ROOT, ControlPlane
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane
-from tests.support.operator_process import Operator
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

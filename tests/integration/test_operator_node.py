@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane
-from tests.support.node import IMAGES
-from tests.support.operator_process import Operator
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.node import IMAGES
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
