@@ -7,9 +7,11 @@
   Ask for `cluster` only when a test needs controllers; `apiserver` is faster.
 - `namespace` (function): a fresh namespace, deleted afterwards.
 - `node` (function, backed by one node per session): a real node — containerd, runc,
-  CNI bridge, kubelet, kube-proxy on this machine — joined to `cluster`, Ready, with
-  the images of tools/images/build imported. Tainted and labelled so only pods that
-  ask for it land there (kwok keeps the rest). Needs root; see tools/cluster/node.py.
+  CNI bridge, kubelet, kube-proxy and CoreDNS on this machine — joined to `cluster`,
+  Ready, with the images of tools/images/build imported. Tainted and labelled so only
+  pods that ask for it land there (kwok keeps the rest). Its pods reach the API server
+  through the `kubernetes` Service and resolve Services by name (cluster DNS). Needs
+  root; see tools/cluster/node.py.
 - `node_namespace` (function): a fresh namespace whose pods all run on the real node.
 
 Binaries come from tools/controlplane/build (run automatically when missing;
@@ -79,7 +81,9 @@ def apiserver(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     config = request.config
     with _terminal(config):
         bindir = ensure_binaries(output=sys.__stderr__)
-    cp = ControlPlane.start(workdir=None, build=False)
+    # as root a real node may join (the `node` fixture): its pods then reach the API server
+    # through the `kubernetes` Service, which needs it on the machine's address too
+    cp = ControlPlane.start(workdir=None, build=False, serve_pods=os.geteuid() == 0)
     assert cp.bindir == bindir
     try:
         yield cp

@@ -23,6 +23,7 @@ BUILD_SCRIPT = TOOLS_DIR / "build"
 KWOK_STAGES = TOOLS_DIR / "kwok-stages.yaml"
 NODE_BUILD = REPO_ROOT / "tools" / "node" / "build"
 IMAGES_BUILD = REPO_ROOT / "tools" / "images" / "build"
+COREDNS_MODULE = REPO_ROOT / "tools" / "node" / "coredns"
 CONTAINERD_VERSION = "v2.4.2"  # keep in step with tools/node/build
 
 BINARIES = (
@@ -144,3 +145,12 @@ def ensure_built(*, output: IO[str] | None = None) -> tuple[Path, dict[str, Any]
             raise NodeError(f"{script.relative_to(REPO_ROOT)} failed (exit {proc.returncode})")
     manifest = json.loads((cache_root() / "images" / "images.json").read_text())
     return node_dir() / "bin", manifest
+
+
+def coredns_binary() -> Path:
+    """CoreDNS as tools/node/build makes it, for the version tools/node/coredns pins."""
+    for line in (COREDNS_MODULE / "go.mod").read_text().splitlines():
+        parts = line.split()
+        if parts[:2] == ["require", "github.com/coredns/coredns"] and len(parts) >= 3:
+            return cache_root() / "node" / f"coredns-{parts[2]}" / "coredns"
+    raise NodeError(f"github.com/coredns/coredns is not required in {COREDNS_MODULE / 'go.mod'}")

@@ -4,8 +4,10 @@ for a person.
     up                      etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
                             kwok with one fake node, on 127.0.0.1
     up --apiserver-only     only etcd and kube-apiserver
-    up --node [--operator]  the control plane plus a real node on this machine (root), and
-                            `greenloop operator` on this host wired to it
+    up --node [--operator]  the control plane plus a real node on this machine (root) that
+                            runs every pod (the kwok node takes only pods that tolerate
+                            its taint), cluster DNS, the API server reachable from pods;
+                            and `greenloop operator` on this host wired to it
     build                   build the control plane's binaries if missing
     bindir                  print the control plane's binary directory
 
@@ -25,15 +27,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tools.cluster.binaries import binary_dir, ensure_binaries, ensure_built
-from tools.cluster.controlplane import NODE_NAME, ControlPlane
+from tools.cluster.controlplane import (
+    DNS_SERVICE_IP,
+    KUBERNETES_SERVICE_IP,
+    KWOK_NODE_ANNOTATION,
+    NODE_NAME,
+    ControlPlane,
+)
 from tools.cluster.crds import ensure_crd
 from tools.cluster.node import IMAGES, RealNode
-from tools.cluster.node_config import NODE_LABEL, NODE_TAINT
+from tools.cluster.node_config import NODE_LABEL
 from tools.cluster.operator import Operator
 from tools.cluster.procs import ControlPlaneError, NodeError, free_ports, wait_until
 
 #: tools/controlplane/up runs `python -m tools.cluster up ARGS`
 PROG = "python -m tools.cluster"
+#: with --node, on the kwok node: only pods that tolerate it land there
+KWOK_FAKE_TAINT = "=".join(KWOK_NODE_ANNOTATION)
 
 
 @contextlib.contextmanager
@@ -59,9 +69,10 @@ def start_operator(cp: ControlPlane, node: RealNode) -> Operator:
         cp.create_namespace(namespace)
     node.use_namespace("demo")
     port, metrics = free_ports(2)
-    ip = node.expose_host_port("greenloop-system", "greenloop-results", port, service_port=8081)
+    node.expose_host_port("greenloop-system", "greenloop-results", port, service_port=8081)
+    url = "http://greenloop-results.greenloop-system.svc:8081"  # cluster DNS, as in a pod
     operator = Operator(
-        cp, "", cp.workdir / "operator.log", f"http://{ip}:8081", port,
+        cp, "", cp.workdir / "operator.log", url, port,
         host=node.host_address, metrics_port=metrics, log_format="json",
     )  # fmt: skip
     operator.start()
@@ -105,11 +116,19 @@ def _start(args: argparse.Namespace) -> tuple[ControlPlane, RealNode | None, Ope
     bindir, images = ensure_built(output=sys.stderr)
     print("[greenloop] starting the control plane ...", flush=True)
     cp = ControlPlane.start(
-        controllers=True, workdir=workdir, build_output=sys.stderr, verbose=args.verbose
+        controllers=True,
+        workdir=workdir,
+        build_output=sys.stderr,
+        verbose=args.verbose,
+        serve_pods=True,
     )
     try:
+        # a person's cluster runs pods for real: the fake node takes only those that ask
+        cp.kubectl("taint", "node", NODE_NAME, f"{KWOK_FAKE_TAINT}:NoSchedule")
         print("[greenloop] starting the real node ...", flush=True)
-        node = RealNode(cp, bindir=bindir, images=images, verbose=args.verbose).start()
+        node = RealNode(
+            cp, bindir=bindir, images=images, verbose=args.verbose, dedicated=False
+        ).start()
     except BaseException:
         _stop(cp, None, None, keep=args.keep)
         raise
@@ -131,21 +150,22 @@ def _how_to_use(cp: ControlPlane, node: RealNode | None, operator: Operator | No
             Control plane {cp.version} is up. In another shell:
 
                 export KUBECONFIG={cp.kubeconfig}
+                export PATH={Path(cp.kubectl_path).parent}:$PATH  # its kubectl
                 kubectl get nodes
             """)
     text = textwrap.dedent(f"""
         Control plane {cp.version} with a real node is up. In another shell:
 
             export KUBECONFIG={cp.kubeconfig}
+            export PATH={Path(cp.kubectl_path).parent}:$PATH  # its kubectl
             kubectl get nodes
 
-        Pods run on {node.name} when they ask for it (nodeSelector
-        {NODE_LABEL[0]}={NODE_LABEL[1]} and a toleration for {NODE_TAINT}), or in a
-        namespace annotated for it:
-
-            kubectl annotate namespace NS \\
-              scheduler.alpha.kubernetes.io/node-selector={NODE_LABEL[0]}={NODE_LABEL[1]} \\
-              'scheduler.alpha.kubernetes.io/defaultTolerations=[{{"key":"{NODE_TAINT}","operator":"Exists"}}]'
+        Pods of every namespace run on {node.name} (label {NODE_LABEL[0]}={NODE_LABEL[1]});
+        the fake node {NODE_NAME} takes only pods that tolerate {KWOK_FAKE_TAINT}:NoSchedule.
+        In pods: the API server at https://kubernetes.default.svc ({KUBERNETES_SERVICE_IP}:443,
+        ServiceAccount tokens as on any cluster), cluster DNS at {DNS_SERVICE_IP}
+        (SERVICE, SERVICE.NAMESPACE.svc, SERVICE.NAMESPACE.svc.cluster.local; names
+        outside the cluster do not resolve, nothing leaves this machine).
 
         Images (imagePullPolicy: Never): {", ".join(IMAGES.values())}
         Servers on the host are reachable from pods at {node.host_address}.

@@ -5,6 +5,13 @@
     cp.kubectl("get", "nodes")
     cp.stop()
 
+Clients (kubeconfigs, kubectl, the operator on the host) use https://127.0.0.1:<port>.
+`ControlPlane.start(serve_pods=True)` is for a control plane a real node joins (the
+node fixtures, `up --node`): the API server then also listens on the machine's own
+address and advertises it, so pods reach it through the `kubernetes` Service
+(https://kubernetes.default.svc, 10.0.0.1:443) with their ServiceAccount token, as on any
+cluster; traffic stays on this machine. Without it, it listens on loopback only.
+
 The binaries come from tools/controlplane/build, which builds them once from the
 Go module proxy into ~/.cache/greenloop/controlplane/<version>/; `ControlPlane.start`
 runs it when they are missing. Every start uses a fresh temporary work directory
@@ -34,6 +41,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from tools.cluster.binaries import KWOK_STAGES, ensure_binaries, missing_binaries
+from tools.cluster.client import Client
+from tools.cluster.host import node_ip
 from tools.cluster.pki import PKI, write_kubeconfig
 from tools.cluster.procs import (
     ControlPlaneError,
@@ -48,27 +57,23 @@ NODE_NAME = "kwok-node-0"
 #: Annotation that tells our kwok controller which nodes are its fake ones.
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 SERVICE_CIDR = "10.0.0.0/24"
-
-
-class KubectlError(subprocess.CalledProcessError):
-    """kubectl exited non-zero; str() includes its stderr."""
-
-    def __str__(self) -> str:
-        cmd = " ".join(self.cmd) if isinstance(self.cmd, list) else str(self.cmd)
-        err = (self.stderr or "").strip() or (self.output or "").strip()
-        return f"kubectl failed (exit {self.returncode}): {cmd}\n{err}"
+#: the `kubernetes` Service (the first address of SERVICE_CIDR) and cluster DNS (kube-dns)
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+DNS_SERVICE_IP = "10.0.0.10"
+CLUSTER_DOMAIN = "cluster.local"
 
 
 # --------------------------------------------------------------------------------------
 # the control plane
 
 
-class ControlPlane:
+class ControlPlane(Client):
     """etcd + kube-apiserver on loopback, optionally with the controllers and a kwok node.
 
     Attributes other code relies on: `kubeconfig` (admin, group system:masters),
     `server` (https://127.0.0.1:<port>), `version` (the API server's gitVersion,
-    e.g. "v1.37.2") and `workdir` (certs, logs, data).
+    e.g. "v1.37.2"), `workdir` (certs, logs, data) and `advertise_address` (the address
+    pods reach the API server at through the `kubernetes` Service; "" unless serve_pods).
     """
 
     kubeconfig: Path
@@ -84,6 +89,7 @@ class ControlPlane:
         build: bool = True,
         build_output: IO[str] | None = None,
         verbose: bool = False,
+        serve_pods: bool = False,
     ) -> None:
         self.bindir = bindir or ensure_binaries(build=build, output=build_output)
         missing = missing_binaries(self.bindir)
@@ -111,6 +117,9 @@ class ControlPlane:
         self.version = ""
         self.ports: dict[str, int] = {}
         self.verbose = verbose
+        # kubelet refuses a loopback node IP, and the `kubernetes` Service's endpoints may
+        # not be one either: pods reach the API server at the machine's own address
+        self.advertise_address = node_ip() if serve_pods else ""
         self.timings: dict[str, float] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, Path] = {}
@@ -130,9 +139,17 @@ class ControlPlane:
         build: bool = True,
         build_output: IO[str] | None = None,
         verbose: bool = False,
+        serve_pods: bool = False,
     ) -> ControlPlane:
-        """Start etcd and kube-apiserver (and the controllers if asked); ready on return."""
-        cp = cls(workdir, build=build, build_output=build_output, verbose=verbose)
+        """Start etcd and kube-apiserver (and the controllers if asked); ready on return.
+        `serve_pods`: reachable from a real node's pods too (see the module docstring)."""
+        cp = cls(
+            workdir,
+            build=build,
+            build_output=build_output,
+            verbose=verbose,
+            serve_pods=serve_pods,
+        )
         try:
             cp.start_apiserver()
             if controllers:
@@ -289,45 +306,6 @@ class ControlPlane:
 
     # ---- clients ------------------------------------------------------------------
 
-    def kubectl(
-        self,
-        *args: str,
-        input: str | None = None,
-        check: bool = True,
-        kubeconfig: Path | None = None,
-        timeout: float = 120.0,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl against this control plane (admin unless `kubeconfig` is given)."""
-        cmd = [
-            self.kubectl_path,
-            f"--kubeconfig={kubeconfig or self.kubeconfig}",
-            f"--cache-dir={self.workdir / 'kubectl-cache'}",  # not the user's ~/.kube/cache
-            *args,
-        ]
-        try:
-            proc = subprocess.run(
-                cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ControlPlaneError(f"kubectl timed out after {timeout}s: {' '.join(cmd)}") from exc
-        if check and proc.returncode != 0:
-            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
-        return proc
-
-    def get_json(self, *args: str, check: bool = True) -> Any:
-        """`kubectl get ARGS -o json` parsed; None when not found and check=False."""
-        proc = self.kubectl("get", *args, "-o", "json", check=check)
-        if proc.returncode != 0:
-            return None
-        return json.loads(proc.stdout)
-
-    def apply(self, *objects: dict[str, Any] | str, namespace: str | None = None) -> str:
-        """`kubectl apply` objects (dicts or YAML text); returns kubectl's output."""
-        docs = [o if isinstance(o, str) else json.dumps(o) for o in objects]
-        text = "\n---\n".join(docs)
-        ns = [f"--namespace={namespace}"] if namespace else []
-        return self.kubectl("apply", *ns, "-f", "-", input=text).stdout
-
     def kubeconfig_for_user(self, name: str, groups: Sequence[str] = ()) -> Path:
         """A kubeconfig for a client-certificate user `name` in `groups`; no RBAC bindings."""
         key = (name, tuple(groups))
@@ -364,16 +342,6 @@ class ControlPlane:
             interval=0.2,
         )
 
-    def get(self, path: str, *, timeout: float = 5.0) -> tuple[int, str]:
-        """GET a path on the API server as admin; returns (status, body)."""
-        req = urllib.request.Request(self.server + path)
-        try:
-            with urllib.request.urlopen(req, context=self._ssl_context(), timeout=timeout) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            with exc:  # closes the response's socket
-                return exc.code, exc.read().decode(errors="replace")
-
     # ---- internals ----------------------------------------------------------------
 
     def _make_pki(self) -> None:
@@ -383,7 +351,8 @@ class ControlPlane:
         self.pki.make_ca()
         sans = [
             "IP:127.0.0.1",
-            "IP:10.0.0.1",  # the in-cluster `kubernetes` Service (first IP of SERVICE_CIDR)
+            f"IP:{KUBERNETES_SERVICE_IP}",  # the in-cluster `kubernetes` Service
+            *([f"IP:{self.advertise_address}"] if self.advertise_address else []),
             "DNS:localhost",
             "DNS:kubernetes",
             "DNS:kubernetes.default",
@@ -489,11 +458,7 @@ class ControlPlane:
         self._spawn(
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            # the `kubernetes` Service's Endpoints may not hold a loopback address, so the
-            # API server refuses to start with the default (lease) endpoint reconciler
-            "--endpoint-reconciler-type=none",
+            *self._listen_flags(),
             f"--secure-port={self.ports['apiserver']}",
             f"--cert-dir={api_dir}",
             f"--tls-cert-file={self._serving_cert}",
@@ -540,6 +505,19 @@ class ControlPlane:
             raise ControlPlaneError(f"GET /version returned {status}: {body}")
         self.version = json.loads(body)["gitVersion"]
 
+    def _listen_flags(self) -> list[str]:
+        if self.advertise_address:
+            # every address of the machine (clients keep 127.0.0.1), and the default
+            # (lease) endpoint reconciler puts the machine's address behind `kubernetes`
+            return ["--bind-address=0.0.0.0", f"--advertise-address={self.advertise_address}"]
+        return [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            # the `kubernetes` Service's Endpoints may not hold a loopback address, so the
+            # API server refuses to start with the default (lease) endpoint reconciler
+            "--endpoint-reconciler-type=none",
+        ]
+
     def _wait_healthz(self, name: str, port: int, timeout: float) -> None:
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
@@ -575,13 +553,6 @@ class ControlPlane:
                 self._check_alive(name)()
 
         wait_until(f"node {node} Ready", ready, timeout=timeout, interval=0.2, alive=alive)
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-            ctx.load_cert_chain(str(self._admin_cert), str(self._admin_key))
-            self._ssl = ctx
-        return self._ssl
 
     def _stop_procs(self, names: list[str], timeout: float = 10.0) -> None:
         for name in names:

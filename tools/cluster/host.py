@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from tools.cluster.binaries import cache_root
-from tools.cluster.controlplane import SERVICE_CIDR
 from tools.cluster.procs import NodeError, wait_until
 
 #: kernel settings kubelet writes unless they already hold these values (host-wide)
@@ -130,13 +129,14 @@ def host_state() -> dict[str, Any]:
     }
 
 
-def pick_pod_subnet() -> ipaddress.IPv4Network:
+def pick_pod_subnet(service_cidr: str) -> ipaddress.IPv4Network:
+    """A free 10.x.y.0/24 for the pods: no route of this machine's, not the Services'."""
     used = [
         ipaddress.ip_network(line.split()[0], strict=False)
         for line in run("ip", "-4", "route", "show").splitlines()
         if line and line.split()[0][0].isdigit()
     ]
-    service = ipaddress.ip_network(SERVICE_CIDR)
+    service = ipaddress.ip_network(service_cidr)
     for _ in range(200):
         net = ipaddress.IPv4Network(
             f"10.{secrets.randbelow(200) + 40}.{secrets.randbelow(256)}.0/24"

@@ -1,8 +1,8 @@
 """A real Kubernetes node on this machine: containerd + runc + CNI bridge + kubelet +
-kube-proxy, joined to a `ControlPlane` (tools/cluster/controlplane.py), running real pods
-from the images tools/images/build makes.
+kube-proxy + CoreDNS, joined to a `ControlPlane` (tools/cluster/controlplane.py), running
+real pods from the images tools/images/build makes.
 
-    cp = ControlPlane.start(controllers=True)
+    cp = ControlPlane.start(controllers=True, serve_pods=True)
     node = RealNode(cp).start()        # Ready, images imported; ~5 s warm
     node.use_namespace("my-ns")        # every pod created in my-ns runs on the real node
     ip = node.expose_host_port("my-ns", "operator", 8080)   # ClusterIP -> host:8080
@@ -14,8 +14,14 @@ The API the tests (and the operator's tests) use:
   this node creates). Bind a test server there (not 127.0.0.1) for pods to reach it.
 - `expose_host_port(namespace, name, port)`: a selector-less Service + EndpointSlice
   pointing at `host_address:port`; returns the ClusterIP. Pods reach the server as
-  `http://<name>.<namespace>.svc` would resolve (no DNS here: use the ClusterIP, or the
-  `<NAME>_SERVICE_HOST` env var pods started after the Service get).
+  `http://<name>.<namespace>.svc:<port>` (or the ClusterIP).
+- In pods, as on any cluster: the API server at https://kubernetes.default.svc (the
+  `kubernetes` Service; the control plane must be started with serve_pods=True) with
+  the pod's ServiceAccount token, and cluster DNS (kubelet's clusterDNS, the kube-dns
+  Service at 10.0.0.10): `SERVICE`, `SERVICE.NAMESPACE.svc`,
+  `SERVICE.NAMESPACE.svc.cluster.local`. CoreDNS runs as a process of the node (like
+  kube-proxy, not a pod: up before the first pod, no image, gone with the node) and
+  forwards nothing: a name outside the cluster does not resolve.
 - `use_namespace(ns)`: annotate a namespace so the API server puts every pod created
   in it on this node (PodNodeSelector + PodTolerationRestriction), so code that makes
   Jobs need not know about nodes. `place(pod_spec)` does the same for one pod spec.
@@ -30,6 +36,8 @@ The API the tests (and the operator's tests) use:
 Placement: the real node is registered with the label `greenloop.dev/node=real` and the
 taint `greenloop.dev/real-node=true:NoSchedule`, so pods that do not ask for it keep
 landing on the kwok node (which stays for scale tests with many fake nodes).
+`RealNode(cp, dedicated=False)` registers it untainted, for a cluster where every pod
+runs for real (`tools/controlplane/up --node` also taints the kwok node).
 
 How the host stays clean: containerd, kubelet and kube-proxy run in a private mount
 namespace (a `unshare --mount` holder process) where the kernel settings kubelet would
@@ -62,10 +70,17 @@ from pathlib import Path
 from typing import Any
 
 from tools.cluster import host
-from tools.cluster.binaries import ensure_built
-from tools.cluster.controlplane import ControlPlane
+from tools.cluster.binaries import coredns_binary, ensure_built
+from tools.cluster.controlplane import DNS_SERVICE_IP, SERVICE_CIDR, ControlPlane
 from tools.cluster.host import HIDDEN_DIRS, MASKED_SYSCTLS, host_state, made_dirs_record, run
-from tools.cluster.node_config import NODE_LABEL, NODE_TAINT, containerd_socket, write_config
+from tools.cluster.node_config import (
+    DNS_ENDPOINTS,
+    NODE_LABEL,
+    NODE_TAINT,
+    containerd_socket,
+    dns_objects,
+    write_config,
+)
 from tools.cluster.procs import (
     ControlPlaneError,
     NodeError,
@@ -84,7 +99,7 @@ K8S_NS = "k8s.io"
 
 
 class RealNode:
-    """containerd + kubelet + kube-proxy on this machine, registered with `cp`."""
+    """containerd + kubelet + kube-proxy + CoreDNS on this machine, registered with `cp`."""
 
     def __init__(
         self,
@@ -94,6 +109,8 @@ class RealNode:
         images: dict[str, Any] | None = None,
         verbose: bool = False,
         lock_timeout: float = 600.0,
+        dedicated: bool = True,
+        coredns: Path | None = None,
     ) -> None:
         self.cp = cp
         if bindir is None or images is None:
@@ -103,6 +120,9 @@ class RealNode:
         self.pause_image = images["pause"]["image"]
         self.verbose = verbose
         self.lock_timeout = lock_timeout
+        #: tainted NODE_TAINT (only pods that ask for it land here), else every pod's node
+        self.dedicated = dedicated
+        self.coredns = coredns or coredns_binary()
         self.id = secrets.token_hex(3)
         self.name = f"greenloop-node-{self.id}"
         self.bridge = f"glbr{self.id}"
@@ -140,7 +160,7 @@ class RealNode:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"gln-{self.id}-"))
             (self.workdir / "logs").mkdir()
             self.node_ip = host.node_ip()
-            self.pod_subnet = host.pick_pod_subnet()
+            self.pod_subnet = host.pick_pod_subnet(SERVICE_CIDR)
             self.host_address = str(next(self.pod_subnet.hosts()))
             self._write_config()
             self._make_bridge()
@@ -151,6 +171,7 @@ class RealNode:
             self.timings["containerd+images"] = time.monotonic() - t0
             self._start_kubelet(timeout)
             self._start_kube_proxy(timeout)
+            self._start_dns(timeout)
             self._wait_ready(timeout)
         except BaseException as exc:
             logs = self.workdir / "logs"
@@ -175,6 +196,7 @@ class RealNode:
         # a stopped node's object would stay "Ready" until the node monitor notices,
         # and the scheduler would keep binding pods to it
         step("node object", self._delete_node_object)
+        step("cluster DNS", self._stop_dns)
         step("containers", self._kill_containers)
         step("kube-proxy", lambda: self._stop_proc("kube-proxy", 10))
         step("containerd", lambda: self._stop_proc("containerd", 15))
@@ -269,6 +291,8 @@ class RealNode:
         lines = [
             f"node        {self.name}  ({self.node_ip}, pods {self.pod_subnet} on {self.bridge})",
             f"host addr   {self.host_address}  (pods reach host servers bound here)",
+            f"dns         {DNS_SERVICE_IP}:53 (kube-dns) -> CoreDNS on "
+            f"{self.host_address}:{self.ports.get('dns')}",
             f"workdir     {self.workdir}",
         ]
         for name, proc in self._procs.items():
@@ -307,6 +331,8 @@ class RealNode:
             bridge=self.bridge,
             cgroup_root=self.cgroup_root,
             pause_image=self.pause_image,
+            dedicated=self.dedicated,
+            verbose=self.verbose,
         )
 
     def _make_bridge(self) -> None:
@@ -489,10 +515,12 @@ class RealNode:
                 return False
             conds = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
             taints = {t["key"] for t in obj.get("spec", {}).get("taints", []) or []}
-            return conds.get("Ready") == "True" and taints == {NODE_TAINT}
+            return conds.get("Ready") == "True" and taints == (
+                {NODE_TAINT} if self.dedicated else set()
+            )
 
         def alive() -> None:
-            for name in ("containerd", "kubelet", "kube-proxy"):
+            for name in ("containerd", "kubelet", "kube-proxy", "coredns"):
                 self._alive(name)()
 
         wait_until(f"node {self.name} Ready", ready, timeout=timeout, interval=0.25, alive=alive)
@@ -503,6 +531,33 @@ class RealNode:
                 return bool(r.status == 200)
 
         wait_until("kube-proxy /healthz", proxy_healthy, timeout=timeout, alive=alive)
+
+    def _start_dns(self, timeout: float) -> None:
+        """CoreDNS for the cluster's names, on host_address behind the kube-dns Service
+        (kubelet's clusterDNS). A process of the node like kube-proxy, not a pod: it is up
+        before the first pod, needs no image, and goes with the node."""
+        if not os.access(self.coredns, os.X_OK):
+            raise NodeError(f"{self.coredns} missing: run tools/node/build")
+        self._spawn("coredns", [str(self.coredns), "-conf", str(self.workdir / "Corefile")])
+        objects = dns_objects(self.host_address, self.ports["dns"])
+        self.cp.apply(*objects[:2])  # its read access first: it lists and watches at start
+
+        def ready() -> bool:
+            url = f"http://127.0.0.1:{self.ports['dns_ready']}/ready"
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return bool(r.status == 200)
+
+        wait_until("CoreDNS /ready", ready, timeout=timeout, alive=self._alive("coredns"))
+        self.cp.apply(*objects[2:])
+
+    def _stop_dns(self) -> None:
+        self._stop_proc("coredns", 10)
+        if self.node_ip and self.cp.running().get("kube-apiserver"):
+            # the endpoint goes with this node; the Service stays for the next one
+            self.cp.kubectl(
+                "delete", "endpointslice", DNS_ENDPOINTS, "-n", "kube-system",
+                "--wait=false", "--ignore-not-found", check=False, timeout=30,
+            )  # fmt: skip
 
     def _delete_node_object(self) -> None:
         if self.node_ip and self.cp.running().get("kube-apiserver"):

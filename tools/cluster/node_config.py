@@ -1,21 +1,26 @@
 """The files a real node runs from, written into its work directory: certificates and
-kubeconfigs for kubelet and kube-proxy, containerd's config.toml, the CNI bridge network,
-the KubeletConfiguration and the KubeProxyConfiguration, and the values the node's
-private mount namespace shows in place of the host's kernel settings."""
+kubeconfigs for kubelet, kube-proxy and CoreDNS, containerd's config.toml, the CNI bridge
+network, the KubeletConfiguration, the KubeProxyConfiguration, CoreDNS's Corefile, and
+the values the node's private mount namespace shows in place of the host's kernel
+settings; and the objects that make CoreDNS the cluster's DNS (`dns_objects`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 from pathlib import Path
+from typing import Any
 
-from tools.cluster.controlplane import ControlPlane
+from tools.cluster.controlplane import CLUSTER_DOMAIN, DNS_SERVICE_IP, ControlPlane
 from tools.cluster.host import MASKED_SYSCTLS
 from tools.cluster.pki import write_kubeconfig
 from tools.cluster.procs import free_ports
 
 NODE_LABEL = ("greenloop.dev/node", "real")
 NODE_TAINT = "greenloop.dev/real-node"
+#: CoreDNS's user (its client certificate's CN) and the kube-dns EndpointSlice's name
+COREDNS_USER = "system:coredns"
+DNS_ENDPOINTS = "kube-dns-host"
 CNI_BIN = Path("/usr/lib/cni")
 
 
@@ -35,8 +40,11 @@ def write_config(
     bridge: str,
     cgroup_root: str,
     pause_image: str,
+    dedicated: bool,
+    verbose: bool = False,
 ) -> dict[str, int]:
-    """Write every file the node's processes read; returns the ports chosen for them."""
+    """Write every file the node's processes read; returns the ports chosen for them.
+    `dedicated`: registered with NODE_TAINT, so only pods that tolerate it land there."""
     w = workdir
     for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "varlog", "sysctl"):
         (w / sub).mkdir(parents=True)
@@ -71,7 +79,9 @@ def write_config(
     )
     for key, value in MASKED_SYSCTLS.items():
         (w / "sysctl" / key.replace("/", ".")).write_text(value + "\n")
-    (w / "resolv.conf").write_text("# no DNS: all traffic stays on this machine\n")
+    # the host's resolvers stay out of the pods (search domains, dnsPolicy Default): pods
+    # resolve the cluster's names only, and nothing is forwarded off this machine
+    (w / "resolv.conf").write_text("# no upstream DNS: all traffic stays on this machine\n")
     (w / "containerd" / "config.toml").write_text(containerd_config(w, pause_image))
     (w / "cni" / "net.d" / "10-greenloop.conflist").write_text(
         json.dumps(
@@ -124,9 +134,12 @@ def write_config(
         "protectKernelDefaults": False,
         "containerRuntimeEndpoint": f"unix://{containerd_socket(w)}",
         "resolvConf": str(w / "resolv.conf"),
-        "clusterDomain": "cluster.local",
+        "clusterDomain": CLUSTER_DOMAIN,
+        "clusterDNS": [DNS_SERVICE_IP],
         "volumePluginDir": str(w / "kubelet" / "volume-plugins"),
-        "registerWithTaints": [{"key": NODE_TAINT, "value": "true", "effect": "NoSchedule"}],
+        "registerWithTaints": (
+            [{"key": NODE_TAINT, "value": "true", "effect": "NoSchedule"}] if dedicated else []
+        ),
         "nodeStatusUpdateFrequency": "2s",
         "nodeStatusReportFrequency": "10s",
         "syncFrequency": "10s",
@@ -168,7 +181,109 @@ def write_config(
         "nodePortAddresses": [f"{node_ip}/32"],
     }
     (w / "kube-proxy-config.json").write_text(json.dumps(proxy_config, indent=2))
+    dns_cert, dns_key = pki.issue(f"coredns-{node_id}", COREDNS_USER)
+    write_kubeconfig(
+        w / "coredns.kubeconfig",
+        server=cp.server,
+        ca=pki.ca_cert,
+        cert=dns_cert,
+        key=dns_key,
+        user=COREDNS_USER,
+        cluster="greenloop-test",
+    )
+    dns, dns_ready = free_ports(2)
+    ports.update(dns=dns, dns_ready=dns_ready)
+    (w / "Corefile").write_text(
+        corefile(host_address, dns, dns_ready, w / "coredns.kubeconfig", log_queries=verbose)
+    )
     return ports
+
+
+def corefile(
+    address: str, port: int, ready_port: int, kubeconfig: Path, *, log_queries: bool
+) -> str:
+    """CoreDNS answering for the cluster's names on address:port (behind the kube-dns
+    Service), ready on 127.0.0.1:ready_port. No `forward`: a name outside the cluster
+    does not resolve, and no query leaves this machine."""
+    return f"""\
+.:{port} {{
+    bind {address}
+    ready 127.0.0.1:{ready_port}
+    errors
+{"    log" if log_queries else "    # log (tools/controlplane/up -v logs every query)"}
+    cache 30
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {kubeconfig}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }}
+}}
+"""
+
+
+def dns_objects(address: str, port: int) -> list[dict[str, Any]]:
+    """What makes CoreDNS on address:port the cluster's DNS: its read access (the rules of
+    CoreDNS's own ClusterRole), and the kube-dns Service at DNS_SERVICE_IP (kubelet's
+    clusterDNS) whose only endpoint is address:port."""
+    dns_ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
+    labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": COREDNS_USER},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": COREDNS_USER},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": COREDNS_USER,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": COREDNS_USER}
+            ],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+            "spec": {
+                "clusterIP": DNS_SERVICE_IP,
+                "ports": [
+                    {"name": name, "port": 53, "protocol": proto, "targetPort": port}
+                    for name, proto in dns_ports
+                ],
+            },
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": DNS_ENDPOINTS,
+                "namespace": "kube-system",
+                "labels": {"kubernetes.io/service-name": "kube-dns"},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": name, "port": port, "protocol": proto} for name, proto in dns_ports],
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        },
+    ]
 
 
 def containerd_config(w: Path, pause_image: str) -> str:
