@@ -122,7 +122,8 @@ def main() -> int:
         print(f"cold build: {summary['cold build']}", flush=True)
 
     bindir, images = ensure_built(output=sys.stderr)  # not timed: warm
-    cp = ControlPlane.start(controllers=True, build=False)
+    # as the integration fixtures start it: pods reach the API server (serve_pods)
+    cp = ControlPlane.start(controllers=True, build=False, serve_pods=True)
     starts: list[float] = []
     jobs: list[float] = []
     try:
