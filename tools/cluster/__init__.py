@@ -8,6 +8,7 @@ sys.path (the tests' conftest, bench/ and tools/controlplane/up put it there):
 
 - `controlplane`: etcd, kube-apiserver and, on request, kube-controller-manager,
   kube-scheduler and kwok with one fake node, on 127.0.0.1 (`ControlPlane`).
+  `client`: how the harness talks to it as admin (kubectl, HTTPS).
 - `node`: containerd, runc, a CNI bridge, kubelet and kube-proxy on this machine, joined
   to a `ControlPlane`, running real pods (`RealNode`); `node_config` writes the files
   they run from, `host` holds what the node reads of the host, changes and cleans up.
