@@ -56,7 +56,7 @@ node: $(STAMP) controlplane
 	PYTHON=$(BIN)/python tools/images/build
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench examples
+	$(BIN)/ruff check operator tests bench examples tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

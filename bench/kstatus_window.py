@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, wait_until  # noqa: E402
 from tests.support.gitops import kstatus  # noqa: E402
 from tests.support.operator_bench import kwok_operator, p95  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
+from tools.cluster.procs import wait_until  # noqa: E402
 
 TARGET_P95 = 1.0
 GROUP, VERSION, PLURAL = "greenloop.dev", "v1alpha1", "stagingvalidations"

@@ -38,10 +38,13 @@ import pytest
 import yaml
 
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, Owner, job_labels
-from tests.support.cluster import REPO_ROOT, ControlPlane, wait_until
 from tests.support.helm import CHART, CI_VALUES, Helm, by_kind
-from tests.support.node import IMAGES, NODE_LABEL, NODE_TAINT
 from tests.support.owners import ensure_crd
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.node import IMAGES
+from tools.cluster.node_config import NODE_LABEL, NODE_TAINT
+from tools.cluster.procs import wait_until
 
 pytestmark = [pytest.mark.integration]
 

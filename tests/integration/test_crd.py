@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.cluster import REPO_ROOT, ControlPlane
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 

@@ -45,11 +45,12 @@ from tests.integration.test_operator_loop import (
     serve_until,
     sv,
 )
-from tests.support.cluster import ControlPlane, free_ports
 from tests.support.gitops import argocd_health, docs_flux_exprs, flux_health, kstatus
-from tests.support.operator_process import Operator
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
+from tools.cluster.procs import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -29,8 +29,9 @@ from greenloop.core import crd
 from greenloop.core.junit import parse_junit
 from greenloop.core.model import Outcome
 from greenloop.k8s.results import RESULTS_KEY
-from tests.support.cluster import REPO_ROOT, ControlPlane
-from tests.support.operator_process import Operator
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -11,7 +11,8 @@ import pytest
 
 from greenloop.core import crd
 from greenloop.k8s.gateway import Conflict, Gateway, NotFound
-from tests.support.cluster import REPO_ROOT, ControlPlane
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

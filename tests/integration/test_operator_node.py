@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from greenloop.core import crd
-from tests.support.cluster import ControlPlane
-from tests.support.node import IMAGES
-from tests.support.operator_process import Operator
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.node import IMAGES
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 

@@ -40,11 +40,13 @@ import yaml
 
 from greenloop.core import crd
 from greenloop.k8s.gateway import Gateway
-from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports, wait_until
-from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd, ensure_peering
 from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
 from tests.support.workloads import roll_out
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.crds import ensure_crd, ensure_peering
+from tools.cluster.operator import Operator
+from tools.cluster.procs import free_ports, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

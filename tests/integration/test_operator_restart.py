@@ -31,11 +31,12 @@ import pytest
 
 from greenloop.core import crd
 from greenloop.k8s.failpoints import ENV
-from tests.support.cluster import ControlPlane, free_ports, wait_until
-from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd, ensure_peering
 from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.crds import ensure_crd, ensure_peering
+from tools.cluster.operator import Operator
+from tools.cluster.procs import free_ports, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 

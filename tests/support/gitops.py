@@ -8,7 +8,7 @@
   kustomize-controller's evaluator (tools/gitops/fluxhealth) -> {"status", "message"}.
 
 Both programs come from tools/gitops/build, run here when they are missing (its output
-goes to the real stderr, as tests/support/cluster.py does for the control plane).
+goes to the real stderr, as tools/cluster/controlplane.py does for the control plane).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import REPO_ROOT
+from tools.cluster.binaries import REPO_ROOT
 
 __all__ = ["CHART", "CI_VALUES", "HELM_BUILD", "Helm", "HelmError", "by_kind"]
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from greenloop.core import crd
 from greenloop.k8s.upload import Upload, UploadResult, upload
-from tests.support.cluster import ControlPlane, wait_until
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.procs import wait_until
 
 PASS = '<testcase classname="{c}" name="{n}"/>'
 FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure></testcase>'

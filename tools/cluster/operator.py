@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.cluster import ControlPlane, free_ports
-from tests.support.owners import ensure_crd
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.crds import ensure_crd
+from tools.cluster.procs import free_ports
 
 
 @dataclass
