@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane node runners bench mutate fuzz clean
+.PHONY: demo test unit e2e integration lint controlplane node runners gitops helm bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,16 +20,16 @@ demo: $(STAMP)
 	  $(DEMO_CTL) stop; exit $$rc
 
 ## test: every test (unit, e2e, integration against a real control plane)
-test: $(STAMP) controlplane node runners
+test: $(STAMP) controlplane node runners gitops helm
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: $(STAMP) runners
+e2e: $(STAMP) runners gitops
 	$(BIN)/python -m pytest tests/e2e
 
-integration: $(STAMP) controlplane node
+integration: $(STAMP) controlplane node gitops helm
 	$(BIN)/python -m pytest tests/integration
 
 ## runners: install (once, cached) Jest, Vitest, Playwright, gotestsum and Surefire for
@@ -41,13 +41,22 @@ runners:
 controlplane:
 	tools/controlplane/build
 
+## gitops: build (once, cached) the gopher-lua runner of config/argocd/health.lua and the
+## kstatus program (tools/gitops/build) that the GitOps health tests run
+gitops:
+	tools/gitops/build
+
+## helm: build (once, cached) helm for the chart tests (tests/integration/test_chart.py)
+helm:
+	tools/helm/build
+
 ## node: build (once, cached) containerd, kubelet, kube-proxy, pause and the test images
 node: $(STAMP) controlplane
 	tools/node/build
 	PYTHON=$(BIN)/python tools/images/build
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench examples
+	$(BIN)/ruff check operator tests bench examples tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -64,13 +73,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/loop_overhead.py
 	$(BIN)/python bench/engine_rerun.py
 	$(BIN)/python bench/classify_lines.py
+	$(BIN)/python bench/classify_scale.py
 	$(BIN)/python bench/report_render.py
+	$(BIN)/python bench/shards.py
 	$(BIN)/python bench/controlplane_start.py
 	$(BIN)/python bench/node_start.py
 	$(BIN)/python bench/operator_latency.py
 	$(BIN)/python bench/target_change.py
+	$(BIN)/python bench/kstatus_window.py
 
-## mutate: mutation testing of the core with mutmut (README "Mutation testing");
+## mutate: mutation testing of the core with mutmut (docs/testing.md "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)
 mutate: $(STAMP)
 	tools/mutate $(MODULES)

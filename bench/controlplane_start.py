@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, ensure_binaries  # noqa: E402
+from tools.cluster.binaries import ensure_binaries  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
 
 TARGETS = {"apiserver": 15.0, "whole set": 30.0}
 

@@ -154,16 +154,18 @@ def work_greenloop(path: str) -> int:
     from greenloop.core.junit import iter_junit
 
     seen = 0
-    for test in iter_junit(path):
-        seen += len(test.id) + len(test.classname) + int(test.time >= 0)
-        seen += len(test.outcome) + len(test.message) + len(test.details) + len(test.output)
+    with open(path, "rb") as stream:
+        for test in iter_junit(stream):
+            seen += len(test.id) + len(test.classname) + int(test.time >= 0)
+            seen += len(test.outcome) + len(test.message) + len(test.details) + len(test.output)
     return seen
 
 
 def work_greenloop_collect(path: str) -> int:
     from greenloop.core.junit import parse_junit
 
-    report = parse_junit(path)
+    with open(path, "rb") as stream:
+        report = parse_junit(stream)
     seen = 0
     for test in report.tests:
         seen += len(test.id) + len(test.classname) + int(test.time >= 0)

@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
 
-from greenloop.core.spec import load_file  # noqa: E402
 from greenloop.local import loop as loop_module  # noqa: E402
 from greenloop.local import redeploy as rd  # noqa: E402
 from greenloop.local.progress import Progress  # noqa: E402
+from greenloop.local.specfile import load_spec  # noqa: E402
 
 TARGET_SECONDS = 0.3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,7 +92,7 @@ def one_greenloop_run(root: Path) -> tuple[float, float, int]:
     rd.run_command = watch.wrap(rd.run_command)
     rd.wait_healthy = watch.wrap(rd.wait_healthy)
     try:
-        (obj,) = load_file(demo / "validation.yaml").objects
+        (obj,) = load_spec(demo / "validation.yaml").objects
         started = time.perf_counter()
         result = loop_module.LocalRun(
             obj, out_dir=root / "out", progress=Progress(io.StringIO(), quiet=True)
@@ -112,7 +112,7 @@ def one_peer_run(root: Path) -> float:
     os.environ["DEMO_STATE_DIR"] = str(demo / ".state")
     ctl(demo, "reset", "--port", str(port))
     ctl(demo, "start", "--port", str(port))
-    (obj,) = load_file(demo / "validation.yaml").objects
+    (obj,) = load_spec(demo / "validation.yaml").objects
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.perf_counter()
     try:
@@ -133,7 +133,7 @@ def one_iteration(root: Path, parallelism: int) -> float:
     ctl(demo, "reset", "--port", str(port))
     ctl(demo, "start", "--port", str(port))
     try:
-        (obj,) = load_file(demo / "validation.yaml").objects
+        (obj,) = load_spec(demo / "validation.yaml").objects
         spec = replace(
             obj.spec,
             suites=tuple(replace(suite, priority="P1") for suite in obj.spec.suites),

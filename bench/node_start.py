@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, wait_until  # noqa: E402
-from tests.support.node import IMAGES, RealNode, ensure_built  # noqa: E402
+from tools.cluster.binaries import ensure_built  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
+from tools.cluster.node import IMAGES, RealNode  # noqa: E402
+from tools.cluster.procs import wait_until  # noqa: E402
 
 
 def cold_build() -> dict[str, float]:
@@ -120,7 +122,8 @@ def main() -> int:
         print(f"cold build: {summary['cold build']}", flush=True)
 
     bindir, images = ensure_built(output=sys.stderr)  # not timed: warm
-    cp = ControlPlane.start(controllers=True, build=False)
+    # as the integration fixtures start it: pods reach the API server (serve_pods)
+    cp = ControlPlane.start(controllers=True, build=False, serve_pods=True)
     starts: list[float] = []
     jobs: list[float] = []
     try:

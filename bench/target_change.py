@@ -26,15 +26,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from greenloop.core import crd
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, wait_until  # noqa: E402
 from tests.support.operator_bench import kwok_operator, p95  # noqa: E402
-from tests.support.operator_process import Operator  # noqa: E402
 from tests.support.sidecar import upload_when_resumed  # noqa: E402
 from tests.support.workloads import roll_out  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
+from tools.cluster.operator import Operator  # noqa: E402
+from tools.cluster.procs import wait_until  # noqa: E402
 
 TARGET_P95 = 1.0
 IDLE_TICK_AVERAGE = 150.0  # half of reconcile.FINISHED_SECONDS
@@ -43,8 +46,8 @@ XML = b'<testsuite name="s" tests="1"><testcase classname="c" name="ok"/></tests
 
 def _sv(name: str, target: str) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "serviceAccountName": "no-such-account",

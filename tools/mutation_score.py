@@ -37,22 +37,20 @@ def main(argv: list[str]) -> int:
         f"{'unchecked':>10} score  (without the equivalent ones)"
     )
     for module in modules:
-        parts = files(mutants, module)
-        if not parts:
+        files = module_files(mutants, module)
+        if not files:
             print(f"{module:<10} no results yet")
             continue
-        killed: list[str] = []
-        alive: list[str] = []
         codes: dict[str, int | None] = {}
-        equivalent: dict[str, str] = {}
-        for meta, source in parts:
-            file_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
-            codes.update(file_codes)
-            killed += [k for k, c in file_codes.items() if c in KILLED]
-            file_alive = sorted(k for k, c in file_codes.items() if c in SURVIVED | NO_TESTS)
-            alive += file_alive
-            text = source.read_text()
-            equivalent |= {k: why for k in file_alive if (why := known.get(change(text, k)))}
+        sources: dict[str, str] = {}
+        for meta in files:
+            found = json.loads(meta.read_text())["exit_code_by_key"]
+            codes.update(found)
+            source = meta.with_suffix("").read_text()
+            sources.update(dict.fromkeys(found, source))
+        killed = [k for k, c in codes.items() if c in KILLED]
+        alive = sorted(k for k, c in codes.items() if c in SURVIVED | NO_TESTS)
+        equivalent = {k: why for k in alive if (why := known.get(change(sources[k], k)))}
         survived = [k for k in alive if codes[k] in SURVIVED and k not in equivalent]
         no_tests = [k for k in alive if codes[k] in NO_TESTS and k not in equivalent]
         unchecked = [k for k, c in codes.items() if c is None]
@@ -71,12 +69,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def files(mutants: Path, module: str) -> list[tuple[Path, Path]]:
-    """(mutmut's results, the mutated source) for each file of a module: ``core/NAME.py``,
-    or every file of the package ``core/NAME/`` (the engine)."""
+def module_files(mutants: Path, module: str) -> list[Path]:
+    """The .meta files of a module's mutants: core/<module>.py, and the modules it was
+    split into (core/<module>_*.py, or core/<module>/ when it is a package)."""
     core = mutants / "src" / "greenloop" / "core"
-    metas = [core / f"{module}.py.meta", *sorted((core / module).glob("*.py.meta"))]
-    return [(meta, meta.with_suffix("")) for meta in metas if meta.exists()]
+    return sorted(
+        [*core.glob(f"{module}.py.meta"), *core.glob(f"{module}_*.py.meta"),
+         *core.glob(f"{module}/**/*.py.meta")]
+    )  # fmt: skip
 
 
 def equivalents() -> dict[tuple[str, str], str]:
@@ -123,7 +123,7 @@ def pending(mutants: Path, modules: list[str], *, unchecked: bool) -> int:
     """Print the names of the mutants still alive (and, with ``unchecked``, those not yet
     judged), one a line."""
     for module in modules:
-        for meta, _ in files(mutants, module):
+        for meta in module_files(mutants, module):
             codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
             for name, code in sorted(codes.items()):
                 if (code is None and unchecked) or code in SURVIVED | NO_TESTS:

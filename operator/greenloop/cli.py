@@ -12,10 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
-
-if TYPE_CHECKING:
-    from greenloop.core.spec import Loaded
+from typing import Any, TextIO
 
 from greenloop.core.exits import ExitCode
 
@@ -193,29 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_spec(path: Path, mode: Literal["local", "operator"]) -> Loaded:
-    """Load a spec file the way every command does: only a regular file, at most
-    SPEC_MAX_BYTES, never blocking on a FIFO. Raises SpecError naming the file."""
-    from greenloop.core.spec import FieldError, SpecError, load_text
-    from greenloop.local.files import SPEC_MAX_BYTES, FileRefused, read_regular
-
-    source = str(path)
-    try:
-        data = read_regular(path, SPEC_MAX_BYTES)
-    except FileRefused as err:
-        raise SpecError(source, [FieldError("", err.reason)]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(
-            source, [FieldError("", f"not UTF-8 text (invalid byte at offset {exc.start})")]
-        ) from None
-    return load_text(text, source=source, mode=mode)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from greenloop.core.spec import SpecError
     from greenloop.core.words import plural
+    from greenloop.local.specfile import load_spec
 
     try:
         loaded = load_spec(args.file, args.mode)
@@ -248,6 +226,7 @@ def _preflight_failed(file: Path, objects: Sequence[Any]) -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from greenloop.core.spec import SpecError
+    from greenloop.local.specfile import load_spec
 
     try:
         loaded = load_spec(args.file, "local")

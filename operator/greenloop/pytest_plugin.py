@@ -8,6 +8,11 @@
   that text). A dependency that did not run in this session (deselected, e.g. it passed
   in an earlier greenloop iteration) does not cause a skip.
 - ``GREENLOOP_SELECT``: a file of node ids, one a line: run only these.
+- ``GREENLOOP_SHARD_INDEX`` / ``GREENLOOP_SHARD_COUNT`` (0-based index; docs/design.md
+  §4.1): without a selection, run only this shard's part of the suite: the tests whose
+  dependency group hashes to the index (``greenloop.core.shards.shard_of`` of the group's
+  first node id), so every shard, collecting the same tests, runs a disjoint part and a
+  dependent runs beside its dependencies. A selection is already the shard's part.
 - ``GREENLOOP_JUNIT_XML``: where to write JUnit XML unless ``--junitxml`` was given. Each
   testcase carries the properties ``greenloop.id``, ``greenloop.priority`` and (when it has
   any) ``greenloop.depends_on``.
@@ -27,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from greenloop.core.model import DEFAULT_PRIORITY, PRIORITIES
+from greenloop.core.shards import MAX_SHARDS, SHARD_COUNT_ENV, SHARD_INDEX_ENV, shard_of
 
 SELECT_ENV = "GREENLOOP_SELECT"
 JUNIT_XML_ENV = "GREENLOOP_JUNIT_XML"
@@ -44,6 +50,7 @@ class _State:
     select_file: Path | None = None
     selected_ids: list[str] = field(default_factory=list)
     missing_ids: list[str] = field(default_factory=list)
+    shard: tuple[int, int] | None = None  # (index, count) when this session is one shard
     # Resolved dependencies of every test that will run: node id -> dependency ids. A
     # dependency id may be the id of a parametrized function without its parameters,
     # which then stands for every parametrization.
@@ -107,6 +114,25 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from None
         state.select_file = path
         state.selected_ids = _parse_select(text)
+    else:
+        state.shard = _parse_shard(
+            os.environ.get(SHARD_INDEX_ENV, "").strip(), os.environ.get(SHARD_COUNT_ENV, "").strip()
+        )
+
+
+def _parse_shard(index: str, count: str) -> tuple[int, int] | None:
+    """(index, count) from the two variables; None when this session is the whole suite."""
+    if not index and not count:
+        return None
+    if not count.isdigit() or not 1 <= int(count) <= MAX_SHARDS:
+        raise pytest.UsageError(
+            f"greenloop: {SHARD_COUNT_ENV} must be 1..{MAX_SHARDS}, got {count!r}"
+        )
+    if not index.isdigit() or not int(index) < int(count):
+        raise pytest.UsageError(
+            f"greenloop: {SHARD_INDEX_ENV} must be 0..{int(count) - 1}, got {index!r}"
+        )
+    return (int(index), int(count)) if int(count) > 1 else None
 
 
 def _parse_select(text: str) -> list[str]:
@@ -363,6 +389,8 @@ def pytest_collection_modifyitems(
         infos = [info for info in infos if info.index not in on_cycle]
         by_id = {k: [i for i in v if i.index not in on_cycle] for k, v in by_id.items()}
 
+    # Every shard reports these too (and stops, as an unsharded run does): the merge keeps
+    # an error every shard reported once (docs/design.md §4.1).
     for item, message in errors:
         _report_error(config, item, message)
 
@@ -375,6 +403,8 @@ def pytest_collection_modifyitems(
     total = len(infos)
     if state.select_file is not None:
         infos = _apply_select(config, state, infos)
+    elif state.shard is not None:
+        infos = _apply_shard(config, state.shard, infos, by_id)
 
     ordered = _order(infos, by_id)
     items[:] = [info.item for info in ordered]
@@ -403,9 +433,48 @@ def _apply_select(config: pytest.Config, state: _State, infos: list[_Info]) -> l
     return keep
 
 
+def _apply_shard(
+    config: pytest.Config,
+    shard: tuple[int, int],
+    infos: list[_Info],
+    by_id: dict[str, list[_Info]],
+) -> list[_Info]:
+    """This shard's part: the tests whose dependency group (the tests linked by
+    depends_on, either way) hashes to its index, keyed by the group's smallest node id."""
+    index, count = shard
+    parent = {info.index: info.index for info in infos}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for info in infos:
+        for dep in info.depends_on:
+            for other in by_id.get(dep, ()):
+                if other.index in parent:
+                    a, b = find(info.index), find(other.index)
+                    parent[max(a, b)] = min(a, b)
+    key: dict[int, str] = {}
+    for info in infos:
+        root = find(info.index)
+        key[root] = min(key.get(root, info.item.nodeid), info.item.nodeid)
+    keep = [info for info in infos if shard_of(key[find(info.index)], count) == index]
+    kept = {info.index for info in keep}
+    dropped = [info.item for info in infos if info.index not in kept]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    return keep
+
+
 def _header(state: _State, ordered: Sequence[_Info], total: int) -> str | None:
     uses_markers = any(info.priority != DEFAULT_PRIORITY or info.depends_on for info in ordered)
-    driven = state.select_file is not None or bool(os.environ.get(JUNIT_XML_ENV))
+    driven = (
+        state.select_file is not None
+        or state.shard is not None
+        or bool(os.environ.get(JUNIT_XML_ENV))
+    )
     if not (uses_markers or driven):
         return None
     counts: dict[str, int] = {}
@@ -414,6 +483,8 @@ def _header(state: _State, ordered: Sequence[_Info], total: int) -> str | None:
     tiers = " ".join(f"{p}:{counts[p]}" for p in PRIORITIES if p in counts) or "none"
     if state.select_file is not None:
         scope = f"{len(ordered)} of {total} tests selected by {SELECT_ENV}"
+    elif state.shard is not None:
+        scope = f"{len(ordered)} of {total} tests in shard {state.shard[0] + 1}/{state.shard[1]}"
     else:
         scope = f"{len(ordered)} tests"
     return f"greenloop: {scope}; priority order {tiers}"

@@ -4,17 +4,24 @@ are clean errors, never tracebacks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
 
+from greenloop.core.health import delay_after
+from greenloop.core.model import Health
+from greenloop.k8s import redeploy as k8s_redeploy
+from greenloop.local import redeploy as local_redeploy
 from tests.e2e.cli import free_port, greenloop
 from tests.e2e.hostile import JUNIT_ONE_FAILING, peak_rss_mib, stalled, suite_spec
 
@@ -251,3 +258,62 @@ def test_the_webhook_goes_through_the_proxy_the_environment_names(tmp_path: Path
         proc = greenloop("run", "validation.yaml", "--json", cwd=tmp_path, env=env, timeout=60)
         assert "Traceback" not in proc.stderr
     assert b"POST http://staging.invalid/deploy HTTP/1.1" in seen, proc.stderr
+
+
+# Both shells' health waits follow one rule (core/health.py); the operator's is called
+# directly here, as its reconcile step does, with the same servers as local mode's.
+def wait_in(shell: str, health: Health) -> tuple[bool, str]:
+    """One health wait in ``shell``'s own code, ended by a guard far past any deadline
+    (before, the operator's wait never ended on a trickling server)."""
+    if shell == "operator":
+        return asyncio.run(asyncio.wait_for(k8s_redeploy.wait_healthy(health), GUARD_SECONDS))
+    done: list[tuple[bool, str]] = []
+    waiter = threading.Thread(
+        target=lambda: done.append(astuple(local_redeploy.wait_healthy(health))[:2]), daemon=True
+    )
+    waiter.start()
+    waiter.join(GUARD_SECONDS)
+    assert done, f"the local health wait did not end within {GUARD_SECONDS} s"
+    return done[0]
+
+
+GUARD_SECONDS = 30
+
+
+@pytest.mark.parametrize("shell", ["local", "operator"])
+@pytest.mark.parametrize("bad_server", ["trickle-head", "trickle-body"], indirect=True)
+def test_each_shells_health_wait_gives_up_on_a_trickling_endpoint(
+    shell: str, bad_server: str
+) -> None:
+    ok, message = wait_in(shell, Health(url=bad_server, timeout_seconds=2))
+    assert not ok
+    assert message.startswith(f"{bad_server} not healthy after 2 s (last: "), message
+
+
+@pytest.mark.parametrize("shell", ["local", "operator"])
+def test_each_shells_health_wait_probes_on_the_same_schedule(shell: str) -> None:
+    """Healthy from the 4th request: each shell makes exactly 4 (back-off 0.1, 0.2, 0.4 s),
+    and says it was healthy."""
+    requests: list[float] = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            requests.append(time.monotonic())
+            status = b"200 OK" if len(requests) >= 4 else b"503 Service Unavailable"
+            self.request.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/health"
+    try:
+        ok, message = wait_in(shell, Health(url=url, timeout_seconds=30))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ok, message
+    assert len(requests) == 4
+    # Each pause at least the rule's, from the end of one probe to the next.
+    gaps = [b - a for a, b in itertools.pairwise(requests)]
+    assert all(gap >= delay_after(n) for n, gap in enumerate(gaps, start=1)), gaps

@@ -96,7 +96,7 @@ def spec_for(runner: str, folder: Path) -> Path:
 
 
 def outcomes(xml: Path) -> dict[str, Outcome]:
-    return {t.id: t.outcome for t in parse_junit(xml, name=xml.name).tests}
+    return {t.id: t.outcome for t in parse_junit(xml.read_bytes(), name=xml.name).tests}
 
 
 @pytest.mark.parametrize("runner", sorted(CASES))

@@ -116,7 +116,7 @@ def test_the_spec_loader_answers_every_input_with_objects_or_a_spec_error(data: 
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return  # load_file says "not UTF-8" before load_text sees it
+        return  # load_bytes says "not UTF-8" before load_text sees it
     for mode in ("local", "operator"):
         try:
             spec.load_text(text, source="fuzz.yaml", mode=mode)

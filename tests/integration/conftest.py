@@ -7,15 +7,17 @@
   Ask for `cluster` only when a test needs controllers; `apiserver` is faster.
 - `namespace` (function): a fresh namespace, deleted afterwards.
 - `node` (function, backed by one node per session): a real node — containerd, runc,
-  CNI bridge, kubelet, kube-proxy on this machine — joined to `cluster`, Ready, with
-  the images of tools/images/build imported. Tainted and labelled so only pods that
-  ask for it land there (kwok keeps the rest). Needs root; see tests/support/node.py.
+  CNI bridge, kubelet, kube-proxy and CoreDNS on this machine — joined to `cluster`,
+  Ready, with the images of tools/images/build imported. Tainted and labelled so only
+  pods that ask for it land there (kwok keeps the rest). Its pods reach the API server
+  through the `kubernetes` Service and resolve Services by name (cluster DNS). Needs
+  root; see tools/cluster/node.py.
 - `node_namespace` (function): a fresh namespace whose pods all run on the real node.
 
 Binaries come from tools/controlplane/build (run automatically when missing;
 its output goes to the terminal). When a test fails, or when
 GREENLOOP_KEEP_CONTROLPLANE=1, the work directory with every component's log
-is kept and its path printed. See tests/support/cluster.py.
+is kept and its path printed. See tools/cluster/controlplane.py.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import ControlPlane, ensure_binaries, free_ports  # noqa: E402
-from tests.support.node import RealNode, ensure_built  # noqa: E402
-from tests.support.operator_process import Operator, on_loopback  # noqa: E402
-from tests.support.owners import ensure_crd  # noqa: E402
+from tools.cluster.binaries import ensure_binaries, ensure_built  # noqa: E402
+from tools.cluster.controlplane import ControlPlane  # noqa: E402
+from tools.cluster.crds import ensure_crd  # noqa: E402
+from tools.cluster.node import RealNode  # noqa: E402
+from tools.cluster.operator import Operator, on_loopback  # noqa: E402
+from tools.cluster.procs import free_ports  # noqa: E402
 
 _KEPT: list[str] = []
 
@@ -77,7 +81,9 @@ def apiserver(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     config = request.config
     with _terminal(config):
         bindir = ensure_binaries(output=sys.__stderr__)
-    cp = ControlPlane.start(workdir=None, build=False)
+    # as root a real node may join (the `node` fixture): its pods then reach the API server
+    # through the `kubernetes` Service, which needs it on the machine's address too
+    cp = ControlPlane.start(workdir=None, build=False, serve_pods=os.geteuid() == 0)
     assert cp.bindir == bindir
     try:
         yield cp

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import NODE_NAME, TOOLS_DIR, ControlPlane, pinned_version, wait_until
+from tools.cluster.binaries import TOOLS_DIR, pinned_version
+from tools.cluster.controlplane import NODE_NAME, ControlPlane
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +100,37 @@ def test_api_server_is_loopback_secure_only(apiserver: ControlPlane) -> None:
         kubeconfig=apiserver.kubeconfig_for_user("nobody"), check=False,
     )  # fmt: skip
     assert denied.stdout.strip() == "no"
+
+
+def test_a_control_plane_serving_pods_advertises_the_machines_address_secure_only() -> None:
+    """serve_pods: the `kubernetes` Service's endpoint is the machine's own address (pods
+    cannot reach 127.0.0.1), served there with TLS and client authentication only."""
+    with ControlPlane.start(build=False, serve_pods=True) as cp:
+        address = cp.advertise_address
+        assert address and not address.startswith("127.")
+        assert cp.server.startswith("https://127.0.0.1:")  # clients keep loopback
+        port = int(cp.server.rsplit(":", 1)[1])
+
+        def endpoints() -> tuple[list[str], list[int]] | None:
+            found = cp.get_json("endpointslice", "kubernetes", "-n", "default", check=False)
+            if not found or not found.get("endpoints"):
+                return None
+            return found["endpoints"][0]["addresses"], [p["port"] for p in found["ports"]]
+
+        assert wait_until("the kubernetes endpoints", endpoints, timeout=30) == (
+            [address],
+            [port],
+        )
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            urllib.request.urlopen(f"http://{address}:{port}/readyz", timeout=5)
+        plain.value.close()
+        assert plain.value.code == 400
+        # the serving certificate names the address; without a client certificate: 401
+        ctx = ssl.create_default_context(cafile=str(cp.workdir / "pki" / "ca.crt"))
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(f"https://{address}:{port}/api", context=ctx, timeout=5)
+        anonymous.value.close()
+        assert anonymous.value.code == 401
 
 
 def test_kwok_node_is_ready(cluster: ControlPlane) -> None:

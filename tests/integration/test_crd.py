@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.cluster import REPO_ROOT, ControlPlane
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +144,7 @@ def test_defaults_are_filled_in_for_a_minimal_object(
     spec = json.loads(apiserver.kubectl("get", "sv", "minimal", "-n", namespace,
                                         "-o", "json").stdout)["spec"]  # fmt: skip
     assert spec["suites"][0]["priority"] == "P5"
+    assert spec["suites"][0]["shards"] == 1
     assert spec["policy"]["maxIterations"] == 5
     assert spec["policy"]["rerun"] == "Failed"
     assert spec["policy"]["flakeRetries"] == 1
@@ -220,6 +222,10 @@ INVALID = [
      "should match"),
     ("priority-pattern", _set("suites[0].priority", "P0"), "spec.suites[0].priority",
      "should match"),
+    ("shards-zero", _set("suites[0].shards", 0), "spec.suites[0].shards",
+     "should be greater than or equal to 1"),
+    ("shards-over-64", _set("suites[0].shards", 65), "spec.suites[0].shards",
+     "should be less than or equal to 64"),
     ("webhook-url-pattern", _set("target.webhook.url", "ftp://ci.example/deploy"),
      "spec.target.webhook.url", "should match"),
     ("duplicate-suite-names", _duplicate_suite, "spec.suites", "suite names must be unique"),

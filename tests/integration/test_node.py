@@ -5,17 +5,26 @@ ErrImageNeverPull, greenloop's own image; and it leaves the host as it was."""
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from greenloop import __version__
 from tests.integration.conftest import NodeManager
-from tests.support.cluster import ControlPlane, wait_until
-from tests.support.node import IMAGES, RealNode, host_state
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import NODE_NAME, ControlPlane
+from tools.cluster.host import host_state
+from tools.cluster.node import IMAGES, RealNode
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -390,3 +399,216 @@ def test_expose_host_port_makes_a_selectorless_service(
     assert json.dumps(eps["ports"]) == json.dumps(
         [{"name": "http", "port": 18081, "protocol": "TCP"}]
     )
+
+
+# --------------------------------------------------------------------------------------
+# the node as a cluster for pods: the API server and cluster DNS
+
+IN_CLUSTER_API = """
+import json, os, socket, ssl, urllib.error, urllib.request
+sa = '/var/run/secrets/kubernetes.io/serviceaccount'
+ctx = ssl.create_default_context(cafile=sa + '/ca.crt')
+token = open(sa + '/token').read()
+api = 'https://kubernetes.default.svc'
+
+def call(path, auth, body=None):
+    headers = {'Content-Type': 'application/json'}
+    if auth:
+        headers['Authorization'] = 'Bearer ' + token
+    data = json.dumps(body).encode() if body else None
+    req = urllib.request.Request(api + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code, None
+
+review = {'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'}
+status, me = call('/apis/authentication.k8s.io/v1/selfsubjectreviews', True, review)
+print(json.dumps({
+    'resolved': socket.gethostbyname('kubernetes.default.svc'),
+    'env': [os.environ['KUBERNETES_SERVICE_HOST'], os.environ['KUBERNETES_SERVICE_PORT']],
+    'version': call('/version', True),
+    'anonymous': call('/version', False)[0],
+    'me': [status, (me or {}).get('status', {}).get('userInfo', {}).get('username')],
+}))
+"""
+
+
+def test_a_pod_reaches_the_api_server_by_the_kubernetes_service_with_its_token(
+    cluster: ControlPlane, node_namespace: str
+) -> None:
+    ns = node_namespace
+    cluster.apply(pod("api", container("main", command=[PY, "-c", IN_CLUSTER_API])), namespace=ns)
+    obj = wait_pod_phase(cluster, ns, "api")
+    logs = cluster.kubectl("logs", "-n", ns, "api").stdout
+    assert obj["status"]["phase"] == "Succeeded", logs
+    seen = json.loads(logs)
+    assert seen["resolved"] == "10.0.0.1"  # cluster DNS
+    assert seen["env"] == ["10.0.0.1", "443"]
+    status, version = seen["version"]
+    assert (status, version["gitVersion"]) == (200, cluster.version)
+    assert seen["anonymous"] == 401  # the token is what gets it in
+    assert seen["me"] == [201, f"system:serviceaccount:{ns}:default"]
+
+
+WEB = """
+import http.server, socket
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ('hello from ' + socket.gethostname()).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(('', 8080), Hello).serve_forever()
+"""
+
+RESOLVE = """
+import json, socket, sys, time, urllib.request
+def fetch(url):
+    for _ in range(60):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError as exc:
+            last = repr(exc)
+            time.sleep(0.5)
+    return last
+def resolve(name):
+    try:
+        return socket.gethostbyname(name)
+    except OSError as exc:
+        return type(exc).__name__
+ns = sys.argv[1]
+print(json.dumps({
+    'urls': {u: fetch(u) for u in ['http://web:8081/', f'http://web.{ns}.svc:8081/',
+                                   f'http://web.{ns}.svc.cluster.local:8081/']},
+    'web': resolve('web'),
+    'kube-dns': resolve('kube-dns.kube-system.svc'),
+    'outside': resolve('example.com'),
+}))
+"""
+
+
+def test_a_pod_resolves_services_by_short_and_fully_qualified_names(
+    cluster: ControlPlane, node_namespace: str
+) -> None:
+    ns = node_namespace
+    server = pod("web", container("main", command=[PY, "-c", WEB]))
+    server["metadata"]["labels"] = {"app": "web"}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 8081, "targetPort": 8080}]},
+    }
+    cluster.apply(server, service, namespace=ns)
+    client = pod("client", container("main", command=[PY, "-c", RESOLVE, ns]))
+    cluster.apply(client, namespace=ns)
+    obj = wait_pod_phase(cluster, ns, "client")
+    logs = cluster.kubectl("logs", "-n", ns, "client").stdout
+    assert obj["status"]["phase"] == "Succeeded", logs
+    seen = json.loads(logs)
+    assert set(seen["urls"].values()) == {"hello from web"}, seen
+    ip = cluster.get_json("service", "web", "-n", ns)["spec"]["clusterIP"]
+    assert (seen["web"], seen["kube-dns"]) == (ip, "10.0.0.10")
+    # nothing is forwarded off this machine: a name outside the cluster does not resolve
+    assert seen["outside"] == "gaierror"
+
+
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The process's output, line by line, read on a thread (so waits have deadlines);
+    the thread closes the pipe at its end."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+@pytest.mark.timeout(600)
+def test_up_node_runs_the_pods_of_any_namespace_on_the_real_node(
+    node_manager: NodeManager, cluster: ControlPlane
+) -> None:
+    """A person's cluster (`tools/controlplane/up --node`): a pod in a new namespace,
+    placed by nobody, runs for real on the real node; the kwok node takes only pods that
+    tolerate it; SIGTERM stops it all."""
+    node_manager.built()  # skips without root
+    with node_manager.stopped():  # the machine runs one real node at a time
+        up = subprocess.Popen(
+            [str(REPO_ROOT / "tools" / "controlplane" / "up"), "--node"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHON": sys.executable},
+        )
+        output: list[str] = []
+        try:
+            lines = _lines(up)
+
+            def kubeconfig() -> str | None:
+                line = lines.get(timeout=1)
+                output.append(line)
+                return line.split("=", 1)[1].strip() if "export KUBECONFIG=" in line else None
+
+            def running() -> None:
+                if up.poll() is not None and lines.empty():
+                    raise AssertionError("up exited:\n" + "".join(output))
+
+            path = wait_until(
+                "up --node to print KUBECONFIG", kubeconfig, timeout=300, alive=running
+            )
+
+            def kubectl(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+                return cluster.kubectl(*args, kubeconfig=Path(path), **kw)
+
+            kubectl("create", "namespace", "anywhere")
+            job_pod = pod("hello", container("main", command=[PY, "-c", "print('for real')"]))
+            fake = pod("fake", container("main", command=[PY, "-c", "print('never runs')"]))
+            fake["spec"]["tolerations"] = [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]
+            wait_until(
+                "pods admitted (the namespace's ServiceAccount exists)",
+                lambda: kubectl(
+                    "apply", "-n", "anywhere", "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                      "items": [job_pod, fake]}),
+                    check=False,
+                ).returncode == 0,
+                timeout=60,
+            )  # fmt: skip
+
+            def finished(name: str) -> dict[str, Any] | None:
+                got = kubectl("get", "pod", name, "-n", "anywhere", "-o", "json", check=False)
+                obj: dict[str, Any] = json.loads(got.stdout) if got.returncode == 0 else {}
+                done = obj.get("status", {}).get("phase") in ("Succeeded", "Failed")
+                return obj if done else None
+
+            hello = wait_until("pod hello to finish", lambda: finished("hello"), timeout=120)
+            assert hello["status"]["phase"] == "Succeeded"
+            assert hello["spec"]["nodeName"].startswith("greenloop-node-")
+            assert kubectl("logs", "-n", "anywhere", "hello").stdout == "for real\n"
+            placed = wait_until(
+                "pod fake to be scheduled",
+                lambda: (
+                    kubectl(
+                        "get", "pod", "fake", "-n", "anywhere", "-o", "jsonpath={.spec.nodeName}"
+                    ).stdout
+                ),
+                timeout=60,
+            )
+            assert placed == NODE_NAME
+        finally:
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+        assert up.returncode == 0, "".join(output)

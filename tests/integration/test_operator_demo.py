@@ -25,11 +25,13 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.core.junit import parse_junit
 from greenloop.core.model import Outcome
 from greenloop.k8s.results import RESULTS_KEY
-from tests.support.cluster import REPO_ROOT, ControlPlane
-from tests.support.operator_process import Operator
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -175,7 +177,7 @@ def test_the_demo_in_cluster_converges_in_two_iterations_with_one_real_rollout(
             cluster.get_json("events", "-n", ns)["items"],
             key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "",
         )
-        if e["involvedObject"]["kind"] == "StagingValidation"
+        if e["involvedObject"]["kind"] == crd.KIND
     ]
     for reason in ("IterationStarted", "Redeploying", "Passed"):
         assert reason in reasons, reasons

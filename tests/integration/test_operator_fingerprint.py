@@ -25,10 +25,10 @@ from tests.integration.test_operator_loop import (
     status_of,
     sv,
 )
-from tests.support.cluster import ControlPlane
-from tests.support.operator_process import Operator
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

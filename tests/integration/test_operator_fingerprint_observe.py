@@ -15,8 +15,9 @@ from greenloop.core.fingerprint import Fingerprint, changes
 from greenloop.core.model import Workload
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Gateway
-from tests.support.cluster import ControlPlane, wait_until
-from tests.support.node import IMAGES
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.node import IMAGES
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 DIGEST = "localhost/demo-app@sha256:" + "ab" * 32

@@ -9,8 +9,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.k8s.gateway import Conflict, Gateway, NotFound
-from tests.support.cluster import REPO_ROOT, ControlPlane
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -26,27 +28,27 @@ def on(cp: ControlPlane, body: Callable[[Gateway], Awaitable[T]]) -> T:
 
 
 @pytest.fixture(scope="module")
-def crd(apiserver: ControlPlane) -> None:
+def installed_crd(apiserver: ControlPlane) -> None:
     apiserver.kubectl("apply", "-f", str(CRD))
-    apiserver.kubectl("wait", "--for=condition=Established", "crd/stagingvalidations.greenloop.dev")
+    apiserver.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}")
 
 
 def validation(name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {"suites": [{"name": "all", "command": ["pytest"], "image": "e2e:1"}]},
     }
 
 
 def test_status_write_with_a_stale_resource_version_is_refused_and_a_current_one_applied(
-    apiserver: ControlPlane, crd: None, namespace: str
+    apiserver: ControlPlane, installed_crd: None, namespace: str
 ) -> None:
     apiserver.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(validation("sv")))
 
     async def body(gw: Gateway) -> tuple[str, str]:
-        first = await gw.get("StagingValidation", namespace, "sv")
+        first = await gw.get(crd.KIND, namespace, "sv")
         stale = first["metadata"]["resourceVersion"]
         # Someone else writes in between (a second operator, a person).
         await gw.patch_status(
@@ -57,9 +59,9 @@ def test_status_write_with_a_stale_resource_version_is_refused_and_a_current_one
                 "StagingValidation", namespace, "sv", {"phase": "Passed"}, resource_version=stale
             )
         assert refused.value.status == 409
-        current = (await gw.get("StagingValidation", namespace, "sv"))["metadata"]
+        current = (await gw.get(crd.KIND, namespace, "sv"))["metadata"]
         written = await gw.patch_status(
-            "StagingValidation",
+            crd.KIND,
             namespace,
             "sv",
             {"phase": "Redeploying"},

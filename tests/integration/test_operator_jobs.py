@@ -18,8 +18,8 @@ from greenloop.k8s.jobs import (
     build_selection_configmap,
     build_token_secret,
 )
-from tests.support.cluster import ControlPlane
 from tests.support.owners import make_owner
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane, wait_until
-from tests.support.operator_process import Operator
+from greenloop.core import crd
 from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +37,8 @@ QUIET_SECONDS = 15.0  # how long nothing may come back after a deletion
 
 def sv(suites: dict[str, list[str]], **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": "demo"},
         "spec": {
             "suites": [
@@ -206,6 +208,6 @@ def test_a_spec_change_mid_run_starts_a_new_round_without_waiting_for_a_removed_
     reasons = [
         e["reason"]
         for e in cluster.get_json("events", "-n", namespace)["items"]
-        if e["involvedObject"]["kind"] == "StagingValidation"
+        if e["involvedObject"]["kind"] == crd.KIND
     ]
     assert "SpecChanged" in reasons, reasons  # the new round's Event names its trigger

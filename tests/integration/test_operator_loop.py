@@ -16,7 +16,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +26,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane
-from tests.support.operator_process import Operator
+from greenloop.core import crd
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
+from tools.cluster.procs import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -88,8 +92,8 @@ class Sidecar:
 
 def sv(name: str, suites: list[str], **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "serviceAccountName": "no-such-account",  # no pods on kwok: see the module doc
@@ -158,11 +162,20 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def events(cp: ControlPlane, namespace: str) -> list[tuple[str, str]]:
     items = cp.get_json("events", "-n", namespace)["items"]
-    return [
-        (e["reason"], e["message"])
-        for e in items
-        if e["involvedObject"]["kind"] == "StagingValidation"
-    ]
+    return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["kind"] == crd.KIND]
+
+
+def scrape(operator: Operator, namespace: str) -> dict[str, float]:
+    """The operator's greenloop_* samples, the test's namespace written as NS."""
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("greenloop_"):
+            key, _, value = line.rpartition(" ")
+            samples[key.replace(f'"{namespace}"', '"NS"')] = float(value)
+    return samples
 
 
 def selection_of(cp: ControlPlane, namespace: str, job: dict[str, Any]) -> str | None:
@@ -223,6 +236,17 @@ def test_demo_converges_with_one_rollout_rerunning_only_what_failed(
     # The why-chain says what the cluster showed when the test failed.
     assert "Deployment backend: 1/1 available" in text, text
 
+    # What a platform team's dashboard shows of this round (docs/metrics.md).
+    seen = scrape(operator, namespace)
+    assert seen['greenloop_validations{namespace="NS",phase="Passed"}'] == 1
+    assert seen['greenloop_iterations_total{namespace="NS",outcome="failed"}'] == 1
+    assert seen['greenloop_iterations_total{namespace="NS",outcome="passed"}'] == 1
+    assert seen['greenloop_redeploys_total{namespace="NS",outcome="ok"}'] == 1
+    assert seen['greenloop_failures_total{class="ServiceUnavailable",namespace="NS"}'] == 1
+    assert seen['greenloop_iteration_duration_seconds_count{namespace="NS"}'] == 2
+    assert seen['greenloop_suite_duration_seconds_count{namespace="NS"}'] == 3
+    assert seen['greenloop_uploads_total{code="200"}'] == 3
+
 
 def test_a_missing_target_stalls_naming_it_without_a_retry_storm(
     cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
@@ -262,3 +286,64 @@ def test_auth_errors_stall_without_a_rollout(
 
 
 # SIGKILL and restart at each step: test_operator_restart.py (failpoints, no polling).
+
+
+@dataclass
+class Healthz:
+    """Polls the operator's /healthz (served by the same event loop as every object's
+    tick) every 100 ms in a thread; keeps each answer's latency or why there was none."""
+
+    url: str
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        wait_until("the results endpoint listens", self.answers, timeout=60, interval=0.1)
+        while not self.stop.wait(0.1):
+            began = time.monotonic()
+            try:
+                self.answers()
+                self.latencies.append(time.monotonic() - began)
+            except OSError as err:
+                self.failures.append(f"{type(err).__name__}: {err}")
+
+    def answers(self) -> bool:
+        with urllib.request.urlopen(self.url, timeout=HEALTHZ_TIMEOUT) as answer:
+            answer.read()
+        return True
+
+
+HEALTHZ_TIMEOUT = 10.0  # what a kubelet's liveness probe might allow; never reached here
+BIG = 100_000
+
+
+def test_a_100k_test_result_is_read_while_the_operator_keeps_answering(
+    cluster: ControlPlane, namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    """Issue 17: the JUnit parse, the engine's merge and the report of a 100k-test suite
+    run off the event loop (k8s/offload.py): /healthz, served by that loop, answers all
+    along. The latencies are printed (-s), not asserted."""
+    body = junit(*(PASS.format(c="shop.api", n=f"t{i}") for i in range(BIG)))
+    cluster.apply(sv("big", ["api"], expectedTests=BIG), namespace=namespace)
+    healthz = Healthz(f"{operator.url}/healthz")
+    poller = threading.Thread(target=healthz.run, daemon=True)
+    poller.start()
+    try:
+        car = Sidecar(cluster, operator, lambda job: body, tmp_path)
+        status = run_until_done(cluster, operator, car, "big", timeout=300)
+    finally:
+        healthz.stop.set()
+        poller.join(HEALTHZ_TIMEOUT + 5)
+    assert status["phase"] == "Passed", json.dumps(status, indent=1)[:3000]
+    row = cluster.kubectl("get", "sv", "big", "-n", namespace).stdout.splitlines()
+    assert row[1].split()[1:5] == ["Passed", str(BIG), "0", str(BIG)], row
+    assert healthz.failures == [], healthz.failures[:5]
+    assert healthz.latencies
+    ordered = sorted(healthz.latencies)
+    p95 = ordered[int(len(ordered) * 0.95)]
+    print(
+        f"\n/healthz during a {BIG}-test round: {len(ordered)} answers, "
+        f"p50 {ordered[len(ordered) // 2] * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {ordered[-1] * 1000:.0f} ms"
+    )

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import ControlPlane
-from tests.support.node import IMAGES
-from tests.support.operator_process import Operator
+from greenloop.core import crd
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.node import IMAGES
+from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -31,8 +32,8 @@ def operator(node_operator: Operator) -> Operator:
 
 def validation(name: str, image: str, command: list[str], timeout: int = 120) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "expectedTests": 2,

@@ -1,11 +1,11 @@
 """The operator's RBAC (config/rbac/) is enough, and no more than the code asks for.
 
-The flow test installs the manifests as the README does (`kubectl apply -f
+The flow test installs the manifests as README.md and docs/operator.md do (`kubectl apply -f
 crds/stagingvalidation.yaml -f config/rbac/`), mints a token for the ServiceAccount
 (TokenRequest), and runs `greenloop operator` with a kubeconfig holding only that token
 - no client certificate, no admin - with `--peering` so kopf's peering rules are used
 too; once as the install's ServiceAccount (ClusterRoleBinding), once as one bound to
-the role in the test's namespace only (the README's confined install). It then drives
+the role in the test's namespace only (docs/operator.md's confined install). It then drives
 the kwok demo of test_operator_loop.py (two suites, `core` fails with an HTTP 503, one
 rollout of Deployment backend, the rerun passes; the test plays the results sidecar,
 tests/support/sidecar.py), and deletes an object that still carries the finalizer
@@ -16,7 +16,7 @@ A missing permission shows as a 403 in the operator's log, a report whose eviden
 The can-i test pins the role's edges with `kubectl auth can-i --as=` the ServiceAccount:
 what it must be allowed, what it must not (no update/delete of workloads, no listing
 Secrets, no exec...), and - honestly - that a ClusterRoleBinding grants the role in
-every namespace, where the per-namespace RoleBinding the README describes does not.
+every namespace, where the per-namespace RoleBinding docs/operator.md describes does not.
 
 The RBAC objects are cluster-scoped or in greenloop-system and stay for the session
 (applying them again is a no-op); every other object lives in the test's namespace.
@@ -38,12 +38,15 @@ from typing import Any
 import pytest
 import yaml
 
+from greenloop.core import crd
 from greenloop.k8s.gateway import Gateway
-from tests.support.cluster import REPO_ROOT, ControlPlane, free_ports, wait_until
-from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd, ensure_peering
 from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
 from tests.support.workloads import roll_out
+from tools.cluster.binaries import REPO_ROOT
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.crds import ensure_crd, ensure_peering
+from tools.cluster.operator import Operator
+from tools.cluster.procs import free_ports, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -57,7 +60,8 @@ FLOW_SECONDS = 240.0
 
 
 def install(cp: ControlPlane) -> str:
-    """The README's install command, run with the admin kubeconfig; kubectl's output."""
+    """The documented install command (README.md, docs/operator.md), run with the admin
+    kubeconfig; kubectl's output."""
     out = cp.kubectl("apply", "-f", str(CRD), "-f", str(RBAC)).stdout
     ensure_crd(cp)  # waits until the CRD is Established
     return out
@@ -87,7 +91,7 @@ def sa_operator(
 ) -> Iterator[Operator]:
     """`greenloop operator -n namespace --peering` with only a ServiceAccount's token: the
     install's `greenloop` (ClusterRoleBinding), or one bound to the role in this
-    namespace alone, as the README's confined install does (RoleBinding)."""
+    namespace alone, as docs/operator.md's confined install does (RoleBinding)."""
     install(cluster)
     ensure_peering(cluster, namespace, PEERING)
     account = ACCOUNT
@@ -122,8 +126,8 @@ def sa_operator(
 
 def validation(name: str, **metadata: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": name, **metadata},
         "spec": {
             "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads
@@ -177,7 +181,7 @@ def test_the_operator_converges_with_only_its_service_account(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], status["iteration"]) == ("True", 2)
     events = cluster.get_json("events", "-n", namespace)["items"]
-    reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == "StagingValidation"]
+    reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == crd.KIND]
     for reason in ("IterationStarted", "Redeploying", "Passed"):
         assert reason in reasons, reasons
     jobs = sorted(
@@ -210,8 +214,8 @@ def test_the_operator_converges_with_only_its_service_account(
 
 #: (verb, resource, namespace) -> allowed; "NS" is the test's namespace.
 CAN_I = {
-    ("patch", "stagingvalidations.greenloop.dev/status", "NS"): True,
-    ("watch", "stagingvalidations.greenloop.dev", "NS"): True,
+    ("patch", f"{crd.NAME}/status", "NS"): True,
+    ("watch", crd.NAME, "NS"): True,
     ("create", "jobs.batch", "NS"): True,
     ("patch", "jobs.batch", "NS"): True,
     ("create", "secrets", "NS"): True,
@@ -224,9 +228,9 @@ CAN_I = {
     ("patch", "kopfpeerings.kopf.dev", "NS"): True,
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""): True,
     # what nothing in the operator asks for
-    ("update", "stagingvalidations.greenloop.dev", "NS"): False,
-    ("delete", "stagingvalidations.greenloop.dev", "NS"): False,
-    ("create", "stagingvalidations.greenloop.dev", "NS"): False,
+    ("update", crd.NAME, "NS"): False,
+    ("delete", crd.NAME, "NS"): False,
+    ("create", crd.NAME, "NS"): False,
     ("delete", "jobs.batch", "NS"): False,
     ("list", "secrets", "NS"): False,
     ("watch", "secrets", "NS"): False,
@@ -272,14 +276,14 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
     }
     assert got == CAN_I
 
-    # The README's confined install: the same ClusterRole bound in one namespace only.
+    # docs/operator.md's confined install: the same ClusterRole bound in one namespace only.
     confined = f"{SYSTEM_NS}:{CONFINED}"
     apiserver.kubectl(
         "create", "rolebinding", CONFINED, "-n", namespace,
         "--clusterrole=greenloop-operator", f"--serviceaccount={confined}",
     )  # fmt: skip
     who = f"--as=system:serviceaccount:{confined}"
-    assert can_i(apiserver, who, "patch", "stagingvalidations.greenloop.dev/status", namespace)
+    assert can_i(apiserver, who, "patch", f"{crd.NAME}/status", namespace)
     assert can_i(apiserver, who, "get", "secrets", namespace)
     assert not can_i(apiserver, who, "get", "secrets", "kube-system")
     assert not can_i(apiserver, who, "list", "namespaces", "")

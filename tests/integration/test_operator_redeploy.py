@@ -19,7 +19,8 @@ from greenloop.core.model import Workload
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.redeploy import Outcome, redeploy
 from tests.support import workloads
-from tests.support.cluster import ControlPlane, wait_until
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

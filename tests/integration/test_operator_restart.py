@@ -29,12 +29,14 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.k8s.failpoints import ENV
-from tests.support.cluster import ControlPlane, free_ports, wait_until
-from tests.support.operator_process import Operator
-from tests.support.owners import ensure_crd, ensure_peering
 from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.crds import ensure_crd, ensure_peering
+from tools.cluster.operator import Operator
+from tools.cluster.procs import free_ports, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -65,8 +67,8 @@ SETUP_SECONDS = 300.0  # an operator's start: ~5 s when quiet, 60 s seen at load
 
 def demo(health_url: str) -> dict[str, Any]:
     return {
-        "apiVersion": "greenloop.dev/v1alpha1",
-        "kind": "StagingValidation",
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
         "metadata": {"name": "demo"},
         "spec": {
             "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads

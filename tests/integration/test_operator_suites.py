@@ -22,9 +22,10 @@ from greenloop.core.model import Outcome, Suite
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import SuiteJob
 from greenloop.k8s.suites import observe, start
-from tests.support.cluster import ControlPlane, wait_until
 from tests.support.owners import make_owner
 from tests.support.results_endpoint import Endpoint, serve_results
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

@@ -25,9 +25,9 @@ import pytest
 
 from greenloop.core.model import Suite
 from greenloop.k8s.jobs import SuiteJob, build_job, build_token_secret
-from tests.support.cluster import ControlPlane
 from tests.support.owners import make_owner
 from tests.support.results_endpoint import Endpoint, serve_results
+from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
 

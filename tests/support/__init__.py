@@ -1,6 +1,5 @@
-"""Test support shared by greenloop's test suites (not shipped with the operator).
+"""Test support shared by greenloop's test suites (not shipped with the operator): the
+operator's Jobs' sidecar played by a test, workloads, owners, result endpoints.
 
-`tests.support.cluster` starts a real Kubernetes control plane on loopback
-(etcd, kube-apiserver and, on request, kube-controller-manager, kube-scheduler
-and kwok with one fake node) from binaries built by tools/controlplane/build.
+The cluster itself (a real control plane and a real node) is a tool: tools/cluster/.
 """

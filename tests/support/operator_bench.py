@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.cluster import ControlPlane
-from tests.support.operator_process import Operator, on_loopback
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator, on_loopback
 
 
 @contextlib.contextmanager

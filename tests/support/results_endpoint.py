@@ -14,7 +14,7 @@ from aiohttp import web
 
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.results import ResultsServer, Stored, results_app
-from tests.support.cluster import free_ports
+from tools.cluster.procs import free_ports
 
 
 @dataclass

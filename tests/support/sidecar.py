@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greenloop.core import crd
 from greenloop.k8s.upload import Upload, UploadResult, upload
-from tests.support.cluster import ControlPlane, wait_until
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.procs import wait_until
 
 PASS = '<testcase classname="{c}" name="{n}"/>'
 FAIL = '<testcase classname="{c}" name="{n}"><failure message="{m}">{m}</failure></testcase>'
@@ -70,7 +72,7 @@ class Snapshot:
         return cls(
             validations={
                 o["metadata"]["name"]: o
-                for o in items("/apis/greenloop.dev/v1alpha1/namespaces/{ns}/stagingvalidations")
+                for o in items(f"/apis/{crd.API_VERSION}/namespaces/{{ns}}/{crd.PLURAL}")
             },
             jobs=items("/apis/batch/v1/namespaces/{ns}/jobs"),
             secrets=items("/api/v1/namespaces/{ns}/secrets"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.cluster import ControlPlane
+from tools.cluster.controlplane import ControlPlane
 
 
 def deployment(

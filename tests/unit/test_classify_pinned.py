@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from greenloop.core import classify
+from greenloop.core import classify, classify_builtin, classify_dependencies, classify_text
 from greenloop.core.classify import RuleError, compile_rule, compile_rules, diagnose
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, Rule, TestResult
 
@@ -279,7 +279,7 @@ LINE = "0123456789" * 40  # every position distinct from its neighbours
 def test_evidence_is_clipped_around_where_the_match_starts(
     line: str, at: int | None, kept: str
 ) -> None:
-    assert classify._clip(line, at) == kept
+    assert classify_text.clip(line, at) == kept
     assert len(kept) <= classify.MAX_EVIDENCE
 
 
@@ -303,7 +303,7 @@ FRAME_ROWS = [
     ("line", "frame"), [r[1:] for r in FRAME_ROWS], ids=[r[0] for r in FRAME_ROWS]
 )
 def test_a_stack_frame_is_told_from_a_line_that_says_something(line: str, frame: bool) -> None:
-    assert classify._is_frame(line) is frame
+    assert classify_text._is_frame(line) is frame
 
 
 STATUS_LINES = [
@@ -324,7 +324,7 @@ STATUS_LINES = [
     ("line", "code"), [r[1:] for r in STATUS_LINES], ids=[r[0] for r in STATUS_LINES]
 )
 def test_the_http_error_status_a_line_reports(line: str, code: int | None) -> None:
-    found = classify._status(line, "")
+    found = classify_builtin._status(line, "")
     assert (found[0] if found else None) == code
 
 
@@ -339,15 +339,20 @@ def test_the_http_error_status_a_line_reports(line: str, code: int | None) -> No
         ("t.py::test_a", "t.py::test_b", {"t.py::test_a"}, "t.py::test_a"),
         ("test_a", "t.py::test_a", {"t.py::test_a"}, "test_a"),
         ("test_z", "t.py::test_b", {"t.py::test_a"}, "test_z"),
+        ("test_a", "t.py::test_a", {"s.py::test_a", "t.py::test_a", "t.py::test_a[2]"},
+         "t.py::test_a[2]"),
+        ("test_a", "t.py::test_b", {"t.py::test_a", "t.py::0test_a", "t.py::x;:test_a"},
+         "t.py::test_a"),
     ],
     ids=["one match in another module", "ambiguous elsewhere: as written",
          "ambiguous: its own module's", "a parameter with brackets inside", "a full id",
-         "never itself", "no match: as written"],
+         "never itself", "no match: as written", "never itself, in its own module either",
+         "0test_a does not end with test_a"],
 )  # fmt: skip
 def test_a_dependency_name_finds_its_test(
     name: str, own: str, failing: set[str], root: str
 ) -> None:
-    assert classify._resolve(name, own, failing) == root
+    assert classify_dependencies.FailingIds(failing).resolve(name, own) == root
 
 
 def test_a_declared_dependency_by_short_name_finds_the_one_in_its_own_module() -> None:
@@ -397,3 +402,11 @@ def test_a_skip_for_a_dependency_names_it(message: str, root: str) -> None:
 def test_an_assertion_s_evidence_keeps_its_expected_half(where: str, evidence: str) -> None:
     test = failed(**{where: "Expected: 'paid'\nReceived: 'draft'"})  # type: ignore[arg-type]
     assert diagnosed(test) == Diagnosis(FC.ASSERTION, evidence)
+
+
+def test_a_go_parent_s_subtests_are_the_ids_below_it_not_those_that_start_like_it() -> None:
+    parent = failed(test_id="pkg::TestA")
+    failing = {parent.id, "pkg::TestA/x", "pkg::TestA0", "pkg::TestAB", "pkg::TestA.y"}
+    assert diagnosed(parent, failing) == Diagnosis(
+        FC.DEPENDENT, "its subtest pkg::TestA/x failed", "pkg::TestA/x"
+    )

@@ -24,7 +24,8 @@ P, F, E, S = Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.SKIPPED
 
 
 def read(name: str) -> JUnitReport:
-    return parse_junit(FIXTURES / name)
+    with (FIXTURES / name).open("rb") as stream:
+        return parse_junit(stream)
 
 
 def by_id(report: JUnitReport) -> dict[str, TestResult]:
@@ -314,14 +315,21 @@ def test_duplicate_ids_are_kept_apart_with_a_warning() -> None:
     )
 
 
-def test_sources_path_str_bytes_and_stream_read_alike() -> None:
+def test_sources_bytes_and_stream_read_alike() -> None:
     path = FIXTURES / "pytest_xunit1.xml"
-    expected = parse_junit(path).tests
-    assert parse_junit(str(path)).tests == expected
-    assert parse_junit(path.read_bytes()).tests == expected
+    expected = parse_junit(path.read_bytes()).tests
     with path.open("rb") as stream:
         assert parse_junit(stream).tests == expected
-    assert list(iter_junit(path)) == list(expected)
+    with path.open("rb") as stream:
+        assert list(iter_junit(stream)) == list(expected)
+
+
+@pytest.mark.parametrize("path", [FIXTURES / "pytest_xunit1.xml", str(FIXTURES / "x.xml")])
+def test_a_path_is_refused_the_core_opens_no_files(path: object) -> None:
+    with pytest.raises(TypeError, match="a binary stream the caller opened"):
+        parse_junit(path, name="report.xml")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a binary stream the caller opened"):
+        iter_junit(path)  # type: ignore[arg-type]
 
 
 def test_utf16_with_bom() -> None:
@@ -451,7 +459,8 @@ def test_fifty_megabytes_of_system_out_stay_bounded(tmp_path: Path) -> None:
 
     tracemalloc.start()
     try:
-        (test,) = parse_junit(path, max_text=4096).tests
+        with path.open("rb") as stream:
+            (test,) = parse_junit(stream, max_text=4096).tests
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -623,9 +632,17 @@ def test_deep_nesting_is_refused() -> None:
         parse_junit(xml)
 
 
-def test_missing_file_is_a_junit_error(tmp_path: Path) -> None:
-    with pytest.raises(JUnitError, match=r"nope\.xml: cannot read: No such file"):
-        parse_junit(tmp_path / "nope.xml", name="nope.xml")
+class _Unreadable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: object) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_stream_that_cannot_be_read_is_a_junit_error() -> None:
+    with pytest.raises(JUnitError, match=r"^nope\.xml: cannot read: Input/output error$"):
+        parse_junit(io.BufferedReader(_Unreadable()), name="nope.xml")
 
 
 def test_max_text_must_be_positive() -> None:
@@ -671,7 +688,7 @@ def test_a_200_megabyte_attribute_reads_in_bounded_memory(tmp_path: Path) -> Non
     # The child's own peak (VmHWM): ru_maxrss would carry the forking pytest's over exec.
     code = (
         "import re, sys; from greenloop.core.junit import parse_junit;"
-        "r = parse_junit(sys.argv[1]); assert r.tests[0].outcome.value == 'failed';"
+        "r = parse_junit(open(sys.argv[1], 'rb')); assert r.tests[0].outcome.value == 'failed';"
         "status = open('/proc/self/status').read();"
         "print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) // 1024)"
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.core.model import EnvVar, Suite
 from greenloop.k8s.jobs import (
     JUNIT_PATH,
@@ -110,7 +111,7 @@ def test_owner_reference_and_labels_lead_back_to_the_object() -> None:
     job = build_job(run())
     ref = job["metadata"]["ownerReferences"][0]
     assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
-        "StagingValidation",
+        crd.KIND,
         "checkout",
         UID,
         True,

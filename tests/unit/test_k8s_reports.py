@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from greenloop.core import crd
 from greenloop.k8s.jobs import Owner
 from greenloop.k8s.reports import MAX_REPORT, build_report_configmap
 
@@ -19,8 +20,8 @@ def test_the_report_is_owned_by_its_object_so_it_goes_with_it() -> None:
         "labels": {"app.kubernetes.io/managed-by": "greenloop"},
         "ownerReferences": [
             {
-                "apiVersion": "greenloop.dev/v1alpha1",
-                "kind": "StagingValidation",
+                "apiVersion": crd.API_VERSION,
+                "kind": crd.KIND,
                 "name": "checkout",
                 "uid": OWNER.uid,
                 "controller": True,

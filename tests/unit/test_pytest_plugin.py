@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from greenloop.core.shards import shard_of
+
 pytest_plugins = ["pytester"]
 
 # Block the installed entry point (if any) and load the module by name, so these runs
@@ -23,6 +25,8 @@ DEPENDENT = "greenloop: depends on {}, which did not pass"
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GREENLOOP_SELECT", raising=False)
     monkeypatch.delenv("GREENLOOP_JUNIT_XML", raising=False)
+    monkeypatch.delenv("GREENLOOP_SHARD_INDEX", raising=False)
+    monkeypatch.delenv("GREENLOOP_SHARD_COUNT", raising=False)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -445,3 +449,97 @@ def test_explicit_junitxml_option_wins_over_environment(
     run(pytester, f"--junitxml={from_option}").assert_outcomes(passed=1)
     assert from_option.is_file()
     assert not from_env.exists()
+
+
+# ---------------------------------------------------------------------------
+# GREENLOOP_SHARD_INDEX / GREENLOOP_SHARD_COUNT (docs/design.md §4.1)
+
+SHARDED_SUITE = {
+    "test_shop": """
+        import pytest
+        def test_login(): pass
+        @pytest.mark.depends_on("test_login")
+        def test_checkout(): pass
+        @pytest.mark.depends_on("test_checkout")
+        def test_pay(): pass
+        @pytest.mark.parametrize("n", range(6))
+        def test_search(n): pass
+        """,
+    "test_api": """
+        def test_a(): pass
+        def test_b(): pass
+        def test_c(): pass
+        def test_d(): pass
+        """,
+}
+
+
+def ran_ids(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, index: int) -> set[str]:
+    monkeypatch.setenv("GREENLOOP_SHARD_INDEX", str(index))
+    monkeypatch.setenv("GREENLOOP_SHARD_COUNT", "3")
+    junit = pytester.path / f"shard{index}.xml"
+    result = run(pytester, f"--junitxml={junit}")
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    ran = {properties(c)["greenloop.id"] for c in junit_cases(junit).values()}
+    result.stdout.fnmatch_lines([f"greenloop: {len(ran)} of 13 tests in shard {index + 1}/3;*"])
+    return ran
+
+
+def test_shards_run_disjoint_parts_that_cover_the_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(**{k: textwrap.dedent(v) for k, v in SHARDED_SUITE.items()})
+    parts = [ran_ids(pytester, monkeypatch, i) for i in range(3)]
+    everything = set().union(*parts)
+    assert len(everything) == 13 == sum(len(p) for p in parts)  # each test exactly once
+    # A dependency group runs in one shard: the one its first node id hashes to.
+    group = {"test_shop.py::test_checkout", "test_shop.py::test_login", "test_shop.py::test_pay"}
+    (home,) = [p for p in parts if p & group]
+    assert group <= home
+    assert group <= parts[shard_of("test_shop.py::test_checkout", 3)]
+    # Every other test where its own node id hashes.
+    for test_id in everything - group:
+        assert test_id in parts[shard_of(test_id, 3)]
+
+
+def test_a_selection_is_the_shards_part_and_is_not_split_again(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(**{k: textwrap.dedent(v) for k, v in SHARDED_SUITE.items()})
+    write_select(
+        pytester, monkeypatch, "test_api.py::test_a\ntest_api.py::test_b\ntest_api.py::test_c\n"
+    )
+    monkeypatch.setenv("GREENLOOP_SHARD_INDEX", "1")
+    monkeypatch.setenv("GREENLOOP_SHARD_COUNT", "4")
+    run(pytester).assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(
+    ("index", "count", "message"),
+    [
+        ("0", "", "GREENLOOP_SHARD_COUNT must be 1..64, got ''"),
+        ("0", "0", "GREENLOOP_SHARD_COUNT must be 1..64, got '0'"),
+        ("0", "65", "GREENLOOP_SHARD_COUNT must be 1..64, got '65'"),
+        ("", "4", "GREENLOOP_SHARD_INDEX must be 0..3, got ''"),
+        ("4", "4", "GREENLOOP_SHARD_INDEX must be 0..3, got '4'"),
+        ("-1", "4", "GREENLOOP_SHARD_INDEX must be 0..3, got '-1'"),
+    ],
+)
+def test_a_bad_shard_variable_is_a_usage_error_naming_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, index: str, count: str, message: str
+) -> None:
+    pytester.makepyfile(test_one="def test_a(): pass\n")
+    monkeypatch.setenv("GREENLOOP_SHARD_INDEX", index)
+    monkeypatch.setenv("GREENLOOP_SHARD_COUNT", count)
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*greenloop: {message}*"])
+
+
+def test_one_shard_is_the_whole_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(**{k: textwrap.dedent(v) for k, v in SHARDED_SUITE.items()})
+    monkeypatch.setenv("GREENLOOP_SHARD_INDEX", "0")
+    monkeypatch.setenv("GREENLOOP_SHARD_COUNT", "1")
+    run(pytester).assert_outcomes(passed=13)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from greenloop.core.runners import expand_command, merge_reports, select_args, shell_words
+from greenloop.core.runners import (
+    expand_command,
+    merge_reports,
+    rerun_unit,
+    select_args,
+    shell_words,
+)
 
 PW = "\u203a"
 
@@ -89,3 +95,29 @@ def test_merged_reports_are_one_document() -> None:
     )
     assert merged.count(b"<?xml") == 1
     assert b'<testsuite name="a"/>' in merged and b"<testsuite name='b'/>" in merged
+
+
+@pytest.mark.parametrize(
+    ("runner", "test_id", "unit"),
+    [
+        # go -run takes top-level names: a subtest reruns with its parent and siblings.
+        ("go", "example.com/shop::TestCart/adds_items", "example.com/shop::TestCart"),
+        ("go", "example.com/shop::TestCart", "example.com/shop::TestCart"),
+        # Surefire's -Dtest selects a method: every parameterization runs.
+        ("maven", "com.shop.CartIT::addsItems(int)[1]", "com.shop.CartIT::addsItems"),
+        ("maven", "com.shop.CartIT::addsItems()", "com.shop.CartIT::addsItems"),
+        # The others run exactly the ids selected.
+        ("pytest", "tests/a.py::test_x[1-2]", "tests/a.py::test_x[1-2]"),
+        ("jest", "src/cart.test.ts::cart adds", "src/cart.test.ts::cart adds"),
+        ("generic", "a::b/c", "a::b/c"),
+    ],
+)
+def test_rerun_unit_is_what_a_selection_of_the_test_also_runs(
+    runner: str, test_id: str, unit: str
+) -> None:
+    assert rerun_unit(runner, test_id) == unit
+    # Selecting the test or its unit gives the runner the same arguments.
+    assert select_args(runner, [test_id]) == select_args(runner, [unit]) or runner not in (
+        "go",
+        "maven",
+    )

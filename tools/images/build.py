@@ -3,7 +3,7 @@
     tools/images/build            # build what changed; print the manifest path
     tools/images/build --list     # name, content key and OCI archive of each image
 
-Images (all imported by tests/support/node.py with `ctr images import`):
+Images (all imported by tools/cluster/node.py with `ctr images import`):
 
     localhost/greenloop-pause:<kube>     the pod sandbox: pause.c from tools/node/build
     localhost/greenloop:dev              the repository's Dockerfile (greenloop CLI, non-root)

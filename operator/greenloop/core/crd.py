@@ -14,12 +14,28 @@ from typing import Any
 
 import yaml
 
-__all__ = ["API_VERSION", "GROUP", "KIND", "VERSION", "crd", "schema", "spec_schema", "subschema"]
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "NAME",
+    "PLURAL",
+    "VERSION",
+    "crd",
+    "schema",
+    "spec_schema",
+    "subschema",
+]
 
+# The one definition of where the CRD lives in the API (docs/design.md §6); the shells
+# (kopf's watch, the gateway's REST paths, owner references, Events) take them from
+# here. tests/unit/test_crd.py holds them equal to crd/stagingvalidation.yaml.
 GROUP = "greenloop.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "StagingValidation"
+PLURAL = "stagingvalidations"
+NAME = f"{PLURAL}.{GROUP}"  # the CRD object's own name
 
 
 @cache

@@ -41,7 +41,6 @@ import dataclasses
 import gc
 import io
 import itertools
-import os
 import re
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -123,14 +122,15 @@ class JUnitReport:
 
 
 def parse_junit(
-    source: str | os.PathLike[str] | bytes | BinaryIO,
+    source: bytes | BinaryIO,
     *,
     name: str | None = None,
     max_text: int = 4096,
     keep: Callable[[TestResult], bool] | None = None,
     keep_passed: bool = True,
 ) -> JUnitReport:
-    """Read a whole report. ``source`` is a path, the XML bytes, or a binary file.
+    """Read a whole report. ``source`` is the XML bytes or a binary stream the caller
+    opened (the shell opens files: :func:`greenloop.local.files.open_regular`).
 
     ``keep``: only the results it accepts are kept (the others are counted in
     ``not_kept``), so a caller that needs the failures of a large report does not hold
@@ -148,7 +148,7 @@ def parse_junit(
 
 
 def iter_junit(
-    source: str | os.PathLike[str] | bytes | BinaryIO,
+    source: bytes | BinaryIO,
     *,
     name: str | None = None,
     max_text: int = 4096,
@@ -161,8 +161,6 @@ def iter_junit(
 def _source_name(source: object, name: str | None) -> str:
     if name is not None:
         return name
-    if isinstance(source, str | os.PathLike):
-        return os.fspath(source)
     if isinstance(source, bytes | bytearray | memoryview):
         return "<bytes>"
     stream_name = getattr(source, "name", None)
@@ -257,25 +255,17 @@ class _Parser:
 
     # -- reading ---------------------------------------------------------------------
 
-    def run(self, source: str | os.PathLike[str] | bytes | BinaryIO) -> Iterator[TestResult]:
-        # Batches, flattened by C code: no generator frame to resume per testcase.
-        return itertools.chain.from_iterable(self._batches(source))
-
-    def _batches(
-        self, source: str | os.PathLike[str] | bytes | BinaryIO
-    ) -> Iterator[list[TestResult]]:
+    def run(self, source: bytes | BinaryIO) -> Iterator[TestResult]:
         if isinstance(source, bytes | bytearray | memoryview):
-            yield from self._read(io.BytesIO(source))
-            return
-        if isinstance(source, str | os.PathLike):
-            try:
-                stream = open(os.fspath(source), "rb")  # noqa: SIM115 - closed below
-            except OSError as err:
-                raise JUnitError(f"{self.name}: cannot read: {err.strerror or err}") from None
-            with stream:
-                yield from self._read(stream)
-            return
-        yield from self._read(source)
+            source = io.BytesIO(source)
+        elif not callable(getattr(source, "read", None)):
+            # The core opens no files: a path here is a caller's mistake, said at once.
+            raise TypeError(
+                f"{self.name}: expected the XML bytes or a binary stream the caller opened,"
+                f" not {type(source).__name__}"
+            )
+        # Batches, flattened by C code: no generator frame to resume per testcase.
+        return itertools.chain.from_iterable(self._read(source))
 
     def _read(self, stream: BinaryIO) -> Iterator[list[TestResult]]:
         """Feed the file to expat a chunk at a time; after each chunk, yield the

@@ -122,6 +122,7 @@ class Suite:
     env: tuple[EnvVar, ...] = ()
     timeout_seconds: int = 900
     runner: str = "generic"  # one of greenloop.core.runners.RUNNERS
+    shards: int = 1  # 1..shards.MAX_SHARDS, run at once (docs/design.md §4.1)
 
     @property
     def rank(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable, Iterable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from greenloop.core import markdown
 from greenloop.core.engine import (
@@ -21,11 +21,17 @@ from greenloop.core.engine import (
     State,
     TestRecord,
     failing,
-    root_of,
 )
 from greenloop.core.fingerprint import short_id
 from greenloop.core.model import FailureClass, StagingValidation
-from greenloop.core.status import approval, failing_tests, priorities, summary, timestamp
+from greenloop.core.status import (
+    approval,
+    failing_roots,
+    failing_tests,
+    priorities,
+    summary,
+    timestamp,
+)
 from greenloop.core.words import plural
 
 __all__ = [
@@ -91,6 +97,7 @@ NEXT_STEPS: dict[Reason, str] = {
 }
 
 
+Summary = dict[str, Any]  # status.summary's
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -126,11 +133,24 @@ def _truncated(n: int, what: str) -> str:
 
 @_collector_paused
 def render(obj: StagingValidation, state: State, now: float) -> str:
-    spec = obj.spec
-    summ = summary(state, spec.expected_tests)
+    summ = summary(state, obj.spec.expected_tests)
     lines: list[str] = []
     add = lines.append
+    _add_headline(add, obj, state, now, summ)
+    _add_summary(add, summ)
+    if state.fingerprint is not None:
+        _add_fingerprint(add, state)
+    _add_priorities(add, state)
+    _add_failing(add, state)
+    _add_flaky(add, state)
+    _add_why_section(lines, state)
+    _add_iterations(add, state)
+    return _fit(lines, _next_step(obj, state))
 
+
+def _add_headline(
+    add: Callable[[str], None], obj: StagingValidation, state: State, now: float, summ: Summary
+) -> None:
     add(f"# greenloop report: {obj.name}")
     add("")
     elapsed = (now - state.started_at) if state.started_at is not None else 0.0
@@ -146,6 +166,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     add(f"Progress toward the goal: {_bar(summ['passed'], summ['expected'])}")
     add("")
 
+
+def _add_summary(add: Callable[[str], None], summ: Summary) -> None:
     add("## Summary")
     add("")
     add("| Expected | Ran | Passed | Failed | Skipped | Not run | Pass rate |")
@@ -156,9 +178,8 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     )
     add("")
 
-    if state.fingerprint is not None:
-        _add_fingerprint(add, state)
 
+def _add_priorities(add: Callable[[str], None], state: State) -> None:
     add("## By priority")
     add("")
     add("| Priority | Passed | Failed | Total | |")
@@ -170,6 +191,9 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
         add(f"| {row['priority']} | {row['passed']} | {row['failed']} | {row['total']} | {mark} |")
     add("")
 
+
+def _add_failing(add: Callable[[str], None], state: State) -> None:
+    """The failing tests by class, the most critical first, at most MAX_FAILING_ROWS."""
     add("## Failing tests")
     add("")
     all_rows = failing_tests(state, limit=None)
@@ -177,49 +201,56 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     if not rows:
         add("None.")
         add("")
-    else:
-        by_class: dict[str, list[dict[str, object]]] = {}
-        for row in rows:
-            by_class.setdefault(str(row["class"]), []).append(row)
-        for cls in [c.value for c in FailureClass if c.value in by_class]:
-            group = by_class[cls]
-            add(f"### {cls} ({len(group)})")
-            add("")
-            add("| Test | Suite | Priority | Evidence | Root cause |")
-            add("|---|---|---|---|---|")
-            for row in group:
-                root = _code(str(row["rootCause"]), cell=True) if row["rootCause"] else ""
-                add(
-                    f"| {_code(str(row['id']), cell=True)} | {_cell(str(row['suite']))} | "
-                    f"{row['priority']} | {_code(str(row['evidence']), cell=True)} | {root} |"
-                )
-            add("")
-        if len(all_rows) > len(rows):
-            more = len(all_rows) - len(rows)
-            add(_truncated(more, "failing tests (the most critical are shown)"))
-            add("")
-    if state.flaky:
-        add("### Flaky (failed, then passed without a redeploy)")
+        return
+    by_class: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_class.setdefault(str(row["class"]), []).append(row)
+    for cls in [c.value for c in FailureClass if c.value in by_class]:
+        group = by_class[cls]
+        add(f"### {cls} ({len(group)})")
         add("")
-        flaky = sorted(state.flaky.values(), key=lambda f: f.id)
-        for f in flaky[:MAX_FLAKY_ROWS]:
+        add("| Test | Suite | Priority | Evidence | Root cause |")
+        add("|---|---|---|---|---|")
+        for row in group:
+            root = _code(str(row["rootCause"]), cell=True) if row["rootCause"] else ""
             add(
-                f"- {_code(f.id)} ({_text(f.suite)}): passed again in iteration {f.iteration}; "
-                f"had failed with {_code(f.evidence)}"
+                f"| {_code(str(row['id']), cell=True)} | {_cell(str(row['suite']))} | "
+                f"{row['priority']} | {_code(str(row['evidence']), cell=True)} | {root} |"
             )
-        if len(flaky) > MAX_FLAKY_ROWS:
-            add(_truncated(len(flaky) - MAX_FLAKY_ROWS, "flaky tests"))
+        add("")
+    if len(all_rows) > len(rows):
+        more = len(all_rows) - len(rows)
+        add(_truncated(more, "failing tests (the most critical are shown)"))
         add("")
 
-    add("## Why")
+
+def _add_flaky(add: Callable[[str], None], state: State) -> None:
+    if not state.flaky:
+        return
+    add("### Flaky (failed, then passed without a redeploy)")
     add("")
+    flaky = sorted(state.flaky.values(), key=lambda f: f.id)
+    for f in flaky[:MAX_FLAKY_ROWS]:
+        add(
+            f"- {_code(f.id)} ({_text(f.suite)}): passed again in iteration {f.iteration}; "
+            f"had failed with {_code(f.evidence)}"
+        )
+    if len(flaky) > MAX_FLAKY_ROWS:
+        add(_truncated(len(flaky) - MAX_FLAKY_ROWS, "flaky tests"))
+    add("")
+
+
+def _add_why_section(lines: list[str], state: State) -> None:
+    lines.extend(("## Why", ""))
     why: list[str] = []
     add_why(why, state)
     lines.extend(why[:MAX_WHY_LINES])
     if len(why) > MAX_WHY_LINES:
-        add(_truncated(len(why) - MAX_WHY_LINES, "root causes"))
-    add("")
+        lines.append(_truncated(len(why) - MAX_WHY_LINES, "root causes"))
+    lines.append("")
 
+
+def _add_iterations(add: Callable[[str], None], state: State) -> None:
     add("## Iterations")
     add("")
     # Ran, Passed and Failed count that iteration's results alone; "Passing overall" is
@@ -247,6 +278,9 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
             add(f"- iteration {iteration}: {_text(note)}")
     add("")
 
+
+def _next_step(obj: StagingValidation, state: State) -> list[str]:
+    """The report's last section, kept whatever the size limit cuts."""
     tail = ["## Next step", ""]
     if state.phase in (Phase.PASSED, Phase.STALLED):
         reason = state.reason or Reason.INTERNAL_ERROR
@@ -260,7 +294,7 @@ def render(obj: StagingValidation, state: State, now: float) -> str:
     else:
         tail.append(f"greenloop is working: {_text(state.message)}")
     tail.append("")
-    return _fit(lines, tail)
+    return tail
 
 
 def _add_fingerprint(add: Callable[[str], None], state: State) -> None:
@@ -306,8 +340,9 @@ def add_why(lines: list[str], state: State) -> None:
     """One chain per root cause: test -> class (evidence) -> dependents -> what the target
     showed -> what greenloop did -> how it ended."""
     roots: dict[str, list[str]] = {}
+    root_by_id = failing_roots(state)
     for record in failing(state):
-        root = root_of(state, record)
+        root = root_by_id[record.id]
         if record.id != root.id:
             roots.setdefault(root.id, []).append(record.id)
         else:

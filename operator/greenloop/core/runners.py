@@ -28,6 +28,7 @@ __all__ = [
     "RUNNERS",
     "SELECT_PLACEHOLDER",
     "expand_command",
+    "rerun_unit",
     "runner_env",
     "select_args",
     "shell_words",
@@ -145,6 +146,21 @@ _ADAPTERS = {
     "go": _go,
     "maven": _maven,
 }
+
+
+def rerun_unit(runner: str, test_id: str) -> str:
+    """The smallest part of a suite the runner's selection runs alone that holds this
+    test: Go reruns a top-level test with all its subtests (``-run`` takes top-level
+    names) and Surefire a method with all its parameterizations; the others run exactly
+    the ids selected. Tests with the same unit must share a shard, or each shard would run
+    and report the others' (docs/design.md §4.1)."""
+    if runner == "go":
+        cls, name = _split(test_id)
+        return f"{cls}::{name.split('/', 1)[0]}"
+    if runner == "maven":
+        cls, name = _split(test_id)
+        return f"{cls}::{name.split('(', 1)[0].split('[', 1)[0].strip()}"
+    return test_id
 
 
 def select_args(runner: str, test_ids: Sequence[str] | None) -> tuple[str, ...]:

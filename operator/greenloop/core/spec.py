@@ -1,18 +1,18 @@
 """Load and validate StagingValidation objects (docs/design.md §1) into :mod:`greenloop.core.model`.
 
-This module loads (YAML text or a file, one or more documents); the CRD is in
+This module loads YAML text or bytes (one or more documents); the CRD is in
 :mod:`greenloop.core.crd`, the checks in :mod:`greenloop.core.spec_checks` (a file is
 defaulted and validated against the CRD's own openAPIV3Schema, exactly as the API server
 would, then checked for what a structural schema cannot say), and building the model in
 :mod:`greenloop.core.spec_build`.
 
 Every problem is reported, not only the first, as ``<source>: <path>: <message>``.
-Pure core: reads the text or file it is given, nothing else.
+Pure core: it reads no files. A spec file is read by the shell, size-capped and never
+blocking on a FIFO (:func:`greenloop.local.specfile.load_spec`), and handed here as bytes.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +35,7 @@ __all__ = [
     "SpecError",
     "crd",
     "from_object",
-    "load_file",
+    "load_bytes",
     "load_text",
     "parse_duration",
     "spec_schema",
@@ -138,18 +138,9 @@ def load_text(text: str, *, source: str = "<string>", mode: Mode = "local") -> L
     return Loaded(objects=tuple(objects), warnings=tuple(warnings))
 
 
-def load_file(path: str | os.PathLike[str], *, mode: Mode = "local") -> Loaded:
-    """Load every StagingValidation in a YAML file; messages name the path as given."""
-    source = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise SpecError(source, [FieldError("", "no such file")]) from None
-    except IsADirectoryError:
-        raise SpecError(source, [FieldError("", "is a directory, not a file")]) from None
-    except OSError as exc:
-        raise SpecError(source, [FieldError("", f"cannot read: {exc.strerror or exc}")]) from None
+def load_bytes(data: bytes, *, source: str, mode: Mode = "local") -> Loaded:
+    """Load every StagingValidation in a file's bytes (UTF-8 YAML); messages name
+    ``source``, the path as the user gave it."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

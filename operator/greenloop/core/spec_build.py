@@ -73,6 +73,7 @@ def _suite(suite: Mapping[str, Any]) -> Suite:
         env=tuple(EnvVar(name=e["name"], value=e["value"]) for e in suite.get("env", ())),
         timeout_seconds=suite["timeoutSeconds"],
         runner=suite["runner"],
+        shards=suite["shards"],
     )
 
 

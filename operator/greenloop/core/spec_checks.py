@@ -360,6 +360,17 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
                 )
             else:
                 first[name] = index
+        # The CRD holds the field (docs/design.md §4.1), but no shell runs shards yet: a
+        # suite that asked for several and ran in one would be a silent no.
+        shards = suite.get("shards", 1)
+        if isinstance(shards, int) and not isinstance(shards, bool) and shards > 1:
+            errors.append(
+                FieldError(
+                    f"{path}.shards",
+                    f"{shards}: a suite runs as one process or pod until sharding is carried"
+                    " out (docs/design.md §4.1); use 1",
+                )
+            )
         if mode == "operator":
             # CEL: has(self.image)
             if "image" not in suite:

@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from greenloop.core.crd import API_VERSION, KIND
-from greenloop.core.engine import MAX_HISTORY, Phase, State, counts, failing, root_of, tally
+from greenloop.core.engine import (
+    MAX_HISTORY,
+    Phase,
+    State,
+    TestRecord,
+    counts,
+    failing,
+    roots_of,
+    tally,
+)
 from greenloop.core.model import PRIORITIES, StagingValidation
 
 __all__ = [
@@ -25,6 +34,7 @@ __all__ = [
     "approval_command",
     "build_status",
     "conditions",
+    "failing_roots",
     "failing_tests",
     "fingerprint",
     "flaky_tests",
@@ -93,13 +103,21 @@ def priorities(state: State) -> list[dict[str, Any]]:
     return out
 
 
+def failing_roots(state: State) -> dict[str, TestRecord]:
+    """Every failing test's root (``engine.root_of`` of each), found in one pass by
+    ``engine.roots_of``: asking root_of of each test walked a chain of n Dependents n
+    times."""
+    return roots_of(state, failing(state))
+
+
 def failing_tests(state: State, limit: int | None = MAX_FAILING) -> list[dict[str, Any]]:
     order = {p: i for i, p in enumerate(PRIORITIES)}
     records = sorted(failing(state), key=lambda t: (order.get(t.priority, 99), t.suite, t.id))
+    root_by_id = failing_roots(state)
     out: list[dict[str, Any]] = []
     for record in records[:limit]:
         assert record.diagnosis is not None
-        root = root_of(state, record)
+        root = root_by_id[record.id]
         out.append(
             {
                 "id": record.id,

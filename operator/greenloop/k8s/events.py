@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from greenloop.core import crd
 from greenloop.k8s.gateway import ApiError, Gateway
 
 __all__ = ["build_event", "post_event"]
@@ -30,8 +31,8 @@ def build_event(
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name'][:200]}.", "namespace": meta["namespace"]},
         "involvedObject": {
-            "apiVersion": obj.get("apiVersion", "greenloop.dev/v1alpha1"),
-            "kind": obj.get("kind", "StagingValidation"),
+            "apiVersion": obj.get("apiVersion", crd.API_VERSION),
+            "kind": obj.get("kind", crd.KIND),
             "name": meta["name"],
             "namespace": meta["namespace"],
             "uid": meta["uid"],

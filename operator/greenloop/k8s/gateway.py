@@ -26,6 +26,8 @@ from urllib.parse import quote, urlencode
 from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
 
+from greenloop.core import crd
+
 __all__ = [
     "ApiError",
     "Conflict",
@@ -65,7 +67,7 @@ class Conflict(ApiError):
 class Resource:
     """Where a kind lives in the REST API."""
 
-    group_version: str  # "v1", "apps/v1", "greenloop.dev/v1alpha1"
+    group_version: str  # "v1", "apps/v1", crd.API_VERSION
     plural: str
     namespaced: bool = True
 
@@ -92,9 +94,7 @@ _RESOURCES: Mapping[tuple[str, str], Resource] = {
     ("apps/v1", "DaemonSet"): Resource("apps/v1", "daemonsets"),
     ("apps/v1", "ReplicaSet"): Resource("apps/v1", "replicasets"),
     ("apps/v1", "ControllerRevision"): Resource("apps/v1", "controllerrevisions"),
-    ("greenloop.dev/v1alpha1", "StagingValidation"): Resource(
-        "greenloop.dev/v1alpha1", "stagingvalidations"
-    ),
+    (crd.API_VERSION, crd.KIND): Resource(crd.API_VERSION, crd.PLURAL),
     # kopf's peering objects (--peering): read to keep a standby's units idle.
     ("kopf.dev/v1", "KopfPeering"): Resource("kopf.dev/v1", "kopfpeerings"),
     ("kopf.dev/v1", "ClusterKopfPeering"): Resource(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from greenloop.core import crd
 from greenloop.core.model import Suite
 from greenloop.core.names import NameKind, dns_label, object_name
 
@@ -31,7 +32,6 @@ __all__ = [
     "job_labels",
 ]
 
-API_GROUP = "greenloop.dev"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_VALIDATION_UID = "greenloop.dev/validation-uid"
 LABEL_ITERATION = "greenloop.dev/iteration"
@@ -74,8 +74,8 @@ class Owner:
     name: str
     namespace: str
     uid: str
-    api_version: str = f"{API_GROUP}/v1alpha1"
-    kind: str = "StagingValidation"
+    api_version: str = crd.API_VERSION
+    kind: str = crd.KIND
 
     def reference(self, *, controller: bool = True) -> dict[str, Any]:
         return {
@@ -215,6 +215,51 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
     can only be made once the Job's uid exists; the operator resumes it after that and
     no pod ever starts without its token (docs/design.md §8).
     """
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(run.job_name, run),
+        "spec": {
+            "suspend": suspend,
+            # greenloop decides reruns itself (docs/design.md §1): one pod, never retried.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": run.suite.timeout_seconds,
+            # A disruption (node drain, preemption) is not the suite's verdict: the pod
+            # is replaced instead of counting as the one allowed failure.
+            "podFailurePolicy": {
+                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+            },
+            "template": {"metadata": {"labels": run.labels}, "spec": _pod_spec(run)},
+        },
+    }
+
+
+def _pod_spec(run: SuiteJob) -> dict[str, Any]:
+    volumes: list[dict[str, Any]] = [{"name": "results", "emptyDir": {"sizeLimit": "256Mi"}}]
+    if run.selection is not None:
+        volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
+    return {
+        "restartPolicy": "Never",
+        "serviceAccountName": run.service_account,
+        "automountServiceAccountToken": False,
+        # Service links stay on (Kubernetes' default): suites may find the
+        # target as $(NAME_SERVICE_HOST) in env, where a cluster has no DNS.
+        "terminationGracePeriodSeconds": UPLOAD_DEADLINE_SECONDS + GRACE_MARGIN_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [_reporter_container(run)],
+        "containers": [_suite_container(run)],
+        "volumes": volumes,
+    }
+
+
+def _suite_container(run: SuiteJob) -> dict[str, Any]:
+    """The suite itself, with the runner contract's environment (docs/design.md §4)."""
     suite = run.suite
     env: list[dict[str, Any]] = [{"name": e.name, "value": e.value} for e in suite.env]
     env += [
@@ -223,12 +268,10 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
         {"name": "GREENLOOP_ITERATION", "value": str(run.iteration)},
     ]
     mounts: list[dict[str, Any]] = [{"name": "results", "mountPath": RESULTS_DIR}]
-    volumes: list[dict[str, Any]] = [{"name": "results", "emptyDir": {"sizeLimit": "256Mi"}}]
     if run.selection is not None:
         env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
         mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
-        volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
-    main = {
+    return {
         "name": "suite",
         "image": suite.image,
         "command": list(suite.command),
@@ -236,27 +279,20 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
         "volumeMounts": mounts,
         "securityContext": _restricted_container(),
     }
-    reporter = {
+
+
+def _reporter_container(run: SuiteJob) -> dict[str, Any]:
+    """The sidecar that uploads the suite's JUnit XML (`greenloop report upload`)."""
+    command = ["greenloop", "report", "upload", "--file", JUNIT_PATH, "--url", run.results_url]
+    command += ["--namespace", run.owner.namespace, "--job", run.job_name]
+    command += ["--deadline", str(UPLOAD_DEADLINE_SECONDS)]
+    return {
         "name": "greenloop-results",
         "image": run.reporter_image,
         # A native sidecar: it runs beside the suite, does not keep the Job alive, and
         # gets SIGTERM once the suite container has exited - its cue to upload.
         "restartPolicy": "Always",
-        "command": [
-            "greenloop",
-            "report",
-            "upload",
-            "--file",
-            JUNIT_PATH,
-            "--url",
-            run.results_url,
-            "--namespace",
-            run.owner.namespace,
-            "--job",
-            run.job_name,
-            "--deadline",
-            str(UPLOAD_DEADLINE_SECONDS),
-        ],
+        "command": command,
         "env": [
             {
                 "name": "GREENLOOP_RESULTS_TOKEN",
@@ -273,44 +309,6 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
             "limits": {"memory": "128Mi"},
         },
         "securityContext": {**_restricted_container(), "readOnlyRootFilesystem": True},
-    }
-    labels = run.labels
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": _metadata(run.job_name, run),
-        "spec": {
-            "suspend": suspend,
-            # greenloop decides reruns itself (docs/design.md §1): one pod, never retried.
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": suite.timeout_seconds,
-            # A disruption (node drain, preemption) is not the suite's verdict: the pod
-            # is replaced instead of counting as the one allowed failure.
-            "podFailurePolicy": {
-                "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
-            },
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": run.service_account,
-                    "automountServiceAccountToken": False,
-                    # Service links stay on (Kubernetes' default): suites may find the
-                    # target as $(NAME_SERVICE_HOST) in env, where a cluster has no DNS.
-                    "terminationGracePeriodSeconds": UPLOAD_DEADLINE_SECONDS + GRACE_MARGIN_SECONDS,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "runAsGroup": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "initContainers": [reporter],
-                    "containers": [main],
-                    "volumes": volumes,
-                },
-            },
-        },
     }
 
 

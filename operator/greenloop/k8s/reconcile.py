@@ -14,16 +14,14 @@ for an action that is no longer in flight is ignored by the engine.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from greenloop.core import engine, mergepatch, snapshot
+from greenloop.core import crd, engine, mergepatch, snapshot
 from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
 from greenloop.core.engine import (
     AwaitApproval,
@@ -38,7 +36,7 @@ from greenloop.core.engine import (
     SuiteSelection,
 )
 from greenloop.core.fingerprint import Fingerprint
-from greenloop.core.model import Health, StagingValidation, Workload
+from greenloop.core.model import StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.notices import notices
 from greenloop.core.report import render
@@ -50,24 +48,26 @@ from greenloop.core.status import (
     invalid_spec_reported,
     invalid_spec_status,
 )
-from greenloop.k8s import failpoints, suites
+from greenloop.k8s import failpoints, metrics, suites
 from greenloop.k8s import redeploy as rd
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.offload import offload
 from greenloop.k8s.reports import write_report
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
 
-__all__ = ["KIND", "Reconciler", "Settings", "Tick"]
+__all__ = ["Reconciler", "Settings", "Tick"]
 
 log = logging.getLogger("greenloop.reconcile")
-KIND = "StagingValidation"
 #: How long a tick waits before looking again when nothing woke it (a Job or results
 #: event normally does, within a second).
 IDLE_SECONDS = 10.0
 FINISHED_SECONDS = 300.0
+#: Decoded states kept (one per object), so an unchanged status is not decoded again.
+DECODED_STATES = 2048
 #: How long a failed redeploy waits for a controller to see greenloop's patch.
 OBSERVE_SECONDS = 15.0
 
@@ -100,11 +100,15 @@ class Reconciler:
         self.gw = gw
         self.settings = settings
         self.clock = clock
+        # uid -> (status.engine as read, its State): a tick whose stored state has not
+        # changed (most ticks) skips the decode, seconds of CPU for a 100k-test state.
+        # Decoding is pure, so equal data is the same State. Bounded, oldest out first.
+        self._decoded: OrderedDict[str, tuple[Any, State]] = OrderedDict()
 
     # ---- the tick ---------------------------------------------------------------------
 
     async def tick(self, namespace: str, name: str) -> Tick:
-        raw = await self.gw.find(KIND, namespace, name)
+        raw = await self.gw.find(crd.KIND, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Tick(0.0, stop=True, note="object gone")
         try:
@@ -113,7 +117,9 @@ class Reconciler:
             return await self._invalid(raw, str(err))
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
-        state = self._state(raw)
+        state = await self._stored_state(raw)
+        if state is not None:
+            metrics.PHASES.set(namespace, name, state.phase.value)
         # What a person asked for through annotations (docs/design.md §8): fed to the
         # engine each tick; the engine compares them with what it recorded.
         rerun = obj.annotations.get(RERUN_ANNOTATION, "")
@@ -173,6 +179,26 @@ class Reconciler:
         return max(0.05, min(FINISHED_SECONDS, due - now))
 
     # ---- state --------------------------------------------------------------------------
+
+    async def _stored_state(self, raw: Mapping[str, Any]) -> State | None:
+        """The engine state stored in the object's status; decoded in a worker unless it
+        is the one decoded (or written) last time."""
+        uid = str(raw["metadata"].get("uid", ""))
+        data = (raw.get("status") or {}).get("engine")
+        known = self._decoded.get(uid)
+        if data and known is not None and known[0] == data:
+            self._decoded.move_to_end(uid)
+            return known[1]
+        state = await offload(self._state, raw)
+        if state is not None:
+            self._remember(uid, data, state)
+        return state
+
+    def _remember(self, uid: str, data: Any, state: State) -> None:
+        self._decoded[uid] = (data, state)
+        self._decoded.move_to_end(uid)
+        while len(self._decoded) > DECODED_STATES:
+            self._decoded.popitem(last=False)
 
     @staticmethod
     def _state(raw: Mapping[str, Any]) -> State | None:
@@ -235,8 +261,12 @@ class Reconciler:
                 observed = await observe_targets(self.gw, obj.namespace, obj.spec.target.workloads)
             fp = await self._fingerprint(obj, caps)  # what the targets run as results are read
             event = SuiteFinished(action.id, result, observed, fingerprint=fp)
-            decision = engine.on_suite(obj.spec, state, event, self.clock(), caps=caps)
-            return await self._write(raw, obj, state, decision)
+            # The merge and classification of the suite's results: in a worker thread.
+            decision = await offload(
+                engine.on_suite, obj.spec, state, event, self.clock(), caps=caps
+            )
+            took = result.finished - result.started if result.started > 0 else None
+            return await self._write(raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
         return Tick(IDLE_SECONDS, note=note)
 
@@ -291,7 +321,7 @@ class Reconciler:
         ok, message = outcome.ok, outcome.message
         if ok and health is not None:
             failpoints.hit("health-wait")
-            ok, answer = await wait_healthy(health)
+            ok, answer = await rd.wait_healthy(health)
             notes.append(answer)
             if not ok:
                 message = answer
@@ -319,32 +349,33 @@ class Reconciler:
 
     async def _write(
         self, raw: dict[str, Any], obj: StagingValidation, before: State | None,
-        decision: Decision,
+        decision: Decision, *, suite_seconds: float | None = None,
     ) -> Tick:  # fmt: skip
-        now = self.clock()
+        """Write the decision: report, then status (one conflict-checked patch), then
+        metrics and Events - only once the status is written, so a decision repeated
+        after a 409 is counted and told once. ``suite_seconds``: how long the suite whose
+        result led to it ran."""
         state = decision.state
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
-        await write_report(self.gw, _owner(raw), report_cm, render(obj, state, now))
-        failpoints.hit("report-written")
-        old = dict(raw.get("status") or {})
-        new = build_status(
-            obj,
-            state,
-            now,
-            previous_conditions=old.get("conditions") or (),
-            report_config_map=report_cm,
+        out = await offload(
+            _rendered, obj, before, state, raw.get("status") or {}, report_cm, self.clock()
         )
-        new["engine"] = snapshot.to_data(state)
-        patch = mergepatch.create(old, new)
+        await write_report(self.gw, _owner(raw), report_cm, out.report)
+        failpoints.hit("report-written")
         try:
             await self.gw.patch_status(
-                KIND, meta["namespace"], meta["name"], patch,
+                crd.KIND, meta["namespace"], meta["name"], out.patch,
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
             return _again("status changed since it was read: re-reading")
         failpoints.hit("status-written")
+        self._remember(meta["uid"], out.engine, state)  # what the next tick reads back
+        metrics.record(obj.namespace, out.observed)
+        if suite_seconds is not None and suite_seconds >= 0:
+            metrics.SUITE_SECONDS.labels(obj.namespace).observe(suite_seconds)
+        metrics.PHASES.set(obj.namespace, obj.name, state.phase.value)
         for notice in notices(before, decision, obj):
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
         return _again(f"{state.phase.value}: {state.message}")
@@ -357,13 +388,45 @@ class Reconciler:
         new = invalid_spec_status(generation, message, self.clock())
         try:
             await self.gw.patch_status(
-                KIND, meta["namespace"], meta["name"], new,
+                crd.KIND, meta["namespace"], meta["name"], new,
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
             return _again("status changed since it was read: re-reading")
+        metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
         await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    report: str  # the Markdown report
+    patch: dict[str, Any]  # the merge patch of /status
+    engine: dict[str, Any]  # status.engine in full, as the next read returns it
+    observed: metrics.Observed  # what the decision adds to the metrics
+
+
+def _rendered(
+    obj: StagingValidation, before: State | None, state: State, old: Mapping[str, Any],
+    report_cm: str, now: float,
+) -> Rendered:  # fmt: skip
+    """What a decision writes: the Markdown report, the status patch with the state
+    snapshot compressed in it, and what it adds to the metrics. Grows with the number of
+    tests: run in a worker thread."""
+    new = build_status(
+        obj,
+        state,
+        now,
+        previous_conditions=old.get("conditions") or (),
+        report_config_map=report_cm,
+    )
+    new["engine"] = snapshot.to_data(state)
+    return Rendered(
+        report=render(obj, state, now),
+        patch=mergepatch.create(dict(old), new),
+        engine=new["engine"],
+        observed=metrics.observe_decision(before, state),
+    )
 
 
 def _owner(raw: Mapping[str, Any]) -> Owner:
@@ -374,25 +437,3 @@ def _owner(raw: Mapping[str, Any]) -> Owner:
 def _key(raw: Mapping[str, Any]) -> str:
     meta = raw.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
-async def wait_healthy(health: Health, *, attempts_per_second: float = 1.0) -> tuple[bool, str]:
-    """Poll the health URL until it answers the expected status or its timeout passes.
-    (A URL has no watch: this is the one bounded poll, one request a second.)"""
-    deadline = time.monotonic() + health.timeout_seconds
-    last = "no answer yet"
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client:
-        while True:
-            try:
-                response = await client.get(health.url)
-                if response.status_code == health.expect_status:
-                    return True, f"{health.url} answered HTTP {response.status_code}"
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as err:
-                last = f"{type(err).__name__}: {err}"
-            if time.monotonic() + 1 / attempts_per_second > deadline:
-                return False, (
-                    f"{health.url} not healthy after {health.timeout_seconds} s "
-                    f"(last answer: {last})"
-                )
-            await asyncio.sleep(1 / attempts_per_second)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from greenloop.core.model import Webhook, Workload
+from greenloop.core import health as rule
+from greenloop.core.model import Health, Webhook, Workload
 from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway, NotFound
 from greenloop.k8s.rollout import Progress, RolloutStatus, rollout_status
@@ -30,6 +31,7 @@ __all__ = [
     "call_webhook",
     "patch_workload",
     "redeploy",
+    "wait_healthy",
     "wait_observed",
     "wait_rollout",
 ]
@@ -166,3 +168,36 @@ async def call_webhook(
         False,
         f"webhook {webhook.url} answered HTTP {response.status_code}: {response.text[:200]}",
     )
+
+
+async def wait_healthy(
+    health: Health, *, clock: Callable[[], float] = time.monotonic
+) -> tuple[bool, str]:
+    """Probe the health URL until it answers the expected status, on the schedule of
+    `greenloop.core.health`: backing off to one request a second (a URL has no watch),
+    and no probe running past the timeout - each is cut at min(call timeout, time left)
+    whatever the server does, and its body is never read."""
+    started = clock()
+    probes, last_end, last = 0, 0.0, "no answer yet"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(rule.CALL_TIMEOUT_SECONDS)) as client:
+        while True:
+            step = rule.next_step(health.timeout_seconds, clock() - started, probes, last_end)
+            if isinstance(step, rule.GiveUp):
+                return False, rule.gave_up_message(health.url, health.timeout_seconds, last)
+            if isinstance(step, rule.Sleep):
+                await asyncio.sleep(step.seconds)
+                continue
+            try:
+                async with (
+                    asyncio.timeout(step.timeout),
+                    client.stream("GET", health.url) as response,
+                ):
+                    status = response.status_code
+                if status == health.expect_status:
+                    return True, rule.healthy_note(health.url, status, clock() - started)
+                last = f"HTTP {status}"
+            except TimeoutError:
+                last = f"no complete answer within {step.timeout:.1f} s"
+            except (httpx.HTTPError, httpx.InvalidURL) as err:
+                last = f"{type(err).__name__}: {err}"
+            probes, last_end = probes + 1, clock() - started

@@ -47,6 +47,7 @@ from greenloop.k8s.jobs import (
     UID_HEADER,
     names_of_job,
 )
+from greenloop.k8s.metrics import UPLOADS_BY_CODE, upload_code
 
 __all__ = [
     "MAX_COMPRESSED",
@@ -149,6 +150,11 @@ class ResultsServer:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
 
     async def handle(self, request: web.Request) -> web.Response:
+        response = await self._answer(request)
+        UPLOADS_BY_CODE.labels(upload_code(response.status)).inc()
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if self._slots.locked():
             return web.json_response({"error": "busy, retry later"}, status=503)
         async with self._slots:

@@ -33,6 +33,7 @@ from greenloop.k8s.jobs import (
     build_selection_configmap,
     build_token_secret,
 )
+from greenloop.k8s.offload import offload
 from greenloop.k8s.results import MAX_XML, RESULTS_KEY
 
 __all__ = ["ForeignObject", "observe", "runner_error", "start"]
@@ -196,7 +197,8 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
     if stored is not None and any(
         o.get("uid") == _uid(job) for o in stored["metadata"].get("ownerReferences") or []
     ):
-        tests, problem = _read_results(stored, f"{run.suite.name}.xml")
+        # Up to MAX_XML of XML to gunzip and parse: a worker thread's job, not the loop's.
+        tests, problem = await offload(_read_results, stored, f"{run.suite.name}.xml")
         if problem is None:
             return _run(run, job, tests=tests)
         return _run(run, job, error=problem)

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from greenloop.core import health as rule
 from greenloop.core.model import Health, Target, Webhook
 from greenloop.local import http, procs
 from greenloop.local.logs import cap_file
 from greenloop.local.logs import tail as log_tail
 from greenloop.local.suites import child_env
 
-PROBE_SECONDS = 5.0
+PROBE_SECONDS = rule.CALL_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,35 +119,36 @@ def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
     return Outcome(True, f"{what} answered HTTP {answer.status}")
 
 
-def wait_healthy(health: Health, tick: Callable[[float], None] | None = None) -> Outcome:
-    """Poll until the endpoint answers the expected status, or give up at the timeout."""
-    started = time.monotonic()
-    deadline = started + health.timeout_seconds
-    last = "no answer yet"
-    delay = 0.1
+def wait_healthy(
+    health: Health,
+    tick: Callable[[float], None] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Probe until the endpoint answers the expected status, on the schedule of
+    `greenloop.core.health` (no probe runs past the timeout)."""
+    started = clock()
+    probes, last_end, last = 0, 0.0, "no answer yet"
     while True:
+        step = rule.next_step(health.timeout_seconds, clock() - started, probes, last_end)
+        if isinstance(step, rule.GiveUp):
+            return Outcome(False, rule.gave_up_message(health.url, health.timeout_seconds, last))
+        if isinstance(step, rule.Sleep):
+            sleep(step.seconds)
+            continue
         try:
-            # The try at the deadline still gets a second to answer.
-            seconds = min(PROBE_SECONDS, max(deadline - time.monotonic(), 1.0))
-            answer = http.request("GET", health.url, seconds=seconds, max_body=0)
+            answer = http.request("GET", health.url, seconds=step.timeout, max_body=0)
             if answer.status == health.expect_status:
-                took = time.monotonic() - started
+                took = clock() - started
                 return Outcome(
                     True,
                     f"{health.url} healthy after {took:.1f} s",
-                    (f"health {health.url}: HTTP {answer.status} after {took:.1f} s",),
+                    (rule.healthy_note(health.url, answer.status, took),),
                 )
             last = f"HTTP {answer.status}"
         except http.HttpFailed as err:
             last = str(err)
+        probes, last_end = probes + 1, clock() - started
         if tick:
-            tick(time.monotonic() - started)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return Outcome(
-                False,
-                f"{health.url} not healthy after {health.timeout_seconds} s (last: {last})",
-            )
-        # The last try is at the deadline, not up to one delay before it.
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 2.0)
+            tick(last_end)

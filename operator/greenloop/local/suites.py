@@ -99,26 +99,7 @@ def run_suite(
     if selection.test_ids is not None:
         files.select.write_text("".join(f"{t}\n" for t in selection.test_ids))
     cwd = (base_dir / suite.working_dir).resolve()
-    started = time.time()
-
-    def result(
-        error: str | None = None,
-        exit_code: int | None = None,
-        tests: Iterable[TestResult] = (),
-        *,
-        permanent: bool = False,
-    ) -> SuiteRun:
-        return SuiteRun(
-            permanent=permanent,
-            suite=suite.name,
-            tests=tuple(tests),
-            error=error,
-            exit_code=exit_code,
-            started=started,
-            finished=time.time(),
-            selected=selection.test_ids,
-        )
-
+    result = _Result(suite, selection, started=time.time())
     if not cwd.is_dir():
         # Causes a rerun cannot change: the round stops at once (docs/design.md §7).
         return result(
@@ -126,11 +107,7 @@ def run_suite(
             "spec.suites[].workingDir",
             permanent=True,
         )
-    # The deadline of the whole round cuts a suite short, like its own timeout.
-    timeout: float = suite.timeout_seconds
-    cut_by_deadline = stop_by is not None and stop_by - started < timeout
-    if stop_by is not None and cut_by_deadline:
-        timeout = max(stop_by - started, 0.0)
+    timeout, cut_by_deadline = _timeout(suite, result.started, stop_by)
     # Output goes through a pipe into a log capped at its head and tail.
     log = None if verbose else CappedLog(files.log)
     try:
@@ -144,44 +121,93 @@ def run_suite(
     except OSError as err:
         if log is not None:
             log.abandon()
-        if isinstance(err, FileNotFoundError):
+        return result(_not_started(suite, err), permanent=True)
+    if _waited_out(child, timeout, tick, log):
+        if cut_by_deadline:
             return result(
-                f"command not found: {suite.command[0]!r} (not on PATH, or no such file "
-                "relative to workingDir); fix spec.suites[].command",
-                permanent=True,
+                f"stopped after {timeout:.0f} s: spec.policy.deadlineSeconds passed while it "
+                "ran; everything it started was stopped"
             )
-        if isinstance(err, PermissionError):
-            return result(
-                f"command is not executable: {suite.command[0]!r} (permission denied); "
-                "chmod +x it or run it through its interpreter",
-                permanent=True,
-            )
-        # e.g. ENOEXEC: not a program at all
         return result(
-            f"command cannot be started: {suite.command[0]!r}: {err.strerror or err}",
-            permanent=True,
+            f"timed out after {suite.timeout_seconds} s; everything it started was stopped"
         )
+    _collect_reports(suite, cwd, files.junit, result.started)
+    return _read_results(suite, files, child.proc.returncode, result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    """Makes the suite's SuiteRun, finished when made."""
+
+    suite: Suite
+    selection: SuiteSelection
+    started: float
+
+    def __call__(
+        self,
+        error: str | None = None,
+        exit_code: int | None = None,
+        tests: Iterable[TestResult] = (),
+        *,
+        permanent: bool = False,
+    ) -> SuiteRun:
+        return SuiteRun(
+            permanent=permanent,
+            suite=self.suite.name,
+            tests=tuple(tests),
+            error=error,
+            exit_code=exit_code,
+            started=self.started,
+            finished=time.time(),
+            selected=self.selection.test_ids,
+        )
+
+
+def _timeout(suite: Suite, started: float, stop_by: float | None) -> tuple[float, bool]:
+    """The suite's timeout, and whether the deadline of the whole round cuts it shorter."""
+    timeout: float = suite.timeout_seconds
+    cut_by_deadline = stop_by is not None and stop_by - started < timeout
+    if stop_by is not None and cut_by_deadline:
+        timeout = max(stop_by - started, 0.0)
+    return timeout, cut_by_deadline
+
+
+def _not_started(suite: Suite, err: OSError) -> str:
+    """Why the command could not start: a cause a rerun cannot change."""
+    if isinstance(err, FileNotFoundError):
+        return (
+            f"command not found: {suite.command[0]!r} (not on PATH, or no such file "
+            "relative to workingDir); fix spec.suites[].command"
+        )
+    if isinstance(err, PermissionError):
+        return (
+            f"command is not executable: {suite.command[0]!r} (permission denied); "
+            "chmod +x it or run it through its interpreter"
+        )
+    # e.g. ENOEXEC: not a program at all
+    return f"command cannot be started: {suite.command[0]!r}: {err.strerror or err}"
+
+
+def _waited_out(
+    child: procs.Child,
+    timeout: float,
+    tick: Callable[[float], None] | None,
+    log: CappedLog | None,
+) -> bool:
+    """Wait for the suite; True when it ran out of time."""
     if log is not None:
         log.start()
     try:
-        timed_out = procs.wait(child, timeout, tick)
+        return procs.wait(child, timeout, tick)
     finally:
         # On every path (exit, timeout, Ctrl-C): its group and whatever it started.
         procs.stop(child)
         if log is not None:
             log.finish()
-    if timed_out and cut_by_deadline:
-        return result(
-            f"stopped after {timeout:.0f} s: spec.policy.deadlineSeconds passed while it ran; "
-            "everything it started was stopped"
-        )
-    if timed_out:
-        return result(
-            f"timed out after {suite.timeout_seconds} s; everything it started was stopped"
-        )
-    proc = child.proc
-    code = proc.returncode
-    _collect_reports(suite, cwd, files.junit, started)
+
+
+def _read_results(suite: Suite, files: SuiteFiles, code: int | None, result: _Result) -> SuiteRun:
+    """The results in the suite's JUnit XML, or why there are none."""
     if not files.junit.exists() and not files.junit.is_symlink():
         return result(
             f"exited with code {code} and wrote no JUnit XML to $GREENLOOP_JUNIT_XML"

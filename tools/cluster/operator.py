@@ -12,8 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.cluster import ControlPlane, free_ports
-from tests.support.owners import ensure_crd
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.crds import ensure_crd
+from tools.cluster.procs import free_ports
 
 
 @dataclass
@@ -75,10 +76,10 @@ class Operator:
 def on_loopback(cp: ControlPlane, namespace: str, log: Path) -> Iterator[Operator]:
     """`greenloop operator` for `namespace` (the CRD applied first), its results endpoint
     on a free loopback port - for the kwok node, which runs no pods: the caller plays
-    each Job's sidecar. SIGTERMed afterwards."""
+    each Job's sidecar; its metrics on another. SIGTERMed afterwards."""
     ensure_crd(cp)
-    port = free_ports(1)[0]
-    op = Operator(cp, namespace, log, f"http://127.0.0.1:{port}", port)
+    port, metrics_port = free_ports(2)
+    op = Operator(cp, namespace, log, f"http://127.0.0.1:{port}", port, metrics_port=metrics_port)
     op.start()
     try:
         yield op

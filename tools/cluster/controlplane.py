@@ -5,405 +5,75 @@
     cp.kubectl("get", "nodes")
     cp.stop()
 
+Clients (kubeconfigs, kubectl, the operator on the host) use https://127.0.0.1:<port>.
+`ControlPlane.start(serve_pods=True)` is for a control plane a real node joins (the
+node fixtures, `up --node`): the API server then also listens on the machine's own
+address and advertises it, so pods reach it through the `kubernetes` Service
+(https://kubernetes.default.svc, 10.0.0.1:443) with their ServiceAccount token, as on any
+cluster; traffic stays on this machine. Without it, it listens on loopback only.
+
 The binaries come from tools/controlplane/build, which builds them once from the
 Go module proxy into ~/.cache/greenloop/controlplane/<version>/; `ControlPlane.start`
 runs it when they are missing. Every start uses a fresh temporary work directory
 (certificates, data, logs, kubeconfigs) and fresh free loopback ports, so parallel
 sessions do not collide. `stop` ends only the processes this object started, by pid.
 
-For a person: `tools/controlplane/up` (= `python -m tests.support.cluster up`).
+For a person: `tools/controlplane/up` (= `python -m tools.cluster up`).
 
 Standard library only (plus PyYAML when a caller passes objects to `apply`).
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
-import contextlib
-import ctypes
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOLS_DIR = REPO_ROOT / "tools" / "controlplane"
-BUILD_SCRIPT = TOOLS_DIR / "build"
-KWOK_STAGES = TOOLS_DIR / "kwok-stages.yaml"
-
-BINARIES = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-    "kubectl",
+from tools.cluster.binaries import KWOK_STAGES, ensure_binaries, missing_binaries
+from tools.cluster.client import Client
+from tools.cluster.host import node_ip
+from tools.cluster.pki import PKI, write_kubeconfig
+from tools.cluster.procs import (
+    ControlPlaneError,
+    free_ports,
+    set_pdeathsig,
+    stop_process,
+    tail,
+    wait_until,
 )
+
 NODE_NAME = "kwok-node-0"
 #: Annotation that tells our kwok controller which nodes are its fake ones.
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 SERVICE_CIDR = "10.0.0.0/24"
-
-T = TypeVar("T")
-
-
-def stop_process(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
-    """SIGTERM, then SIGKILL after `timeout` seconds; nothing to do for a gone process."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=timeout)
-
-
-class ControlPlaneError(RuntimeError):
-    """The control plane could not be built, started or queried."""
-
-
-class KubectlError(subprocess.CalledProcessError):
-    """kubectl exited non-zero; str() includes its stderr."""
-
-    def __str__(self) -> str:
-        cmd = " ".join(self.cmd) if isinstance(self.cmd, list) else str(self.cmd)
-        err = (self.stderr or "").strip() or (self.output or "").strip()
-        return f"kubectl failed (exit {self.returncode}): {cmd}\n{err}"
-
-
-# --------------------------------------------------------------------------------------
-# binaries
-
-
-def pinned_version() -> str:
-    """The Kubernetes version pinned by tools/controlplane/go.mod, e.g. 'v1.37.2'."""
-    for line in (TOOLS_DIR / "go.mod").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "k8s.io/kubernetes" and "=>" not in parts:
-            return parts[1]
-    raise ControlPlaneError(f"k8s.io/kubernetes is not required in {TOOLS_DIR / 'go.mod'}")
-
-
-def cache_root() -> Path:
-    """Same rule as tools/controlplane/build."""
-    if os.environ.get("GREENLOOP_CACHE"):
-        return Path(os.environ["GREENLOOP_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "greenloop"
-
-
-def binary_dir(version: str | None = None) -> Path:
-    return cache_root() / "controlplane" / (version or pinned_version())
-
-
-def missing_binaries(bindir: Path) -> list[str]:
-    return [b for b in BINARIES if not os.access(bindir / b, os.X_OK)]
-
-
-def ensure_binaries(*, build: bool = True, output: IO[str] | None = None) -> Path:
-    """Return the directory holding the pinned binaries, building them if missing.
-
-    The build's progress goes to `output` (default: the process's real stderr,
-    sys.__stderr__, so a person watching pytest sees why the first run is slow).
-    """
-    bindir = binary_dir()
-    missing = missing_binaries(bindir)
-    if not missing:
-        return bindir
-    if not build:
-        raise ControlPlaneError(
-            f"control-plane binaries missing in {bindir}: {', '.join(missing)}; "
-            f"run {BUILD_SCRIPT.relative_to(REPO_ROOT)}"
-        )
-    out = output if output is not None else (sys.__stderr__ or sys.stderr)
-    print(
-        f"[greenloop] control-plane binaries missing in {bindir} ({', '.join(missing)}); "
-        f"building them once with {BUILD_SCRIPT.relative_to(REPO_ROOT)} "
-        "(a cold build takes a long while) ...",
-        file=out,
-        flush=True,
-    )
-    with contextlib.suppress(AttributeError, ValueError):
-        out.flush()
-    try:
-        fd_target: Any = out if hasattr(out, "fileno") and _has_fileno(out) else subprocess.PIPE
-        proc = subprocess.Popen(
-            [str(BUILD_SCRIPT)],
-            stdout=fd_target,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=TOOLS_DIR,
-        )
-        if fd_target is subprocess.PIPE:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.write(line)
-                out.flush()
-        rc = proc.wait()
-    except OSError as exc:
-        raise ControlPlaneError(f"cannot run {BUILD_SCRIPT}: {exc}") from exc
-    if rc != 0:
-        raise ControlPlaneError(
-            f"{BUILD_SCRIPT.relative_to(REPO_ROOT)} failed with exit code {rc} (output above)"
-        )
-    missing = missing_binaries(bindir)
-    if missing:
-        raise ControlPlaneError(f"build finished but {', '.join(missing)} missing in {bindir}")
-    return bindir
-
-
-def _has_fileno(stream: IO[str]) -> bool:
-    try:
-        stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------------------
-# small helpers
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (held together, then released)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def wait_until(
-    what: str,
-    probe: Callable[[], T | None],
-    *,
-    timeout: float,
-    interval: float = 0.1,
-    alive: Callable[[], None] | None = None,
-) -> T:
-    """Call `probe` until it returns something truthy; raise ControlPlaneError on timeout.
-
-    `alive` is called each round and should raise when waiting is pointless
-    (e.g. the process that should become ready has exited).
-    """
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        if alive is not None:
-            alive()
-        try:
-            result = probe()
-            if result:
-                return result
-        except Exception as exc:  # the thing is not up yet
-            if isinstance(exc, urllib.error.HTTPError):
-                exc.close()  # it holds the response's socket (a ResourceWarning otherwise)
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error})" if last_error else ""
-            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
-
-
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
-    """Linux: have the kernel SIGTERM the child if the test process dies abruptly."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
-
-
-# --------------------------------------------------------------------------------------
-# certificates (openssl CLI)
-
-
-# A new unencrypted P-256 key with each certificate request.
-_NEW_EC_KEY = ("-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
-
-
-class PKI:
-    """A throwaway CA and the certificates the control plane needs, made with `openssl`."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.openssl = shutil.which("openssl")
-        if not self.openssl:
-            raise ControlPlaneError("the `openssl` command is required to make test certificates")
-        self.ca_cert = self.dir / "ca.crt"
-        self.ca_key = self.dir / "ca.key"
-
-    def _run(self, *args: str) -> None:
-        proc = subprocess.run(
-            [self.openssl or "openssl", *args], capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise ControlPlaneError(f"openssl {' '.join(args)} failed:\n{proc.stderr}")
-
-    def make_ca(self) -> None:
-        self._run(
-            "req",
-            "-x509",
-            "-new",
-            *_NEW_EC_KEY,
-            "-keyout",
-            str(self.ca_key),
-            "-out",
-            str(self.ca_cert),
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=greenloop-test-ca",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-        )
-
-    def issue(
-        self,
-        name: str,
-        common_name: str,
-        *,
-        organizations: Sequence[str] = (),
-        server_sans: Sequence[str] = (),
-        client: bool = True,
-    ) -> tuple[Path, Path]:
-        """Issue `<name>.crt`/`<name>.key` signed by the CA; returns (cert, key)."""
-        key, csr, crt, ext = (self.dir / f"{name}.{s}" for s in ("key", "csr", "crt", "ext"))
-        subject = "".join(f"/O={_dn_escape(o)}" for o in organizations)
-        subject += f"/CN={_dn_escape(common_name)}"
-        self._run(
-            "req",
-            "-new",
-            *_NEW_EC_KEY,
-            "-keyout",
-            str(key),
-            "-out",
-            str(csr),
-            "-subj",
-            subject,
-            "-utf8",
-        )
-        usages = (["serverAuth"] if server_sans else []) + (["clientAuth"] if client else [])
-        lines = [
-            "basicConstraints=critical,CA:FALSE",
-            "keyUsage=critical,digitalSignature,keyEncipherment",
-            f"extendedKeyUsage={','.join(usages)}",
-        ]
-        if server_sans:
-            lines.append("subjectAltName=" + ",".join(server_sans))
-        ext.write_text("\n".join(lines) + "\n")
-        self._run(
-            "x509",
-            "-req",
-            "-in",
-            str(csr),
-            "-CA",
-            str(self.ca_cert),
-            "-CAkey",
-            str(self.ca_key),
-            "-set_serial",
-            str(secrets.randbits(62)),
-            "-days",
-            "365",
-            "-extfile",
-            str(ext),
-            "-out",
-            str(crt),
-        )
-        csr.unlink()
-        ext.unlink()
-        return crt, key
-
-    def make_keypair(self, name: str) -> tuple[Path, Path]:
-        """A bare EC key pair (service-account token signing); returns (private, public)."""
-        key, pub = self.dir / f"{name}.key", self.dir / f"{name}.pub"
-        self._run(
-            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key)
-        )
-        self._run("pkey", "-in", str(key), "-pubout", "-out", str(pub))
-        return key, pub
-
-
-def _dn_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("/", "\\/").replace("+", "\\+").replace("=", "\\=")
-
-
-def write_kubeconfig(
-    path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str, cluster: str
-) -> Path:
-    """A self-contained kubeconfig (certificates embedded), readable only by its owner."""
-
-    def b64(p: Path) -> str:
-        return base64.b64encode(p.read_bytes()).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": cluster,
-                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
-            }
-        ],
-        "contexts": [{"name": f"{user}@{cluster}", "context": {"cluster": cluster, "user": user}}],
-        "current-context": f"{user}@{cluster}",
-        "preferences": {},
-    }
-    # JSON is valid YAML; kubectl reads it as a kubeconfig.
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    path.chmod(0o600)
-    return path
+#: the `kubernetes` Service (the first address of SERVICE_CIDR) and cluster DNS (kube-dns)
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+DNS_SERVICE_IP = "10.0.0.10"
+CLUSTER_DOMAIN = "cluster.local"
 
 
 # --------------------------------------------------------------------------------------
 # the control plane
 
 
-class ControlPlane:
+class ControlPlane(Client):
     """etcd + kube-apiserver on loopback, optionally with the controllers and a kwok node.
 
     Attributes other code relies on: `kubeconfig` (admin, group system:masters),
     `server` (https://127.0.0.1:<port>), `version` (the API server's gitVersion,
-    e.g. "v1.37.2") and `workdir` (certs, logs, data).
+    e.g. "v1.37.2"), `workdir` (certs, logs, data) and `advertise_address` (the address
+    pods reach the API server at through the `kubernetes` Service; "" unless serve_pods).
     """
 
     kubeconfig: Path
@@ -419,6 +89,7 @@ class ControlPlane:
         build: bool = True,
         build_output: IO[str] | None = None,
         verbose: bool = False,
+        serve_pods: bool = False,
     ) -> None:
         self.bindir = bindir or ensure_binaries(build=build, output=build_output)
         missing = missing_binaries(self.bindir)
@@ -446,6 +117,9 @@ class ControlPlane:
         self.version = ""
         self.ports: dict[str, int] = {}
         self.verbose = verbose
+        # kubelet refuses a loopback node IP, and the `kubernetes` Service's endpoints may
+        # not be one either: pods reach the API server at the machine's own address
+        self.advertise_address = node_ip() if serve_pods else ""
         self.timings: dict[str, float] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, Path] = {}
@@ -465,9 +139,17 @@ class ControlPlane:
         build: bool = True,
         build_output: IO[str] | None = None,
         verbose: bool = False,
+        serve_pods: bool = False,
     ) -> ControlPlane:
-        """Start etcd and kube-apiserver (and the controllers if asked); ready on return."""
-        cp = cls(workdir, build=build, build_output=build_output, verbose=verbose)
+        """Start etcd and kube-apiserver (and the controllers if asked); ready on return.
+        `serve_pods`: reachable from a real node's pods too (see the module docstring)."""
+        cp = cls(
+            workdir,
+            build=build,
+            build_output=build_output,
+            verbose=verbose,
+            serve_pods=serve_pods,
+        )
         try:
             cp.start_apiserver()
             if controllers:
@@ -624,45 +306,6 @@ class ControlPlane:
 
     # ---- clients ------------------------------------------------------------------
 
-    def kubectl(
-        self,
-        *args: str,
-        input: str | None = None,
-        check: bool = True,
-        kubeconfig: Path | None = None,
-        timeout: float = 120.0,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl against this control plane (admin unless `kubeconfig` is given)."""
-        cmd = [
-            self.kubectl_path,
-            f"--kubeconfig={kubeconfig or self.kubeconfig}",
-            f"--cache-dir={self.workdir / 'kubectl-cache'}",  # not the user's ~/.kube/cache
-            *args,
-        ]
-        try:
-            proc = subprocess.run(
-                cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ControlPlaneError(f"kubectl timed out after {timeout}s: {' '.join(cmd)}") from exc
-        if check and proc.returncode != 0:
-            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
-        return proc
-
-    def get_json(self, *args: str, check: bool = True) -> Any:
-        """`kubectl get ARGS -o json` parsed; None when not found and check=False."""
-        proc = self.kubectl("get", *args, "-o", "json", check=check)
-        if proc.returncode != 0:
-            return None
-        return json.loads(proc.stdout)
-
-    def apply(self, *objects: dict[str, Any] | str, namespace: str | None = None) -> str:
-        """`kubectl apply` objects (dicts or YAML text); returns kubectl's output."""
-        docs = [o if isinstance(o, str) else json.dumps(o) for o in objects]
-        text = "\n---\n".join(docs)
-        ns = [f"--namespace={namespace}"] if namespace else []
-        return self.kubectl("apply", *ns, "-f", "-", input=text).stdout
-
     def kubeconfig_for_user(self, name: str, groups: Sequence[str] = ()) -> Path:
         """A kubeconfig for a client-certificate user `name` in `groups`; no RBAC bindings."""
         key = (name, tuple(groups))
@@ -699,16 +342,6 @@ class ControlPlane:
             interval=0.2,
         )
 
-    def get(self, path: str, *, timeout: float = 5.0) -> tuple[int, str]:
-        """GET a path on the API server as admin; returns (status, body)."""
-        req = urllib.request.Request(self.server + path)
-        try:
-            with urllib.request.urlopen(req, context=self._ssl_context(), timeout=timeout) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            with exc:  # closes the response's socket
-                return exc.code, exc.read().decode(errors="replace")
-
     # ---- internals ----------------------------------------------------------------
 
     def _make_pki(self) -> None:
@@ -718,7 +351,8 @@ class ControlPlane:
         self.pki.make_ca()
         sans = [
             "IP:127.0.0.1",
-            "IP:10.0.0.1",  # the in-cluster `kubernetes` Service (first IP of SERVICE_CIDR)
+            f"IP:{KUBERNETES_SERVICE_IP}",  # the in-cluster `kubernetes` Service
+            *([f"IP:{self.advertise_address}"] if self.advertise_address else []),
             "DNS:localhost",
             "DNS:kubernetes",
             "DNS:kubernetes.default",
@@ -765,7 +399,7 @@ class ControlPlane:
                 cwd=self.workdir,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, not them
-                preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+                preexec_fn=set_pdeathsig if sys.platform.startswith("linux") else None,
             )
         self._procs[name] = proc
 
@@ -775,7 +409,7 @@ class ControlPlane:
             if proc is not None and proc.poll() is not None:
                 raise ControlPlaneError(
                     f"{name} exited with code {proc.returncode} during start-up; "
-                    f"last lines of {self._logs[name]}:\n{_tail(self._logs[name])}"
+                    f"last lines of {self._logs[name]}:\n{tail(self._logs[name])}"
                 )
 
         return check
@@ -824,11 +458,7 @@ class ControlPlane:
         self._spawn(
             "kube-apiserver",
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            # the `kubernetes` Service's Endpoints may not hold a loopback address, so the
-            # API server refuses to start with the default (lease) endpoint reconciler
-            "--endpoint-reconciler-type=none",
+            *self._listen_flags(),
             f"--secure-port={self.ports['apiserver']}",
             f"--cert-dir={api_dir}",
             f"--tls-cert-file={self._serving_cert}",
@@ -848,7 +478,7 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            # a real node (tests/support/node.py): logs/exec reach its kubelet by
+            # a real node (tools/cluster/node.py): logs/exec reach its kubelet by
             # InternalIP with this client certificate; a namespace annotation can steer
             # every pod in it onto that node (node selector + default toleration)
             "--kubelet-preferred-address-types=InternalIP,Hostname",
@@ -874,6 +504,19 @@ class ControlPlane:
         if status != 200:
             raise ControlPlaneError(f"GET /version returned {status}: {body}")
         self.version = json.loads(body)["gitVersion"]
+
+    def _listen_flags(self) -> list[str]:
+        if self.advertise_address:
+            # every address of the machine (clients keep 127.0.0.1), and the default
+            # (lease) endpoint reconciler puts the machine's address behind `kubernetes`
+            return ["--bind-address=0.0.0.0", f"--advertise-address={self.advertise_address}"]
+        return [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            # the `kubernetes` Service's Endpoints may not hold a loopback address, so the
+            # API server refuses to start with the default (lease) endpoint reconciler
+            "--endpoint-reconciler-type=none",
+        ]
 
     def _wait_healthz(self, name: str, port: int, timeout: float) -> None:
         insecure = ssl.create_default_context()
@@ -911,13 +554,6 @@ class ControlPlane:
 
         wait_until(f"node {node} Ready", ready, timeout=timeout, interval=0.2, alive=alive)
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-            ctx.load_cert_chain(str(self._admin_cert), str(self._admin_key))
-            self._ssl = ctx
-        return self._ssl
-
     def _stop_procs(self, names: list[str], timeout: float = 10.0) -> None:
         for name in names:
             stop_process(self._procs.pop(name, None), timeout)
@@ -953,114 +589,3 @@ def _fake_node(name: str) -> dict[str, Any]:
         },
         "spec": {},
     }
-
-
-# --------------------------------------------------------------------------------------
-# `python -m tests.support.cluster up`
-
-
-@contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-def _cmd_up(args: argparse.Namespace) -> int:
-    workdir = Path(args.workdir) if args.workdir else None
-    t0 = time.monotonic()
-    print("[greenloop] starting etcd + kube-apiserver ...", flush=True)
-    cp: ControlPlane | None = None
-    try:
-        with _signals_raise():
-            cp = ControlPlane.start(workdir=workdir, build_output=sys.stderr, verbose=args.verbose)
-            print(f"[greenloop] API server ready in {time.monotonic() - t0:.1f}s", flush=True)
-            if not args.apiserver_only:
-                t1 = time.monotonic()
-                print(
-                    "[greenloop] starting kube-controller-manager, kube-scheduler, kwok ...",
-                    flush=True,
-                )
-                cp.start_controllers()
-                print(
-                    f"[greenloop] controllers and node {NODE_NAME} ready in "
-                    f"{time.monotonic() - t1:.1f}s",
-                    flush=True,
-                )
-            print()
-            print(cp.describe())
-            print(
-                textwrap.dedent(f"""
-                Control plane {cp.version} is up. In another shell:
-
-                    export KUBECONFIG={cp.kubeconfig}
-                    kubectl get nodes
-
-                Ctrl-C stops it{"" if args.keep else " and deletes " + str(cp.workdir)}.
-                """),
-                flush=True,
-            )
-            while True:
-                for name, ok in cp.running().items():
-                    if not ok:
-                        print(
-                            f"[greenloop] {name} exited unexpectedly; see {cp.logs[name]}",
-                            file=sys.stderr,
-                        )
-                        cp.stop()
-                        return 1
-                time.sleep(1)
-    except KeyboardInterrupt:
-        print("\n[greenloop] stopping ...", flush=True)
-        return 0
-    except ControlPlaneError as exc:
-        print(f"[greenloop] ERROR: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if cp is not None:
-            cp.stop()
-            if args.keep:
-                print(f"[greenloop] kept {cp.workdir}")
-            else:
-                shutil.rmtree(cp.workdir, ignore_errors=True)
-            print("[greenloop] stopped.", flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="tools/controlplane/up",
-        description="Run greenloop's test control plane (etcd, kube-apiserver, "
-        "kube-controller-manager, kube-scheduler, kwok + one fake node) on 127.0.0.1 "
-        "in the foreground.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start it in the foreground; Ctrl-C stops it")
-    up.add_argument(
-        "--apiserver-only",
-        action="store_true",
-        help="only etcd and kube-apiserver (no controllers, no node)",
-    )
-    up.add_argument("--workdir", help="directory for certs, data, logs (default: a new temp dir)")
-    up.add_argument("--keep", action="store_true", help="keep the work directory on exit")
-    up.add_argument("-v", "--verbose", action="store_true", help="--v=2 logs for the components")
-    sub.add_parser("build", help="build the binaries if missing (tools/controlplane/build)")
-    sub.add_parser("bindir", help="print the binary cache directory")
-    args = parser.parse_args(argv)
-    if args.command == "up":
-        return _cmd_up(args)
-    if args.command == "build":
-        ensure_binaries(output=sys.stderr)
-        return 0
-    if args.command == "bindir":
-        print(binary_dir())
-        return 0
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

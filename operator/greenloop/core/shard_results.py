@@ -1,0 +1,300 @@
+"""One suite's shard results merged into the one result the engine reads (docs/design.md
+§4.1): the engine sees a :class:`~greenloop.core.engine.SuiteRun` per suite, whatever the
+number of shards, so status, report and history keep their shape; the report gains a
+line per shard (:class:`ShardLine`).
+
+The verdict stays a claim (§7): a result counts only when it comes from the shard that
+was given the test, once.
+
+- **Complete** only when every scheduled shard has reported or failed (:class:`Waiting`
+  until then).
+- **No results from a shard** (pod killed, no upload, process crashed): a ``RunnerError``.
+  Until the engine can hold a RunnerError per test, the merged run is the suite's
+  RunnerError (``error`` set, the other shards' results not handed on): never Passed,
+  retried once as a whole, then ``Stalled``. The ids that shard was given are in
+  :attr:`MergedSuite.unrun` for the engine that will (docs/design.md §4.1).
+- **A test reported by two shards, or by a shard not given it** (a runner that ignored
+  its selection or ``GREENLOOP_SHARD_INDEX``): on a rerun its results are all dropped, so
+  the engine's line-up (``engine.line_up``) finds the selected test unreported: ``NotRerun``
+  and a selection miss, ``SelectionIgnored`` the second time, exactly as for an unsharded
+  runner that ignores ``GREENLOOP_SELECT``. On a whole-suite run the engine has no
+  selection to line up against, so the suite is a RunnerError that names the cause —
+  unless every shard reported it failing (an error collecting it, which every shard
+  meets): then it is kept once.
+- Results for tests nobody selected pass through: the engine ignores and counts them as
+  it does today.
+
+The merged result does not depend on the order the shards' results arrived in.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from greenloop.core.engine import SuiteRun
+from greenloop.core.model import TestResult
+from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, ShardPlan
+from greenloop.core.words import plural
+
+__all__ = [
+    "MAX_NAMED",
+    "MergedSuite",
+    "ShardLine",
+    "ShardOutcome",
+    "Waiting",
+    "merge",
+]
+
+# How many shards or test ids one message names before "and N more": a message is one
+# line of a note (the engine keeps 400 characters).
+MAX_NAMED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ShardOutcome:
+    """What one shard produced, as a shell saw it: the operator from one Indexed Job
+    index (its sidecar's upload, or the pod that ended without one), local mode from one
+    of the suite's N processes. ``error`` is set when it produced no usable results (then
+    ``tests`` is ignored); ``permanent`` when a rerun cannot change the cause. ``pod``:
+    the pod's name, or a process's label in local mode, for the report."""
+
+    index: int
+    tests: tuple[TestResult, ...] = ()
+    error: str | None = None
+    permanent: bool = False
+    pod: str = ""
+    exit_code: int | None = None
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Shards of the suite that have neither reported nor failed yet."""
+
+    suite: str
+    indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardLine:
+    """One shard's line in the report. ``assigned`` is None when the runner split the
+    suite; ``counted`` the results that count (given to this shard and reported by it
+    alone); ``stray`` results for tests given to another shard or reported twice."""
+
+    index: int
+    count: int
+    pod: str
+    assigned: int | None
+    reported: int
+    counted: int
+    stray: int
+    seconds: float
+    error: str | None = None
+
+    def describe(self) -> str:
+        where = f"shard {self.index + 1}/{self.count}"
+        if self.pod:
+            where += f" ({self.pod})"
+        if self.error is not None:
+            return f"{where}: no results: {self.error}"
+        given = "" if self.assigned is None else f" of {self.assigned} given"
+        line = f"{where}: {plural(self.reported, 'test')}{given} in {self.seconds:.1f} s"
+        if self.stray:
+            line += f", {self.stray} not its own (ignored)"
+        return line
+
+
+@dataclass(frozen=True, slots=True)
+class MergedSuite:
+    """The suite's merged result. ``run`` is what the engine reads; ``shards`` one line
+    per scheduled shard; ``unrun`` the ids given to shards that produced no results;
+    ``conflicts`` the ids reported by two shards or by a shard not given them; ``note``
+    one line for progress and the report ("" when the shards lined up)."""
+
+    run: SuiteRun
+    shards: tuple[ShardLine, ...]
+    unrun: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    note: str = ""
+
+
+def _named(items: Sequence[str], sep: str = ", ") -> str:
+    shown = sep.join(items[:MAX_NAMED])
+    more = len(items) - MAX_NAMED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _outcomes_by_index(
+    plan: ShardPlan, outcomes: Iterable[ShardOutcome]
+) -> tuple[dict[int, ShardOutcome], tuple[int, ...]]:
+    """One outcome per planned shard. Two for one index (a shell that delivered a replay)
+    cannot both be believed, whichever came first: that shard failed. Outcomes for
+    indexes the plan does not have are ignored."""
+    seen: dict[int, list[ShardOutcome]] = {}
+    planned = {s.index for s in plan.shards}
+    for outcome in outcomes:
+        if outcome.index in planned:
+            seen.setdefault(outcome.index, []).append(outcome)
+    chosen: dict[int, ShardOutcome] = {}
+    for index, got in seen.items():
+        if len(got) == 1:
+            chosen[index] = got[0]
+        else:
+            pods = sorted({o.pod for o in got if o.pod})
+            chosen[index] = ShardOutcome(
+                index=index,
+                error=f"results reported {len(got)} times for one shard; none believed",
+                pod=", ".join(pods),
+                started=min(o.started for o in got),
+                finished=max(o.finished for o in got),
+            )
+    waiting = tuple(sorted(planned - chosen.keys()))
+    return chosen, waiting
+
+
+def _exit_code(outcomes: Sequence[ShardOutcome]) -> int | None:
+    codes = [o.exit_code for o in outcomes if o.exit_code is not None]
+    return next((c for c in codes if c != 0), codes[0] if codes else None)
+
+
+def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | MergedSuite:
+    """The suite's one result from its shards' outcomes (in any order), or
+    :class:`Waiting` while a scheduled shard has neither reported nor failed."""
+    chosen, waiting = _outcomes_by_index(plan, outcomes)
+    if waiting:
+        return Waiting(plan.suite, waiting)
+    ordered = [chosen[s.index] for s in plan.shards]
+    once, conflicts = _duplicates(plan, ordered)
+    tests, lines = _kept_results(plan, ordered, once, set(conflicts))
+    failed = [o for o in ordered if o.error is not None]
+    given = {s.index: s.test_ids or () for s in plan.shards}
+    unrun = tuple(sorted(t for o in failed for t in given[o.index]))
+    errors, note = _errors_and_note(plan, lines, conflicts)
+    return MergedSuite(_suite_run(plan, ordered, tests, errors), lines, unrun, conflicts, note)
+
+
+def _duplicates(
+    plan: ShardPlan, ordered: Sequence[ShardOutcome]
+) -> tuple[dict[str, int], tuple[str, ...]]:
+    """(tests kept once though several shards reported them -> the shard kept, the tests
+    no shard is believed on)."""
+    whole = plan.selected is None
+    owner: Mapping[str, int] = plan.owner
+    # Which shards reported each test (a shard listing a test twice is that runner's own
+    # business, as without shards: it counts once here), and whether every report of it
+    # is a failure.
+    reporters: dict[str, set[int]] = {}
+    failing: dict[str, bool] = {}
+    for outcome in ordered:
+        if outcome.error is None:
+            for result in outcome.tests:
+                reporters.setdefault(result.id, set()).add(outcome.index)
+                failing[result.id] = failing.get(result.id, True) and result.is_failure
+    # On a whole-suite run every shard collects every test, so an error collecting one
+    # (a module that does not import) is reported by all of them: a failure everywhere is
+    # kept once, from the lowest shard. A test that passed or was skipped in two shards
+    # is a runner that did not split: not believed.
+    once = {t: min(by) for t, by in reporters.items() if whole and len(by) > 1 and failing[t]}
+    if whole:
+        conflicts = sorted(t for t, by in reporters.items() if len(by) > 1 and t not in once)
+    else:
+        conflicts = sorted(t for t, by in reporters.items() if t in owner and by != {owner[t]})
+    return once, tuple(conflicts)
+
+
+def _kept_results(
+    plan: ShardPlan,
+    ordered: Sequence[ShardOutcome],
+    once: Mapping[str, int],
+    dropped: set[str],
+) -> tuple[list[TestResult], tuple[ShardLine, ...]]:
+    """The results the merged suite keeps, and each shard's line for the report."""
+    whole = plan.selected is None
+    owner: Mapping[str, int] = plan.owner
+    tests: list[TestResult] = []
+    lines: list[ShardLine] = []
+    for shard, outcome in zip(plan.shards, ordered, strict=True):
+        results = () if outcome.error is not None else outcome.tests
+        mine = [
+            r for r in results if r.id not in dropped and once.get(r.id, shard.index) == shard.index
+        ]
+        tests.extend(mine)
+        counted = sum(1 for r in mine if whole or owner.get(r.id) == shard.index)
+        stray = sum(
+            1 for r in results if r.id in dropped and (whole or owner.get(r.id) != shard.index)
+        )
+        lines.append(
+            ShardLine(
+                index=shard.index,
+                count=shard.count,
+                pod=outcome.pod,
+                assigned=None if shard.test_ids is None else len(shard.test_ids),
+                reported=len(results),
+                counted=counted,
+                stray=stray,
+                seconds=max(0.0, outcome.finished - outcome.started),
+                error=outcome.error,
+            )
+        )
+    return tests, tuple(lines)
+
+
+def _errors_and_note(
+    plan: ShardPlan, lines: Sequence[ShardLine], conflicts: Sequence[str]
+) -> tuple[list[str], str]:
+    """Why the suite has no result (shards without results, a runner that did not split),
+    and the note a person reads about tests a shard reported without being given them."""
+    errors: list[str] = []
+    described = [line.describe() for line in lines if line.error is not None]
+    if described:
+        errors.append(_named(described, "; "))
+    note = ""
+    if conflicts and plan.selected is None:
+        note = (
+            f"suite {plan.suite}: {plural(len(conflicts), 'test')} reported by more than one "
+            f"shard ({_named(conflicts)}): the runner ignored {SHARD_INDEX_ENV} and "
+            f"{SHARD_COUNT_ENV}; make its command split by them (docs/runners.md) or run "
+            "the suite in one shard"
+        )
+        errors.append(note.removeprefix(f"suite {plan.suite}: "))
+    elif conflicts:
+        note = (
+            f"suite {plan.suite}: {plural(len(conflicts), 'test')} reported by a shard not "
+            f"given {'it' if len(conflicts) == 1 else 'them'} ({_named(conflicts)}): the "
+            "runner ignored its selection; not counted (NotRerun)"
+        )
+    return errors, note
+
+
+def _suite_run(
+    plan: ShardPlan,
+    ordered: Sequence[ShardOutcome],
+    tests: Sequence[TestResult],
+    errors: Sequence[str],
+) -> SuiteRun:
+    """The one SuiteRun the engine reads: with any error, a RunnerError for the whole
+    suite (today's engine holds one per suite), so it cannot be complete."""
+    started = min((o.started for o in ordered), default=0.0)
+    finished = max((o.finished for o in ordered), default=0.0)
+    if errors:
+        return SuiteRun(
+            suite=plan.suite,
+            error="; ".join(errors),
+            permanent=any(o.permanent for o in ordered if o.error is not None),
+            exit_code=_exit_code(ordered),
+            started=started,
+            finished=finished,
+            selected=plan.selected,
+        )
+    return SuiteRun(
+        suite=plan.suite,
+        tests=tuple(tests),
+        exit_code=_exit_code(ordered),
+        started=started,
+        finished=finished,
+        selected=plan.selected,
+    )

@@ -1,0 +1,295 @@
+"""Which tests go where when one suite runs in several shards (docs/design.md §4.1).
+
+Two ways to split, chosen by what greenloop knows:
+
+- **the runner splits** (a whole-suite run: the first of a suite, ``rerun: All``, a new
+  round): greenloop does not know the ids (and a whole-suite run must also run tests added
+  since), so each shard is told only ``(index, count)`` and the runner splits by its own
+  means: the pytest plugin keeps the tests whose :func:`shard_of` is its index; Jest,
+  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); go and maven cannot
+  split yet (issue 16: from a listing, through the runner adapters), so they run in one
+  shard;
+- **greenloop assigns the ids** (a rerun of a selection): each shard gets its own
+  selection file, balanced by the durations the previous results reported: longest first
+  onto the least-loaded shard (LPT, :func:`assign`), in as many shards as shorten the run
+  and never more than there are tests to run.
+
+Pure: no I/O, no clock, no randomness; the same input gives the same plan on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from greenloop.core.runners import rerun_unit, select_args
+
+__all__ = [
+    "DEFAULT_DURATION",
+    "MAX_SHARDS",
+    "SHARD_COUNT_ENV",
+    "SHARD_INDEX_ENV",
+    "Shard",
+    "ShardPlan",
+    "assign",
+    "estimate",
+    "makespan",
+    "plan",
+    "runner_args",
+    "runner_splits",
+    "shard_args",
+    "shard_env",
+    "shard_of",
+]
+
+# At most 64 shards per suite (issue 16): every shard is a pod (operator) or a process
+# (local) with its own selection file, results upload and credential, and the engine waits
+# for all of them; 64 keeps one suite run well inside a namespace's pod quota and the
+# operator's per-run work (64 uploads, 64 Secrets) bounded, while 466 tests of 0.5-30 s
+# already run in under a minute at that width. Past it, pod start-up dominates.
+MAX_SHARDS = 64
+
+# A test whose duration is unknown (never reported, or reported as 0) is estimated at the
+# median of the known ones; with none known, at 1 s, so the tests spread evenly by count.
+DEFAULT_DURATION = 1.0
+
+# What each shard's pod or process is told (docs/runners.md): 0-based, as Kubernetes'
+# JOB_COMPLETION_INDEX of an Indexed Job.
+SHARD_INDEX_ENV = "GREENLOOP_SHARD_INDEX"
+SHARD_COUNT_ENV = "GREENLOOP_SHARD_COUNT"
+
+# The runners whose own command line splits a suite: ``--shard=<i>/<n>``, 1-based.
+_SHARD_FLAG_RUNNERS = frozenset({"jest", "vitest", "playwright"})
+# Runners that split by GREENLOOP_SHARD_INDEX/COUNT: the pytest plugin, and a generic
+# command that may read them (if it does not, every shard reports every test, which the
+# merge detects: docs/design.md §4.1).
+_SHARD_ENV_RUNNERS = frozenset({"pytest", "generic"})
+
+# Two plans whose makespans differ by less than this are equally fast (float sums in a
+# different order differ in the last bits).
+_SAME = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """What one shard is told. ``index`` is 0-based, ``count`` the number of shards that
+    run (``GREENLOOP_SHARD_INDEX`` / ``GREENLOOP_SHARD_COUNT``). ``test_ids``: its own
+    selection (one selection file per shard); None when the runner splits the whole suite
+    by ``(index, count)``. ``estimate``: the seconds its tests took last time (0 when
+    unknown)."""
+
+    index: int
+    count: int
+    test_ids: tuple[str, ...] | None = None
+    estimate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """How one suite of a :class:`~greenloop.core.engine.RunSuites` runs. ``selected`` is
+    the engine's selection for the suite (None: the whole suite), which the shards'
+    selections partition; ``shards`` are those to schedule (never an empty one)."""
+
+    suite: str
+    selected: tuple[str, ...] | None
+    shards: tuple[Shard, ...]
+
+    @property
+    def owner(self) -> Mapping[str, int]:
+        """Test id -> the index of the shard that was given it (empty for a whole-suite
+        run, where the runner chose)."""
+        return {t: s.index for s in self.shards for t in s.test_ids or ()}
+
+
+def shard_of(test_id: str, count: int) -> int:
+    """The shard (0-based) a test belongs to when the runner splits by a hash: the first 8
+    bytes of the SHA-256 of its UTF-8 id, modulo ``count``. Stable across processes,
+    machines and Python versions (never ``hash()``, which is salted per process), so every
+    shard's pytest session, collecting the same tests, keeps a disjoint part and together
+    they keep each test exactly once."""
+    if count < 1:
+        raise ValueError(f"shard count must be at least 1, got {count}")
+    digest = hashlib.sha256(test_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def runner_splits(runner: str) -> bool:
+    """Whether a whole-suite run of this runner can be split across shards."""
+    return runner in _SHARD_FLAG_RUNNERS or runner in _SHARD_ENV_RUNNERS
+
+
+def shard_args(runner: str, index: int, count: int) -> tuple[str, ...]:
+    """The runner's own arguments that run shard ``index`` (0-based) of ``count`` of the
+    whole suite. Jest (28+), Vitest and Playwright number shards from 1, so greenloop's
+    index 0 is their ``--shard=1/<count>``. pytest and generic runners read
+    ``GREENLOOP_SHARD_INDEX`` / ``GREENLOOP_SHARD_COUNT`` instead (no arguments), and one
+    shard needs none."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is not in 0..{count - 1}")
+    if count == 1 or runner not in _SHARD_FLAG_RUNNERS:
+        return ()
+    return (f"--shard={index + 1}/{count}",)
+
+
+def runner_args(runner: str, shard: Shard) -> tuple[str, ...]:
+    """What replaces the command's ``{greenloop:select}`` for this shard: its selection's
+    arguments when greenloop assigned ids (never ``--shard`` as well: the selection is
+    already this shard's part), else the runner's own split."""
+    if shard.test_ids is not None:
+        return select_args(runner, shard.test_ids)
+    return shard_args(runner, shard.index, shard.count)
+
+
+def shard_env(shard: Shard) -> Mapping[str, str]:
+    """The two variables every shard's pod or process gets (docs/runners.md)."""
+    return {SHARD_INDEX_ENV: str(shard.index), SHARD_COUNT_ENV: str(shard.count)}
+
+
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_SHARDS:
+        raise ValueError(f"shards must be 1..{MAX_SHARDS}, got {count}")
+
+
+def _usable(seconds: float) -> bool:
+    return math.isfinite(seconds) and seconds > 0
+
+
+def estimate(test_ids: Sequence[str], durations: Mapping[str, float]) -> dict[str, float]:
+    """Each test's expected seconds: what it reported last time, else the median of the
+    durations known, else :data:`DEFAULT_DURATION`. A duration of 0, negative or not
+    finite counts as unknown (JUnit writers put ``time="0"`` for "not measured")."""
+    known = [d for d in durations.values() if _usable(d)]
+    fallback = statistics.median(known) if known else DEFAULT_DURATION
+    out: dict[str, float] = {}
+    for test_id in test_ids:
+        seconds = durations.get(test_id, 0.0)
+        out[test_id] = seconds if _usable(seconds) else fallback
+    return out
+
+
+def _groups(
+    test_ids: Sequence[str], depends_on: Mapping[str, Sequence[str]], runner: str
+) -> list[tuple[str, ...]]:
+    """The tests that must share a shard: each test with the selected tests it depends on
+    (transitively), so a dependent still sees its dependency's outcome, and with the tests
+    its runner cannot rerun apart from it (``runners.rerun_unit``: a Go test's subtests).
+    Union-find over the selection, each group's ids sorted."""
+    parent = {t: t for t in test_ids}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(x: str, y: str) -> None:
+        a, b = find(x), find(y)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    units: dict[str, str] = {}
+    for test_id in test_ids:
+        union(test_id, units.setdefault(rerun_unit(runner, test_id), test_id))
+        for dependency in depends_on.get(test_id, ()):
+            if dependency in parent:
+                union(test_id, dependency)
+    members: dict[str, list[str]] = {}
+    for test_id in test_ids:
+        members.setdefault(find(test_id), []).append(test_id)
+    return [tuple(sorted(m)) for m in members.values()]
+
+
+def _lpt(jobs: Sequence[tuple[float, tuple[str, ...]]], count: int) -> list[list[int]]:
+    """Longest processing time first: each job (already sorted longest first, ties by id)
+    onto the least-loaded shard; ties by fewer jobs, then the lower index. Returns the job
+    positions per shard."""
+    heap = [(0.0, 0, i) for i in range(count)]
+    placed: list[list[int]] = [[] for _ in range(count)]
+    for position, (seconds, _) in enumerate(jobs):
+        load, n, index = heapq.heappop(heap)
+        placed[index].append(position)
+        heapq.heappush(heap, (load + seconds, n + 1, index))
+    return placed
+
+
+def _load(jobs: Sequence[tuple[float, tuple[str, ...]]], positions: Sequence[int]) -> float:
+    return math.fsum(jobs[p][0] for p in positions)
+
+
+def makespan(shards: Sequence[Shard]) -> float:
+    """How long the slowest shard runs, by the estimates."""
+    return max((s.estimate for s in shards), default=0.0)
+
+
+def assign(
+    test_ids: Sequence[str],
+    count: int,
+    durations: Mapping[str, float] | None = None,
+    depends_on: Mapping[str, Sequence[str]] | None = None,
+    runner: str = "generic",
+) -> tuple[Shard, ...]:
+    """Split ``test_ids`` across at most ``count`` shards by duration (LPT, within 4/3 of
+    the optimal makespan), in the fewest shards that give the shortest LPT makespan
+    (never more than the groups of tests that must share a shard: linked by
+    ``depends_on`` or one rerun unit of ``runner``; never an empty shard).
+    Each shard's ids are sorted; the shards are numbered 0.. in order. Deterministic:
+    ties go by test id and shard index."""
+    _check_count(count)
+    ids = list(dict.fromkeys(test_ids))
+    if not ids:
+        return ()
+    seconds = estimate(ids, durations or {})
+    jobs = sorted(
+        ((math.fsum(seconds[t] for t in g), g) for g in _groups(ids, depends_on or {}, runner)),
+        key=lambda job: (-job[0], job[1]),
+    )
+    widest = min(count, len(jobs))
+    best = max(_load(jobs, p) for p in _lpt(jobs, widest))
+    # Fewer shards can only match the best if they can hold the total: skip the others.
+    total = math.fsum(job[0] for job in jobs)
+    start = max(1, min(widest, math.ceil(total / best * (1 - _SAME)))) if best > 0 else 1
+    for width in range(start, widest + 1):
+        placed = _lpt(jobs, width)
+        if max(_load(jobs, p) for p in placed) <= best * (1 + _SAME):
+            break
+    shards = [p for p in placed if p]
+    return tuple(
+        Shard(
+            index=i,
+            count=len(shards),
+            test_ids=tuple(sorted(t for p in positions for t in jobs[p][1])),
+            estimate=_load(jobs, positions),
+        )
+        for i, positions in enumerate(shards)
+    )
+
+
+def plan(
+    suite: str,
+    selected: Sequence[str] | None,
+    count: int,
+    *,
+    runner: str = "generic",
+    durations: Mapping[str, float] | None = None,
+    depends_on: Mapping[str, Sequence[str]] | None = None,
+    known_tests: int | None = None,
+) -> ShardPlan:
+    """The shards for one suite of a batch. ``selected`` is the engine's selection (None:
+    the whole suite); ``count`` the suite's ``shards``; ``known_tests`` how many tests the
+    suite reported last time (a whole-suite run then uses no more shards than that).
+
+    A whole-suite run is split by the runner (``(index, count)``, no ids) if it can split,
+    else runs in one shard; a selection is split by :func:`assign`. An empty selection
+    schedules no shard (the merge of no shards is an empty, complete result)."""
+    _check_count(count)
+    if selected is None:
+        width = count if runner_splits(runner) else 1
+        if known_tests is not None:
+            width = max(1, min(width, known_tests))
+        return ShardPlan(suite, None, tuple(Shard(i, width) for i in range(width)))
+    chosen = tuple(dict.fromkeys(selected))
+    return ShardPlan(suite, chosen, assign(chosen, count, durations, depends_on, runner))

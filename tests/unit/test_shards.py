@@ -1,0 +1,656 @@
+"""Shards (docs/design.md §4.1): which tests go where (core/shards.py) and how the shards'
+results merge into one suite result under the verdict rule (core/shard_results.py).
+
+Grouped by rule: the runner's own split (stable hash, ``--shard``), greenloop's split
+by duration (LPT: every test once, never more shards than help, within 4/3 of the
+optimum), the bounds, then the merge (complete only when every shard is in, a shard
+without results never passes, a duplicate or stray never passes, order does not matter).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenloop.core import engine, spec
+from greenloop.core.engine import RunSuites, SuiteFinished
+from greenloop.core.model import FailureClass, Outcome, TestResult
+from greenloop.core.runners import select_args
+from greenloop.core.shard_results import MergedSuite, ShardOutcome, Waiting, merge
+from greenloop.core.shards import (
+    DEFAULT_DURATION,
+    MAX_SHARDS,
+    Shard,
+    ShardPlan,
+    assign,
+    estimate,
+    makespan,
+    plan,
+    runner_args,
+    runner_splits,
+    shard_args,
+    shard_env,
+    shard_of,
+)
+from greenloop.core.spec import SpecError
+from tests.unit.scenario import ASSERT, bad, make_spec, ok
+
+# ---------------------------------------------------------------------------
+# The runner's own split: a stable hash, or the runner's --shard
+
+
+# Pinned: the pytest plugin in every shard's pod must compute the same shard for a test,
+# on any machine and Python; a salted hash() or another digest changes these.
+@pytest.mark.parametrize(
+    ("test_id", "count", "expected"),
+    [
+        ("tests/e2e/test_conn.py::test_002_websocket_connectivity", 4, 0),
+        ("tests/e2e/test_conn.py::test_002_websocket_connectivity", 7, 1),
+        ("tests/a.py::test_x[1-2]", 64, 50),
+        ("CheckoutIT::addsItems(int)[1]", 3, 0),
+        ("caf\u00e9 \u203a pays", 5, 4),
+        ("anything", 1, 0),
+    ],
+)
+def test_shard_of_is_a_pinned_hash_of_the_id(test_id: str, count: int, expected: int) -> None:
+    assert shard_of(test_id, count) == expected
+
+
+def test_shard_of_spreads_tests_evenly() -> None:
+    counts = [0] * 8
+    for n in range(8000):
+        counts[shard_of(f"tests/test_{n}.py::test_case", 8)] += 1
+    assert all(800 <= c <= 1200 for c in counts), counts
+
+
+def test_shard_of_refuses_no_shards() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        shard_of("t", 0)
+
+
+@pytest.mark.parametrize(
+    ("runner", "index", "count", "expected"),
+    [
+        ("jest", 0, 4, ("--shard=1/4",)),  # greenloop 0-based, Jest 1-based
+        ("vitest", 3, 4, ("--shard=4/4",)),
+        ("playwright", 1, 2, ("--shard=2/2",)),
+        ("jest", 0, 1, ()),  # one shard: the whole suite, no flag
+        ("pytest", 2, 4, ()),  # the plugin reads GREENLOOP_SHARD_INDEX/COUNT
+        ("generic", 2, 4, ()),
+        ("go", 0, 4, ()),
+    ],
+)
+def test_shard_args_are_the_runners_own_1_based_flag(
+    runner: str, index: int, count: int, expected: tuple[str, ...]
+) -> None:
+    assert shard_args(runner, index, count) == expected
+
+
+@pytest.mark.parametrize(("index", "count"), [(-1, 4), (4, 4), (0, 0)])
+def test_shard_args_refuse_an_index_outside_the_count(index: int, count: int) -> None:
+    with pytest.raises(ValueError, match="shard index"):
+        shard_args("jest", index, count)
+
+
+def test_a_shard_with_a_selection_gets_the_selection_never_also_shard() -> None:
+    ids = ("src/cart.test.ts::cart adds", "src/cart.test.ts::cart removes")
+    assert runner_args("jest", Shard(1, 3, ids)) == select_args("jest", ids)
+    assert runner_args("jest", Shard(1, 3)) == ("--shard=2/3",)
+    assert runner_args("pytest", Shard(1, 3, ids)) == ()  # GREENLOOP_SELECT does it
+
+
+def test_every_shard_is_told_its_0_based_index_and_the_count() -> None:
+    assert shard_env(Shard(0, 3)) == {"GREENLOOP_SHARD_INDEX": "0", "GREENLOOP_SHARD_COUNT": "3"}
+
+
+@pytest.mark.parametrize(
+    ("runner", "count", "known", "width"),
+    [
+        ("pytest", 4, None, 4),  # first run: the runner splits by (index, count)
+        ("jest", 8, None, 8),
+        ("generic", 3, None, 3),  # may read the variables; the merge checks it did
+        ("go", 4, None, 1),  # cannot split yet: one shard, never duplicates
+        ("maven", 4, None, 1),
+        ("pytest", 8, 3, 3),  # never more shards than the tests the suite has
+        ("pytest", 8, 0, 1),
+        ("pytest", 1, 466, 1),
+    ],
+)
+def test_a_whole_suite_run_is_split_by_the_runner(
+    runner: str, count: int, known: int | None, width: int
+) -> None:
+    p = plan("e2e", None, count, runner=runner, known_tests=known)
+    assert p.selected is None
+    assert p.shards == tuple(Shard(i, width) for i in range(width))
+    assert runner_splits(runner) is (runner not in ("go", "maven"))
+
+
+# ---------------------------------------------------------------------------
+# Bounds
+
+
+@pytest.mark.parametrize("count", [0, -1, MAX_SHARDS + 1])
+def test_shard_counts_outside_1_to_64_are_refused(count: int) -> None:
+    with pytest.raises(ValueError, match=r"1\.\.64"):
+        plan("e2e", ["a"], count)
+    with pytest.raises(ValueError, match=r"1\.\.64"):
+        plan("e2e", None, count)
+
+
+def test_64_shards_are_allowed() -> None:
+    ids = [f"t{n}" for n in range(MAX_SHARDS)]
+    assert len(plan("e2e", ids, MAX_SHARDS).shards) == MAX_SHARDS
+    # 100 equal tests finish as soon in 50 shards (2 each) as in 64: 50 run.
+    assert len(plan("e2e", [f"t{n}" for n in range(100)], MAX_SHARDS).shards) == 50
+    assert len(plan("e2e", None, MAX_SHARDS, runner="pytest").shards) == MAX_SHARDS
+
+
+# ---------------------------------------------------------------------------
+# greenloop's split of a selection: by duration, longest first onto the least loaded
+
+
+def test_a_rerun_of_7_tests_runs_in_no_more_shards_than_help() -> None:
+    ids = [f"t{n}" for n in range(7)]
+    assert len(assign(ids, 64)) == 7  # one test each: as fast as it gets
+    assert len(assign(ids, 4)) == 4
+    # One long test sets the pace: more shards than 2 would not finish sooner.
+    skewed = {"t0": 10.0, **{f"t{n}": 1.0 for n in range(1, 7)}}
+    shards = assign(ids, 4, skewed)
+    assert [s.test_ids for s in shards] == [("t0",), ("t1", "t2", "t3", "t4", "t5", "t6")]
+    assert [s.count for s in shards] == [2, 2]
+    assert makespan(shards) == 10.0
+
+
+def test_fewer_shards_only_when_they_finish_as_soon() -> None:
+    # 12 s of tests: three shards could hold it in 4 s, but LPT on three takes 5 s (3+2,
+    # 3+2, 2), so all four run (3, 3, 2+2, 2).
+    durations = dict(zip("abcde", [3.0, 3.0, 2.0, 2.0, 2.0], strict=True))
+    shards = assign(list(durations), 4, durations)
+    assert [s.test_ids for s in shards] == [("a",), ("b",), ("c", "e"), ("d",)]
+    assert makespan(shards) == 4.0
+
+
+def test_an_empty_selection_schedules_no_shard() -> None:
+    p = plan("e2e", [], 4)
+    assert p.shards == ()
+    merged = merge(p, [])
+    assert isinstance(merged, MergedSuite)
+    assert merged.run.tests == () and merged.run.error is None
+
+
+@pytest.mark.parametrize(
+    ("durations", "expected"),
+    [
+        ({"a": 2.0, "b": 4.0, "x": 9.0}, {"a": 2.0, "b": 4.0, "c": 4.0}),  # median of known
+        ({}, {"a": DEFAULT_DURATION, "b": DEFAULT_DURATION, "c": DEFAULT_DURATION}),
+        # 0, negative and not finite: unknown (JUnit's time="0" means "not measured")
+        ({"a": 0.0, "b": -1.0, "c": math.nan}, dict.fromkeys("abc", DEFAULT_DURATION)),
+        ({"a": math.inf, "b": 3.0}, {"a": 3.0, "b": 3.0, "c": 3.0}),
+    ],
+)
+def test_unknown_durations_are_the_median_of_known_ones(
+    durations: dict[str, float], expected: dict[str, float]
+) -> None:
+    assert estimate(["a", "b", "c"], durations) == expected
+
+
+def test_tests_that_depend_on_each_other_share_a_shard() -> None:
+    ids = ["login", "checkout", "pay", "search", "browse", "help"]
+    depends = {"checkout": ["login"], "pay": ["checkout"], "browse": ["search", "not-selected"]}
+    shards = assign(ids, 4, dict.fromkeys(ids, 1.0), depends)
+    where = {t: s.index for s in shards for t in s.test_ids or ()}
+    assert where["login"] == where["checkout"] == where["pay"]
+    assert where["search"] == where["browse"] != where["login"]
+    # Groups of 3, 2 and 1 s: two shards finish as soon as three (3 s).
+    assert [s.test_ids for s in shards] == [
+        ("checkout", "login", "pay"),
+        ("browse", "help", "search"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("runner", "ids", "together"),
+    [
+        ("go", ["pkg::TestCart/adds", "pkg::TestCart/removes", "pkg::TestPay", "pkg::TestShip"],
+         {"pkg::TestCart/adds", "pkg::TestCart/removes"}),
+        ("maven", ["C::adds(int)[1]", "C::adds(int)[2]", "C::pays()", "C::ships()"],
+         {"C::adds(int)[1]", "C::adds(int)[2]"}),
+    ],
+)  # fmt: skip
+def test_tests_the_runner_reruns_together_share_a_shard(
+    runner: str, ids: list[str], together: set[str]
+) -> None:
+    # Apart, each shard's -run/-Dtest would run and report the other's test as well.
+    shards = plan("e2e", ids, 4, runner=runner).shards
+    assert any(together <= set(s.test_ids or ()) for s in shards)
+    # The pair takes 2 s, so the other two in one shard finish as soon.
+    assert len(shards) == 2
+    # pytest selects exact node ids: nothing is held together.
+    assert len(plan("e2e", ids, 4, runner="pytest").shards) == 4
+
+
+def test_ties_go_by_test_id_and_shard_index() -> None:
+    shards = assign(["d", "c", "b", "a"], 2)
+    assert [s.test_ids for s in shards] == [("a", "c"), ("b", "d")]
+
+
+@st.composite
+def selections(draw: st.DrawFn) -> tuple[list[str], dict[str, float], int]:
+    ids = draw(st.lists(st.text(min_size=1, max_size=12), min_size=0, max_size=80, unique=True))
+    durations = {
+        i: draw(st.one_of(st.floats(0.0, 600.0), st.sampled_from([math.nan, math.inf, -1.0])))
+        for i in ids
+        if draw(st.booleans())
+    }
+    return ids, durations, draw(st.integers(1, MAX_SHARDS))
+
+
+@given(selections(), st.randoms(use_true_random=False))
+@settings(max_examples=200, deadline=None)
+def test_every_test_goes_to_exactly_one_shard_and_no_shard_is_empty(
+    case: tuple[list[str], dict[str, float], int], rng: random.Random
+) -> None:
+    ids, durations, count = case
+    shards = assign(ids, count, durations)
+    placed = [t for s in shards for t in s.test_ids or ()]
+    assert sorted(placed) == sorted(ids)  # each exactly once
+    assert len(shards) <= min(count, len(ids))
+    assert all(s.test_ids for s in shards)
+    assert [s.index for s in shards] == list(range(len(shards)))
+    assert all(s.count == len(shards) for s in shards)
+    assert all(list(s.test_ids or ()) == sorted(s.test_ids or ()) for s in shards)
+    # Deterministic and stable: the same plan again, and whatever order the ids came in.
+    shuffled = list(ids)
+    rng.shuffle(shuffled)
+    assert assign(shuffled, count, dict(reversed(list(durations.items())))) == shards
+
+
+def _optimum(jobs: Sequence[int], bins: int) -> int:
+    """The shortest makespan of ``jobs`` on ``bins`` shards, by exhaustive search (small
+    inputs only): branch and bound, one bin of each load tried per job."""
+    order = sorted(jobs, reverse=True)
+    best = sum(order)
+    loads = [0] * bins
+
+    def place(k: int) -> None:
+        nonlocal best
+        if k == len(order):
+            best = min(best, max(loads))
+            return
+        tried: set[int] = set()
+        for b in range(bins):
+            if loads[b] in tried or loads[b] + order[k] >= best:
+                continue
+            tried.add(loads[b])
+            loads[b] += order[k]
+            place(k + 1)
+            loads[b] -= order[k]
+
+    place(0)
+    return best
+
+
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=9), st.integers(1, 4))
+@settings(max_examples=200, deadline=None)
+def test_the_balanced_split_is_within_4_3_of_the_optimum(jobs: list[int], count: int) -> None:
+    durations = {f"t{n:02d}": float(d) for n, d in enumerate(jobs)}
+    got = makespan(assign(list(durations), count, durations))
+    m = min(count, len(jobs))
+    optimum = _optimum(jobs, m)
+    assert got <= (4 / 3 - 1 / (3 * m)) * optimum + 1e-9  # Graham's bound for LPT
+    assert got >= optimum
+
+
+def test_the_brute_force_optimum_is_right_where_it_is_known() -> None:
+    assert _optimum([3, 3, 2, 2, 2], 2) == 6  # LPT gives 7 here
+    assert (
+        makespan(
+            assign(
+                [f"t{n}" for n in range(5)],
+                2,
+                dict(zip([f"t{n}" for n in range(5)], [3.0, 3.0, 2.0, 2.0, 2.0], strict=True)),
+            )
+        )
+        == 7.0
+    )
+    assert _optimum([8] + [1] * 6, 4) == 8
+
+
+# ---------------------------------------------------------------------------
+# The merge: one suite result from its shards' outcomes
+
+
+def passed_all(shard: Shard, **kw: object) -> ShardOutcome:
+    return ShardOutcome(shard.index, tuple(ok(t) for t in shard.test_ids or ()), **kw)  # type: ignore[arg-type]
+
+
+IDS = [f"tests/e2e/test_{n}.py::test_it" for n in range(10)]
+
+
+def rerun_plan(count: int = 3) -> ShardPlan:
+    return plan("e2e", IDS, count)
+
+
+def merged(p: ShardPlan, outcomes: Sequence[ShardOutcome]) -> MergedSuite:
+    out = merge(p, outcomes)
+    assert isinstance(out, MergedSuite)
+    return out
+
+
+@pytest.mark.parametrize("missing", [[0], [2], [0, 1, 2]])
+def test_the_suite_waits_for_every_shard(missing: list[int]) -> None:
+    p = rerun_plan()
+    outcomes = [passed_all(s) for s in p.shards if s.index not in missing]
+    assert merge(p, outcomes) == Waiting("e2e", tuple(missing))
+
+
+def test_shards_that_all_reported_merge_into_one_run() -> None:
+    p = rerun_plan()
+    outcomes = [
+        passed_all(s, pod=f"e2e-{s.index}", started=10.0, finished=12.0 + s.index) for s in p.shards
+    ]
+    m = merged(p, outcomes)
+    assert m.run.error is None
+    assert sorted(t.id for t in m.run.tests) == IDS
+    assert m.run.selected == tuple(IDS)
+    assert (m.run.started, m.run.finished) == (10.0, 14.0)
+    assert m.unrun == () and m.conflicts == () and m.note == ""
+    assert [line.describe() for line in m.shards] == [
+        "shard 1/3 (e2e-0): 4 tests of 4 given in 2.0 s",
+        "shard 2/3 (e2e-1): 3 tests of 3 given in 3.0 s",
+        "shard 3/3 (e2e-2): 3 tests of 3 given in 4.0 s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("failed", "permanent"),
+    [
+        ({1: False}, False),
+        ({0: False, 2: True}, True),  # a cause a rerun cannot change stops the round
+    ],
+)
+def test_a_shard_without_results_is_a_runner_error_never_a_pass(
+    failed: dict[int, bool], permanent: bool
+) -> None:
+    p = rerun_plan()
+    outcomes = [
+        ShardOutcome(s.index, error="the pod was deleted", permanent=failed[s.index], pod="p")
+        if s.index in failed
+        else passed_all(s)
+        for s in p.shards
+    ]
+    m = merged(p, outcomes)
+    assert m.run.error is not None
+    for index in failed:
+        assert f"shard {index + 1}/3 (p): no results: the pod was deleted" in m.run.error
+    assert m.run.tests == ()  # the suite cannot be complete: no test of it reads passed
+    assert m.run.permanent is permanent
+    given_to_failed = sorted(t for s in p.shards if s.index in failed for t in s.test_ids or ())
+    assert list(m.unrun) == given_to_failed
+
+
+def test_a_first_run_shard_without_results_leaves_the_whole_suite_incomplete() -> None:
+    p = plan("e2e", None, 3, runner="pytest")
+    outcomes = [
+        ShardOutcome(0, (ok("a"), ok("b"))),
+        ShardOutcome(1, error="pod e2e-1 produced no results", pod="e2e-1"),
+        ShardOutcome(2, (ok("c"),)),
+    ]
+    m = merged(p, outcomes)
+    assert m.run.error == "shard 2/3 (e2e-1): no results: pod e2e-1 produced no results"
+    assert m.run.tests == () and m.unrun == ()  # ids unknown: the runner chose them
+
+
+def test_a_first_run_whose_shards_report_the_same_test_is_never_passed() -> None:
+    # A generic runner that ignores GREENLOOP_SHARD_*: every shard runs everything.
+    p = plan("e2e", None, 2)
+    m = merged(p, [ShardOutcome(i, (ok("a"), ok("b"))) for i in range(2)])
+    assert m.run.tests == ()
+    assert m.run.error is not None and "GREENLOOP_SHARD_INDEX" in m.run.error
+    assert m.conflicts == ("a", "b")
+    assert [line.stray for line in m.shards] == [2, 2]
+
+
+def error(test_id: str, message: str) -> TestResult:
+    return TestResult(test_id, test_id, "", Outcome.ERROR, message=message)
+
+
+def test_an_error_every_shard_meets_collecting_a_module_is_kept_once() -> None:
+    # Every shard imports every module: each reports the broken one, as pytest does.
+    broken = error("tests/test_x.py", "SyntaxError: invalid syntax")
+    p = plan("e2e", None, 3, runner="pytest")
+    m = merged(p, [ShardOutcome(i, (broken, ok(f"t{i}"))) for i in range(3)])
+    assert m.run.error is None and m.conflicts == ()
+    assert [t.id for t in m.run.tests] == ["tests/test_x.py", "t0", "t1", "t2"]
+    assert [line.counted for line in m.shards] == [2, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        [ok("t"), ok("t")],  # the runner did not split
+        [error("t", ASSERT), ok("t")],  # failed in one shard, passed in another
+        [error("t", ASSERT), TestResult("t", "t", "", Outcome.SKIPPED)],
+    ],
+)
+def test_a_test_two_shards_report_is_believed_only_when_it_failed_in_both(
+    reports: list[TestResult],
+) -> None:
+    p = plan("e2e", None, 2, runner="pytest")
+    m = merged(p, [ShardOutcome(i, (r,)) for i, r in enumerate(reports)])
+    assert m.conflicts == ("t",) and m.run.tests == ()
+    assert m.run.error is not None and "the runner ignored GREENLOOP_SHARD_INDEX" in m.run.error
+
+
+def test_a_test_reported_by_a_shard_not_given_it_is_dropped() -> None:
+    p = rerun_plan(2)
+    first, second = p.shards
+    stray = (second.test_ids or ())[0]
+    outcomes = [
+        ShardOutcome(0, (*passed_all(first).tests, ok(stray))),
+        passed_all(second),
+    ]
+    m = merged(p, outcomes)
+    assert m.conflicts == (stray,)
+    assert stray not in {t.id for t in m.run.tests}  # the engine finds it unreported
+    assert m.run.error is None
+    assert "not counted (NotRerun)" in m.note
+    assert [(line.counted, line.stray) for line in m.shards] == [(5, 1), (4, 0)]
+
+
+def test_results_for_tests_nobody_selected_pass_through_for_the_engine_to_ignore() -> None:
+    p = rerun_plan(2)
+    outcomes = [passed_all(p.shards[0]), ShardOutcome(1, (*passed_all(p.shards[1]).tests, ok("z")))]
+    m = merged(p, outcomes)
+    assert "z" in {t.id for t in m.run.tests} and m.conflicts == ()
+
+
+def test_a_shard_reported_twice_is_believed_neither_time() -> None:
+    p = rerun_plan(2)
+    outcomes = [passed_all(p.shards[0]), passed_all(p.shards[1]), passed_all(p.shards[1])]
+    m = merged(p, outcomes)
+    assert m.run.error is not None and "reported 2 times" in m.run.error
+    assert set(m.unrun) == set(p.shards[1].test_ids or ())
+
+
+def test_outcomes_for_shards_not_planned_are_ignored() -> None:
+    p = rerun_plan(2)
+    m = merged(p, [*map(passed_all, p.shards), ShardOutcome(7, (ok("x"),))])
+    assert "x" not in {t.id for t in m.run.tests}
+
+
+# ---------------------------------------------------------------------------
+# Through the engine: the merged result is read as an unsharded one
+
+
+def _rerun_of_failures() -> tuple[engine.State, RunSuites]:
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)
+    assert isinstance(d.action, RunSuites)
+    results = tuple(bad(t, ASSERT) if n < 4 else ok(t) for n, t in enumerate(IDS))
+    run = engine.SuiteRun("e2e", results)
+    d = engine.on_suite(spec, d.state, SuiteFinished(d.action.id, run), 1.0)
+    assert isinstance(d.action, RunSuites)  # a flake retry of the 4 failures
+    return d.state, d.action
+
+
+def test_a_stray_result_is_not_rerun_in_the_engine_as_for_an_ignored_selection() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state, action = _rerun_of_failures()
+    (selection,) = action.suites
+    p = plan("e2e", selection.test_ids, 2)
+    # Each shard's runner ignored its selection file and ran all four: all pass.
+    everything = tuple(ok(t) for t in selection.test_ids or ())
+    m = merged(p, [ShardOutcome(s.index, everything) for s in p.shards])
+    d = engine.on_suite(spec, state, SuiteFinished(action.id, m.run), 2.0)
+    for test_id in selection.test_ids or ():
+        record = d.state.tests[test_id]
+        assert record.diagnosis is not None
+        assert record.diagnosis.failure_class is FailureClass.NOT_RERUN
+    assert d.state.selection_misses == {"e2e": 1}
+
+
+def test_a_shard_without_results_keeps_the_engine_from_passing() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state, action = _rerun_of_failures()
+    (selection,) = action.suites
+    p = plan("e2e", selection.test_ids, 2)
+    outcomes = [passed_all(p.shards[0]), ShardOutcome(1, error="pod deleted")]
+    d = engine.on_suite(spec, state, SuiteFinished(action.id, merged(p, outcomes).run), 2.0)
+    assert d.state.phase is not engine.Phase.PASSED
+    assert all(d.state.tests[t].failing for t in selection.test_ids or ())
+
+
+# ---------------------------------------------------------------------------
+# Properties of the merge
+
+
+BEHAVIOURS = ["honest", "honest", "ignores selection", "drops one", "adds a stray", "fails"]
+
+
+@st.composite
+def shard_runs(draw: st.DrawFn) -> tuple[ShardPlan, list[ShardOutcome]]:
+    ids = [f"t{n}" for n in range(draw(st.integers(1, 20)))]
+    whole = draw(st.booleans())
+    p = (
+        plan("e2e", None, draw(st.integers(1, 6)), runner="pytest")
+        if whole
+        else plan("e2e", ids, draw(st.integers(1, 6)))
+    )
+    outcomes = []
+    for shard in p.shards:
+        mine = (
+            [t for t in ids if shard_of(t, shard.count) == shard.index]
+            if shard.test_ids is None
+            else list(shard.test_ids)
+        )
+        behaviour = draw(st.sampled_from(BEHAVIOURS))
+        if behaviour == "fails":
+            outcomes.append(ShardOutcome(shard.index, error="no results", pod=f"p{shard.index}"))
+            continue
+        if behaviour == "ignores selection":
+            mine = list(ids)
+        elif behaviour == "drops one" and mine:
+            mine = mine[1:]
+        elif behaviour == "adds a stray":
+            mine = [*mine, draw(st.sampled_from([*ids, "unselected"]))]
+        # t0 fails in some shards (as a module that does not import fails in all).
+        outcome = draw(st.sampled_from([Outcome.PASSED, Outcome.FAILED, Outcome.ERROR]))
+        tests = tuple(
+            TestResult(t, t, "", outcome if t == "t0" else Outcome.PASSED, message=ASSERT)
+            for t in mine
+        )
+        outcomes.append(ShardOutcome(shard.index, tests, started=1.0, finished=2.0 + shard.index))
+    return p, outcomes
+
+
+@given(shard_runs(), st.permutations(range(64)))
+@settings(max_examples=200, deadline=None)
+def test_any_order_of_shard_results_merges_the_same(
+    case: tuple[ShardPlan, list[ShardOutcome]], order: list[int]
+) -> None:
+    p, outcomes = case
+    reordered = sorted(outcomes, key=lambda o: order.index(o.index))
+    assert merge(p, reordered) == merge(p, outcomes)
+
+
+@given(shard_runs())
+@settings(max_examples=200, deadline=None)
+def test_a_duplicate_stray_or_missing_shard_never_merges_to_a_pass(
+    case: tuple[ShardPlan, list[ShardOutcome]],
+) -> None:
+    p, outcomes = case
+    m = merged(p, outcomes)
+    counted = {t.id for t in m.run.tests}
+    assert not counted & set(m.conflicts)
+    owner = p.owner
+    reporters: dict[str, set[int]] = {}
+    for o in outcomes:
+        for t in o.tests if o.error is None else ():
+            reporters.setdefault(t.id, set()).add(o.index)
+    for test_id, by in reporters.items():
+        duplicate = len(by) > 1
+        stray = test_id in owner and by != {owner[test_id]}
+        results = [t for t in m.run.tests if t.id == test_id]
+        if duplicate or stray:
+            # Never handed to the engine as a result that counts: unreported (NotRerun),
+            # a RunnerError, a result for a test nobody selected (which it ignores), or,
+            # on a whole-suite run, the failure every shard reported, kept from one shard
+            # (as often as that shard listed it: a runner's own repeats count once later).
+            nobodys = p.selected is not None and test_id not in p.selected
+            failed_once = p.selected is None and all(r.is_failure for r in results)
+            assert not results or nobodys or failed_once
+    if any(o.error is not None for o in outcomes):
+        assert m.run.error is not None and m.run.tests == ()
+        assert set(m.unrun) == {
+            t for s in p.shards for t in s.test_ids or () if outcomes[s.index].error is not None
+        }
+
+
+# ---------------------------------------------------------------------------
+# The spec: suites[].shards
+
+
+def _suite_with(**fields: object) -> str:
+    suite = {"name": "core", "command": ["pytest"], **fields}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "greenloop.dev/v1alpha1",
+            "kind": "StagingValidation",
+            "metadata": {"name": "checkout"},
+            "spec": {"suites": [suite]},
+        }
+    )
+
+
+@pytest.mark.parametrize(("fields", "expected"), [({}, 1), ({"shards": 1}, 1)])
+def test_the_spec_says_how_many_shards_a_suite_runs_in(
+    fields: dict[str, object], expected: int
+) -> None:
+    (sv,) = spec.load_text(_suite_with(**fields)).objects
+    assert sv.spec.suites[0].shards == expected
+
+
+@pytest.mark.parametrize("shards", [2, 4, MAX_SHARDS])
+def test_more_than_one_shard_is_refused_until_a_shell_runs_them(shards: int) -> None:
+    with pytest.raises(SpecError, match=r"shards: \d+: a suite runs as one process or pod"):
+        spec.load_text(_suite_with(shards=shards))
+
+
+@pytest.mark.parametrize("shards", [0, MAX_SHARDS + 1, "4"])
+def test_the_spec_refuses_shards_outside_1_to_64(shards: object) -> None:
+    with pytest.raises(SpecError, match=r"spec\.suites\[0\]\.shards"):
+        spec.load_text(_suite_with(shards=shards))
+
+
+def test_the_crd_and_the_core_agree_on_the_bound() -> None:
+    field = spec.spec_schema()["properties"]["spec"]["properties"]["suites"]["items"]["properties"][
+        "shards"
+    ]
+    assert (field["minimum"], field["maximum"], field["default"]) == (1, MAX_SHARDS, 1)
