@@ -181,7 +181,7 @@ class _Watchdog:
         if self._policy.denied:
             why = _peer_refusal(sock, self._policy, self._what, self._host)
             if why is not None:
-                _shut(sock)
+                stream.close()  # httpcore never got it: closing it is ours
                 raise _Denied(why)
         with self._lock:
             self._sockets.append(sock)
