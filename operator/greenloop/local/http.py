@@ -176,13 +176,15 @@ class _Watchdog:
             return
         stream = info.get("return_value")
         sock = stream.get_extra_info("socket") if stream is not None else None
-        if not isinstance(sock, socket.socket):
-            return
         if self._policy.denied:
+            # Fails closed: a connection whose peer cannot be read is refused too.
             why = _peer_refusal(sock, self._policy, self._what, self._host)
             if why is not None:
-                stream.close()  # httpcore never got it: closing it is ours
+                if stream is not None:
+                    stream.close()  # httpcore never got it: closing it is ours
                 raise _Denied(why)
+        if not isinstance(sock, socket.socket):
+            return
         with self._lock:
             self._sockets.append(sock)
             fired = self.fired
@@ -197,10 +199,12 @@ class _Watchdog:
             _shut(sock)
 
 
-def _peer_refusal(sock: socket.socket, policy: outbound.Policy, what: str, host: str) -> str | None:
+def _peer_refusal(sock: object, policy: outbound.Policy, what: str, host: str) -> str | None:
     try:
-        peer = sock.getpeername()
+        peer = sock.getpeername() if isinstance(sock, socket.socket) else None
     except OSError:
+        peer = None
+    if not isinstance(peer, tuple) or not peer:
         return f"{what}: the connection has no peer address"
     return outbound.address_refusal(policy, what, str(peer[0]), host)
 
