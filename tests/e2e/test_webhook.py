@@ -154,3 +154,16 @@ def test_a_deny_outbound_value_that_is_not_a_class_cidr_or_host_is_a_usage_error
     proc = greenloop("run", "demo/validation.yaml", "--deny-outbound", "not a host!", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "--deny-outbound" in proc.stderr and "not a host!" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("--allow-outbound", "not a host!"), ("--cluster-cidr", "10.0.0.0/99")],
+    ids=["allow", "cluster-cidr"],
+)
+def test_an_operator_outbound_flag_that_is_not_a_cidr_or_host_is_a_usage_error(
+    tmp_path: Path, flags: tuple[str, str]
+) -> None:
+    proc = greenloop("operator", "--kubeconfig", str(tmp_path / "none"), *flags, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert flags[1] in proc.stderr
