@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="stream the suites' own output to stderr"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument(
+        "--deny-outbound", action="append", default=[], metavar="WHAT",
+        help="refuse webhook and health URLs that reach WHAT: loopback, link-local, "
+        "metadata, a CIDR or a host name (repeatable; default: everything allowed)",
+    )  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser(
@@ -235,6 +240,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if _preflight_failed(args.file, loaded.objects):
         return EXIT_USAGE
+    from greenloop.core.outbound import local_policy
+
+    try:
+        outbound = local_policy(args.deny_outbound)
+    except ValueError as err:
+        print(f"greenloop: --deny-outbound: {err}", file=sys.stderr)
+        return EXIT_USAGE
 
     from greenloop.core.engine import Reason
     from greenloop.local.loop import LocalRun
@@ -270,8 +282,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.out is not None and len(loaded.objects) > 1:
             out = args.out / obj.namespace / obj.name
         run = LocalRun(
-            obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose
-        )
+            obj, out_dir=out, report_path=args.report, progress=progress, verbose=args.verbose,
+            outbound=outbound,
+        )  # fmt: skip
         try:
             results.append(run.run())
         except OutDirError as err:
@@ -437,6 +450,20 @@ def _add_operator_parser(sub: Any) -> None:
         "--peering-lifetime", type=int, default=60, metavar="SECONDS",
         help="how long a silent peer counts as alive: the most a standby waits to take over",
     )  # fmt: skip
+    op.add_argument(
+        "--allow-outbound", action="append", default=[], metavar="CIDR|HOST",
+        help="let webhook and health URLs reach this address, CIDR or host name (*.suffix "
+        "too), which the default denies (repeatable)",
+    )  # fmt: skip
+    op.add_argument(
+        "--allow-outbound-cluster", action="store_true",
+        help="let webhook and health URLs reach cluster-internal addresses and names",
+    )  # fmt: skip
+    op.add_argument(
+        "--cluster-cidr", action="append", default=[], metavar="CIDR",
+        help="the cluster's pod and service CIDRs, denied to outbound calls (repeatable; "
+        "default: the private ranges)",
+    )  # fmt: skip
     op.add_argument("--log-format", choices=("json", "text"), default="json")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
@@ -449,6 +476,17 @@ def cmd_operator(args: argparse.Namespace) -> int:
         failpoints.arm_from_env()
     except failpoints.FailpointError as err:
         print(f"greenloop operator: {err}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    from greenloop.core.outbound import operator_policy
+
+    try:
+        outbound = operator_policy(
+            allow=args.allow_outbound,
+            allow_cluster=args.allow_outbound_cluster,
+            cluster_cidrs=args.cluster_cidr,
+        )
+    except ValueError as err:
+        print(f"greenloop operator: --allow-outbound/--cluster-cidr: {err}", file=sys.stderr)
         return int(ExitCode.USAGE)
     from greenloop.k8s.operator import OperatorConfig, run
 
@@ -466,6 +504,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             peering=args.peering,
             priority=args.priority,
             peering_lifetime=args.peering_lifetime,
+            outbound=outbound,
         )
     )
 

@@ -20,10 +20,13 @@ import pytest
 
 from greenloop.core.health import delay_after
 from greenloop.core.model import Health
+from greenloop.core.outbound import operator_policy
 from greenloop.k8s import redeploy as k8s_redeploy
 from greenloop.local import redeploy as local_redeploy
 from tests.e2e.cli import free_port, greenloop
 from tests.e2e.hostile import JUNIT_ONE_FAILING, peak_rss_mib, stalled, suite_spec
+
+LOOPBACK_ALLOWED = operator_policy(allow=["127.0.0.0/8"])
 
 pytestmark = pytest.mark.e2e
 
@@ -266,7 +269,9 @@ def wait_in(shell: str, health: Health) -> tuple[bool, str]:
     """One health wait in ``shell``'s own code, ended by a guard far past any deadline
     (before, the operator's wait never ended on a trickling server)."""
     if shell == "operator":
-        return asyncio.run(asyncio.wait_for(k8s_redeploy.wait_healthy(health), GUARD_SECONDS))
+        # The servers are on loopback, which the operator's default outbound policy denies.
+        wait = k8s_redeploy.wait_healthy(health, policy=LOOPBACK_ALLOWED)
+        return asyncio.run(asyncio.wait_for(wait, GUARD_SECONDS))
     done: list[tuple[bool, str]] = []
     waiter = threading.Thread(
         target=lambda: done.append(astuple(local_redeploy.wait_healthy(health))[:2]), daemon=True

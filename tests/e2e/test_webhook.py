@@ -125,3 +125,45 @@ def test_a_failed_webhook_stalls_as_redeploy_failed(
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["reason"] == "RedeployFailed"
     assert message in stalled["message"]
+
+
+def test_a_webhook_the_outbound_policy_denies_is_not_called_and_stalls_naming_it(
+    demo: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Issue 19 probe 4 in local mode: with --deny-outbound loopback, a webhook on
+    127.0.0.1 is refused before a byte is sent, and the Stalled reason names the
+    policy."""
+    use_webhook(demo, receiver.url)
+    proc = greenloop(
+        "run", "demo/validation.yaml", "--json", "--deny-outbound", "loopback",
+        cwd=tmp_path, env={"DEPLOY_TOKEN": "Bearer s3cret"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert receiver.calls == []
+    status = json.loads(proc.stdout)["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "RedeployFailed"
+    assert "target.webhook.url refused by --deny-outbound" in stalled["message"]
+    assert "127.0.0.1, which is loopback" in stalled["message"]
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+
+def test_a_deny_outbound_value_that_is_not_a_class_cidr_or_host_is_a_usage_error(
+    demo: Path, tmp_path: Path
+) -> None:
+    proc = greenloop("run", "demo/validation.yaml", "--deny-outbound", "not a host!", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "--deny-outbound" in proc.stderr and "not a host!" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("--allow-outbound", "not a host!"), ("--cluster-cidr", "10.0.0.0/99")],
+    ids=["allow", "cluster-cidr"],
+)
+def test_an_operator_outbound_flag_that_is_not_a_cidr_or_host_is_a_usage_error(
+    tmp_path: Path, flags: tuple[str, str]
+) -> None:
+    proc = greenloop("operator", "--kubeconfig", str(tmp_path / "none"), *flags, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert flags[1] in proc.stderr

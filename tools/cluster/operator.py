@@ -30,6 +30,9 @@ class Operator:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     args: Sequence[str] = ()  # extra command-line arguments (e.g. --peering)
+    # The tests' targets answer health probes on this machine's loopback, which the
+    # operator's outbound policy denies by default; a test of the policy passes ().
+    outbound: Sequence[str] = ("--allow-outbound", "127.0.0.0/8")
     exits: list[int] = field(default_factory=list)  # exit codes of the runs that ended
 
     def start(self, env: Mapping[str, str] | None = None) -> None:
@@ -40,7 +43,7 @@ class Operator:
             "--kubeconfig", str(self.cp.kubeconfig), *scope,
             "--results-host", self.host, "--results-port", str(self.port),
             "--results-url", self.url, "--metrics-port", str(self.metrics_port),
-            "--log-format", self.log_format, *self.args,
+            "--log-format", self.log_format, *self.outbound, *self.args,
         ]  # fmt: skip
         self.starts += 1
         environ = {k: v for k, v in os.environ.items() if k != "GREENLOOP_FAILPOINTS"}

@@ -31,11 +31,13 @@ from prometheus_client import Counter, Gauge, start_http_server
 
 from greenloop.core import crd
 from greenloop.core.exits import ExitCode
+from greenloop.core.outbound import Policy
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
 from greenloop.k8s.metrics import PHASES
 from greenloop.k8s.peering import Peers
 from greenloop.k8s.reconcile import Reconciler, Settings
+from greenloop.k8s.redeploy import OPERATOR_DEFAULT
 from greenloop.k8s.results import ResultsServer, Stored, results_app
 
 __all__ = ["OperatorConfig", "run"]
@@ -67,6 +69,7 @@ class OperatorConfig:
     peering: str | None = None  # a kopf peering name; None: standalone
     priority: int = 0
     peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
+    outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
 
 
 class Units:
@@ -224,9 +227,10 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
         peers = Peers(
             gw, config.peering, identity, config.priority, clusterwide=not config.namespaces
         )
-    units = Units(
-        Reconciler(gw, Settings(reporter_image=config.reporter_image, results_url=url)), peers
+    settings = Settings(
+        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound
     )
+    units = Units(Reconciler(gw, settings), peers)
 
     async def on_stored(stored: Stored) -> None:
         UPLOADS.inc()

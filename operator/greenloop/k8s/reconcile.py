@@ -39,6 +39,7 @@ from greenloop.core.fingerprint import Fingerprint
 from greenloop.core.model import StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.notices import notices
+from greenloop.core.outbound import Policy
 from greenloop.core.report import render
 from greenloop.core.spec import SpecError, from_object
 from greenloop.core.status import (
@@ -56,6 +57,7 @@ from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.offload import offload
+from greenloop.k8s.redeploy import OPERATOR_DEFAULT
 from greenloop.k8s.reports import write_report
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
 
@@ -77,6 +79,7 @@ class Settings:
     reporter_image: str
     results_url: str
     default_health_timeout: float = 300.0
+    outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +307,9 @@ class Reconciler:
                     name=obj.name, namespace=ns, iteration=action.iteration,
                     reason=action.reason, token=self._token(raw, action),
                 )  # fmt: skip
-                ok, answer = await rd.call_webhook(self.gw, ns, webhook, payload)
+                ok, answer = await rd.call_webhook(
+                    self.gw, ns, webhook, payload, self.settings.outbound
+                )
                 if not ok:
                     fp = await self._own_fingerprint(obj, caps, patched)
                     done = RedeployDone(
@@ -321,7 +326,7 @@ class Reconciler:
         ok, message = outcome.ok, outcome.message
         if ok and health is not None:
             failpoints.hit("health-wait")
-            ok, answer = await rd.wait_healthy(health)
+            ok, answer = await rd.wait_healthy(health, policy=self.settings.outbound)
             notes.append(answer)
             if not ok:
                 message = answer

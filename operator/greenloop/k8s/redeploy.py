@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from greenloop.core import health as rule
+from greenloop.core import outbound
 from greenloop.core.model import Health, Webhook, Workload
+from greenloop.core.secrets import header_refusal, masked
 from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway, NotFound
 from greenloop.k8s.rollout import Progress, RolloutStatus, rollout_status
@@ -37,6 +40,11 @@ __all__ = [
 ]
 
 ROLLOUT_ANNOTATION = "greenloop.dev/rollout"
+#: Where webhook and health calls may go when the operator is given no flags
+#: (docs/design.md §8 "Outbound calls").
+OPERATOR_DEFAULT = outbound.operator_policy()
+#: How long resolving a URL's host may take.
+RESOLVE_SECONDS = 5.0
 
 
 class TargetMissing(Exception):
@@ -139,44 +147,136 @@ async def redeploy(
     return Outcome(True, "rolled out: " + ", ".join(f"{w.kind}/{w.name}" for w in workloads), notes)
 
 
+class _Denied(Exception):
+    # Raised from the connect trace: ends the call before the request is written.
+    pass
+
+
+async def refused(url: str, policy: outbound.Policy, what: str) -> str | None:
+    """Why ``policy`` does not allow ``url``: its host is resolved once and every
+    address checked; a policy that denies nothing resolves nothing."""
+    if not policy.denied:
+        return None
+    host = outbound.host_of(url)
+    addresses: list[str] = []
+    if host is not None:
+        try:
+            async with asyncio.timeout(RESOLVE_SECONDS):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, None, proto=socket.IPPROTO_TCP
+                )
+            addresses = [str(info[4][0]) for info in infos]
+        except (OSError, UnicodeError, TimeoutError):
+            pass
+    return outbound.refusal(policy, what, url, addresses)
+
+
+def _connect_guard(
+    policy: outbound.Policy, what: str, url: str
+) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore trace hook that checks the address each connection reached, before
+    a byte is sent: the name may have resolved to another address since `refused`
+    looked (DNS rebinding), and this is the one the request would go to. Re-checking
+    the connected peer, rather than pinning the checked address into the URL, keeps
+    the Host header, TLS SNI and certificate check on the name. (With a proxy the
+    peer is the proxy: the platform allows it by address.)"""
+    host = outbound.host_of(url) or ""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if not policy.denied or not event.endswith("connect_tcp.complete"):
+            return
+        stream = info.get("return_value")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        why = (
+            outbound.address_refusal(policy, what, str(peer[0]), host)
+            if isinstance(peer, tuple) and peer
+            else f"{what}: the connection has no peer address"
+        )
+        if why is not None:
+            if stream is not None:
+                await stream.aclose()
+            raise _Denied(why)
+
+    return trace
+
+
+async def _headers_from_secret(
+    gw: Gateway, namespace: str, secret_name: str
+) -> dict[str, str] | str:
+    """The headers (each key one) or why they cannot be sent - never quoting a value."""
+    secret = await gw.find("Secret", namespace, secret_name)
+    if secret is None:
+        return f"Secret {namespace}/{secret_name} (webhook headers) not found"
+    headers: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            headers[key] = base64.b64decode(value).decode()
+        except (ValueError, UnicodeDecodeError):
+            return f"Secret {namespace}/{secret_name}: key {key} is not text"
+        why = header_refusal(key, headers[key], f"Secret {namespace}/{secret_name} key {key}")
+        if why is not None:
+            return why
+    return headers
+
+
 async def call_webhook(
-    gw: Gateway, namespace: str, webhook: Webhook, payload: Mapping[str, Any]
+    gw: Gateway,
+    namespace: str,
+    webhook: Webhook,
+    payload: Mapping[str, Any],
+    policy: outbound.Policy = OPERATOR_DEFAULT,
 ) -> tuple[bool, str]:
     """POST the redeploy payload to `target.webhook`, with headers from its Secret (each
-    key a header). (ok, what happened); bounded by the webhook's timeout."""
+    key a header). (ok, what happened); bounded by the webhook's timeout. Refused, with
+    nothing sent, where `policy` does not allow the URL; a message keeps the status
+    code and reason phrase of an answer, never its body, and never a header's value
+    (docs/design.md §8)."""
     headers: dict[str, str] = {}
     secret_name = webhook.headers_from.secret_name if webhook.headers_from else None
     if secret_name:
-        secret = await gw.find("Secret", namespace, secret_name)
-        if secret is None:
-            return False, f"Secret {namespace}/{secret_name} (webhook headers) not found"
-        for key, value in (secret.get("data") or {}).items():
-            try:
-                headers[key] = base64.b64decode(value).decode()
-            except (ValueError, UnicodeDecodeError):
-                return False, f"Secret {namespace}/{secret_name}: key {key} is not text"
+        found = await _headers_from_secret(gw, namespace, secret_name)
+        if isinstance(found, str):
+            return False, found
+        headers = found
+    why = await refused(webhook.url, policy, "target.webhook.url")
+    if why is not None:
+        return False, why
+    guard = _connect_guard(policy, "target.webhook.url", webhook.url)
     try:
-        async with httpx.AsyncClient(timeout=float(webhook.timeout_seconds)) as client:
-            response = await client.request(
-                webhook.method, webhook.url, json=dict(payload), headers=headers
-            )
-    except httpx.HTTPError as err:
-        return False, f"webhook {webhook.url}: {type(err).__name__}: {err}"
-    if 200 <= response.status_code < 300:
-        return True, f"webhook {webhook.url} answered HTTP {response.status_code}"
-    return (
-        False,
-        f"webhook {webhook.url} answered HTTP {response.status_code}: {response.text[:200]}",
-    )
+        async with (
+            asyncio.timeout(float(webhook.timeout_seconds)),
+            httpx.AsyncClient(timeout=float(webhook.timeout_seconds)) as client,
+            client.stream(
+                webhook.method, webhook.url, json=dict(payload), headers=headers,
+                extensions={"trace": guard},
+            ) as response,
+        ):  # fmt: skip
+            answer = outbound.answer_summary(response.status_code, response.reason_phrase)
+            ok = 200 <= response.status_code < 300
+    except _Denied as err:
+        return False, str(err)
+    except TimeoutError:
+        return False, f"webhook {webhook.url}: no answer within {webhook.timeout_seconds} s"
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as err:
+        text = f"webhook {webhook.url}: {type(err).__name__}: {err}"
+        return False, masked(text, headers.values())
+    return ok, f"webhook {webhook.url} answered {answer}"
 
 
 async def wait_healthy(
-    health: Health, *, clock: Callable[[], float] = time.monotonic
+    health: Health,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    policy: outbound.Policy = OPERATOR_DEFAULT,
 ) -> tuple[bool, str]:
     """Probe the health URL until it answers the expected status, on the schedule of
     `greenloop.core.health`: backing off to one request a second (a URL has no watch),
     and no probe running past the timeout - each is cut at min(call timeout, time left)
     whatever the server does, and its body is never read."""
+    why = await refused(health.url, policy, "target.health.url")
+    if why is not None:
+        return False, why
+    guard = _connect_guard(policy, "target.health.url", health.url)
     started = clock()
     probes, last_end, last = 0, 0.0, "no answer yet"
     async with httpx.AsyncClient(timeout=httpx.Timeout(rule.CALL_TIMEOUT_SECONDS)) as client:
@@ -190,12 +290,14 @@ async def wait_healthy(
             try:
                 async with (
                     asyncio.timeout(step.timeout),
-                    client.stream("GET", health.url) as response,
+                    client.stream("GET", health.url, extensions={"trace": guard}) as response,
                 ):
                     status = response.status_code
                 if status == health.expect_status:
                     return True, rule.healthy_note(health.url, status, clock() - started)
                 last = f"HTTP {status}"
+            except _Denied as err:
+                return False, str(err)
             except TimeoutError:
                 last = f"no complete answer within {step.timeout:.1f} s"
             except (httpx.HTTPError, httpx.InvalidURL) as err:

@@ -9,6 +9,12 @@ hook), which ends whatever read or write is waiting; the body is streamed and cu
 ``max_body`` bytes. Only public httpx/httpcore API is used, and httpx's own transport,
 so the environment's proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) are
 honoured as httpx honours them by default.
+
+Where the call may go is the outbound policy's (core/outbound.py): under a policy that
+denies anything, the host is resolved once and every address checked before the call,
+and the address the connection reached is checked again at connect, before a byte is
+sent (so a name that answers differently the second time, DNS rebinding, is caught; with
+a proxy, that address is the proxy's).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["Answer", "HttpFailed", "request"]
+from greenloop.core import outbound
+
+__all__ = ["Answer", "HttpFailed", "Refused", "request"]
 
 MAX_BODY = 64 * 1024
 
@@ -32,6 +40,7 @@ MAX_BODY = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
+    reason: str
     body: bytes  # at most max_body bytes
     cut: bool  # the server sent more than max_body
     ms: float
@@ -49,6 +58,34 @@ class HttpFailed(Exception):
     a short explanation (the exception type and what it said)."""
 
 
+class Refused(HttpFailed):
+    """The outbound policy does not allow the URL: nothing was sent. ``str()`` names
+    the policy and the rule."""
+
+
+class _Denied(Exception):
+    # Raised from the connect trace: ends the call before the request is written.
+    pass
+
+
+def check(url: str, policy: outbound.Policy, what: str) -> None:
+    """Refused when ``policy`` does not allow ``url`` (its host resolved here, every
+    address checked); a policy that denies nothing resolves nothing."""
+    if not policy.denied:
+        return
+    host = outbound.host_of(url)
+    addresses: list[str] = []
+    if host is not None:
+        try:
+            infos = socket.getaddrinfo(host.strip("[]"), None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            infos = []
+        addresses = [str(info[4][0]) for info in infos]
+    why = outbound.refusal(policy, what, url, addresses)
+    if why is not None:
+        raise Refused(why)
+
+
 def request(
     method: str,
     url: str,
@@ -57,11 +94,17 @@ def request(
     headers: dict[str, str] | None = None,
     content: bytes | None = None,
     max_body: int = MAX_BODY,
+    policy: outbound.Policy = outbound.LOCAL_DEFAULT,
+    what: str = "url",
 ) -> Answer:
-    """One HTTP call that is over after ``seconds``, answer or not."""
+    """One HTTP call that is over after ``seconds``, answer or not; Refused, with
+    nothing sent, when ``policy`` does not allow where it goes (``what`` names the
+    field in the message)."""
     started = time.monotonic()
     deadline = started + max(seconds, 0.001)
-    watchdog = _Watchdog(deadline)
+    check(url, policy, what)
+    host = outbound.host_of(url) or ""
+    watchdog = _Watchdog(deadline, policy, what, host)
     try:
         with (
             watchdog,
@@ -81,7 +124,15 @@ def request(
             if watchdog.fired:
                 # The body may have ended only because its socket was shut down.
                 raise HttpFailed(f"no complete answer within {seconds:g} s")
-            return Answer(resp.status_code, bytes(body), cut, (time.monotonic() - started) * 1000)
+            return Answer(
+                resp.status_code,
+                resp.reason_phrase,
+                bytes(body),
+                cut,
+                (time.monotonic() - started) * 1000,
+            )
+    except _Denied as err:
+        raise Refused(str(err)) from None
     except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as err:
         if watchdog.fired or time.monotonic() >= deadline - 0.01:
             raise HttpFailed(f"no complete answer within {seconds:g} s") from None
@@ -104,8 +155,9 @@ class _Watchdog:
     still in progress at the deadline ends by httpx's connect timeout, ``seconds``, which
     started with the call."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, policy: outbound.Policy, what: str, host: str) -> None:
         self._deadline = deadline
+        self._policy, self._what, self._host = policy, what, host
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.fired = False
@@ -124,6 +176,13 @@ class _Watchdog:
             return
         stream = info.get("return_value")
         sock = stream.get_extra_info("socket") if stream is not None else None
+        if self._policy.denied:
+            # Fails closed: a connection whose peer cannot be read is refused too.
+            why = _peer_refusal(sock, self._policy, self._what, self._host)
+            if why is not None:
+                if stream is not None:
+                    stream.close()  # httpcore never got it: closing it is ours
+                raise _Denied(why)
         if not isinstance(sock, socket.socket):
             return
         with self._lock:
@@ -138,6 +197,16 @@ class _Watchdog:
             sockets = list(self._sockets)
         for sock in sockets:
             _shut(sock)
+
+
+def _peer_refusal(sock: object, policy: outbound.Policy, what: str, host: str) -> str | None:
+    try:
+        peer = sock.getpeername() if isinstance(sock, socket.socket) else None
+    except OSError:
+        peer = None
+    if not isinstance(peer, tuple) or not peer:
+        return f"{what}: the connection has no peer address"
+    return outbound.address_refusal(policy, what, str(peer[0]), host)
 
 
 def _shut(sock: socket.socket) -> None:

@@ -31,6 +31,7 @@ from greenloop.core.engine import (
 )
 from greenloop.core.exits import exit_code
 from greenloop.core.model import StagingValidation, ValidationSpec
+from greenloop.core.outbound import LOCAL_DEFAULT, Policy
 from greenloop.core.report import render
 from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
@@ -94,8 +95,10 @@ class LocalRun:
         progress: Progress | None = None,
         verbose: bool = False,
         clock: Callable[[], float] = time.time,
+        outbound: Policy = LOCAL_DEFAULT,
     ) -> None:
         self.obj = obj
+        self.outbound = outbound  # where webhook and health calls may go (--deny-outbound)
         self.base_dir = Path(obj.source).resolve().parent if obj.source else Path.cwd()
         self.out_dir = out_dir.resolve()  # suites run elsewhere; their paths must not be relative
         self.report_path = report_path or self.out_dir / "report.md"
@@ -316,7 +319,7 @@ class LocalRun:
         took = run.finished - run.started
         # One look at the target while the results are fresh: the why-chain's evidence.
         health = self.spec.target.health
-        observed = (rd.probe(health),) if health is not None else ()
+        observed = (rd.probe(health, self.outbound),) if health is not None else ()
         decision = engine.on_suite(
             self.spec,
             decision.state,
@@ -363,7 +366,7 @@ class LocalRun:
             steps.append(
                 (
                     f"calling {webhook.method} {webhook.url}",
-                    lambda: rd.call_webhook(webhook, payload),
+                    lambda: rd.call_webhook(webhook, payload, self.outbound),
                 )
             )
         if target.health is not None:
@@ -378,7 +381,7 @@ class LocalRun:
             steps.append(
                 (
                     f"waiting until {health.url} answers HTTP {health.expect_status}",
-                    lambda: rd.wait_healthy(health, tick),
+                    lambda: rd.wait_healthy(health, tick, policy=self.outbound),
                 )
             )
         messages: list[str] = []

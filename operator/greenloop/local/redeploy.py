@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greenloop.core import health as rule
+from greenloop.core import outbound
 from greenloop.core.model import Health, Target, Webhook
+from greenloop.core.secrets import header_refusal, masked
 from greenloop.local import http, procs
 from greenloop.local.logs import cap_file
 from greenloop.local.logs import tail as log_tail
@@ -27,10 +29,13 @@ class Outcome:
     notes: tuple[str, ...] = ()
 
 
-def probe(health: Health) -> str:
+def probe(health: Health, policy: outbound.Policy = outbound.LOCAL_DEFAULT) -> str:
     """One look at the health endpoint, as evidence of what the target showed."""
     try:
-        answer = http.request("GET", health.url, seconds=PROBE_SECONDS, max_body=0)
+        answer = http.request(
+            "GET", health.url, seconds=PROBE_SECONDS, max_body=0, policy=policy,
+            what="target.health.url",
+        )  # fmt: skip
     except http.HttpFailed as err:
         return f"GET {health.url} -> {err}"
     return f"GET {health.url} -> HTTP {answer.status} in {answer.ms:.0f} ms"
@@ -82,7 +87,14 @@ def run_command(target: Target, base_dir: Path, log: Path) -> Outcome:
     )
 
 
-def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
+def call_webhook(
+    webhook: Webhook,
+    payload: dict[str, object],
+    policy: outbound.Policy = outbound.LOCAL_DEFAULT,
+) -> Outcome:
+    """Send the redeploy payload; the header values (from the environment) appear in
+    no message: a value HTTP cannot carry is refused before sending, naming the header,
+    and an error's text is masked (docs/design.md §8)."""
     headers = {"Content-Type": "application/json"}
     if webhook.headers_from is not None:
         for header, var in webhook.headers_from.env.items():
@@ -95,13 +107,10 @@ def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
                 )
             headers[header] = value
     for header, value in headers.items():
-        if not value.isascii() or not value.isprintable():
-            return Outcome(
-                False,
-                f"webhook header {header!r} (spec.target.webhook.headersFrom.env) has a value "
-                "that is not printable ASCII, which HTTP headers cannot carry: check the "
-                "environment variable",
-            )
+        why = header_refusal(header, value, "spec.target.webhook.headersFrom.env")
+        if why is not None:
+            return Outcome(False, why + ": check the environment variable")
+    secrets = [v for h, v in headers.items() if h != "Content-Type"]
     what = f"webhook {webhook.method} {webhook.url}"
     try:
         answer = http.request(
@@ -110,12 +119,14 @@ def call_webhook(webhook: Webhook, payload: dict[str, object]) -> Outcome:
             headers=headers,
             content=json.dumps(payload).encode(),
             seconds=webhook.timeout_seconds,
+            policy=policy,
+            what="target.webhook.url",
         )
     except http.HttpFailed as err:
-        return Outcome(False, f"{what} failed: {err}")
+        return Outcome(False, masked(f"{what} failed: {err}", secrets))
     if not answer.ok:
         body = answer.text(200) + ("..." if answer.cut or len(answer.body) > 200 else "")
-        return Outcome(False, f"{what} answered HTTP {answer.status}: {body}")
+        return Outcome(False, masked(f"{what} answered HTTP {answer.status}: {body}", secrets))
     return Outcome(True, f"{what} answered HTTP {answer.status}")
 
 
@@ -125,6 +136,7 @@ def wait_healthy(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    policy: outbound.Policy = outbound.LOCAL_DEFAULT,
 ) -> Outcome:
     """Probe until the endpoint answers the expected status, on the schedule of
     `greenloop.core.health` (no probe runs past the timeout)."""
@@ -138,7 +150,10 @@ def wait_healthy(
             sleep(step.seconds)
             continue
         try:
-            answer = http.request("GET", health.url, seconds=step.timeout, max_body=0)
+            answer = http.request(
+                "GET", health.url, seconds=step.timeout, max_body=0, policy=policy,
+                what="target.health.url",
+            )  # fmt: skip
             if answer.status == health.expect_status:
                 took = clock() - started
                 return Outcome(
@@ -147,6 +162,8 @@ def wait_healthy(
                     (rule.healthy_note(health.url, answer.status, took),),
                 )
             last = f"HTTP {answer.status}"
+        except http.Refused as err:
+            return Outcome(False, str(err))  # asking again cannot help
         except http.HttpFailed as err:
             last = str(err)
         probes, last_end = probes + 1, clock() - started
