@@ -426,6 +426,10 @@ def _add_operator_parser(sub: Any) -> None:
         "--results-url", default="", metavar="URL",
         help="how Job pods reach the results endpoint (e.g. a Service's URL)",
     )  # fmt: skip
+    op.add_argument(
+        "--results-body-seconds", type=float, default=30.0, metavar="SECONDS",
+        help="an upload's body must arrive within this once it holds a slot (else 408)",
+    )  # fmt: skip
     op.add_argument("--metrics-port", type=int, default=8080, metavar="PORT", help="0: off")
     op.add_argument(
         "--reporter-image", default="localhost/greenloop:dev", metavar="IMAGE",
@@ -459,6 +463,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             results_host=args.results_host,
             results_port=args.results_port,
             results_url=args.results_url,
+            results_body_seconds=args.results_body_seconds,
             metrics_port=args.metrics_port,
             reporter_image=args.reporter_image,
             json_logs=args.log_format == "json",

@@ -7,15 +7,24 @@
     <gzipped JUnit XML>
 
 An upload is stored only when every check holds, in this order, and nothing is written
-otherwise: a token is present (401); the Job exists, is greenloop's and has the uid the
-sidecar names (403 — a Job deleted and re-made under the same name has a new uid); the
-token matches, compared in constant time, the one in the Secret owned by that Job and
-bound to its uid and iteration (403); the body is complete gzip within both size caps,
-counted while it streams so a gzip bomb costs no memory (413, 400). The results are then
-stored as a ConfigMap owned by the Job, *before* the 200 — so "200" means "stored". A
-second upload for the same Job finds that ConfigMap and gets 409 (a replay is refused;
-the sidecar treats 409 after its own earlier attempt as done). A broken upload stored
-nothing, so its retry is simply a new upload.
+otherwise. First what costs nothing but a look, before the upload waits for anything or
+reads a byte of body: a token is present, the body is declared gzip and not too long
+(401, 415, 413); the Job exists, is greenloop's and has the uid the sidecar names (403 —
+a Job deleted and re-made under the same name has a new uid); the token matches,
+compared in constant time, the one in the Secret owned by that Job and bound to its uid
+and iteration (403); its results are not stored yet (409 — a credential is spent once
+they are); no other upload for that Job is in progress (429). So a flood of forged or
+spent credentials costs lookups, never a slot.
+
+Then the upload takes a slot (`slots.FairSlots`: 16, no namespace above half; beyond
+them a bounded queue, and 503 with Retry-After beyond the queue) and must send its whole
+body within `Limits.body_seconds` (408 otherwise: a trickle holds a slot for a bounded
+time). The body must be complete gzip within both size caps, counted while it streams
+so a gzip bomb costs no memory (413, 400). The results are then stored as a ConfigMap
+owned by the Job, *before* the 200 — so "200" means "stored". An upload that raced past
+the 409 check finds that ConfigMap at create and gets 409 too (the sidecar treats 409
+after its own earlier attempt as done). A broken or cut upload stored nothing, so its
+retry is simply a new upload. Every refusal closes the connection.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from greenloop.k8s.metrics import UPLOADS_BY_CODE, upload_code
 from greenloop.k8s.slots import Busy, FairSlots
 
 __all__ = [
+    "BODY_SECONDS",
     "MAX_COMPRESSED",
     "MAX_XML",
     "RESULTS_KEY",
