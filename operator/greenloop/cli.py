@@ -394,7 +394,7 @@ def _add_report_parser(sub: Any) -> None:
     upload.add_argument("--url", required=True, help="the results endpoint's base URL")
     upload.add_argument("--namespace", required=True)
     upload.add_argument("--job", required=True)
-    upload.add_argument("--deadline", type=float, default=60.0, metavar="SECONDS")
+    upload.add_argument("--deadline", type=float, default=300.0, metavar="SECONDS")
     upload.add_argument("--now", action="store_true", help="do not wait for SIGTERM")
     upload.set_defaults(func=cmd_report_upload)
 
@@ -438,6 +438,10 @@ def _add_operator_parser(sub: Any) -> None:
     op.add_argument(
         "--results-url", default="", metavar="URL",
         help="how Job pods reach the results endpoint (e.g. a Service's URL)",
+    )  # fmt: skip
+    op.add_argument(
+        "--results-body-seconds", type=float, default=30.0, metavar="SECONDS",
+        help="an upload's body must arrive within this once it holds a slot (else 408)",
     )  # fmt: skip
     op.add_argument("--metrics-port", type=int, default=8080, metavar="PORT", help="0: off")
     op.add_argument(
@@ -497,6 +501,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             results_host=args.results_host,
             results_port=args.results_port,
             results_url=args.results_url,
+            results_body_seconds=args.results_body_seconds,
             metrics_port=args.metrics_port,
             reporter_image=args.reporter_image,
             json_logs=args.log_format == "json",

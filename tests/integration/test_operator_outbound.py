@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 
 from tests.integration.test_operator_loop import TARGET, Sidecar, condition, run_until_done, sv
-from tests.support.cluster import ControlPlane, free_ports
-from tests.support.operator_process import Operator
 from tests.support.owners import ensure_crd
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
+from tools.cluster.procs import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -132,6 +132,21 @@ def test_a_job_that_completes_without_results_is_a_runner_error_naming_it(
     assert len(result.error) <= 400
 
 
+def test_results_stored_after_the_job_ended_are_read_whenever_they_appear(
+    cluster: ControlPlane, namespace: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """A sidecar that waited out a burst stores its results late: `observe` reads the
+    stored results first, whatever the Job's state, so they win over the RunnerError."""
+    run = suite_run(cluster, namespace)
+    on(cluster, lambda gw: start(gw, run))
+    early = wait_result(cluster, run)
+    assert early.error is not None and "completed without uploading" in early.error
+    upload(cluster, endpoint, run, tmp_path)
+    late = on(cluster, lambda gw: observe(gw, run))
+    assert late is not None and late.error is None, late
+    assert sorted(t.name for t in late.tests) == ["down", "ok"]
+
+
 def test_a_deleted_job_is_a_runner_error_not_a_wait(cluster: ControlPlane, namespace: str) -> None:
     run = suite_run(cluster, namespace)
     on(cluster, lambda gw: start(gw, run, resume=False))

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from greenloop.k8s.gateway import Gateway
-from greenloop.k8s.results import ResultsServer, Stored, results_app
+from greenloop.k8s.results import Limits, ResultsServer, Stored, results_app
 from tools.cluster.procs import free_ports
 
 
@@ -24,7 +24,7 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def serve_results(kubeconfig: Path) -> Iterator[Endpoint]:
+def serve_results(kubeconfig: Path, limits: Limits | None = None) -> Iterator[Endpoint]:
     port = free_ports(1)[0]
     ep = Endpoint(url=f"http://127.0.0.1:{port}")
     ready = threading.Event()
@@ -36,7 +36,8 @@ def serve_results(kubeconfig: Path) -> Iterator[Endpoint]:
             async def on_stored(stored: Stored) -> None:
                 ep.stored.append(stored)
 
-            runner = web.AppRunner(results_app(ResultsServer(gw, on_stored=on_stored)))
+            server = ResultsServer(gw, on_stored=on_stored, limits=limits)
+            runner = web.AppRunner(results_app(server))
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             stop = asyncio.Event()

@@ -38,7 +38,7 @@ from greenloop.k8s.metrics import PHASES
 from greenloop.k8s.peering import Peers
 from greenloop.k8s.reconcile import Reconciler, Settings
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
-from greenloop.k8s.results import ResultsServer, Stored, results_app
+from greenloop.k8s.results import BODY_SECONDS, Limits, ResultsServer, Stored, results_app
 
 __all__ = ["OperatorConfig", "run"]
 
@@ -62,6 +62,7 @@ class OperatorConfig:
     results_host: str = "0.0.0.0"  # pods must reach it
     results_port: int = 8081
     results_url: str = ""  # how Job pods reach the endpoint
+    results_body_seconds: float = BODY_SECONDS  # an upload's body arrives within this
     metrics_port: int = 8080  # 0: no metrics endpoint
     reporter_image: str = "localhost/greenloop:dev"
     json_logs: bool = True
@@ -236,7 +237,8 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
         UPLOADS.inc()
         units.poke_uid(stored.validation_uid)
 
-    runner = web.AppRunner(results_app(ResultsServer(gw, on_stored=on_stored)))
+    limits = Limits(body_seconds=config.results_body_seconds)
+    runner = web.AppRunner(results_app(ResultsServer(gw, on_stored=on_stored, limits=limits)))
     await runner.setup()
     await web.TCPSite(runner, config.results_host, config.results_port).start()
     if config.metrics_port:

@@ -7,15 +7,24 @@
     <gzipped JUnit XML>
 
 An upload is stored only when every check holds, in this order, and nothing is written
-otherwise: a token is present (401); the Job exists, is greenloop's and has the uid the
-sidecar names (403 — a Job deleted and re-made under the same name has a new uid); the
-token matches, compared in constant time, the one in the Secret owned by that Job and
-bound to its uid and iteration (403); the body is complete gzip within both size caps,
-counted while it streams so a gzip bomb costs no memory (413, 400). The results are then
-stored as a ConfigMap owned by the Job, *before* the 200 — so "200" means "stored". A
-second upload for the same Job finds that ConfigMap and gets 409 (a replay is refused;
-the sidecar treats 409 after its own earlier attempt as done). A broken upload stored
-nothing, so its retry is simply a new upload.
+otherwise. First what costs nothing but a look, before the upload waits for anything or
+reads a byte of body: a token is present, the body is declared gzip and not too long
+(401, 415, 413); the Job exists, is greenloop's and has the uid the sidecar names (403 —
+a Job deleted and re-made under the same name has a new uid); the token matches,
+compared in constant time, the one in the Secret owned by that Job and bound to its uid
+and iteration (403); its results are not stored yet (409 — a credential is spent once
+they are); no other upload for that Job is in progress (429). So a flood of forged or
+spent credentials costs lookups, never a slot.
+
+Then the upload takes a slot (`slots.FairSlots`: 16, no namespace above half; beyond
+them a bounded queue, and 503 with Retry-After beyond the queue) and must send its whole
+body within `Limits.body_seconds` (408 otherwise: a trickle holds a slot for a bounded
+time). The body must be complete gzip within both size caps, counted while it streams
+so a gzip bomb costs no memory (413, 400). The results are then stored as a ConfigMap
+owned by the Job, *before* the 200 — so "200" means "stored". An upload that raced past
+the 409 check finds that ConfigMap at create and gets 409 too (the sidecar treats 409
+after its own earlier attempt as done). A broken or cut upload stored nothing, so its
+retry is simply a new upload. Every refusal closes the connection.
 """
 
 from __future__ import annotations
@@ -48,11 +57,14 @@ from greenloop.k8s.jobs import (
     names_of_job,
 )
 from greenloop.k8s.metrics import UPLOADS_BY_CODE, upload_code
+from greenloop.k8s.slots import Busy, FairSlots
 
 __all__ = [
+    "BODY_SECONDS",
     "MAX_COMPRESSED",
     "MAX_XML",
     "RESULTS_KEY",
+    "Limits",
     "ResultsServer",
     "Stored",
     "results_app",
@@ -63,9 +75,14 @@ log = logging.getLogger("greenloop.results")
 #: The XML itself; counted while decompressing, never held in memory.
 MAX_XML = 64 * 1024 * 1024
 RESULTS_KEY = "junit.xml.gz"
-#: A slow or stalled client cannot hold a connection open for longer than this.
-REQUEST_SECONDS = 60.0
 MAX_CONCURRENT = 16
+#: A burst of 1,000 suites ending within a minute waits here rather than being refused.
+MAX_WAITING = 256
+WAIT_SECONDS = 20.0
+BODY_SECONDS = 30.0
+CHECK_SECONDS = 15.0
+#: What a refused-for-now sidecar is told; it adds its own jitter on top.
+RETRY_AFTER_SECONDS = 2
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CHUNK = 64 * 1024
 
@@ -86,10 +103,11 @@ class Stored:
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 def _secret_value(secret: dict[str, Any], key: str) -> str:
@@ -132,6 +150,44 @@ def _results_configmap(job: dict[str, Any], name: str, body: bytes) -> dict[str,
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How the endpoint bounds its work (docs/design.md §8); `greenloop operator` takes
+    the defaults, tests shrink them."""
+
+    #: Uploads whose bodies are read and stored at once (memory: slots x max_compressed).
+    slots: int = MAX_CONCURRENT
+    #: Authenticated uploads that may wait for a slot, and how long each may wait.
+    max_waiting: int = MAX_WAITING
+    wait_seconds: float = WAIT_SECONDS
+    #: The whole body must arrive within this, once the upload holds a slot: a body that
+    #: trickles (slowloris) is cut with 408 and its slot freed.
+    body_seconds: float = BODY_SECONDS
+    #: The checks against the API server (Job, Secret, stored results) together.
+    check_seconds: float = CHECK_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """An upload whose credentials held: the Job, and where it goes."""
+
+    namespace: str
+    job: dict[str, Any]
+    job_uid: str
+    iteration: int
+    suite: str
+    results: str
+
+
+def _answer_of(refused: _Refused) -> web.Response:
+    response = web.json_response({"error": refused.message}, status=refused.status)
+    if refused.retry_after is not None:
+        response.headers["Retry-After"] = str(refused.retry_after)
+    # The body may be unread (refused before it) or half read: never reuse the connection.
+    response.force_close()
+    return response
+
+
 class ResultsServer:
     """Checks and stores uploads; `on_stored` is awaited after each stored upload."""
 
@@ -142,12 +198,20 @@ class ResultsServer:
         on_stored: Callable[[Stored], Awaitable[None]] | None = None,
         max_compressed: int = MAX_COMPRESSED,
         max_xml: int = MAX_XML,
+        limits: Limits | None = None,
     ) -> None:
         self.gateway = gateway
         self.on_stored = on_stored
         self.max_compressed = max_compressed
         self.max_xml = max_xml
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT)
+        self.limits = limits or Limits()
+        self.slots = FairSlots(
+            self.limits.slots,
+            max_waiting=self.limits.max_waiting,
+            wait_seconds=self.limits.wait_seconds,
+        )
+        #: Job uids with an upload past its checks: one at a time per Job.
+        self._in_flight: set[str] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
         response = await self._answer(request)
@@ -155,20 +219,14 @@ class ResultsServer:
         return response
 
     async def _answer(self, request: web.Request) -> web.Response:
-        if self._slots.locked():
-            return web.json_response({"error": "busy, retry later"}, status=503)
-        async with self._slots:
-            try:
-                async with asyncio.timeout(REQUEST_SECONDS):
-                    stored = await self._accept(request)
-            except _Refused as refused:
-                log.info("upload refused (%s): %s", refused.status, refused.message)
-                return web.json_response({"error": refused.message}, status=refused.status)
-            except TimeoutError:
-                return web.json_response({"error": "upload took too long"}, status=408)
-            except ApiError as err:
-                log.warning("upload not stored: the API server answered %s", err)
-                return web.json_response({"error": "cannot store now, retry"}, status=503)
+        try:
+            stored = await self._accept(request)
+        except _Refused as refused:
+            log.info("upload refused (%s): %s", refused.status, refused.message)
+            return _answer_of(refused)
+        except ApiError as err:
+            log.warning("upload not stored: the API server answered %s", err)
+            return _answer_of(_Refused(503, "cannot store now, retry", RETRY_AFTER_SECONDS))
         if self.on_stored is not None:
             try:
                 await self.on_stored(stored)
@@ -177,6 +235,31 @@ class ResultsServer:
         return web.json_response({"stored": stored.configmap}, status=200)
 
     async def _accept(self, request: web.Request) -> Stored:
+        """Every refusal that costs nothing but a look (headers, the credential, results
+        already stored) comes before the upload takes a slot or reads a byte of body."""
+        namespace, job_name, job_uid, token = self._credentials(request)
+        try:
+            async with asyncio.timeout(self.limits.check_seconds):
+                checked = await self._authorize(namespace, job_name, job_uid, token)
+                await self._refuse_if_stored(checked)
+        except TimeoutError:
+            raise _Refused(503, "cannot check the upload now, retry", RETRY_AFTER_SECONDS) from None
+        if job_uid in self._in_flight:
+            raise _Refused(429, "an upload for this Job is in progress", RETRY_AFTER_SECONDS)
+        self._in_flight.add(job_uid)
+        try:
+            try:
+                await self.slots.acquire(namespace)
+            except Busy as busy:
+                raise _Refused(503, f"busy: {busy}; retry", RETRY_AFTER_SECONDS) from None
+            try:
+                return await self._read_and_store(request, checked)
+            finally:
+                self.slots.release(namespace)
+        finally:
+            self._in_flight.discard(job_uid)
+
+    def _credentials(self, request: web.Request) -> tuple[str, str, str, str]:
         namespace, job_name = request.match_info["namespace"], request.match_info["job"]
         if not (_DNS.match(namespace) and _DNS.match(job_name)):
             raise _Refused(400, "namespace and job must be DNS labels")
@@ -192,36 +275,42 @@ class ResultsServer:
             raise _Refused(415, f"send the JUnit XML gzipped as Content-Type: {GZIP}")
         if (request.content_length or 0) > self.max_compressed:
             raise _Refused(413, f"body over {self.max_compressed} bytes")
+        return namespace, job_name, job_uid, token
 
-        job, iteration, suite = await self._authorize(namespace, job_name, job_uid, token)
-        body, xml_bytes = await self._read(request)
-        meta = job["metadata"]
-        labels = meta.get("labels") or {}
-        validation = (meta.get("annotations") or {}).get(ANNOTATION_VALIDATION, "")
-        validation_uid = labels.get(LABEL_VALIDATION_UID, "")
-        names = names_of_job(job)
-        assert names is not None  # _authorize checked the labels
-        name = names.results
+    async def _refuse_if_stored(self, checked: _Checked) -> None:
+        """A credential is spent once its results are stored: 409 before any body."""
+        stored = await self.gateway.find("ConfigMap", checked.namespace, checked.results)
+        if stored is not None:
+            raise _Refused(409, "results for this Job are already stored")
+
+    async def _read_and_store(self, request: web.Request, checked: _Checked) -> Stored:
         try:
-            await self.gateway.create(_results_configmap(job, name, body))
+            async with asyncio.timeout(self.limits.body_seconds):
+                body, xml_bytes = await self._read(request)
+        except TimeoutError:
+            raise _Refused(
+                408, f"the body did not arrive within {self.limits.body_seconds:g} s"
+            ) from None
+        meta = checked.job["metadata"]
+        labels = meta.get("labels") or {}
+        try:
+            await self.gateway.create(_results_configmap(checked.job, checked.results, body))
         except Conflict:
             raise _Refused(409, "results for this Job are already stored") from None
         failpoints.hit("results-stored")  # stored, not answered: the sidecar retries
         return Stored(
-            namespace=namespace,
-            job=job_name,
-            job_uid=job_uid,
-            configmap=name,
-            validation=validation,
-            validation_uid=validation_uid,
-            iteration=iteration,
-            suite=suite,
+            namespace=checked.namespace,
+            job=meta["name"],
+            job_uid=checked.job_uid,
+            configmap=checked.results,
+            validation=(meta.get("annotations") or {}).get(ANNOTATION_VALIDATION, ""),
+            validation_uid=labels.get(LABEL_VALIDATION_UID, ""),
+            iteration=checked.iteration,
+            suite=checked.suite,
             xml_bytes=xml_bytes,
         )
 
-    async def _authorize(
-        self, namespace: str, job_name: str, job_uid: str, token: str
-    ) -> tuple[dict[str, Any], int, str]:
+    async def _authorize(self, namespace: str, job_name: str, job_uid: str, token: str) -> _Checked:
         forbidden = _Refused(403, "token not valid for this Job")
         job = await self.gateway.find("Job", namespace, job_name)
         if job is None:
@@ -236,8 +325,7 @@ class ResultsServer:
         ):
             raise forbidden
         iteration, suite = int(labels[LABEL_ITERATION]), str(labels[LABEL_SUITE])
-        secret_name = names.secret
-        secret = await self.gateway.find("Secret", namespace, secret_name)
+        secret = await self.gateway.find("Secret", namespace, names.secret)
         if secret is None:
             raise forbidden
         owners = secret["metadata"].get("ownerReferences") or []
@@ -251,7 +339,7 @@ class ResultsServer:
         same = hmac.compare_digest(token.encode(), expected.encode())
         if not (bound and expected and same):
             raise forbidden
-        return job, iteration, suite
+        return _Checked(namespace, job, job_uid, iteration, suite, names.results)
 
     async def _read(self, request: web.Request) -> tuple[bytes, int]:
         """The complete gzip body (≤ max_compressed) and the size of the XML inside

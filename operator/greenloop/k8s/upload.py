@@ -3,14 +3,18 @@
 It runs beside the suite container as a native sidecar and waits; the kubelet sends it
 SIGTERM once the suite container has exited, which is its cue. It then gzips the JUnit
 XML and sends it to the results endpoint with the Job's token, retrying connection
-errors, 5xx, 408 and 429 with backoff, and giving up at its deadline (which the pod's
-terminationGracePeriodSeconds leaves room for). A 409 means an earlier attempt of its
-own was stored and only the answer was lost: done.
+errors, 5xx, 408 and 429 with full-jitter backoff (`core.admission.retry_delay`; an
+endpoint's Retry-After is waited out first), and giving up at its deadline (which the
+pod's terminationGracePeriodSeconds leaves room for). The deadline is sized for a burst
+(`jobs.UPLOAD_DEADLINE_SECONDS`): a thousand suites ending within a minute queue at the
+endpoint or are told to come back, and each comes back until it is stored. A 409 means
+an earlier attempt of its own was stored and only the answer was lost: done.
 """
 
 from __future__ import annotations
 
 import gzip
+import random
 import signal
 import sys
 import threading
@@ -21,15 +25,19 @@ from typing import IO
 
 import httpx
 
-from greenloop.k8s.jobs import GZIP, MAX_COMPRESSED, UID_HEADER
+from greenloop.core.admission import retry_after_seconds, retry_delay
+from greenloop.k8s.jobs import GZIP, MAX_COMPRESSED, UID_HEADER, UPLOAD_DEADLINE_SECONDS
 
 __all__ = ["Upload", "UploadResult", "upload", "wait_for_sigterm"]
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 #: The deadline is the real bound; the count only rules out a tight loop. It must not
 #: end the retries first: at 8 attempts (backoff 0.5 s doubling to 8 s) a sidecar gave
-#: up after ~32 s while a restarted operator took 32 s to answer, with 28 s left.
-MAX_ATTEMPTS = 16
+#: up after ~32 s while a restarted operator took 32 s to answer, with 28 s left. Full
+#: jitter draws some waits near 0, so the count is well above deadline / cap.
+MAX_ATTEMPTS = 200
+#: One attempt's bound: above the endpoint's queue wait (20 s) plus its store.
+ATTEMPT_SECONDS = 45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,7 @@ class Upload:
     job: str
     token: str
     job_uid: str
-    deadline_seconds: float = 60.0
+    deadline_seconds: float = float(UPLOAD_DEADLINE_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +93,27 @@ def upload(job: Upload, *, log: IO[str] = sys.stderr) -> UploadResult:
         UID_HEADER: job.job_uid,
         "Content-Type": GZIP,
     }
+    return _send(job, url, body, headers, log)
+
+
+def _send(
+    job: Upload, url: str, body: bytes, headers: dict[str, str], log: IO[str]
+) -> UploadResult:
     deadline = time.monotonic() + job.deadline_seconds
-    delay = 0.5
     last = "not tried"
     tried = 0
-    with httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0)) as client:
+    timeout = httpx.Timeout(ATTEMPT_SECONDS, connect=5.0)
+    with httpx.Client(timeout=timeout) as client:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             tried = attempt
+            retry_after = None
             try:
-                response = client.post(url, content=body, headers=headers, timeout=min(20.0, left))
+                response = client.post(
+                    url, content=body, headers=headers, timeout=min(ATTEMPT_SECONDS, left)
+                )
             except httpx.HTTPError as err:
                 last = f"{type(err).__name__}: {err}"
             else:
@@ -107,7 +124,8 @@ def upload(job: Upload, *, log: IO[str] = sys.stderr) -> UploadResult:
                 last = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code not in RETRY_STATUS:
                     return UploadResult(False, f"refused: {last}", attempt)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+            wait = retry_delay(attempt, random.random(), retry_after=retry_after)
             print(f"greenloop: upload attempt {attempt} failed ({last}); retrying", file=log)
-            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
-            delay = min(delay * 2, 8.0)
+            time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
     return UploadResult(False, f"gave up at the deadline; last answer: {last}", tried)
