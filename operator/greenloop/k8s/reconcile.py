@@ -107,10 +107,14 @@ class Reconciler:
 
     # ---- the tick ---------------------------------------------------------------------
 
-    async def tick(self, namespace: str, name: str) -> Tick:
+    async def tick(self, namespace: str, name: str, uid: str = "") -> Tick:
+        """One tick of the object `uid` (any object of the name when empty)."""
         raw = await self.gw.find(crd.KIND, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Tick(0.0, stop=True, note="object gone")
+        if uid and raw["metadata"].get("uid") != uid:
+            # The name is another object's now: that object has its own unit.
+            return Tick(0.0, stop=True, note="object gone (its name was reused)")
         try:
             obj = from_object(raw, source=f"{namespace}/{name}", mode="operator")
         except SpecError as err:

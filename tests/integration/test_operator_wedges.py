@@ -1,0 +1,74 @@
+"""Nothing a tenant does to its own objects wedges the operator (docs/design.md §8):
+a name deleted and recreated in a burst, a status the API server refuses, a tampered
+`status.engine`, a deadline that passes mid-round. Each ends in a status within a
+bounded time. The kwok cluster of test_operator_lifecycle.py, the operator on the host;
+no pods run (the Jobs name an account that does not exist), nobody uploads."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from greenloop.core import crd
+from tests.support.cluster import ControlPlane, wait_until
+from tests.support.operator_process import Operator
+
+pytestmark = pytest.mark.integration
+
+#: Bound on a fresh object's first status; a tick takes about a second here.
+FIRST_STATUS_SECONDS = 30.0
+
+
+def sv(name: str = "demo", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "suites": [{"name": "core", "command": ["pytest"], "image": "localhost/e2e:dev"}],
+            "serviceAccountName": "no-such-account",  # no pods on kwok
+            **spec,
+        },
+    }
+
+
+def send(cp: ControlPlane, method: str, path: str, body: str | None = None) -> int:
+    """One request as admin, without kubectl's start-up time between requests."""
+    req = urllib.request.Request(
+        cp.server + path, data=body.encode() if body else None, method=method,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, context=cp._ssl_context(), timeout=10.0) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return int(exc.code)
+
+
+def test_a_name_deleted_and_recreated_in_a_burst_gets_a_status_at_once(
+    cluster: ControlPlane, namespace: str, operator: Operator
+) -> None:
+    text = json.dumps(sv())
+    path = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{namespace}/{crd.PLURAL}"
+    assert send(cluster, "POST", path, text) == 201
+    for _ in range(20):  # 20 times in about 4 s, as the finding measured
+        time.sleep(0.1)
+        assert send(cluster, "DELETE", f"{path}/demo") == 200
+        assert send(cluster, "POST", path, text) == 201
+    created = time.monotonic()
+    uid = cluster.get_json("sv", "demo", "-n", namespace)["metadata"]["uid"]
+
+    def status() -> dict[str, Any] | None:
+        obj = cluster.get_json("sv", "demo", "-n", namespace)
+        assert obj["metadata"]["uid"] == uid
+        return obj.get("status", {}).get("phase") and obj["status"]
+
+    wait_until("the last object's first status", status, timeout=FIRST_STATUS_SECONDS, interval=0.5)
+    print(f"first status of the recreated object after {time.monotonic() - created:.1f} s")
+    assert operator.exited() is None, operator.tail()
