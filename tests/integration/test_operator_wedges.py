@@ -72,3 +72,29 @@ def test_a_name_deleted_and_recreated_in_a_burst_gets_a_status_at_once(
     wait_until("the last object's first status", status, timeout=FIRST_STATUS_SECONDS, interval=0.5)
     print(f"first status of the recreated object after {time.monotonic() - created:.1f} s")
     assert operator.exited() is None, operator.tail()
+
+
+def test_the_deadline_ends_a_running_round_and_stops_its_jobs(
+    cluster: ControlPlane, namespace: str, operator: Operator
+) -> None:
+    # Issue 19 item 8: deadlineSeconds 1 ended Passed after 31 s; a Job that never
+    # reports (no pod runs here) kept the round Testing for good.
+    cluster.apply(sv(policy={"deadlineSeconds": 1}), namespace=namespace)
+    created = time.monotonic()
+
+    def stalled() -> dict[str, Any] | None:
+        status = cluster.get_json("sv", "demo", "-n", namespace).get("status") or {}
+        return status if status.get("phase") == "Stalled" else None
+
+    status = wait_until("the deadline to end the round", stalled, timeout=30.0, interval=0.5)
+    print(f"deadlineSeconds 1: Stalled after {time.monotonic() - created:.1f} s")
+    ready = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert ready["reason"] == "BudgetExhausted", status["conditions"]
+    assert "deadlineSeconds (1) passed while suites ran (core)" in ready["message"], ready
+    wait_until(
+        "the round's Job to be deleted",
+        lambda: not cluster.get_json("jobs", "-n", namespace)["items"],
+        timeout=30.0,
+        interval=0.5,
+    )
+    assert operator.exited() is None, operator.tail()
