@@ -57,6 +57,12 @@ def test_a_name_deleted_and_recreated_in_a_burst_gets_a_status_at_once(
     text = json.dumps(sv())
     path = f"/apis/{crd.GROUP}/{crd.VERSION}/namespaces/{namespace}/{crd.PLURAL}"
     assert send(cluster, "POST", path, text) == 201
+    wait_until(  # the operator is up and serving the name
+        "the first object's status",
+        lambda: (cluster.get_json("sv", "demo", "-n", namespace).get("status") or {}).get("phase"),
+        timeout=60.0,
+        interval=0.5,
+    )
     for _ in range(20):  # 20 times in about 4 s, as the finding measured
         time.sleep(0.1)
         assert send(cluster, "DELETE", f"{path}/demo") == 200
@@ -94,6 +100,43 @@ def test_the_deadline_ends_a_running_round_and_stops_its_jobs(
     wait_until(
         "the round's Job to be deleted",
         lambda: not cluster.get_json("jobs", "-n", namespace)["items"],
+        timeout=30.0,
+        interval=0.5,
+    )
+    assert operator.exited() is None, operator.tail()
+
+
+def test_a_tampered_engine_state_stalls_naming_the_field_and_a_rerun_recovers(
+    cluster: ControlPlane, namespace: str, operator: Operator
+) -> None:
+    # Issue 19 item 5: a hand-edited status.engine naming a suite that does not exist
+    # waited "for Jobs" forever.
+    cluster.apply(sv(), namespace=namespace)
+
+    def status() -> dict[str, Any]:
+        return cluster.get_json("sv", "demo", "-n", namespace).get("status") or {}
+
+    wait_until("the round", lambda: status().get("engine"), timeout=60.0, interval=0.5)
+    patch = {"status": {"engine": {"running": [{"suite": "nope"}]}}}
+    cluster.kubectl(
+        "patch", "sv", "demo", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(patch),
+    )  # fmt: skip
+    edited = time.monotonic()
+    stalled = wait_until(
+        "the tampered state to stall",
+        lambda: status() if status().get("phase") == "Stalled" else None,
+        timeout=30.0,
+        interval=0.5,
+    )
+    print(f"tampered status.engine: Stalled after {time.monotonic() - edited:.1f} s")
+    cond = next(c for c in stalled["conditions"] if c["type"] == "Stalled")
+    assert cond["reason"] == "InvalidState", cond
+    assert cond["message"].startswith("status.engine.running[0].suite: 'nope'"), cond
+    cluster.kubectl("annotate", "sv", "demo", "-n", namespace, "greenloop.dev/rerun=1")
+    wait_until(
+        "a rerun to start a new round",
+        lambda: status().get("phase") == "Testing",
         timeout=30.0,
         interval=0.5,
     )

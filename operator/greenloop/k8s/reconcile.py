@@ -145,6 +145,11 @@ class Reconciler:
                 rerun=rerun,
             )
             return await self._write(raw, obj, state, decision)
+        if why := snapshot.problem(state, obj.spec):
+            # A hand-edited status.engine: stalled naming the field, nothing it names run;
+            # the rerun annotation then starts a new round from the stalled state.
+            decision = engine.on_invalid_state(obj.spec, state, why, now)
+            return await self._write(raw, obj, state, decision)
         decision = engine.on_rerun(obj.spec, state, rerun, now)
         if decision.state == state:  # no rerun asked for: has time changed anything?
             decision = engine.on_tick(obj.spec, state, now)

@@ -19,6 +19,7 @@ from greenloop.core.engine.history import (
 )
 from greenloop.core.engine.rules import round_deadline
 from greenloop.core.engine.state import (
+    MAX_COUNTER,
     MAX_NOTE,
     Decision,
     FlakyTest,
@@ -231,6 +232,20 @@ def on_tick(spec: ValidationSpec, state: State, now: float) -> Decision:
         why=f"revalidateEvery: {plural(every, 'second')} since the last round passed",
         fingerprint=state.fingerprint,
     )
+
+
+def on_invalid_state(spec: ValidationSpec, state: State, why: str, now: float) -> Decision:
+    """A stored state that cannot be this spec's round (``snapshot.problem`` says why,
+    naming the field) ends ``Stalled``/``InvalidState``: nothing it names is run or
+    waited for, and its counters are brought back within bounds. A new round (the
+    rerun annotation, a spec change) starts from it as from any stalled round."""
+    state = replace(
+        state,
+        iteration=min(max(state.iteration, 0), spec.policy.max_iterations),
+        round=min(max(state.round, 1), MAX_COUNTER),
+        step=min(max(state.step, 0), MAX_COUNTER - 1),
+    )
+    return _finish(state, now, Phase.STALLED, Reason.INVALID_STATE, _clip(why, MAX_NOTE))
 
 
 def _ended_at(state: State) -> float:
