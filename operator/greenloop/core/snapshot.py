@@ -29,10 +29,20 @@ from greenloop.core.engine import (
     SuiteSelection,
     TestRecord,
 )
+from greenloop.core.engine.state import MAX_COUNTER
 from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
-from greenloop.core.model import DEFAULT_PRIORITY, Diagnosis, FailureClass, Outcome
+from greenloop.core.model import (
+    DEFAULT_PRIORITY,
+    Diagnosis,
+    FailureClass,
+    Outcome,
+    ValidationSpec,
+)
 
-__all__ = ["INLINE_TESTS_MAX", "VERSION", "SnapshotError", "from_data", "to_data"]
+__all__ = [
+    "INLINE_TESTS_MAX", "MAX_COUNTER", "VERSION", "SnapshotError", "from_data", "problem",
+    "to_data",
+]  # fmt: skip
 
 VERSION = 2
 # The test table is kept readable up to this size; past it, it is stored compressed
@@ -305,3 +315,43 @@ def _read_selection(s: Mapping[str, Any]) -> SuiteSelection:
     if "tests" in s:
         return SuiteSelection(s["suite"], tuple(s["tests"]))
     return SuiteSelection(s["suite"])
+
+
+def problem(state: State, spec: ValidationSpec) -> str:
+    """Why a decoded snapshot cannot be the state of this spec's round, naming the field
+    under ``status.engine`` ("": it can). A snapshot written by greenloop for this
+    generation always passes; a hand-edited one (a suite that does not exist, an
+    iteration of 1e70) would wait for Jobs forever or make a label over 63 bytes.
+    Only for a state of the spec's own generation: on a spec change the engine itself
+    drops what the new spec no longer has."""
+    limits = (
+        ("iteration", state.iteration, spec.policy.max_iterations),
+        ("round", state.round, MAX_COUNTER),
+        ("step", state.step, MAX_COUNTER),
+    )
+    for name, value, most in limits:
+        if not 0 <= value <= most:
+            return f"status.engine.{name}: {_shown(value)} is not between 0 and {most}"
+    suites = {s.name for s in spec.suites}
+    batches = (
+        ("running", state.running),
+        ("nextRun", state.next_run),
+        *((f"pending[{i}]", group) for i, group in enumerate(state.pending)),
+    )
+    for where, selections in batches:
+        for i, selection in enumerate(selections):
+            if selection.suite not in suites:
+                return (
+                    f"status.engine.{where}[{i}].suite: {_shown(selection.suite)} is not a "
+                    "suite of spec.suites"
+                )
+    for i, suite in enumerate(state.reported):
+        if suite not in suites:
+            return f"status.engine.reported[{i}]: {_shown(suite)} is not a suite of spec.suites"
+    return ""
+
+
+def _shown(value: object) -> str:
+    """A value as a message shows it: repr, at most 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -73,106 +73,123 @@ class OperatorConfig:
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
 
 
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Which object a unit serves: its uid, and the name it reads it by."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
 class Units:
-    """One task per object, woken by events; it alone carries out that object's steps."""
+    """One task per object, woken by events; it alone carries out that object's steps.
+
+    Keyed by uid, as kopf keys its own per-object workers: a name deleted and recreated
+    is two objects, and the old one's end (its last tick finding the name gone, or its
+    DELETED event handled after the new object's ADDED - kopf keeps no order between
+    two uids) must not stop the new one's unit (issue 19; docs/design.md §8)."""
 
     def __init__(self, reconciler: Reconciler, peers: Peers | None = None) -> None:
         self.reconciler = reconciler
         self.peers = peers  # with --peering: pause while a higher-priority peer lives
-        self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.wake: dict[tuple[str, str], asyncio.Event] = {}
-        self.by_uid: dict[str, tuple[str, str]] = {}
-        # (namespace, kind, name) of a target workload -> the objects that target it.
-        self.targets: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.wake: dict[str, asyncio.Event] = {}
+        self.units: dict[str, Unit] = {}
+        # (namespace, kind, name) of a target workload -> the uids of objects that target it.
+        self.targets: dict[tuple[str, str, str], set[str]] = {}
 
     def ensure(self, namespace: str, name: str, uid: str) -> None:
-        key = (namespace, name)
-        self.by_uid[uid] = key
-        if key not in self.tasks or self.tasks[key].done():
-            self.wake[key] = asyncio.Event()
-            self.tasks[key] = asyncio.create_task(self._loop(key), name=f"sv/{namespace}/{name}")
+        if uid not in self.tasks or self.tasks[uid].done():
+            unit = Unit(namespace, name, uid)
+            self.units[uid] = unit
+            self.wake[uid] = asyncio.Event()
+            self.tasks[uid] = asyncio.create_task(self._loop(unit), name=f"sv/{namespace}/{name}")
             UNITS.set(len(self.tasks))
-        self.wake[key].set()
+        self.wake[uid].set()
 
-    def watch_targets(self, namespace: str, name: str, workloads: Sequence[Any]) -> None:
+    def watch_targets(self, namespace: str, uid: str, workloads: Sequence[Any]) -> None:
         """Remember which workloads this object targets, so their changes wake it."""
-        key = (namespace, name)
-        self._forget_targets(key)
+        self._forget_targets(uid)
         for w in workloads:
             if isinstance(w, dict) and w.get("kind") and w.get("name"):
                 target = (namespace, str(w["kind"]), str(w["name"]))
-                self.targets.setdefault(target, set()).add(key)
+                self.targets.setdefault(target, set()).add(uid)
 
     def targeted(self, namespace: str | None, kind: str, name: str) -> bool:
         return namespace is not None and (namespace, kind, name) in self.targets
 
     def poke_target(self, namespace: str, kind: str, name: str) -> None:
-        for key in self.targets.get((namespace, kind, name), ()):
-            if key in self.wake:
-                self.wake[key].set()
+        for uid in self.targets.get((namespace, kind, name), ()):
+            self.poke_uid(uid)
 
-    def _forget_targets(self, key: tuple[str, str]) -> None:
-        for target in [t for t, keys in self.targets.items() if key in keys]:
-            self.targets[target].discard(key)
+    def _forget_targets(self, uid: str) -> None:
+        for target in [t for t, uids in self.targets.items() if uid in uids]:
+            self.targets[target].discard(uid)
             if not self.targets[target]:
                 del self.targets[target]
 
     def poke_uid(self, uid: str) -> None:
-        key = self.by_uid.get(uid)
-        if key is not None and key in self.wake:
-            self.wake[key].set()
+        if uid in self.wake:
+            self.wake[uid].set()
 
-    async def stop(self, namespace: str, name: str) -> None:
-        task = self.tasks.pop((namespace, name), None)
-        self.wake.pop((namespace, name), None)
-        self._forget_targets((namespace, name))
-        PHASES.forget(namespace, name)
+    def _forget(self, uid: str) -> None:
+        self.tasks.pop(uid, None)
+        self.wake.pop(uid, None)
+        unit = self.units.pop(uid, None)
+        self._forget_targets(uid)
+        # The phase gauge is by name: leave it to a newer object of the same name.
+        if unit is not None and not any(
+            (u.namespace, u.name) == (unit.namespace, unit.name) for u in self.units.values()
+        ):
+            PHASES.forget(unit.namespace, unit.name)
+        UNITS.set(len(self.tasks))
+
+    async def stop(self, uid: str) -> None:
+        task = self.tasks.get(uid)
+        self._forget(uid)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        UNITS.set(len(self.tasks))
 
     async def stop_all(self) -> None:
-        for namespace, name in list(self.tasks):
-            await self.stop(namespace, name)
+        for uid in list(self.tasks):
+            await self.stop(uid)
 
-    async def _loop(self, key: tuple[str, str]) -> None:
-        namespace, name = key
+    async def _loop(self, unit: Unit) -> None:
+        uid, key = unit.uid, f"{unit.namespace}/{unit.name}"
         backoff = 1.0
         paused = False
         while True:
-            wake = self.wake.get(key)
+            wake = self.wake.get(uid)
             if wake is None:
                 return
             wake.clear()
             try:
-                if self.peers is not None and not await self.peers.may_act(namespace):
+                if self.peers is not None and not await self.peers.may_act(unit.namespace):
                     if not paused:
-                        log.info("%s/%s paused: a peer of higher priority is active", *key)
+                        log.info("%s paused: a peer of higher priority is active", key)
                     paused = True
                     await _sleep_or_wake(wake, PAUSED_SECONDS)
                     continue
                 paused = False
-                tick = await self.reconciler.tick(namespace, name)
+                tick = await self.reconciler.tick(unit.namespace, unit.name, uid)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # Not a decision: an API outage or a bug. Retry later, bounded; the
                 # status keeps what was last written.
                 TICKS.labels("error").inc()
-                log.exception("tick of %s/%s failed; retrying in %.0f s", namespace, name, backoff)
+                log.exception("tick of %s failed; retrying in %.0f s", key, backoff)
                 await _sleep_or_wake(wake, backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = 1.0
             TICKS.labels("stop" if tick.stop else "ok").inc()
-            log.info("%s/%s: %s", namespace, name, tick.note)
+            log.info("%s: %s", key, tick.note)
             if tick.stop:
-                PHASES.forget(namespace, name)
-                self.tasks.pop(key, None)
-                self.wake.pop(key, None)
-                UNITS.set(len(self.tasks))
+                self._forget(uid)
                 return
             if tick.wait > 0:
                 await _sleep_or_wake(wake, tick.wait)
@@ -295,13 +312,14 @@ def _register_validations(registry: kopf.OperatorRegistry) -> None:
         units = memo.units
         if units is None or namespace is None:
             return
+        uid = str(meta.get("uid"))
         if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
-            await units.stop(namespace, name)
+            await units.stop(uid)
             return
         target = spec.get("target") if hasattr(spec, "get") else None
         workloads = target.get("workloads") if isinstance(target, dict) else None
-        units.watch_targets(namespace, name, workloads if isinstance(workloads, list) else ())
-        units.ensure(namespace, name, str(meta.get("uid")))
+        units.watch_targets(namespace, uid, workloads if isinstance(workloads, list) else ())
+        units.ensure(namespace, name, uid)
 
 
 def _register_wakers(registry: kopf.OperatorRegistry) -> None:

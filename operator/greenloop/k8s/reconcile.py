@@ -70,6 +70,7 @@ IDLE_SECONDS = 10.0
 FINISHED_SECONDS = 300.0
 #: Decoded states kept (one per object), so an unchanged status is not decoded again.
 DECODED_STATES = 2048
+CONFLICT = "status changed since it was read"
 #: How long a failed redeploy waits for a controller to see greenloop's patch.
 OBSERVE_SECONDS = 15.0
 
@@ -110,10 +111,14 @@ class Reconciler:
 
     # ---- the tick ---------------------------------------------------------------------
 
-    async def tick(self, namespace: str, name: str) -> Tick:
+    async def tick(self, namespace: str, name: str, uid: str = "") -> Tick:
+        """One tick of the object `uid` (any object of the name when empty)."""
         raw = await self.gw.find(crd.KIND, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Tick(0.0, stop=True, note="object gone")
+        if uid and raw["metadata"].get("uid") != uid:
+            # The name is another object's now: that object has its own unit.
+            return Tick(0.0, stop=True, note="object gone (its name was reused)")
         try:
             obj = from_object(raw, source=f"{namespace}/{name}", mode="operator")
         except SpecError as err:
@@ -143,9 +148,22 @@ class Reconciler:
                 rerun=rerun,
             )
             return await self._write(raw, obj, state, decision)
+        if why := snapshot.problem(state, obj.spec):
+            # A hand-edited status.engine: stalled naming the field, nothing it names run;
+            # the rerun annotation then starts a new round from the stalled state.
+            decision = engine.on_invalid_state(obj.spec, state, why, now)
+            return await self._write(raw, obj, state, decision)
         decision = engine.on_rerun(obj.spec, state, rerun, now)
         if decision.state == state:  # no rerun asked for: has time changed anything?
             decision = engine.on_tick(obj.spec, state, now)
+            action = engine.current_action(state)
+            if decision.state != state and isinstance(action, RunSuites):
+                # The deadline ended the round mid-run: stop what still runs, once the
+                # verdict is written (a 409 re-decides, and stops, next tick).
+                tick = await self._write(raw, obj, state, decision)
+                if not tick.note.startswith(CONFLICT):
+                    await self._stop_runs(raw, obj, state, action)
+                return tick
         if decision.state != state:
             return await self._write(raw, obj, state, decision)
         action = engine.current_action(state)
@@ -173,13 +191,15 @@ class Reconciler:
         return Tick(self._until(obj, state, now), note=f"finished: {action.phase.value}")
 
     @staticmethod
-    def _until(obj: StagingValidation, state: State, now: float) -> float:
-        """How long to sleep when only time can change the state: the idle wait, or less
-        when the deadline or the next revalidation comes sooner."""
+    def _until(
+        obj: StagingValidation, state: State, now: float, idle: float = FINISHED_SECONDS
+    ) -> float:
+        """How long to sleep when nothing wakes the unit: the idle wait, or less when the
+        deadline or the next revalidation comes sooner."""
         due = engine.wake_at(obj.spec, state)
         if due is None:
-            return FINISHED_SECONDS
-        return max(0.05, min(FINISHED_SECONDS, due - now))
+            return idle
+        return max(0.05, min(idle, due - now))
 
     # ---- state --------------------------------------------------------------------------
 
@@ -271,7 +291,17 @@ class Reconciler:
             took = result.finished - result.started if result.started > 0 else None
             return await self._write(raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
-        return Tick(IDLE_SECONDS, note=note)
+        return Tick(self._until(obj, state, self.clock(), IDLE_SECONDS), note=note)
+
+    async def _stop_runs(
+        self, raw: dict[str, Any], obj: StagingValidation, state: State, action: RunSuites
+    ) -> None:
+        names = {s.name for s in obj.spec.suites}
+        for selection in action.suites:
+            if selection.suite in names:
+                await suites.stop(
+                    self.gw, self._suite_job(raw, obj, state, action.iteration, selection)
+                )
 
     # ---- Redeploy -----------------------------------------------------------------------
 
@@ -374,7 +404,7 @@ class Reconciler:
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
-            return _again("status changed since it was read: re-reading")
+            return _again(f"{CONFLICT}: re-reading")
         failpoints.hit("status-written")
         self._remember(meta["uid"], out.engine, state)  # what the next tick reads back
         metrics.record(obj.namespace, out.observed)
@@ -397,7 +427,7 @@ class Reconciler:
                 resource_version=meta["resourceVersion"],
             )  # fmt: skip
         except Conflict:
-            return _again("status changed since it was read: re-reading")
+            return _again(f"{CONFLICT}: re-reading")
         metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
         await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")

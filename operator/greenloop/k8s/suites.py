@@ -88,6 +88,13 @@ async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str,
     return job
 
 
+async def stop(gw: Gateway, run: SuiteJob) -> None:
+    """Stop a run the round no longer waits for (its deadline passed): delete the Job,
+    and with it, through owner references, its pods (SIGTERM), Secret and ConfigMaps.
+    Repeatable: a Job already gone is no error."""
+    await gw.delete("Job", run.owner.namespace, run.job_name, propagation="Background")
+
+
 def _epoch(stamp: Any) -> float:
     if not isinstance(stamp, str):
         return 0.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from greenloop.core import engine
 from greenloop.core.engine import Phase
 from greenloop.core.model import RerunMode
 from tests.unit.engine.cases import (
@@ -74,3 +75,26 @@ def test_the_deadline_is_spent_the_second_it_is_reached() -> None:
     assert str(state.reason) == "BudgetExhausted"
     assert state.message == "deadlineSeconds (60) passed with failures left"
     assert state.iteration == 1
+
+
+@pytest.mark.parametrize(("now", "stalled"), [(EPOCH + 0.5, False), (EPOCH + 1.0, True)])
+def test_the_deadline_bounds_a_round_whose_suites_are_still_running(
+    now: float, stalled: bool
+) -> None:
+    # Issue 19 item 8: in operator mode a round ran on past deadlineSeconds (1) and
+    # ended Passed after 31 s. Time alone ends it, as local mode's cut-off suite does.
+    spec = make_spec(*ONE, deadline_seconds=1)
+    running = engine.begin(spec, EPOCH).state
+    assert engine.wake_at(spec, running) == EPOCH + 1.0
+    after = engine.on_tick(spec, running, now)
+    if not stalled:
+        assert after.state == running
+        return
+    assert (after.state.phase, str(after.state.reason)) == (Phase.STALLED, "BudgetExhausted")
+    assert after.state.message == (
+        "deadlineSeconds (1) passed while suites ran (critical); their runs were stopped"
+    )
+    assert isinstance(after.action, engine.Finish)
+    # The stopped suites' late results change nothing.
+    late = engine.SuiteFinished(running.action_id, engine.SuiteRun("critical", (ok("c1"),)))
+    assert engine.on_suite(spec, after.state, late, now + 1).state == after.state

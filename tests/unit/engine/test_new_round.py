@@ -241,8 +241,9 @@ def test_a_passed_round_is_revalidated_after_revalidate_every(now: float, new_ro
     assert after.state.round_reason is Reason.REVALIDATING
     assert "revalidateEvery: 60 seconds since the last round passed" in after.state.message
     assert after.state.rerun_seen == state.rerun_seen
-    # The new round is no longer due for revalidation until it passes again.
-    assert engine.wake_at(every, after.state) is None
+    # The new round is no longer due for revalidation until it passes again: only its
+    # deadline can end it by time alone.
+    assert engine.wake_at(every, after.state) == now + every.policy.deadline_seconds
 
 
 def test_a_stalled_round_is_not_revalidated() -> None:

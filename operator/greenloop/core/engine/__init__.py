@@ -53,6 +53,7 @@ from greenloop.core.engine.events import (
 from greenloop.core.engine.history import _bounded as _bounded  # the notes' bound, for tests
 from greenloop.core.engine.rounds import (
     begin,
+    on_invalid_state,
     on_rerun,
     on_spec_changed,
     on_target_observed,
@@ -128,6 +129,7 @@ __all__ = [
     "interrupt",
     "line_up",
     "on_approved",
+    "on_invalid_state",
     "on_redeploy",
     "on_redeploy_started",
     "on_rerun",

@@ -40,6 +40,7 @@ class Reason(StrEnum):
     TARGET_CHANGED = "TargetChanged"  # someone else changed a target: a new round
     INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
+    INVALID_STATE = "InvalidState"  # a stored state that cannot be this spec's round
     WAITING_APPROVAL = "WaitingApproval"
     # Why a round after the first started (State.round_reason).
     SPEC_CHANGED = "SpecChanged"

@@ -1,6 +1,7 @@
 """What starts a round (docs/design.md §1, last rule; §6): :func:`begin`, a spec change,
 the greenloop.dev/rerun annotation, a target changed by someone else, and what time alone
-changes (:func:`on_tick`: revalidation, an approval that outlived the deadline)."""
+changes (:func:`on_tick`: revalidation, an approval or a suite run that outlived the
+deadline)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from greenloop.core.engine.history import (
     _priority_groups,
     _with_current,
 )
+from greenloop.core.engine.rules import round_deadline
 from greenloop.core.engine.state import (
+    MAX_COUNTER,
     MAX_NOTE,
     Decision,
     FlakyTest,
@@ -180,9 +183,9 @@ def on_rerun(
 
 def wake_at(spec: ValidationSpec, state: State) -> float | None:
     """When time alone next changes this state (:func:`on_tick`), or None: the deadline of
-    a redeploy waiting for approval; the revalidation of a Passed round."""
-    if state.phase is Phase.WAITING_APPROVAL and state.started_at is not None:
-        return state.started_at + spec.policy.deadline_seconds
+    a round running suites or waiting for approval; the revalidation of a Passed round."""
+    if state.phase in (Phase.TESTING, Phase.WAITING_APPROVAL):
+        return round_deadline(spec, state)
     if state.phase is Phase.PASSED and spec.revalidate_every_seconds:
         return _ended_at(state) + spec.revalidate_every_seconds
     return None
@@ -192,15 +195,25 @@ def on_tick(spec: ValidationSpec, state: State, now: float) -> Decision:
     """Time passed. A redeploy still waiting for approval when ``deadlineSeconds`` is
     spent ends the round ``Stalled``/``BudgetExhausted``: waiting counts against the
     deadline like any other step, so nothing waits forever. A Passed round is revalidated
-    (a new round) ``revalidateEvery`` after it ended. Anything else changes nothing."""
+    (a new round) ``revalidateEvery`` after it ended. Suites still running when the
+    deadline passes end the round the same way: the shell stops their runs, and their
+    late results are ignored (the action they answer is over). Anything else changes
+    nothing."""
     due = wake_at(spec, state)
     if due is None or now < due:
         return Decision(state, current_action(state))
-    if state.phase is Phase.WAITING_APPROVAL:
-        message = (
-            f"deadlineSeconds ({spec.policy.deadline_seconds}) passed while the redeploy "
-            f"waited for approval (token {state.action_id}); not redeploying"
-        )
+    if state.phase in (Phase.WAITING_APPROVAL, Phase.TESTING):
+        if state.phase is Phase.WAITING_APPROVAL:
+            message = (
+                f"deadlineSeconds ({spec.policy.deadline_seconds}) passed while the redeploy "
+                f"waited for approval (token {state.action_id}); not redeploying"
+            )
+        else:
+            ran = ", ".join(s.suite for s in state.running if s.suite not in state.reported)
+            message = (
+                f"deadlineSeconds ({spec.policy.deadline_seconds}) passed while suites ran "
+                f"({ran}); their runs were stopped"
+            )
         record = replace(
             _current(state),
             action=ActionKind.STALL,
@@ -219,6 +232,20 @@ def on_tick(spec: ValidationSpec, state: State, now: float) -> Decision:
         why=f"revalidateEvery: {plural(every, 'second')} since the last round passed",
         fingerprint=state.fingerprint,
     )
+
+
+def on_invalid_state(spec: ValidationSpec, state: State, why: str, now: float) -> Decision:
+    """A stored state that cannot be this spec's round (``snapshot.problem`` says why,
+    naming the field) ends ``Stalled``/``InvalidState``: nothing it names is run or
+    waited for, and its counters are brought back within bounds. A new round (the
+    rerun annotation, a spec change) starts from it as from any stalled round."""
+    state = replace(
+        state,
+        iteration=min(max(state.iteration, 0), spec.policy.max_iterations),
+        round=min(max(state.round, 1), MAX_COUNTER),
+        step=min(max(state.step, 0), MAX_COUNTER - 1),
+    )
+    return _finish(state, now, Phase.STALLED, Reason.INVALID_STATE, _clip(why, MAX_NOTE))
 
 
 def _ended_at(state: State) -> float:

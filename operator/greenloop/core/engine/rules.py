@@ -7,7 +7,8 @@ them:
 - a rerun did not run what it selected, the second time: :func:`selection_ignored_twice`;
 - every test that ran passed (:func:`all_that_ran_passed`): :func:`goal_met`, unless
   :func:`nothing_ran`, :func:`nothing_passed` or :func:`expected_tests_missing`;
-- :func:`budget_spent` (``maxIterations``, ``deadlineSeconds``);
+- :func:`budget_spent` (``maxIterations``, ``deadlineSeconds``); between runs,
+  :func:`round_deadline` (time alone ends a round whose suites still run);
 - :func:`redeploy_was_ineffective` (same tests, same classes after a redeploy);
 - :func:`redeploy_can_help` (a root class in ``redeployOn`` and a target this mode can
   redeploy), gated by :func:`redeploy_needs_approval`;
@@ -84,6 +85,16 @@ def goal_met(spec: ValidationSpec, state: State, c: Counts) -> bool:
     """Asked once every test that ran passed: the goal is met when something ran and
     passed and no expected test is missing."""
     return not (nothing_ran(state) or nothing_passed(c) or expected_tests_missing(spec, c))
+
+
+def round_deadline(spec: ValidationSpec, state: State) -> float | None:
+    """When ``deadlineSeconds`` ends the round in flight (None: it has no start). Time
+    alone ends a round still running suites or waiting for approval at this moment
+    (:func:`~greenloop.core.engine.rounds.on_tick`), as local mode cuts a running suite
+    short: results that would come later do not extend the round."""
+    if state.started_at is None:
+        return None
+    return state.started_at + spec.policy.deadline_seconds
 
 
 def budget_spent(spec: ValidationSpec, state: State, now: float) -> str:

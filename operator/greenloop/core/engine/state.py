@@ -94,6 +94,11 @@ class IterationRecord:
     fingerprint: str = ""  # the digest of the targets' fingerprint its results came from
 
 
+#: Bound on the round and step counters of a stored state: they go into Job names and
+#: labels (≤ 63 characters), and no real round count comes near it.
+MAX_COUNTER = 10**6
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     phase: Phase = Phase.PENDING
