@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from greenloop.core import crd
-from tests.support.cluster import ControlPlane, wait_until
-from tests.support.operator_process import Operator
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.operator import Operator
+from tools.cluster.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
