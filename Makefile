@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test unit e2e integration lint controlplane node runners gitops helm bench mutate fuzz clean
+.PHONY: demo demo-cluster test unit e2e integration lint controlplane node runners gitops helm bench mutate fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ demo: $(STAMP)
 	@$(DEMO_CTL) stop >/dev/null; $(DEMO_CTL) reset && $(DEMO_CTL) start
 	@$(BIN)/greenloop run examples/demo/validation.yaml; rc=$$?; \
 	  $(DEMO_CTL) stop; exit $$rc
+
+## demo-cluster: the demo in a cluster, greenloop installed from its Helm chart on a real
+## node on this machine (needs root): build (cached), tools/controlplane/up --node --chart,
+## demo-shop and its StagingValidation applied, wait until Ready, print, tear down
+demo-cluster: $(STAMP) controlplane node helm
+	PYTHON=$(BIN)/python tools/controlplane/demo-cluster
 
 ## test: every test (unit, e2e, integration against a real control plane)
 test: $(STAMP) controlplane node runners gitops helm

@@ -17,7 +17,7 @@ Grouped by what the chart promises (issue 15):
 
 helm comes from tools/helm/build (built once when missing); the control plane from
 tests/integration/conftest.py (`apiserver`: etcd + kube-apiserver, no node: nothing here
-runs a pod - the operator-in-a-pod install needs a node whose pods reach the API server).
+runs a pod). The operator-in-a-pod install on the real node: test_chart_node.py.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ for a person.
                             runs every pod (the kwok node takes only pods that tolerate
                             its taint), cluster DNS, the API server reachable from pods;
                             and `greenloop operator` on this host wired to it
+    up --node --chart       ... and greenloop installed from charts/greenloop (the
+                            operator a pod on the real node, the images built here)
     build                   build the control plane's binaries if missing
     bindir                  print the control plane's binary directory
 
@@ -27,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tools.cluster.binaries import binary_dir, ensure_binaries, ensure_built
+from tools.cluster.chart import NODE_VALUES, RELEASE, SYSTEM_NAMESPACE, ChartInstall, helm_binary
 from tools.cluster.controlplane import (
     DNS_SERVICE_IP,
     KUBERNETES_SERVICE_IP,
@@ -141,10 +144,29 @@ def _start(args: argparse.Namespace) -> tuple[ControlPlane, RealNode | None, Ope
         except BaseException:
             _stop(cp, node, None, keep=args.keep)
             raise
+    if args.chart:
+        try:
+            install_chart(cp, node)
+        except BaseException:
+            _stop(cp, node, None, keep=args.keep)
+            raise
     return cp, node, operator
 
 
-def _how_to_use(cp: ControlPlane, node: RealNode | None, operator: Operator | None) -> str:
+def install_chart(cp: ControlPlane, node: RealNode) -> None:
+    """greenloop from charts/greenloop (tools/cluster/chart.py), its operator pod Ready,
+    and a namespace `demo` for the README's demo."""
+    t0 = time.monotonic()
+    print(f"[greenloop] helm install {RELEASE} charts/greenloop -n {SYSTEM_NAMESPACE} ...")
+    ChartInstall(cp, helm_binary()).install()
+    cp.create_namespace("demo")
+    node.use_namespace("demo")
+    print(f"[greenloop] greenloop's operator pod Ready in {time.monotonic() - t0:.1f}s", flush=True)
+
+
+def _how_to_use(
+    cp: ControlPlane, node: RealNode | None, operator: Operator | None, *, chart: bool = False
+) -> str:
     if node is None:
         return textwrap.dedent(f"""
             Control plane {cp.version} is up. In another shell:
@@ -186,6 +208,24 @@ def _how_to_use(cp: ControlPlane, node: RealNode | None, operator: Operator | No
                 kubectl apply -n demo -f examples/demo/k8s/validation.yaml
                 kubectl wait -n demo --for=condition=Ready sv/demo --timeout=300s
                 kubectl get sv -n demo
+            """)
+    if chart:
+        text += textwrap.dedent(f"""
+            greenloop is installed from charts/greenloop (release {RELEASE} in namespace
+            {SYSTEM_NAMESPACE}, values {NODE_VALUES.relative_to(NODE_VALUES.parents[3])}):
+            the operator runs as a pod; suite pods upload to
+            http://{RELEASE}-results.{SYSTEM_NAMESPACE}.svc:8081.
+
+                kubectl -n {SYSTEM_NAMESPACE} logs deployment/{RELEASE} -f
+
+            The demo, in the namespace `demo` (its pods run on the real node):
+
+                export KUBECONFIG={cp.kubeconfig}
+                kubectl apply -n demo -f examples/demo/k8s/demo-shop.yaml
+                kubectl rollout status -n demo deployment/demo-shop
+                kubectl apply -n demo -f examples/demo/k8s/validation.yaml
+                kubectl wait -n demo --for=condition=Ready sv/demo --timeout=300s
+                kubectl get sv -n demo -o wide
             """)
     return text
 
@@ -235,7 +275,7 @@ def up(args: argparse.Namespace) -> int:
                 print(cp.describe())
                 if node is not None:
                     print(node.describe())
-                print(_how_to_use(cp, node, operator), flush=True)
+                print(_how_to_use(cp, node, operator, chart=args.chart), flush=True)
                 print(
                     "Ctrl-C stops everything"
                     + ("" if args.keep else " and deletes the work directories")
@@ -283,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         "wired as the tests wire it (pods reach its results endpoint through a Service), "
         "with a namespace `demo` whose pods run on the real node",
     )  # fmt: skip
+    up_.add_argument(
+        "--chart", action="store_true",
+        help="with --node: also install greenloop from charts/greenloop (helm, "
+        "ci/node-values.yaml): the operator as a pod on the real node, in the namespace "
+        "greenloop-system, and a namespace `demo` whose pods run on the real node",
+    )  # fmt: skip
     up_.add_argument("--workdir", help="directory for certs, data, logs (default: a new temp dir)")
     up_.add_argument("--keep", action="store_true", help="keep the work directories on exit")
     up_.add_argument("-v", "--verbose", action="store_true", help="verbose component logs")
@@ -297,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         if args.operator and not args.node:
             parser.error("up: --operator needs --node")
+        if args.chart and not args.node:
+            parser.error("up: --chart needs --node")
+        if args.chart and args.operator:
+            parser.error("up: --chart (operator in a pod) or --operator (on this host), not both")
         return up(args)
     if args.command == "build":
         ensure_binaries(output=sys.stderr)
