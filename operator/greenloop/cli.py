@@ -394,7 +394,7 @@ def _add_report_parser(sub: Any) -> None:
     upload.add_argument("--url", required=True, help="the results endpoint's base URL")
     upload.add_argument("--namespace", required=True)
     upload.add_argument("--job", required=True)
-    upload.add_argument("--deadline", type=float, default=300.0, metavar="SECONDS")
+    upload.add_argument("--deadline", type=float, default=90.0, metavar="SECONDS")
     upload.add_argument("--now", action="store_true", help="do not wait for SIGTERM")
     upload.set_defaults(func=cmd_report_upload)
 

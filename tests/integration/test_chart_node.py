@@ -102,8 +102,10 @@ def operator_logs(cp: ControlPlane) -> str:
 def install(helm: Helm, cp: ControlPlane, *sets: str) -> float:
     """`helm install` with ci/node-values.yaml; seconds until the operator pods are Ready."""
     started = time.monotonic()
+    # The session's cluster may hold the CRD already (the fixtures' kubectl apply, or a
+    # kept CRD another test's release owned): adopt it, as docs/install.md says to.
     helm.run(
-        "install", RELEASE, str(CHART), *helm_args(cp),
+        "install", RELEASE, str(CHART), *helm_args(cp), "--take-ownership",
         "--values", str(CI_VALUES / "node-values.yaml"), *sets,
     )  # fmt: skip
     rollout = cp.kubectl(
