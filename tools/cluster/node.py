@@ -108,7 +108,7 @@ class RealNode:
         bindir: Path | None = None,
         images: dict[str, Any] | None = None,
         verbose: bool = False,
-        lock_timeout: float = 600.0,
+        lock_timeout: float | None = None,
         dedicated: bool = True,
         coredns: Path | None = None,
     ) -> None:
@@ -119,7 +119,12 @@ class RealNode:
         self.image_archives = {v["image"]: Path(v["archive"]) for v in images.values()}
         self.pause_image = images["pause"]["image"]
         self.verbose = verbose
-        self.lock_timeout = lock_timeout
+        # Parallel sessions on one machine queue for the one node; they may wait longer.
+        self.lock_timeout = (
+            lock_timeout
+            if lock_timeout is not None
+            else float(os.environ.get("GREENLOOP_NODE_LOCK_SECONDS", "600"))
+        )
         #: tainted NODE_TAINT (only pods that ask for it land here), else every pod's node
         self.dedicated = dedicated
         self.coredns = coredns or coredns_binary()
@@ -574,7 +579,8 @@ class RealNode:
             def stopped(task: str = task) -> bool:
                 return "RUNNING" not in self._task_status(task)
 
-            with contextlib.suppress(NodeError):
+            # wait_until times out with a ControlPlaneError, not a NodeError
+            with contextlib.suppress(ControlPlaneError):
                 wait_until(f"task {task} to stop", stopped, timeout=10, interval=0.1)
             with contextlib.suppress(NodeError):
                 self.ctr("tasks", "delete", "--force", task, timeout=20)
