@@ -274,7 +274,7 @@ class Reconciler:
                 await suites.start(self.gw, run)
                 started += 1
                 continue
-            result = await suites.observe(self.gw, run)
+            result = await suites.observe(self.gw, run, self.clock())
             if result is None:
                 continue
             observed: tuple[str, ...] = ()
