@@ -12,8 +12,15 @@ import pytest
 from greenloop.core import spec
 from greenloop.core.engine.events import SuiteRun
 from greenloop.core.model import Outcome, Suite, TestResult
-from greenloop.core.secrets import header_refusal, masked, masked_run, secret_refs
-from greenloop.k8s.masking import suite_secret_values
+from greenloop.core.secrets import (
+    header_refusal,
+    masked,
+    masked_run,
+    secret_refs,
+    withheld_run,
+)
+from greenloop.k8s.gateway import ApiError
+from greenloop.k8s.masking import Unreadable, suite_secret_values
 
 SECRET = "hunter2-s3cr3t\n"
 
@@ -136,3 +143,22 @@ def test_suite_secret_values_reads_each_secret_by_name() -> None:
     values = asyncio.run(suite_secret_values(gw, "team", suite))  # type: ignore[arg-type]
     assert values == ("t0k3n", "A1", "B2")
     assert gw.reads == [("Secret", "team", n) for n in ("creds", "all", "missing")]
+
+
+class _Forbidden(_Secrets):
+    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        raise ApiError(403, "Forbidden", f"secrets {name!r} is forbidden")
+
+
+def test_a_secret_that_cannot_be_read_withholds_the_run() -> None:
+    suite = _suite(envFrom=[{"secretRef": {"name": "creds"}}])
+    with pytest.raises(Unreadable) as caught:
+        asyncio.run(suite_secret_values(_Forbidden({}), "team", suite))  # type: ignore[arg-type]
+    why = str(caught.value)
+    assert why == (
+        "Secret team/creds could not be read to mask its values (403 Forbidden);"
+        " the run's output is withheld"
+    )
+    run = SuiteRun(suite="core", tests=(TestResult("t", "t", "c", Outcome.PASSED),), error=None)
+    out = withheld_run(run, why)
+    assert (out.tests, out.error, out.permanent) == ((), why, True)

@@ -16,7 +16,15 @@ from dataclasses import replace
 from greenloop.core.engine.events import SuiteRun
 from greenloop.core.model import Suite
 
-__all__ = ["MASK", "SecretRef", "header_refusal", "masked", "masked_run", "secret_refs"]
+__all__ = [
+    "MASK",
+    "SecretRef",
+    "header_refusal",
+    "masked",
+    "masked_run",
+    "secret_refs",
+    "withheld_run",
+]
 
 #: A Secret a suite's pod reads: its name, and the one key it reads (None: every key).
 SecretRef = tuple[str, str | None]
@@ -102,3 +110,10 @@ def masked_run(run: SuiteRun, secrets: Iterable[str]) -> SuiteRun:
     )
     error = None if run.error is None else masked(run.error, values)
     return replace(run, tests=tests, error=error)
+
+
+def withheld_run(run: SuiteRun, why: str) -> SuiteRun:
+    """``run`` with nothing of what it printed: the Secrets it read could not be read to
+    mask them, so its texts cannot be shown. A RunnerError a rerun cannot change until
+    a person fixes the access (``why`` says which Secret)."""
+    return replace(run, tests=(), error=why, exit_code=None, permanent=True)

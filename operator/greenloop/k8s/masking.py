@@ -12,17 +12,29 @@ import binascii
 
 from greenloop.core.model import Suite
 from greenloop.core.secrets import secret_refs
-from greenloop.k8s.gateway import Gateway
+from greenloop.k8s.gateway import ApiError, Gateway
 
-__all__ = ["suite_secret_values"]
+__all__ = ["Unreadable", "suite_secret_values"]
+
+
+class Unreadable(Exception):
+    """A Secret the pod reads could not be read to mask it (403, an outage): what the
+    run printed cannot be shown safely."""
 
 
 async def suite_secret_values(gw: Gateway, namespace: str, suite: Suite) -> tuple[str, ...]:
     """The values (as text) of every Secret key the suite's pod reads; a Secret or key
-    that does not exist has none (the pod did not get it either)."""
+    that does not exist has none (the pod did not get it either). Raises Unreadable
+    naming the Secret, never a value."""
     values: list[str] = []
     for name, key in secret_refs(suite):
-        secret = await gw.find("Secret", namespace, name)
+        try:
+            secret = await gw.find("Secret", namespace, name)
+        except ApiError as err:
+            raise Unreadable(
+                f"Secret {namespace}/{name} could not be read to mask its values"
+                f" ({err.status} {err.reason}); the run's output is withheld"
+            ) from None
         data = (secret or {}).get("data") or {}
         raws = data.values() if key is None else [data.get(key)]
         for raw in raws:

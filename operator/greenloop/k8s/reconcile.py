@@ -41,7 +41,7 @@ from greenloop.core.names import report_name
 from greenloop.core.notices import notices
 from greenloop.core.outbound import Policy
 from greenloop.core.report import render
-from greenloop.core.secrets import masked_run
+from greenloop.core.secrets import masked_run, withheld_run
 from greenloop.core.spec import SpecError, from_object
 from greenloop.core.status import (
     APPROVE_ANNOTATION,
@@ -57,7 +57,7 @@ from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
-from greenloop.k8s.masking import suite_secret_values
+from greenloop.k8s.masking import Unreadable, suite_secret_values
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
 from greenloop.k8s.reports import write_report
@@ -281,8 +281,11 @@ class Reconciler:
                 continue
             # Before anything of the run is kept: status, report, Events and log show
             # its Secrets' values as *** (docs/design.md §8).
-            values = await suite_secret_values(self.gw, obj.namespace, run.suite)
-            result = await offload(masked_run, result, values)
+            try:
+                values = await suite_secret_values(self.gw, obj.namespace, run.suite)
+                result = await offload(masked_run, result, values)
+            except Unreadable as err:
+                result = withheld_run(result, str(err))
             observed: tuple[str, ...] = ()
             if obj.spec.target.workloads and (
                 result.error or any(t.is_failure for t in result.tests)
