@@ -157,11 +157,6 @@ MODE_FIELDS: tuple[tuple[str, str, str], ...] = (
         "only `.` (the image sets the directory)",
     ),
     (
-        "spec.target.command",
-        "the redeploy command",
-        "**rejected**: the operator runs no commands from objects",
-    ),
-    (
         "spec.suites[].env[].valueFrom",
         "**rejected**: a process has no pod to take it from; use `value`",
         "the value from a Secret key, a ConfigMap key or a pod field (a Secret's is masked)",
@@ -205,6 +200,11 @@ MODE_FIELDS: tuple[tuple[str, str, str], ...] = (
         "spec.suites[].volumes",
         _POD_ONLY,
         "Secret/ConfigMap (read-only) or emptyDir mounts of the suite container",
+    ),
+    (
+        "spec.target.command",
+        "the redeploy command",
+        "**rejected**: the operator runs no commands from objects",
     ),
     (
         "spec.target.commandTimeoutSeconds",
