@@ -24,7 +24,7 @@ import yaml
 
 from greenloop.core import crd
 from tests.integration.test_operator_loop import HEALTHZ_TIMEOUT, Healthz
-from tests.support.sidecar import PASS, Sidecar, Snapshot, junit, labels_of
+from tests.support.sidecar import FAIL, PASS, Sidecar, Snapshot, junit, labels_of
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.operator import Operator
 from tools.cluster.procs import wait_until
@@ -210,9 +210,20 @@ def no_results(job: dict[str, Any]) -> bytes | None:
     return None
 
 
-def rules(pattern: str) -> list[dict[str, str]]:
+def matched_by_the_last_rule(job: dict[str, Any]) -> bytes:
+    """A failure only the 100th rule of `rules(FITS)` classifies (AuthError; the
+    built-in classes would say Assertion): every rule is compiled and tried."""
+    message = "upstream said no to rule99 " + "lorem ipsum " * 200
+    return junit(PASS.format(c="api", n="ok"), FAIL.format(c="api", n="call", m=message))
+
+
+def rules(pattern: str, cls: str = "ServerError") -> list[dict[str, str]]:
     """100 distinct rules (google-re2 would compile equal patterns once)."""
-    return [{"pattern": f"{pattern}|rule{i}", "class": "ServerError"} for i in range(100)]
+    return [{"pattern": f"{pattern}|rule{i}\\b", "class": cls} for i in range(100)]
+
+
+#: Rules of an ordinary size: the object's 100 fit its budget (25 MiB charged).
+FITS = r"said no to [a-z]+ \d{3,}"
 
 
 #: A spec argument that leaves too little of etcd's 1.5 MiB for the state of 15,000
@@ -247,6 +258,14 @@ WEDGES = {
         no_results,
         "RulesTooLarge",
         "max_mem 1 MiB",
+        objects=2,
+    ),
+    # Within every bound: both objects' 100 rules are compiled and classify the failure.
+    "100 rules within the budget x 2": Wedge(
+        {"classification": rules(FITS, "AuthError"), "policy": {"flakeRetries": 0}},
+        matched_by_the_last_rule,
+        "AuthError",
+        "",
         objects=2,
     ),
     # Each fits RE2's max_mem of 1 MiB; 100 of them are more than an object's budget.
