@@ -113,6 +113,7 @@ def test_a_name_deleted_and_recreated_in_a_burst_gets_a_status_at_once(
 
     wait_until("the last object's first status", status, timeout=FIRST_STATUS_SECONDS, interval=0.5)
     print(f"first status of the recreated object after {time.monotonic() - created:.1f} s")
+    assert peak_rss(operator) < chart_memory_limit()
     assert operator.exited() is None, operator.tail()
 
 
@@ -139,6 +140,7 @@ def test_the_deadline_ends_a_running_round_and_stops_its_jobs(
         timeout=30.0,
         interval=0.5,
     )
+    assert peak_rss(operator) < chart_memory_limit()
     assert operator.exited() is None, operator.tail()
 
 
@@ -184,6 +186,7 @@ def test_a_tampered_engine_state_stalls_naming_the_field_and_a_rerun_recovers(
         timeout=30.0,
         interval=0.5,
     )
+    assert peak_rss(operator) < chart_memory_limit()
     assert operator.exited() is None, operator.tail()
 
 
