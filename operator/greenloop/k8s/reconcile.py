@@ -55,7 +55,7 @@ from greenloop.k8s import redeploy as rd
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
-from greenloop.k8s.gateway import ApiError, Conflict, Gateway, NotFound
+from greenloop.k8s.gateway import ApiError, Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
@@ -412,8 +412,6 @@ class Reconciler:
             )  # fmt: skip
         except Conflict:
             return _again(f"{CONFLICT}: re-reading")
-        except NotFound:
-            raise
         except ApiError as err:
             why = status_refusal(err.status, err.message)
             if not why:
