@@ -41,7 +41,7 @@ from greenloop.core.model import (
 
 __all__ = [
     "INLINE_TESTS_MAX", "MAX_COUNTER", "VERSION", "SnapshotError", "from_data", "problem",
-    "to_data",
+    "size", "to_data",
 ]  # fmt: skip
 
 VERSION = 2
@@ -102,6 +102,12 @@ def to_data(state: State) -> dict[str, Any]:
             "roundReason": state.round_reason.value if state.round_reason else None,
         }
     )
+
+
+def size(data: Mapping[str, Any]) -> int:
+    """Bytes of a snapshot as compact JSON: what it adds to the object (the budget of
+    docs/design.md §5 counts these)."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def from_data(data: Mapping[str, Any]) -> State:

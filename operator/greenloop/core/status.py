@@ -270,10 +270,13 @@ INVALID_SPEC = "InvalidSpec"
 MAX_CONDITION_MESSAGE = 2000
 
 
-def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, Any]:
+def invalid_spec_status(
+    generation: int, message: str, now: float, reason: str = INVALID_SPEC
+) -> dict[str, Any]:
     """The status of an object whose spec greenloop refuses though the API server took it
-    (a CRD older than the operator, say): Stalled, naming the field, until the spec
-    changes. ``message`` is the spec error, which names the field."""
+    (a CRD older than the operator, say; rules over their memory budget, ``reason``
+    RulesTooLarge): Stalled, naming the field, until the spec changes. ``message`` is
+    the spec error, which names the field."""
     stamp = timestamp(now)
     text = message[:MAX_CONDITION_MESSAGE]
     return {
@@ -283,7 +286,7 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
             {
                 "type": kind,
                 "status": value,
-                "reason": INVALID_SPEC,
+                "reason": reason,
                 "message": text,
                 "observedGeneration": generation,
                 "lastTransitionTime": stamp,
@@ -293,13 +296,15 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
     }
 
 
-def invalid_spec_reported(status: Mapping[str, Any], generation: int) -> bool:
-    """Whether ``status`` already says this generation's spec is invalid (so a repeated
-    tick writes and posts nothing)."""
+def invalid_spec_reported(
+    status: Mapping[str, Any], generation: int, reason: str = INVALID_SPEC
+) -> bool:
+    """Whether ``status`` already says this generation's spec is invalid for ``reason``
+    (so a repeated tick writes and posts nothing)."""
     return any(
         c.get("type") == "Stalled"
         and c.get("status") == "True"
-        and c.get("reason") == INVALID_SPEC
+        and c.get("reason") == reason
         and c.get("observedGeneration") == generation
         for c in status.get("conditions") or ()
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenloop.core import crd, engine, mergepatch, snapshot
+from greenloop.core.budget import status_refusal, too_many_tests
 from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
 from greenloop.core.engine import (
     AwaitApproval,
@@ -54,7 +55,7 @@ from greenloop.k8s import redeploy as rd
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
-from greenloop.k8s.gateway import Conflict, Gateway
+from greenloop.k8s.gateway import ApiError, Conflict, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
@@ -120,9 +121,11 @@ class Reconciler:
             # The name is another object's now: that object has its own unit.
             return Tick(0.0, stop=True, note="object gone (its name was reused)")
         try:
-            obj = from_object(raw, source=f"{namespace}/{name}", mode="operator")
+            # In a worker: checking the spec compiles its classification rules, seconds
+            # for 100 large ones when they are not in the cache (classify.compile_rules).
+            obj = await offload(from_object, raw, source=f"{namespace}/{name}", mode="operator")
         except SpecError as err:
-            return await self._invalid(raw, str(err))
+            return await self._invalid(raw, str(err), err.reason)
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
         state = await self._stored_state(raw)
@@ -384,18 +387,22 @@ class Reconciler:
 
     async def _write(
         self, raw: dict[str, Any], obj: StagingValidation, before: State | None,
-        decision: Decision, *, suite_seconds: float | None = None,
+        decision: Decision, *, suite_seconds: float | None = None, refused: bool = False,
     ) -> Tick:  # fmt: skip
         """Write the decision: report, then status (one conflict-checked patch), then
         metrics and Events - only once the status is written, so a decision repeated
         after a 409 is counted and told once. ``suite_seconds``: how long the suite whose
-        result led to it ran."""
-        state = decision.state
+        result led to it ran. A state over the object's budget is written as the
+        engine's TooManyTests stall instead (`_rendered`); a status the API server
+        refuses for good (`budget.status_refusal`) as its StatusRejected stall, small
+        and once: ``refused`` marks that second write (docs/design.md §5)."""
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
         out = await offload(
-            _rendered, obj, before, state, raw.get("status") or {}, report_cm, self.clock()
+            _rendered, obj, before, decision, raw.get("status") or {}, report_cm, self.clock()
         )
+        decision = out.decision
+        state = decision.state
         await write_report(self.gw, _owner(raw), report_cm, out.report)
         failpoints.hit("report-written")
         try:
@@ -405,6 +412,16 @@ class Reconciler:
             )  # fmt: skip
         except Conflict:
             return _again(f"{CONFLICT}: re-reading")
+        except ApiError as err:
+            why = status_refusal(err.status, err.message)
+            if not why:
+                raise  # may pass next time: the unit retries with backoff
+            if refused:  # even the small stall is refused: told in the log, not retried
+                log.error("status of %s refused again, not retried until woken: %s", _key(raw), why)
+                return Tick(FINISHED_SECONDS, note=f"status refused: {why}")
+            log.warning("status of %s refused for good: %s", _key(raw), why)
+            stall = engine.on_status_rejected(state, why, self.clock())
+            return await self._write(raw, obj, before, stall, refused=True)
         failpoints.hit("status-written")
         self._remember(meta["uid"], out.engine, state)  # what the next tick reads back
         metrics.record(obj.namespace, out.observed)
@@ -415,12 +432,12 @@ class Reconciler:
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
         return _again(f"{state.phase.value}: {state.message}")
 
-    async def _invalid(self, raw: dict[str, Any], message: str) -> Tick:
+    async def _invalid(self, raw: dict[str, Any], message: str, reason: str) -> Tick:
         meta = raw["metadata"]
         generation = meta.get("generation", 0)
-        if invalid_spec_reported(raw.get("status") or {}, generation):
+        if invalid_spec_reported(raw.get("status") or {}, generation, reason):
             return Tick(FINISHED_SECONDS, note="invalid spec (already reported)")
-        new = invalid_spec_status(generation, message, self.clock())
+        new = invalid_spec_status(generation, message, self.clock(), reason)
         try:
             await self.gw.patch_status(
                 crd.KIND, meta["namespace"], meta["name"], new,
@@ -429,12 +446,13 @@ class Reconciler:
         except Conflict:
             return _again(f"{CONFLICT}: re-reading")
         metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
-        await post_event(self.gw, raw, "InvalidSpec", message, warning=True)
+        await post_event(self.gw, raw, reason, message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
+    decision: Decision  # what is written: the decision, or its TooManyTests stall
     report: str  # the Markdown report
     patch: dict[str, Any]  # the merge patch of /status
     engine: dict[str, Any]  # status.engine in full, as the next read returns it
@@ -442,12 +460,19 @@ class Rendered:
 
 
 def _rendered(
-    obj: StagingValidation, before: State | None, state: State, old: Mapping[str, Any],
+    obj: StagingValidation, before: State | None, decision: Decision, old: Mapping[str, Any],
     report_cm: str, now: float,
 ) -> Rendered:  # fmt: skip
     """What a decision writes: the Markdown report, the status patch with the state
-    snapshot compressed in it, and what it adds to the metrics. Grows with the number of
-    tests: run in a worker thread."""
+    snapshot compressed in it, and what it adds to the metrics. A snapshot over the
+    object's budget (`budget.too_many_tests`) is replaced by the engine's TooManyTests
+    stall, which drops the test table. Grows with the number of tests: run in a worker
+    thread."""
+    data = snapshot.to_data(decision.state)
+    if why := too_many_tests(len(decision.state.tests), snapshot.size(data)):
+        decision = engine.on_too_many_tests(decision.state, why, now)
+        data = snapshot.to_data(decision.state)
+    state = decision.state
     new = build_status(
         obj,
         state,
@@ -455,11 +480,12 @@ def _rendered(
         previous_conditions=old.get("conditions") or (),
         report_config_map=report_cm,
     )
-    new["engine"] = snapshot.to_data(state)
+    new["engine"] = data
     return Rendered(
+        decision=decision,
         report=render(obj, state, now),
         patch=mergepatch.create(dict(old), new),
-        engine=new["engine"],
+        engine=data,
         observed=metrics.observe_decision(before, state),
     )
 

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
     INVALID_STATE = "InvalidState"  # a stored state that cannot be this spec's round
+    TOO_MANY_TESTS = "TooManyTests"  # more tests than an object's state holds (budget)
+    STATUS_REJECTED = "StatusRejected"  # the API server refused the status for good
     WAITING_APPROVAL = "WaitingApproval"
     # Why a round after the first started (State.round_reason).
     SPEC_CHANGED = "SpecChanged"
