@@ -45,6 +45,7 @@ MERGE_PATCH = "application/merge-patch+json"
 #: Lists and watches of metadata alone (the API server's PartialObjectMetadata): what
 #: the store keeps of a results ConfigMap, without its up-to-700-KiB body.
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 #: Observers of what the API answered: (kind, object) for every object a read or write
 #: returned, so a watch-fed store is never behind the API for an object greenloop read
 #: or wrote (docs/design.md §8.1).
@@ -266,7 +267,7 @@ class Gateway:
         if cont:
             query["continue"] = cont
         path = resource_for(kind).path(namespace)
-        accept = METADATA_ONLY if metadata_only else "application/json"
+        accept = METADATA_LIST if metadata_only else "application/json"
         response = await self._send("GET", path, query=query, accept=accept)
         data: bytes = await response.read()
         if not 200 <= response.status < 300:
