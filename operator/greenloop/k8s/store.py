@@ -515,11 +515,20 @@ class Store:
             except asyncio.CancelledError:
                 raise
             except ApiError as err:
-                # 410 Gone: the version is too old to watch from; anything else may have
-                # lost events. Either way: list again and replace.
-                log.info("store: the watch of %s in %s ended (%s); listing again", kind, where, err)
+                if err.status in (401, 403):
+                    # Reads of this kind go to the API meanwhile; say what is missing.
+                    log.warning(
+                        "store: may not list and watch %s in %s (%s): the operator's role "
+                        "needs list and watch on it (config/rbac/role.yaml)", kind, where, err,
+                    )  # fmt: skip
+                else:
+                    # 410 Gone: the version is too old to watch from; anything else may
+                    # have lost events. Either way: list again and replace.
+                    log.info("store: the watch of %s in %s ended (%s); listing again",
+                             kind, where, err)  # fmt: skip
             except Exception as err:  # the connection broke (an API server restart...)
-                log.info("store: the watch of %s in %s broke (%r); listing again", kind, where, err)
+                log.info("store: the watch of %s in %s broke (%s); listing again",
+                         kind, where, type(err).__name__)  # fmt: skip
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, MAX_BACKOFF)
 
