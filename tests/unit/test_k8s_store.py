@@ -302,7 +302,7 @@ def test_a_watch_error_lists_again_and_replaces(monkeypatch: pytest.MonkeyPatch)
 
     async def scenario() -> None:
         await s.start(timeout=5)
-        for _ in range(50):
+        for _ in range(500):  # the re-opened watch waits 1 s: it ended at once
             if s.relists:
                 break
             await asyncio.sleep(0.01)

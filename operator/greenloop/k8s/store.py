@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -511,7 +512,10 @@ class Store:
                 self._synced[(kind, namespace)].set()
                 backoff = 1.0
                 while True:  # the API server ends each watch; re-open from the last version
+                    opened = time.monotonic()
                     version = await self._watch(source, namespace, version)
+                    if time.monotonic() - opened < 1.0:
+                        await asyncio.sleep(1.0)  # a watch that ends at once: no busy loop
             except asyncio.CancelledError:
                 raise
             except ApiError as err:
