@@ -25,6 +25,7 @@ Standard library only (plus PyYAML when a caller passes objects to `apply`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,6 +91,7 @@ class ControlPlane(Client):
         build_output: IO[str] | None = None,
         verbose: bool = False,
         serve_pods: bool = False,
+        audit: bool = False,
     ) -> None:
         self.bindir = bindir or ensure_binaries(build=build, output=build_output)
         missing = missing_binaries(self.bindir)
@@ -117,6 +119,9 @@ class ControlPlane(Client):
         self.version = ""
         self.ports: dict[str, int] = {}
         self.verbose = verbose
+        # An audit log of every request (metadata level): who asked what, for tests and
+        # benches that count a client's requests (`audit_events`).
+        self.audit_log = self.workdir / "logs" / "audit.log" if audit else None
         # kubelet refuses a loopback node IP, and the `kubernetes` Service's endpoints may
         # not be one either: pods reach the API server at the machine's own address
         self.advertise_address = node_ip() if serve_pods else ""
@@ -140,15 +145,18 @@ class ControlPlane(Client):
         build_output: IO[str] | None = None,
         verbose: bool = False,
         serve_pods: bool = False,
+        audit: bool = False,
     ) -> ControlPlane:
         """Start etcd and kube-apiserver (and the controllers if asked); ready on return.
-        `serve_pods`: reachable from a real node's pods too (see the module docstring)."""
+        `serve_pods`: reachable from a real node's pods too (see the module docstring).
+        `audit`: the API server writes an audit log (`audit_events` reads it)."""
         cp = cls(
             workdir,
             build=build,
             build_output=build_output,
             verbose=verbose,
             serve_pods=serve_pods,
+            audit=audit,
         )
         try:
             cp.start_apiserver()
@@ -194,6 +202,24 @@ class ControlPlane(Client):
                         continue
                     raise
             self.timings["apiserver"] = time.monotonic() - t0
+
+    def restart_apiserver(self, *, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver and start it again on the same port (etcd keeps the data):
+        every client's connections and watches break, as in an API server upgrade."""
+        with self._lock:
+            self._stop_procs(["kube-apiserver"])
+            self._start_kube_apiserver(timeout=timeout)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit log's events so far (one per request, when it completed); [] when
+        the control plane was started without `audit`."""
+        if self.audit_log is None or not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
 
     def start_controllers(self, *, timeout: float = 90.0) -> None:
         """kube-controller-manager, kube-scheduler, kwok and one Ready fake node. Idempotent."""
@@ -487,6 +513,7 @@ class ControlPlane(Client):
             "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             "--profiling=false",
             f"--v={2 if self.verbose else 0}",
+            *self._audit_flags(),
         )
 
         def ready() -> bool:
@@ -504,6 +531,23 @@ class ControlPlane(Client):
         if status != 200:
             raise ControlPlaneError(f"GET /version returned {status}: {body}")
         self.version = json.loads(body)["gitVersion"]
+
+    def _audit_flags(self) -> list[str]:
+        if self.audit_log is None:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        # One event per request, when its answer is complete (a watch: when it ends).
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+            "omitStages: [RequestReceived, ResponseStarted]\n"
+            "rules:\n- level: Metadata\n"
+        )
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",  # never rotated: the caller reads it whole
+        ]
 
     def _listen_flags(self) -> list[str]:
         if self.advertise_address:

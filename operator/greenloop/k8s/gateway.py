@@ -42,6 +42,14 @@ log = logging.getLogger("greenloop.gateway")
 #: Per-request ceiling; a watch has its own (its server-side timeoutSeconds + a margin).
 REQUEST_TIMEOUT = 30.0
 MERGE_PATCH = "application/merge-patch+json"
+#: Lists and watches of metadata alone (the API server's PartialObjectMetadata): what
+#: the store keeps of a results ConfigMap, without its up-to-700-KiB body.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#: Observers of what the API answered: (kind, object) for every object a read or write
+#: returned, so a watch-fed store is never behind the API for an object greenloop read
+#: or wrote (docs/design.md §8.1).
+Observer = Callable[[str, Mapping[str, Any]], object]
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
@@ -129,6 +137,11 @@ class Gateway:
 
     def __init__(self, api: kclient.ApiClient) -> None:
         self._api = api
+        self.observers: list[Observer] = []
+
+    def _seen(self, kind: str, obj: Mapping[str, Any]) -> None:
+        for observer in self.observers:
+            observer(kind, obj)
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Gateway:
@@ -206,7 +219,9 @@ class Gateway:
     # ---- objects ------------------------------------------------------------------
 
     async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
-        return await self.request("GET", resource_for(kind).path(namespace, name))
+        obj = await self.request("GET", resource_for(kind).path(namespace, name))
+        self._seen(kind, obj)
+        return obj
 
     async def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -229,13 +244,46 @@ class Gateway:
             query["labelSelector"] = label_selector
         if limit is not None:
             query["limit"] = str(limit)
-        return await self.request("GET", resource_for(kind).path(namespace), query=query or None)
+        found = await self.request("GET", resource_for(kind).path(namespace), query=query or None)
+        for item in found.get("items") or ():
+            self._seen(kind, item)
+        return found
+
+    async def list_page(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+        limit: int = 500,
+        cont: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a list (`metadata.continue` names the next), for a store's
+        list-then-watch: not observed, the store replaces its contents with it."""
+        query = {"limit": str(limit)}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if cont:
+            query["continue"] = cont
+        path = resource_for(kind).path(namespace)
+        accept = METADATA_LIST if metadata_only else "application/json"
+        response = await self._send("GET", path, query=query, accept=accept)
+        data: bytes = await response.read()
+        if not 200 <= response.status < 300:
+            raise _error(response.status, data)
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ApiError(response.status, "BadResponse", "the API server did not send a list")
+        return doc
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create; raises Conflict when it exists (the caller adopts what it finds)."""
         meta = obj["metadata"]
         res = resource_for(str(obj["kind"]), str(obj["apiVersion"]))
-        return await self.request("POST", res.path(meta.get("namespace")), body=dict(obj))
+        made = await self.request("POST", res.path(meta.get("namespace")), body=dict(obj))
+        self._seen(str(obj["kind"]), made)
+        return made
 
     async def create_or_adopt(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """(object, created): an existing object of the same name is returned as is."""
@@ -258,7 +306,9 @@ class Gateway:
         path = resource_for(kind).path(namespace, name)
         if subresource:
             path += f"/{subresource}"
-        return await self.request("PATCH", path, body=dict(patch), content_type=content_type)
+        patched = await self.request("PATCH", path, body=dict(patch), content_type=content_type)
+        self._seen(kind, patched)
+        return patched
 
     async def patch_status(
         self,
@@ -325,6 +375,53 @@ class Gateway:
         response = await self._send(
             "GET", resource_for(kind).path(namespace), query=query, timeout=timeout + 10
         )
+        try:
+            if response.status != 200:
+                raise _error(response.status, await response.read())
+            stream = response.response.content
+            while True:
+                line = await stream.readline()
+                if not line:
+                    return
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    obj = event.get("object") or {}
+                    raise ApiError(
+                        int(obj.get("code", 500)),
+                        str(obj.get("reason", "WatchError")),
+                        str(obj.get("message", "")),
+                    )
+                yield str(event["type"]), event["object"]
+        finally:
+            response.response.release()
+
+    async def watch_kind(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+        timeout: float = 300.0,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) for every object of a kind in a namespace (every
+        namespace when None) changed after `resource_version`, BOOKMARKs included, until
+        the API server ends the watch (after `timeout` seconds). A watch the API server
+        cannot serve from that version raises ApiError 410 (the caller lists again)."""
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(max(1, int(timeout))),
+            "allowWatchBookmarks": "true",
+        }
+        if label_selector:
+            query["labelSelector"] = label_selector
+        accept = METADATA_ONLY if metadata_only else "application/json"
+        response = await self._send(
+            "GET", resource_for(kind).path(namespace), query=query, accept=accept,
+            timeout=timeout + 30,
+        )  # fmt: skip
         try:
             if response.status != 200:
                 raise _error(response.status, await response.read())

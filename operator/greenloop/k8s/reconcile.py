@@ -10,6 +10,11 @@ someone wrote in between: the tick ends and the next one re-reads and decides ag
 Every step can be repeated after a crash at any point: Jobs and their objects have
 deterministic names and are adopted; a redeploy writes the same rollout token; an event
 for an action that is no longer in flight is ignored by the engine.
+
+Reads come from the operator's watch-fed store (greenloop.k8s.store, docs/design.md
+§8.1) when it has one: a tick makes no request until it writes. Fresh reads go to the
+API: the object after a 409 (the store may not have the write that won yet), before
+concluding it is gone, and the targets' fingerprint right after greenloop's own rollout.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
 from greenloop.k8s.reports import write_report
+from greenloop.k8s.store import ApiReader, Reader
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
 
 __all__ = ["Reconciler", "Settings", "Tick"]
@@ -68,6 +74,11 @@ log = logging.getLogger("greenloop.reconcile")
 #: How long a tick waits before looking again when nothing woke it (a Job or results
 #: event normally does, within a second).
 IDLE_SECONDS = 10.0
+#: The same wait with a watch-fed store: every change the tick depends on wakes it, so
+#: the timer is only a safety net (a missed wake costs minutes, not a wrong verdict).
+SAFETY_SECONDS = 300.0
+#: Objects whose next tick reads the object from the API (after a 409); bounded.
+MAX_FRESH = 4096
 FINISHED_SECONDS = 300.0
 #: Decoded states kept (one per object), so an unchanged status is not decoded again.
 DECODED_STATES = 2048
@@ -100,11 +111,21 @@ def _again(note: str = "") -> Tick:
 
 class Reconciler:
     def __init__(
-        self, gw: Gateway, settings: Settings, *, clock: Callable[[], float] = time.time
+        self,
+        gw: Gateway,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        reader: Reader | None = None,
     ) -> None:
         self.gw = gw
         self.settings = settings
         self.clock = clock
+        # Where ticks read (the store), and the API for reads that must be fresh.
+        self.reader: Reader = reader or ApiReader(gw)
+        self.api: Reader = ApiReader(gw)
+        self.idle = SAFETY_SECONDS if self.reader.cached else IDLE_SECONDS
+        self._fresh: set[str] = set()
         # uid -> (status.engine as read, its State): a tick whose stored state has not
         # changed (most ticks) skips the decode, seconds of CPU for a 100k-test state.
         # Decoding is pure, so equal data is the same State. Bounded, oldest out first.
@@ -114,7 +135,29 @@ class Reconciler:
 
     async def tick(self, namespace: str, name: str, uid: str = "") -> Tick:
         """One tick of the object `uid` (any object of the name when empty)."""
-        raw = await self.gw.find(crd.KIND, namespace, name)
+        fresh = uid in self._fresh or not uid
+        self._fresh.discard(uid)
+        tick = await self._tick(namespace, name, uid, fresh=fresh)
+        if tick.note.startswith(CONFLICT) and uid:
+            # Someone wrote in between: the store may not have that write yet, and a
+            # decision on what it holds would only meet the same 409 again.
+            if len(self._fresh) >= MAX_FRESH:
+                self._fresh.clear()
+            self._fresh.add(uid)
+        return tick
+
+    async def _read(self, namespace: str, name: str, *, fresh: bool) -> dict[str, Any] | None:
+        raw = await (self.api if fresh else self.reader).find(crd.KIND, namespace, name)
+        if (
+            not fresh
+            and self.reader.cached
+            and (raw is None or raw["metadata"].get("deletionTimestamp"))
+        ):
+            raw = await self.api.find(crd.KIND, namespace, name)  # gone is final: make sure
+        return raw
+
+    async def _tick(self, namespace: str, name: str, uid: str, *, fresh: bool) -> Tick:
+        raw = await self._read(namespace, name, fresh=fresh)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return Tick(0.0, stop=True, note="object gone")
         if uid and raw["metadata"].get("uid") != uid:
@@ -237,10 +280,16 @@ class Reconciler:
             log.warning("status.engine of %s is unreadable (%s); starting over", _key(raw), err)
             return None
 
-    async def _fingerprint(self, obj: StagingValidation, caps: Capabilities) -> Fingerprint | None:
+    async def _fingerprint(
+        self, obj: StagingValidation, caps: Capabilities, *, fresh: bool = False
+    ) -> Fingerprint | None:
+        """From the store; `fresh`: from the API (greenloop's own rollout has just
+        completed, the store may be a moment behind it). What the API answered goes
+        into the store too (Gateway observers), so the store is not behind the baseline."""
         if not caps.fingerprint:
             return None
-        return await observe_fingerprint(self.gw, obj.namespace, obj.spec.target.workloads)
+        reader = self.api if fresh else self.reader
+        return await observe_fingerprint(reader, obj.namespace, obj.spec.target.workloads)
 
     # ---- RunSuites ----------------------------------------------------------------------
 
@@ -269,7 +318,7 @@ class Reconciler:
             if selection.suite not in names:
                 continue  # dropped from the spec; the engine no longer waits for it
             run = self._suite_job(raw, obj, state, action.iteration, selection)
-            job = await self.gw.find("Job", run.owner.namespace, run.job_name)
+            job = await self.reader.find("Job", run.owner.namespace, run.job_name)
             noted = job is not None and RUNNER_ERROR_ANNOTATION in (
                 job["metadata"].get("annotations") or {}
             )
@@ -277,14 +326,16 @@ class Reconciler:
                 await suites.start(self.gw, run)
                 started += 1
                 continue
-            result = await suites.observe(self.gw, run)
+            result = await suites.observe(self.gw, run, self.reader)
             if result is None:
                 continue
             observed: tuple[str, ...] = ()
             if obj.spec.target.workloads and (
                 result.error or any(t.is_failure for t in result.tests)
             ):
-                observed = await observe_targets(self.gw, obj.namespace, obj.spec.target.workloads)
+                observed = await observe_targets(
+                    self.gw, obj.namespace, obj.spec.target.workloads, self.reader
+                )
             fp = await self._fingerprint(obj, caps)  # what the targets run as results are read
             event = SuiteFinished(action.id, result, observed, fingerprint=fp)
             # The merge and classification of the suite's results: in a worker thread.
@@ -294,7 +345,7 @@ class Reconciler:
             took = result.finished - result.started if result.started > 0 else None
             return await self._write(raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
-        return Tick(self._until(obj, state, self.clock(), IDLE_SECONDS), note=note)
+        return Tick(self._until(obj, state, self.clock(), self.idle), note=note)
 
     async def _stop_runs(
         self, raw: dict[str, Any], obj: StagingValidation, state: State, action: RunSuites
@@ -363,8 +414,8 @@ class Reconciler:
             notes.append(answer)
             if not ok:
                 message = answer
-        # After greenloop's own rollout: the round's new baseline.
-        fp = await self._fingerprint(obj, caps)
+        # After greenloop's own rollout: the round's new baseline, read fresh.
+        fp = await self._fingerprint(obj, caps, fresh=True)
         done = RedeployDone(ok, message, tuple(notes), action_id=action.id, fingerprint=fp)
         decision = engine.on_redeploy(obj.spec, state, done, self.clock())
         tick = await self._write(raw, obj, state, decision)
@@ -381,7 +432,7 @@ class Reconciler:
             await rd.wait_observed(
                 self.gw, obj.namespace, workload, generation, timeout=OBSERVE_SECONDS
             )
-        return await self._fingerprint(obj, caps)
+        return await self._fingerprint(obj, caps, fresh=True)
 
     # ---- writing ------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ point without a twin (docs/design.md §8).
 `observe` turns a Job into the engine's `SuiteRun`: the uploaded results when the
 results ConfigMap exists; a `RunnerError` (``error`` set) with the pod's own reason and
 the container's last log lines when the Job ended without them, or when its pod can
-never start (the image is not there); None while it is still running.
+never start (the image is not there); None while it is still running. It reads the Job,
+its pods and whether the results exist through a `Reader` (the operator's watch-fed
+store); the results' body, and the absence of results before a verdict without them,
+come from the API, since a store may lag it (docs/design.md §8.1).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from greenloop.k8s.jobs import (
 )
 from greenloop.k8s.offload import offload
 from greenloop.k8s.results import MAX_XML, RESULTS_KEY
+from greenloop.k8s.store import Reader, reader_of
 
 __all__ = ["ForeignObject", "observe", "runner_error", "start"]
 
@@ -143,15 +147,15 @@ def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
     return f"pod phase {phase}" + (f" ({reason})" if reason else ""), None
 
 
-async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str) -> str:
+async def runner_error(
+    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str, reader: Reader | None = None
+) -> str:
     """The RunnerError evidence, most telling first (the engine keeps 400 characters):
     what the suite container says, why the Job ended, its last log lines."""
     ns = run.owner.namespace
     parts: list[str] = []
-    pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
-    items = sorted(
-        pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
-    )
+    pods = await reader_of(reader or gw).select("Pod", ns, f"job-name={run.job_name}")
+    items = sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
     tail = ""
     waited = (job.get("metadata", {}).get("annotations") or {}).get(WAITING_ANNOTATION)
     if items:
@@ -190,26 +194,55 @@ def _read_results(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], 
     return report.tests, None
 
 
-async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
-    """The suite's result once it has one; None while it runs."""
+def _owned(obj: Mapping[str, Any] | None, job: Mapping[str, Any]) -> bool:
+    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
+    return any(o.get("uid") == _uid(job) for o in refs)
+
+
+async def _results(
+    gw: Gateway, rd: Reader, run: SuiteJob, job: Mapping[str, Any], *, fresh: bool
+) -> SuiteRun | None:
+    """The Job's uploaded results, when they exist (`fresh`: ask the API, not the store,
+    whether they do); None when not (yet)."""
     ns = run.owner.namespace
-    job = await gw.find("Job", ns, run.job_name)
+    if not fresh and not _owned(await rd.find("ConfigMap", ns, run.results_name), job):
+        return None
+    # The store keeps a results ConfigMap's metadata only: its body comes from the API.
+    stored = await gw.find("ConfigMap", ns, run.results_name)
+    if stored is None or not _owned(stored, job):
+        return None
+    # Up to MAX_XML of XML to gunzip and parse: a worker thread's job, not the loop's.
+    tests, problem = await offload(_read_results, stored, f"{run.suite.name}.xml")
+    if problem is None:
+        return _run(run, job, tests=tests)
+    return _run(run, job, error=problem)
+
+
+async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> SuiteRun | None:
+    """The suite's result once it has one; None while it runs. Read through `reader`
+    (the API when None); writes (annotations, suspend) go to the API."""
+    rd = reader_of(reader or gw)
+    ns = run.owner.namespace
+    job = await rd.find("Job", ns, run.job_name)
+    if job is None and rd.cached:
+        job = await gw.find("Job", ns, run.job_name)  # absent is a verdict: make sure
     if job is None:
         return SuiteRun(
             suite=run.suite.name,
             error=f"Job {ns}/{run.job_name} was deleted before it reported results",
             selected=run.selection,
         )
-    stored = await gw.find("ConfigMap", ns, run.results_name)
-    if stored is not None and any(
-        o.get("uid") == _uid(job) for o in stored["metadata"].get("ownerReferences") or []
-    ):
-        # Up to MAX_XML of XML to gunzip and parse: a worker thread's job, not the loop's.
-        tests, problem = await offload(_read_results, stored, f"{run.suite.name}.xml")
-        if problem is None:
-            return _run(run, job, tests=tests)
-        return _run(run, job, error=problem)
+    found = await _results(gw, rd, run, job, fresh=False)
+    if found is not None:
+        return found
     noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
+    ended = noted or _condition(job, "Failed") or _condition(job, "Complete")
+    if ended and rd.cached:
+        # A verdict without results: the store may not have the upload yet (its watch is
+        # not ordered with the Job's), so ask the API whether it exists.
+        found = await _results(gw, rd, run, job, fresh=True)
+        if found is not None:
+            return found
     if noted:
         return _run(run, job, error=str(noted))
     failed = _condition(job, "Failed")
@@ -217,13 +250,13 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
         why = f"Job {run.job_name} failed: {failed.get('reason') or 'Failed'}"
         if failed.get("message"):
             why += f" ({failed['message']})"
-        return _run(run, job, error=await runner_error(gw, run, job, why))
+        return _run(run, job, error=await runner_error(gw, run, job, why, rd))
     if _condition(job, "Complete") is not None:
         why = f"Job {run.job_name} completed without uploading JUnit XML"
-        return _run(run, job, error=await runner_error(gw, run, job, why))
-    pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
+        return _run(run, job, error=await runner_error(gw, run, job, why, rd))
+    pods = await rd.select("Pod", ns, f"job-name={run.job_name}")
     annotations = job["metadata"].get("annotations") or {}
-    for pod in pods.get("items") or []:
+    for pod in pods:
         story, waiting = _container_story(pod)
         if waiting is not None and waiting not in STARTING and waiting not in NEVER_STARTS:
             story = story[:MAX_EVIDENCE]
