@@ -195,3 +195,24 @@ def test_a_shard_that_produced_nothing_is_a_runner_error_for_its_tests_only(
     assert set(failing) == selected(3, 1) and status["summary"]["passed"] == 6 - len(failing)
     report = (out / "report.md").read_text()
     assert "shard 2/2 (process, log e2e.shard-1.log): no results" in report
+
+
+# ---------------------------------------------------------------------------
+# The demo's sharded variant: the same verdict, its extended suite in 3 processes
+
+
+def test_the_sharded_demo_converges_as_the_demo_does(demo: Path, tmp_path: Path) -> None:
+    proc = greenloop(
+        "run", "demo/validation-sharded.yaml", "--json", "--report", "report.md", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)["status"]
+    assert (status["phase"], status["iteration"]) == ("Passed", 2)
+    assert status["summary"]["passed"] == status["summary"]["total"] == 41
+    iteration_1 = tmp_path / ".greenloop" / "default" / "demo-sharded" / "iteration-1"
+    assert sorted(p.name for p in iteration_1.glob("extended.shard-*.xml")) == [
+        f"extended.shard-{i}.xml" for i in range(3)
+    ]
+    report = (tmp_path / "report.md").read_text()
+    for index in range(1, 4):
+        assert f"suite extended: shard {index}/3 (process, log extended.shard-" in report
