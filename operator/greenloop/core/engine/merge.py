@@ -274,6 +274,20 @@ def _update_flaky(
         flaky[result.id] = FlakyTest(
             result.id, suite, iteration, "failed, then passed on the runner's rerun"
         )
-    elif previous is not None and previous.diagnosis is not None and not was_redeploy:
+    elif (why := _failed_before(previous)) and not was_redeploy:
         # It failed, nothing was redeployed, and now it passes: flaky.
-        flaky[result.id] = FlakyTest(result.id, suite, iteration, previous.diagnosis.evidence)
+        flaky[result.id] = FlakyTest(result.id, suite, iteration, why)
+
+
+def _failed_before(previous: TestRecord | None) -> str:
+    """How the test last failed by itself ("": it did not). A RunnerError of a lost
+    shard is no failure of the test (it did not run): what counts is how it failed
+    before it was lost, if it did (docs/design.md §4.1)."""
+    if previous is None or previous.diagnosis is None:
+        return ""
+    if previous.diagnosis.failure_class is not FailureClass.RUNNER_ERROR:
+        return previous.diagnosis.evidence
+    first = previous.first_failure
+    if first is None or first.failure_class is FailureClass.RUNNER_ERROR:
+        return ""
+    return first.evidence
