@@ -556,6 +556,25 @@ def test_a_shard_without_results_is_a_runner_error_for_its_tests_only_in_the_eng
     assert d.action.suites == (engine.SuiteSelection("e2e", tuple(sorted(lost))),)
 
 
+def test_a_test_that_passes_after_its_shard_was_lost_is_not_flaky_for_that() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state, action = _rerun_of_failures()  # IDS[:4] failed (Assertion), the rest passed
+    # A whole-suite run whose shard 2 of 2 is lost: its known tests are not run.
+    p = plan("e2e", None, 2, runner="pytest")
+    mine = [t for t in IDS if shard_of(t, 2) == 0]
+    outcomes = [ShardOutcome(0, tuple(ok(t) for t in mine)), ShardOutcome(1, error="lost")]
+    state = replace(state, running=(engine.SuiteSelection("e2e"),))
+    d = _feed(spec, state, action, merged(p, outcomes))
+    assert isinstance(d.action, RunSuites)
+    # Its retry passes them: those that had passed before they were lost are not flaky.
+    (selection,) = d.action.suites
+    retry = engine.SuiteRun("e2e", tuple(ok(t) for t in selection.test_ids or ()))
+    d = engine.on_suite(spec, d.state, SuiteFinished(d.action.id, retry), 3.0)
+    lost_passing = {t for t in IDS[4:] if t not in mine}
+    assert lost_passing and not lost_passing & set(d.state.flaky)
+    assert d.state.phase is engine.Phase.PASSED
+
+
 def test_a_lost_shard_again_stalls_the_round_on_runner_error() -> None:
     spec = make_spec(("e2e", "P1"))
     state, action = _rerun_of_failures()
@@ -776,9 +795,16 @@ def test_local_mode_runs_more_than_one_shard(shards: int) -> None:
 
 
 @pytest.mark.parametrize("shards", [2, MAX_SHARDS])
-def test_operator_mode_refuses_more_than_one_shard_until_it_runs_them(shards: int) -> None:
-    with pytest.raises(SpecError, match=r"shards: \d+: in operator mode a suite runs as one pod"):
-        spec.load_text(_suite_with(shards=shards, image="e2e:1"), mode="operator")
+def test_operator_mode_runs_more_than_one_shard(shards: int) -> None:
+    (sv,) = spec.load_text(_suite_with(shards=shards, image="e2e:1"), mode="operator").objects
+    assert sv.spec.suites[0].shards == shards
+
+
+@pytest.mark.parametrize("mode", ["local", "operator"])
+def test_more_shards_than_policy_parallelism_is_a_warning(mode: str) -> None:
+    loaded = spec.load_text(_suite_with(shards=4, image="e2e:1"), mode=mode)  # type: ignore[arg-type]
+    (warning,) = [w for w in loaded.warnings if "spec.suites[0].shards" in w]
+    assert "4 shards, but spec.policy.parallelism is 1: at most 1 run at once" in warning
 
 
 @pytest.mark.parametrize("shards", [0, MAX_SHARDS + 1, "4"])

@@ -828,17 +828,6 @@ INVALID: list[
         ],
     ),
     (
-        "operator: suites[].shards above 1 is not carried out there yet",
-        OPERATOR,
-        [setting("spec.suites[0].shards", 3)],
-        "operator",
-        [
-            "validation.yaml: spec.suites[0].shards: 3: in operator mode a suite runs as one"
-            " pod until sharding is carried out there (docs/design.md §4.1); use 1, or run it"
-            " locally"
-        ],
-    ),
-    (
         "policy.redeploy unknown",
         OPERATOR,
         [setting("spec.policy", {"redeploy": "Manual"})],

@@ -360,19 +360,6 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
                 )
             else:
                 first[name] = index
-        # Local mode runs shards as processes; the operator does not run them as an
-        # Indexed Job yet (docs/design.md §4.1): a suite that asked for several and ran
-        # in one pod would be a silent no.
-        shards = suite.get("shards", 1)
-        sharded = isinstance(shards, int) and not isinstance(shards, bool) and shards > 1
-        if sharded and mode == "operator":
-            errors.append(
-                FieldError(
-                    f"{path}.shards",
-                    f"{shards}: in operator mode a suite runs as one pod until sharding is"
-                    " carried out there (docs/design.md §4.1); use 1, or run it locally",
-                )
-            )
         if mode == "operator":
             # CEL: has(self.image)
             if "image" not in suite:
