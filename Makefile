@@ -81,7 +81,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/classify_lines.py
 	$(BIN)/python bench/classify_scale.py
 	$(BIN)/python bench/report_render.py
-	$(BIN)/python bench/shards.py
+	$(BIN)/python bench/shards.py --node
 	$(BIN)/python bench/controlplane_start.py
 	$(BIN)/python bench/node_start.py
 	$(BIN)/python bench/operator_latency.py

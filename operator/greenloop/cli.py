@@ -415,6 +415,7 @@ def cmd_report_upload(args: argparse.Namespace) -> int:
             token=os.environ.get("GREENLOOP_RESULTS_TOKEN", ""),
             job_uid=os.environ.get("GREENLOOP_JOB_UID", ""),
             deadline_seconds=args.deadline,
+            shard_index=os.environ.get("GREENLOOP_SHARD_INDEX", ""),
         )
     )
     print(f"greenloop: {result.message}", file=sys.stderr)

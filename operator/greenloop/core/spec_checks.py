@@ -369,17 +369,6 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
                 )
             else:
                 first[name] = index
-        # The CRD holds the field (docs/design.md §4.1), but no shell runs shards yet: a
-        # suite that asked for several and ran in one would be a silent no.
-        shards = suite.get("shards", 1)
-        if isinstance(shards, int) and not isinstance(shards, bool) and shards > 1:
-            errors.append(
-                FieldError(
-                    f"{path}.shards",
-                    f"{shards}: a suite runs as one process or pod until sharding is carried"
-                    " out (docs/design.md §4.1); use 1",
-                )
-            )
         if mode == "operator":
             # CEL: has(self.image)
             if "image" not in suite:
@@ -451,6 +440,32 @@ def _warnings(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     spec = body.get("spec")
     if not isinstance(spec, Mapping):
         return []
+    return [*_shard_width_warnings(spec), *_redeploy_warnings(spec, mode)]
+
+
+def _shard_width_warnings(spec: Mapping[str, Any]) -> list[FieldError]:
+    """A suite with more shards than ``policy.parallelism`` (which counts processes and
+    pods) runs some of its shards after others: said, not refused."""
+    policy = spec.get("policy")
+    width = policy.get("parallelism", 1) if isinstance(policy, Mapping) else 1
+    suites = spec.get("suites")
+    if not isinstance(width, int) or not isinstance(suites, list):
+        return []
+    out: list[FieldError] = []
+    for index, suite in enumerate(suites):
+        shards = suite.get("shards", 1) if isinstance(suite, Mapping) else 1
+        if isinstance(shards, int) and shards > max(1, width):
+            out.append(
+                FieldError(
+                    f"spec.suites[{index}].shards",
+                    f"{shards} shards, but spec.policy.parallelism is {width}: at most {width}"
+                    " run at once (it counts processes and pods); raise it to run them together",
+                )
+            )
+    return out
+
+
+def _redeploy_warnings(spec: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     policy = spec.get("policy")
     redeploy_on = policy.get("redeployOn") if isinstance(policy, Mapping) else None
     if not redeploy_on:

@@ -16,6 +16,7 @@ from typing import Any
 from greenloop.core import crd
 from greenloop.core.model import Suite
 from greenloop.core.names import NameKind, dns_label, object_name
+from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
 
 __all__ = [
     "JUNIT_PATH",
@@ -49,6 +50,11 @@ SELECT_DIR = "/greenloop/select"
 SELECT_FILE = "tests.txt"
 SELECT_PATH = f"{SELECT_DIR}/{SELECT_FILE}"
 TOKEN_KEY = "token"
+# An Indexed Job's pod carries its index in this annotation (and Kubernetes also sets
+# JOB_COMPLETION_INDEX, but after the container's own env, too late for $(VAR) use).
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+# The sidecar names the shard it uploads for (docs/design.md §4.1).
+SHARD_HEADER = "X-Greenloop-Shard-Index"
 
 # The upload contract between the sidecar (upload.py) and the endpoint (results.py).
 UID_HEADER = "X-Greenloop-Job-Uid"
@@ -103,6 +109,19 @@ class SuiteJob:
     selection: tuple[str, ...] | None = None  # None: the whole suite
     service_account: str = "default"
     round: int = 1  # a spec change starts a new round at iteration 1: new names
+    # A sharded run (docs/design.md §4.1): one Indexed Job, index i running shards[i];
+    # () runs the suite in one pod as before. ``max_pods``: policy.parallelism.
+    shards: tuple[Shard, ...] = ()
+    max_pods: int = 1
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.shards)
+
+    @property
+    def shard_selected(self) -> bool:
+        """Each shard has its own selection (greenloop assigned the ids)."""
+        return any(s.test_ids is not None for s in self.shards)
 
     @property
     def names(self) -> RunNames:
@@ -218,7 +237,7 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
     can only be made once the Job's uid exists; the operator resumes it after that and
     no pod ever starts without its token (docs/design.md §8).
     """
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(run.job_name, run),
@@ -235,11 +254,58 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
             "template": {"metadata": {"labels": run.labels}, "spec": _pod_spec(run)},
         },
     }
+    if run.indexed:
+        spec: dict[str, Any] = job["spec"]
+        spec.update(_indexed_spec(run))
+        del spec["backoffLimit"]
+    return job
+
+
+def _indexed_spec(run: SuiteJob) -> dict[str, Any]:
+    """One index per shard (docs/design.md §4.1), never retried (greenloop reruns what
+    failed itself), at most policy.parallelism pods at once. ``backoffLimit`` goes: with
+    0, one lost pod would fail the Job and stop every other shard; each index fails on
+    its own, listed in ``status.failedIndexes``."""
+    count = len(run.shards)
+    return {
+        "completionMode": "Indexed",
+        "completions": count,
+        "parallelism": max(1, min(count, run.max_pods)),
+        "backoffLimitPerIndex": 0,
+    }
+
+
+def shard_env(run: SuiteJob) -> list[dict[str, Any]]:
+    """GREENLOOP_SHARD_INDEX from the pod's completion index, GREENLOOP_SHARD_COUNT, and
+    (when greenloop assigned the ids) GREENLOOP_SELECT naming the index's own file."""
+    if not run.indexed:
+        return []
+    field = f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
+    env: list[dict[str, Any]] = [
+        {"name": SHARD_INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": field}}},
+        {"name": SHARD_COUNT_ENV, "value": str(len(run.shards))},
+    ]
+    if run.shard_selected:
+        env.append({"name": "GREENLOOP_SELECT", "value": f"{SELECT_DIR}/{shard_select_key()}"})
+    return env
+
+
+def shard_select_key(index: int | None = None) -> str:
+    """The selection ConfigMap's key for one shard; without an index, the form a pod's
+    env expands with its own ($(GREENLOOP_SHARD_INDEX), defined before it)."""
+    return f"tests-{'$(' + SHARD_INDEX_ENV + ')' if index is None else index}.txt"
+
+
+def shard_results_name(results: str, index: int | None) -> str:
+    """Where one upload is stored: the run's results ConfigMap, one per shard index of a
+    sharded run (``<results>-<index>``, within 253 characters: results names are DNS
+    labels)."""
+    return results if index is None else f"{results}-{index}"
 
 
 def _pod_spec(run: SuiteJob) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [{"name": "results", "emptyDir": {"sizeLimit": "256Mi"}}]
-    if run.selection is not None:
+    if run.selection is not None or run.shard_selected:
         volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
     return {
         "restartPolicy": "Never",
@@ -271,8 +337,11 @@ def _suite_container(run: SuiteJob) -> dict[str, Any]:
         {"name": "GREENLOOP_ITERATION", "value": str(run.iteration)},
     ]
     mounts: list[dict[str, Any]] = [{"name": "results", "mountPath": RESULTS_DIR}]
-    if run.selection is not None:
+    if run.indexed:
+        env += shard_env(run)
+    elif run.selection is not None:
         env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
+    if run.selection is not None or run.shard_selected:
         mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
     return {
         "name": "suite",
@@ -305,6 +374,7 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
                 "name": "GREENLOOP_JOB_UID",
                 "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}},
             },
+            *shard_env(run)[:1],  # the index it uploads for
         ],
         "volumeMounts": [{"name": "results", "mountPath": RESULTS_DIR, "readOnly": True}],
         "resources": {
@@ -333,11 +403,18 @@ def build_token_secret(run: SuiteJob, *, job_uid: str, token: str) -> dict[str, 
 
 
 def build_selection_configmap(run: SuiteJob, *, job_uid: str) -> dict[str, Any]:
-    """The tests to run (GREENLOOP_SELECT's file), one id a line, owned by the Job."""
+    """The tests to run (GREENLOOP_SELECT's file), one id a line, owned by the Job; a
+    sharded run's holds one key per shard index (``tests-<i>.txt``)."""
     ids: Sequence[str] = run.selection or ()
+    data = {SELECT_FILE: "".join(f"{t}\n" for t in ids)}
+    if run.shard_selected:
+        data = {
+            shard_select_key(s.index): "".join(f"{t}\n" for t in s.test_ids or ())
+            for s in run.shards
+        }
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(run.selection_name, run, _job_owner(run.job_name, job_uid)),
-        "data": {SELECT_FILE: "".join(f"{t}\n" for t in ids)},
+        "data": data,
     }

@@ -47,6 +47,8 @@ from greenloop.core.names import report_name
 from greenloop.core.notices import notices
 from greenloop.core.outbound import Policy
 from greenloop.core.report import render
+from greenloop.core.shard_results import suite_plan
+from greenloop.core.shards import Shard
 from greenloop.core.spec import SpecError, from_object
 from greenloop.core.status import (
     APPROVE_ANNOTATION,
@@ -306,6 +308,8 @@ class Reconciler:
             results_url=self.settings.results_url,
             selection=selection.test_ids,
             service_account=obj.spec.service_account_name or "default",
+            shards=_shards(obj, state, selection),
+            max_pods=obj.spec.policy.parallelism,
         )
 
     async def _run(
@@ -539,6 +543,16 @@ def _rendered(
         engine=data,
         observed=metrics.observe_decision(before, state),
     )
+
+
+def _shards(obj: StagingValidation, state: State, selection: SuiteSelection) -> tuple[Shard, ...]:
+    """A sharded suite's shards for this run (docs/design.md §4.1), planned from the
+    state the action came from, so every tick (and a restarted operator) plans the same;
+    () for a suite of one shard: one pod, as before."""
+    suite = obj.spec.suite(selection.suite)
+    if suite.shards == 1:
+        return ()
+    return suite_plan(suite, state, selection).shards
 
 
 def _owner(raw: Mapping[str, Any]) -> Owner:

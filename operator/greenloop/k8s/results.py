@@ -3,6 +3,7 @@
     POST /v1/results/{namespace}/{job}
     Authorization: Bearer <the token from the Job's Secret>
     X-Greenloop-Job-Uid: <the Job's uid>
+    X-Greenloop-Shard-Index: <the pod's completion index; an Indexed Job's uploads only>
     Content-Type: application/gzip
     <gzipped JUnit XML>
 
@@ -52,9 +53,11 @@ from greenloop.k8s.jobs import (
     LABEL_SUITE,
     LABEL_VALIDATION_UID,
     MAX_COMPRESSED,
+    SHARD_HEADER,
     TOKEN_KEY,
     UID_HEADER,
     names_of_job,
+    shard_results_name,
 )
 from greenloop.k8s.metrics import UPLOADS_BY_CODE, upload_code
 from greenloop.k8s.slots import Busy, FairSlots
@@ -100,6 +103,7 @@ class Stored:
     iteration: int
     suite: str
     xml_bytes: int
+    index: int | None = None  # the shard index of an Indexed Job's upload
 
 
 class _Refused(Exception):
@@ -177,6 +181,27 @@ class _Checked:
     iteration: int
     suite: str
     results: str
+    index: int | None = None
+
+
+def _shard_index(request: web.Request) -> int | None:
+    """The shard index the upload names (docs/design.md §4.1); None: not sharded."""
+    raw = request.headers.get(SHARD_HEADER, "").strip()
+    if not raw:
+        return None
+    if not (raw.isdigit() and len(raw) <= 2):
+        raise _Refused(400, f"{SHARD_HEADER} must be a shard index")
+    return int(raw)
+
+
+def _index_of_job(job: dict[str, Any], index: int | None) -> bool:
+    """Whether ``index`` is one this Job has: an Indexed Job's uploads each name an index
+    below its completions; any other Job's name none."""
+    spec = job.get("spec") or {}
+    if spec.get("completionMode") != "Indexed":
+        return index is None
+    completions = spec.get("completions")
+    return index is not None and isinstance(completions, int) and index < completions
 
 
 def _answer_of(refused: _Refused) -> web.Response:
@@ -238,15 +263,17 @@ class ResultsServer:
         """Every refusal that costs nothing but a look (headers, the credential, results
         already stored) comes before the upload takes a slot or reads a byte of body."""
         namespace, job_name, job_uid, token = self._credentials(request)
+        index = _shard_index(request)
         try:
             async with asyncio.timeout(self.limits.check_seconds):
-                checked = await self._authorize(namespace, job_name, job_uid, token)
+                checked = await self._authorize(namespace, job_name, job_uid, token, index)
                 await self._refuse_if_stored(checked)
         except TimeoutError:
             raise _Refused(503, "cannot check the upload now, retry", RETRY_AFTER_SECONDS) from None
-        if job_uid in self._in_flight:
+        flight = job_uid if index is None else f"{job_uid}/{index}"
+        if flight in self._in_flight:
             raise _Refused(429, "an upload for this Job is in progress", RETRY_AFTER_SECONDS)
-        self._in_flight.add(job_uid)
+        self._in_flight.add(flight)
         try:
             try:
                 await self.slots.acquire(namespace)
@@ -257,7 +284,7 @@ class ResultsServer:
             finally:
                 self.slots.release(namespace)
         finally:
-            self._in_flight.discard(job_uid)
+            self._in_flight.discard(flight)
 
     def _credentials(self, request: web.Request) -> tuple[str, str, str, str]:
         namespace, job_name = request.match_info["namespace"], request.match_info["job"]
@@ -308,9 +335,12 @@ class ResultsServer:
             iteration=checked.iteration,
             suite=checked.suite,
             xml_bytes=xml_bytes,
+            index=checked.index,
         )
 
-    async def _authorize(self, namespace: str, job_name: str, job_uid: str, token: str) -> _Checked:
+    async def _authorize(
+        self, namespace: str, job_name: str, job_uid: str, token: str, index: int | None = None
+    ) -> _Checked:
         forbidden = _Refused(403, "token not valid for this Job")
         job = await self.gateway.find("Job", namespace, job_name)
         if job is None:
@@ -322,6 +352,7 @@ class ResultsServer:
             meta.get("uid") != job_uid
             or labels.get(LABEL_MANAGED_BY) != "greenloop"
             or names is None
+            or not _index_of_job(job, index)
         ):
             raise forbidden
         iteration, suite = int(labels[LABEL_ITERATION]), str(labels[LABEL_SUITE])
@@ -339,7 +370,8 @@ class ResultsServer:
         same = hmac.compare_digest(token.encode(), expected.encode())
         if not (bound and expected and same):
             raise forbidden
-        return _Checked(namespace, job, job_uid, iteration, suite, names.results)
+        results = shard_results_name(names.results, index)
+        return _Checked(namespace, job, job_uid, iteration, suite, results, index)
 
     async def _read(self, request: web.Request) -> tuple[bytes, int]:
         """The complete gzip body (≤ max_compressed) and the size of the XML inside

@@ -27,14 +27,18 @@ from typing import Any
 
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
+from greenloop.core.shard_results import ShardOutcome, Waiting, merge
+from greenloop.core.shards import ShardPlan
 from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import (
+    COMPLETION_INDEX_ANNOTATION,
     LABEL_VALIDATION_UID,
     SuiteJob,
     build_job,
     build_selection_configmap,
     build_token_secret,
+    shard_results_name,
 )
 from greenloop.k8s.offload import offload
 from greenloop.k8s.results import MAX_XML, RESULTS_KEY
@@ -232,6 +236,10 @@ async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> S
             error=f"Job {ns}/{run.job_name} was deleted before it reported results",
             selected=run.selection,
         )
+    if run.indexed:
+        # Each index's results are read from the API: a sharded run is read once per
+        # wake (an upload or a Job change), not on a timer.
+        return await observe_shards(gw, run, job)
     found = await _results(gw, rd, run, job, fresh=False)
     if found is not None:
         return found
@@ -274,3 +282,102 @@ async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> S
             await gw.patch("Job", ns, run.job_name, patch)
             return _run(run, job, error=error)
     return None
+
+
+# ---- A sharded run: one Indexed Job (docs/design.md §4.1) -------------------------------
+
+
+def _failed_indexes(job: Mapping[str, Any]) -> set[int]:
+    """``status.failedIndexes`` ("1,3-5") as a set: the indexes whose pod failed (with
+    backoffLimitPerIndex 0, for good)."""
+    out: set[int] = set()
+    for part in str(job.get("status", {}).get("failedIndexes") or "").split(","):
+        first, _, last = part.strip().partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def _pods_by_index(pods: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+    """The latest pod of each completion index."""
+    items = sorted(
+        pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
+    )
+    out: dict[int, Mapping[str, Any]] = {}
+    for pod in items:
+        raw = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION, "")
+        if str(raw).isdigit():
+            out[int(raw)] = pod
+    return out
+
+
+def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
+    """When the pod's suite container started and ended (0 when unknown)."""
+    if pod is None:
+        return 0.0, 0.0
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        ended = (cs.get("state") or {}).get("terminated") if cs.get("name") == "suite" else None
+        if ended:
+            return _epoch(ended.get("startedAt")), _epoch(ended.get("finishedAt"))
+    return _epoch(pod.get("status", {}).get("startTime")), 0.0
+
+
+async def _shard_outcome(
+    gw: Gateway,
+    run: SuiteJob,
+    job: Mapping[str, Any],
+    index: int,
+    pod: Mapping[str, Any] | None,
+    why_ended: str | None,
+) -> ShardOutcome | None:
+    """One index's outcome: its stored upload, or, once it failed or the Job ended
+    without one, why it has none (the pod's story and last log lines); None while it
+    runs."""
+    ns = run.owner.namespace
+    name = str(pod["metadata"]["name"]) if pod is not None else ""
+    started, finished = _pod_times(pod)
+    stored = await gw.find("ConfigMap", ns, shard_results_name(run.results_name, index))
+    if stored is not None and any(
+        o.get("uid") == _uid(job) for o in stored["metadata"].get("ownerReferences") or []
+    ):
+        xml = f"{run.suite.name}-{index}.xml"
+        tests, problem = await offload(_read_results, stored, xml)
+        return ShardOutcome(index, tests, problem, pod=name, started=started, finished=finished)
+    if why_ended is None:
+        return None
+    parts = [why_ended]
+    if pod is not None:
+        parts.insert(0, _container_story(pod)[0])
+        log = await gw.pod_log(ns, name, "suite", lines=LOG_LINES)
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        if lines:
+            parts.append(f"last log lines: {' | '.join(lines[-3:])}")
+    text = "; ".join(parts)[:MAX_EVIDENCE]
+    return ShardOutcome(index, error=text, pod=name, started=started, finished=finished)
+
+
+async def observe_shards(gw: Gateway, run: SuiteJob, job: Mapping[str, Any]) -> SuiteRun | None:
+    """A sharded run's one result (core/shard_results.merge), once every index has
+    uploaded or failed (``status.failedIndexes``, or the Job ended); None until then."""
+    ns = run.owner.namespace
+    failed = _failed_indexes(job)
+    ended = _condition(job, "Failed") or _condition(job, "Complete")
+    noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
+    pods = _pods_by_index(await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}"))
+    outcomes: list[ShardOutcome] = []
+    for shard in run.shards:
+        why: str | None = None
+        if noted:
+            why = str(noted)
+        elif shard.index in failed:
+            why = f"index {shard.index} of Job {run.job_name} failed without uploading JUnit XML"
+        elif ended is not None:
+            why = f"Job {run.job_name} ended ({ended.get('reason') or ended.get('type')}) "
+            why += f"before index {shard.index} uploaded JUnit XML"
+        outcome = await _shard_outcome(gw, run, job, shard.index, pods.get(shard.index), why)
+        if outcome is not None:
+            outcomes.append(outcome)
+    merged = merge(ShardPlan(run.suite.name, run.selection, run.shards), outcomes)
+    if isinstance(merged, Waiting):
+        return None
+    return merged.run

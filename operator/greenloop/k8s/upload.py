@@ -26,7 +26,13 @@ from typing import IO
 import httpx
 
 from greenloop.core.admission import retry_after_seconds, retry_delay
-from greenloop.k8s.jobs import GZIP, MAX_COMPRESSED, UID_HEADER, UPLOAD_DEADLINE_SECONDS
+from greenloop.k8s.jobs import (
+    GZIP,
+    MAX_COMPRESSED,
+    SHARD_HEADER,
+    UID_HEADER,
+    UPLOAD_DEADLINE_SECONDS,
+)
 
 __all__ = ["Upload", "UploadResult", "upload", "wait_for_sigterm"]
 
@@ -49,6 +55,9 @@ class Upload:
     token: str
     job_uid: str
     deadline_seconds: float = float(UPLOAD_DEADLINE_SECONDS)
+    # The shard index of an Indexed Job's pod ("" unsharded): its results are stored
+    # apart from the other shards' (docs/design.md §4.1).
+    shard_index: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,8 @@ def upload(job: Upload, *, log: IO[str] = sys.stderr) -> UploadResult:
         UID_HEADER: job.job_uid,
         "Content-Type": GZIP,
     }
+    if job.shard_index:
+        headers[SHARD_HEADER] = job.shard_index
     return _send(job, url, body, headers, log)
 
 
