@@ -71,6 +71,7 @@ class OperatorConfig:
     priority: int = 0
     peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
+    liveness: str | None = None  # kopf's liveness endpoint URL; None: not served
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +389,9 @@ def run(config: OperatorConfig) -> int:
                 peering_name=config.peering,
                 priority=config.priority,
                 identity=cast(Any, identity),  # kopf's Identity is a NewType of str
+                # kopf's own endpoint: served from the event loop every unit runs in and
+                # by a standby too, so a pod's livenessProbe restarts a wedged operator
+                liveness_endpoint=config.liveness,
             )
         )
     except KeyboardInterrupt:
