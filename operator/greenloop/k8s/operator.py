@@ -21,18 +21,20 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from aiohttp import web
+from aiohttp import ClientError, web
 from prometheus_client import Counter, Gauge, start_http_server
 
 from greenloop.core import crd
 from greenloop.core.exits import ExitCode
 from greenloop.core.outbound import Policy
-from greenloop.k8s.gateway import Gateway
+from greenloop.core.status import pending_status
+from greenloop.k8s.gateway import ApiError, Conflict, Gateway, NotFound
 from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
 from greenloop.k8s.metrics import PHASES
 from greenloop.k8s.peering import Peers
@@ -307,8 +309,8 @@ def _register_lifecycle(
 def _register_validations(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
     async def on_validation(
-        *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, memo: Memo,
-        **_: Any,
+        *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, status: Any,
+        memo: Memo, **_: Any,
     ) -> None:  # fmt: skip
         units = memo.units
         if units is None or namespace is None:
@@ -317,10 +319,34 @@ def _register_validations(registry: kopf.OperatorRegistry) -> None:
         if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
             await units.stop(uid)
             return
+        if not status:
+            await _write_pending(memo, namespace, name, meta)
         target = spec.get("target") if hasattr(spec, "get") else None
         workloads = target.get("workloads") if isinstance(target, dict) else None
         units.watch_targets(namespace, uid, workloads if isinstance(workloads, list) else ())
         units.ensure(namespace, name, uid)
+
+
+async def _write_pending(memo: Memo, namespace: str, name: str, meta: Any) -> None:
+    """A new object's first status, from the event's own body and before any read: the
+    window in which it has none - kstatus's Current - lasts one PATCH, not the first
+    tick's reads, report and render, which queue behind every other new object's in a
+    burst (docs/gitops.md). Conflict-checked on the event's resourceVersion: a write by
+    anyone else since (an earlier operator, the round itself) wins, and nothing is lost -
+    the unit's ticks write the real status either way."""
+    if memo.gateway is None:
+        return
+    pending = pending_status(int(meta.get("generation") or 0), time.time())
+    try:
+        await memo.gateway.patch_status(
+            crd.KIND, namespace, name, pending, resource_version=str(meta.get("resourceVersion"))
+        )
+    except (Conflict, NotFound):
+        return
+    except (ApiError, ClientError, OSError, TimeoutError) as err:
+        # No RBAC for status, an API outage: the unit starts regardless, and its tick
+        # meets the same and says so.
+        log.warning("%s/%s: first status not written: %s", namespace, name, err)
 
 
 def _register_wakers(registry: kopf.OperatorRegistry) -> None:
