@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from greenloop.core.exits import ExitCode
 
@@ -469,9 +470,31 @@ def _add_operator_parser(sub: Any) -> None:
         help="the cluster's pod and service CIDRs, denied to outbound calls (repeatable; "
         "default: the private ranges)",
     )  # fmt: skip
+    op.add_argument(
+        "--liveness", default="", metavar="URL",
+        help="serve kopf's liveness endpoint, e.g. http://0.0.0.0:8082/healthz (a pod's "
+        "livenessProbe; default: none)",
+    )  # fmt: skip
     op.add_argument("--log-format", choices=("json", "text"), default="json")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
+
+
+def liveness_problem(url: str) -> str | None:
+    """Why kopf could not serve `--liveness URL`, or None. kopf itself only finds out
+    once the operator runs, and stops it with a traceback."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        return str(err)
+    if parts.scheme != "http":
+        return "kopf serves http:// only"
+    if port is None:
+        return "needs a port, e.g. http://0.0.0.0:8082/healthz"
+    if not parts.path.startswith("/"):
+        return "needs a path, e.g. http://0.0.0.0:8082/healthz"
+    return None
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
@@ -493,6 +516,9 @@ def cmd_operator(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"greenloop operator: --allow-outbound/--cluster-cidr: {err}", file=sys.stderr)
         return int(ExitCode.USAGE)
+    if args.liveness and (problem := liveness_problem(args.liveness)):
+        print(f"greenloop operator: --liveness {args.liveness}: {problem}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     from greenloop.k8s.operator import OperatorConfig, run
 
     return run(
@@ -511,6 +537,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             priority=args.priority,
             peering_lifetime=args.peering_lifetime,
             outbound=outbound,
+            liveness=args.liveness or None,
         )
     )
 

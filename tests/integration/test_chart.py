@@ -115,6 +115,7 @@ def test_the_chart_has_a_ci_values_file_for_each_way_it_is_installed() -> None:
         "networkpolicy",
         "existing-account",
         "node",
+        "outbound",
     }
 
 
@@ -139,6 +140,17 @@ BAD_VALUES = [
     pytest.param(["--set", "watchNamespaces[0]=Team_A"], "watchNamespaces", id="namespace-not-dns"),
     pytest.param(["--set", "image.digest=latest"], "digest", id="digest-not-sha256"),
     pytest.param(["--set", "installCRDs=maybe"], "installCRDs", id="bool-not-a-bool"),
+    pytest.param(["--set", "outbound.allow=10.0.0.0/8"], "allow", id="outbound-allow-not-a-list"),
+    pytest.param(
+        ["--set", "outbound.allowCluster=yes"], "allowCluster", id="outbound-cluster-not-a-bool"
+    ),
+    pytest.param(
+        ["--set", "outbound.clusterCIDRs[0]=pods"], "clusterCIDRs", id="cluster-cidr-not-a-cidr"
+    ),
+    pytest.param(["--set", "outbound.alow[0]=x"], "alow", id="outbound-unknown-key"),
+    pytest.param(
+        ["--set-string", "liveness.port=healthz"], "port", id="liveness-port-not-a-number"
+    ),
 ]
 
 
@@ -410,7 +422,57 @@ def test_operator_args_come_from_values(helm: Helm) -> None:
     services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
     assert services["gl-greenloop-results"]["spec"]["ports"][0]["port"] == 8081
     assert services["gl-greenloop-metrics"]["spec"]["ports"][0]["targetPort"] == "metrics"
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "results"}
+    # liveness: kopf's own endpoint, on its own port; readiness: the results endpoint
+    assert arg_values(c, "--liveness") == ["http://0.0.0.0:8082/healthz"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"results": 8081, "liveness": 8082, "metrics": 8080}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "results"}
+    # the outbound policy is the operator's default: no flag
+    for flag in ("--allow-outbound", "--cluster-cidr"):
+        assert arg_values(c, flag) == [], flag
+    assert "--allow-outbound-cluster" not in c["args"]
+
+
+def test_the_outbound_values_become_the_operator_flags(helm: Helm) -> None:
+    c = operator_container(
+        helm.template(RELEASE, "ns", values=[CI_VALUES / "outbound-values.yaml"])
+    )
+    assert arg_values(c, "--allow-outbound") == [
+        "hooks.internal.example.com", "*.deploy.example.com", "10.20.0.0/16",
+    ]  # fmt: skip
+    assert arg_values(c, "--cluster-cidr") == ["10.96.0.0/12", "10.244.0.0/16"]
+    assert c["args"].count("--allow-outbound-cluster") == 1
+    # and greenloop builds its policy from them: the webhook host allowed, a cluster
+    # address not denied (allowCluster), loopback still denied
+    from greenloop.cli import build_parser
+    from greenloop.core.outbound import operator_policy
+
+    args = build_parser().parse_args(["operator", *c["args"]])
+    policy = operator_policy(
+        allow=args.allow_outbound,
+        allow_cluster=args.allow_outbound_cluster,
+        cluster_cidrs=args.cluster_cidr,
+    )
+    assert args.allow_outbound_cluster is True
+    assert len(policy.allowed) == 3
+    assert not any("cluster" in rule.label for rule in policy.denied)
+
+
+def test_the_liveness_port_is_a_value_distinct_from_the_other_listeners(
+    helm: Helm,
+) -> None:
+    c = operator_container(helm.template(RELEASE, "ns", sets=["liveness.port=9090"]))
+    assert arg_values(c, "--liveness") == ["http://0.0.0.0:9090/healthz"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["liveness"] == 9090
+    proc = helm.run("template", RELEASE, str(CHART), "--set", "liveness.port=8080", check=False)
+    assert proc.returncode != 0
+    assert "results.port, liveness.port and metrics.port must differ" in proc.stderr
+    # with metrics off, its port is free
+    helm.run(
+        "template", RELEASE, str(CHART), "--set", "liveness.port=8080",
+        "--set", "metrics.enabled=false",
+    )  # fmt: skip
 
 
 def test_the_operator_arguments_are_ones_greenloop_operator_accepts(helm: Helm) -> None:

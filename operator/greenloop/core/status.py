@@ -41,6 +41,7 @@ __all__ = [
     "history",
     "invalid_spec_reported",
     "invalid_spec_status",
+    "pending_status",
     "priorities",
     "status_object",
     "summary",
@@ -292,6 +293,31 @@ def invalid_spec_status(
                 "lastTransitionTime": stamp,
             }
             for kind, value in (("Ready", "False"), ("Reconciling", "False"), ("Stalled", "True"))
+        ],
+    }
+
+
+def pending_status(generation: int, now: float) -> dict[str, Any]:
+    """The first status of a new object, written the moment greenloop sees it and before
+    anything is read: Pending, Reconciling. Until an object has a status, kstatus (Flux,
+    Helm 4's --wait) calls it Current; this closes that window without waiting for the
+    first round's reads and writes (docs/gitops.md). Its conditions are the ones
+    `conditions` makes for a Pending state, so the round's first write keeps
+    Reconciling's lastTransitionTime."""
+    stamp = timestamp(now)
+    return {
+        "phase": Phase.PENDING.value,
+        "observedGeneration": generation,
+        "conditions": [
+            {
+                "type": kind,
+                "status": value,
+                "reason": Phase.PENDING.value,
+                "message": "greenloop has seen the object; its round starts",
+                "observedGeneration": generation,
+                "lastTransitionTime": stamp,
+            }
+            for kind, value in (("Ready", "False"), ("Reconciling", "True"), ("Stalled", "False"))
         ],
     }
 

@@ -23,18 +23,20 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from aiohttp import web
+from aiohttp import ClientError, web
 from prometheus_client import Counter, Gauge, start_http_server
 
 from greenloop.core import crd
 from greenloop.core.exits import ExitCode
 from greenloop.core.outbound import Policy
-from greenloop.k8s.gateway import Gateway
+from greenloop.core.status import pending_status
+from greenloop.k8s.gateway import ApiError, Conflict, Gateway, NotFound
 from greenloop.k8s.jobs import LABEL_VALIDATION_UID
 from greenloop.k8s.metrics import PHASES
 from greenloop.k8s.peering import Peers
@@ -76,6 +78,7 @@ class OperatorConfig:
     priority: int = 0
     peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
+    liveness: str | None = None  # kopf's liveness endpoint URL; None: not served
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,8 +361,8 @@ def _register_lifecycle(
 def _register_validations(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
     async def on_validation(
-        *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, memo: Memo,
-        **_: Any,
+        *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, status: Any,
+        memo: Memo, **_: Any,
     ) -> None:  # fmt: skip
         units = memo.units
         if units is None or namespace is None:
@@ -373,10 +376,34 @@ def _register_validations(registry: kopf.OperatorRegistry) -> None:
             # is in the store before the tick reads it (never back: an older body is
             # ignored).
             memo.store.seen(crd.KIND, event["object"])
+        if not status:
+            await _write_pending(memo, namespace, name, meta)
         target = spec.get("target") if hasattr(spec, "get") else None
         workloads = target.get("workloads") if isinstance(target, dict) else None
         units.watch_targets(namespace, uid, workloads if isinstance(workloads, list) else ())
         units.ensure(namespace, name, uid)
+
+
+async def _write_pending(memo: Memo, namespace: str, name: str, meta: Any) -> None:
+    """A new object's first status, from the event's own body and before any read: the
+    window in which it has none - kstatus's Current - lasts one PATCH, not the first
+    tick's reads, report and render, which queue behind every other new object's in a
+    burst (docs/gitops.md). Conflict-checked on the event's resourceVersion: a write by
+    anyone else since (an earlier operator, the round itself) wins, and nothing is lost -
+    the unit's ticks write the real status either way."""
+    if memo.gateway is None:
+        return
+    pending = pending_status(int(meta.get("generation") or 0), time.time())
+    try:
+        await memo.gateway.patch_status(
+            crd.KIND, namespace, name, pending, resource_version=str(meta.get("resourceVersion"))
+        )
+    except (Conflict, NotFound):
+        return
+    except (ApiError, ClientError, OSError, TimeoutError) as err:
+        # No RBAC for status, an API outage: the unit starts regardless, and its tick
+        # meets the same and says so.
+        log.warning("%s/%s: first status not written: %s", namespace, name, err)
 
 
 def run(config: OperatorConfig) -> int:
@@ -405,6 +432,9 @@ def run(config: OperatorConfig) -> int:
                 peering_name=config.peering,
                 priority=config.priority,
                 identity=cast(Any, identity),  # kopf's Identity is a NewType of str
+                # kopf's own endpoint: served from the event loop every unit runs in and
+                # by a standby too, so a pod's livenessProbe restarts a wedged operator
+                liveness_endpoint=config.liveness,
             )
         )
     except KeyboardInterrupt:
