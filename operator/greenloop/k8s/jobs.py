@@ -48,6 +48,7 @@ SELECT_PATH = f"{SELECT_DIR}/{SELECT_FILE}"
 #: The sidecar's proof of which pod it is: the pod's own ServiceAccount token, bound to
 #: the pod, for the results endpoint's audience only, renewed by the kubelet (the
 #: sidecar re-reads it on each attempt). Mounted into the sidecar alone (docs/design.md §8).
+TOKEN_VOLUME = "results-token"
 TOKEN_DIR = "/var/run/secrets/greenloop.dev/results"
 TOKEN_FILE = "token"
 TOKEN_PATH = f"{TOKEN_DIR}/{TOKEN_FILE}"
@@ -262,9 +263,6 @@ def _pod_spec(run: SuiteJob) -> dict[str, Any]:
         "containers": [_suite_container(run)],
         "volumes": volumes,
     }
-
-
-TOKEN_VOLUME = "results-token"
 
 
 def _token_volume() -> dict[str, Any]:
