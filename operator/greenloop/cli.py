@@ -382,27 +382,31 @@ def cmd_junit(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(sub: Any) -> None:
+    from greenloop.k8s.jobs import TOKEN_PATH  # pure constants; no client library
+
     report = sub.add_parser("report", help="the results sidecar of a test Job (operator mode)")
     report_sub = report.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     upload = report_sub.add_parser(
         "upload",
         help="upload a Job's JUnit XML to the operator's results endpoint",
         description="Wait for SIGTERM (the suite container has exited), then send FILE "
-        "gzipped to URL with the token in $GREENLOOP_RESULTS_TOKEN and the Job uid in "
-        "$GREENLOOP_JOB_UID. Exit code 0 when stored, 1 when not.",
+        "gzipped to URL with the pod's bound ServiceAccount token read from TOKEN_FILE "
+        "(re-read on each attempt). Exit code 0 when stored, 1 when not.",
     )
     upload.add_argument("--file", type=Path, required=True)
     upload.add_argument("--url", required=True, help="the results endpoint's base URL")
     upload.add_argument("--namespace", required=True)
     upload.add_argument("--job", required=True)
+    upload.add_argument(
+        "--token-file", type=Path, default=Path(TOKEN_PATH), metavar="TOKEN_FILE",
+        help=f"the pod's projected token for the results endpoint (default: {TOKEN_PATH})",
+    )  # fmt: skip
     upload.add_argument("--deadline", type=float, default=90.0, metavar="SECONDS")
     upload.add_argument("--now", action="store_true", help="do not wait for SIGTERM")
     upload.set_defaults(func=cmd_report_upload)
 
 
 def cmd_report_upload(args: argparse.Namespace) -> int:
-    import os
-
     from greenloop.k8s.upload import Upload, upload, wait_for_sigterm
 
     if not args.now:
@@ -413,10 +417,8 @@ def cmd_report_upload(args: argparse.Namespace) -> int:
             url=args.url,
             namespace=args.namespace,
             job=args.job,
-            token=os.environ.get("GREENLOOP_RESULTS_TOKEN", ""),
-            job_uid=os.environ.get("GREENLOOP_JOB_UID", ""),
+            token_file=args.token_file,
             deadline_seconds=args.deadline,
-            shard_index=os.environ.get("GREENLOOP_SHARD_INDEX", ""),
         )
     )
     print(f"greenloop: {result.message}", file=sys.stderr)

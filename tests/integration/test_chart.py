@@ -52,6 +52,7 @@ RELEASE = "gl"
 FULLNAME = "gl-greenloop"
 CI_FILES = sorted(CI_VALUES.glob("*-values.yaml"))
 ROLE = REPO_ROOT / "config" / "rbac" / "role.yaml"
+TOKENREVIEW_ROLE = REPO_ROOT / "config" / "rbac" / "tokenreview_role.yaml"
 CRD = REPO_ROOT / "crds" / "stagingvalidation.yaml"
 PEERING_CRDS = REPO_ROOT / "crds" / "kopf-peering.yaml"
 SERVICEMONITOR_CRD = (
@@ -323,7 +324,18 @@ def test_namespaced_install_grants_the_same_rules_in_the_watched_namespaces_only
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"][0]["namespace"] == "greenloop-system"
-    assert by_kind(docs, "ClusterRole") == by_kind(docs, "ClusterRoleBinding") == []
+    # Cluster-wide, only the results endpoint's TokenReview (cluster-scoped).
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"] == f"{FULLNAME}-tokenreview"
+    assert cluster_role["rules"] == yaml.safe_load(TOKENREVIEW_ROLE.read_text())["rules"]
+    assert cluster_role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
+    (cluster_binding,) = by_kind(docs, "ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == f"{FULLNAME}-tokenreview"
+    assert cluster_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "greenloop-system"}
+    ]
     assert arg_values(operator_container(docs), "--namespace") == list(CI_NAMESPACES)
 
 
@@ -375,6 +387,7 @@ def test_the_chart_copies_of_the_sources_are_links_to_them() -> None:
     for link, source in [
         (CHART / "files" / "stagingvalidation.yaml", CRD),
         (CHART / "files" / "operator-role.yaml", ROLE),
+        (CHART / "files" / "tokenreview-role.yaml", TOKENREVIEW_ROLE),
         (CHART / "crds" / "kopf-peering.yaml", PEERING_CRDS),
     ]:
         assert link.is_symlink(), f"{link} should be a symlink to {source}"
@@ -391,6 +404,7 @@ def test_the_packaged_chart_holds_the_sources_and_renders_as_the_checkout(
         for member, source in [
             ("greenloop/files/stagingvalidation.yaml", CRD),
             ("greenloop/files/operator-role.yaml", ROLE),
+            ("greenloop/files/tokenreview-role.yaml", TOKENREVIEW_ROLE),
             ("greenloop/crds/kopf-peering.yaml", PEERING_CRDS),
         ]:
             info = tar.getmember(member)

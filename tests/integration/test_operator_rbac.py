@@ -85,6 +85,18 @@ def token_kubeconfig(cp: ControlPlane, account: str, path: Path) -> Path:
     return path
 
 
+def bind_token_reviews(cp: ControlPlane, account: str) -> None:
+    """docs/operator.md's confined install: TokenReview is cluster-scoped, so the
+    results endpoint's one cluster-wide right is its own ClusterRole's."""
+    cp.kubectl("apply", "-f", str(RBAC / "tokenreview_role.yaml"))
+    binding = f"greenloop-tokenreview-{account}"
+    if cp.get_json("clusterrolebinding", binding, check=False) is None:
+        cp.kubectl(
+            "create", "clusterrolebinding", binding, "--clusterrole=greenloop-tokenreview",
+            f"--serviceaccount={SYSTEM_NS}:{account}",
+        )  # fmt: skip
+
+
 @pytest.fixture(params=["ClusterRoleBinding", "RoleBinding"])
 def sa_operator(
     request: pytest.FixtureRequest, cluster: ControlPlane, namespace: str, tmp_path: Path
@@ -103,6 +115,7 @@ def sa_operator(
             "create", "rolebinding", CONFINED, "-n", namespace,
             "--clusterrole=greenloop-operator", f"--serviceaccount={SYSTEM_NS}:{CONFINED}",
         )  # fmt: skip
+        bind_token_reviews(cluster, CONFINED)
     kubeconfig = token_kubeconfig(cluster, account, tmp_path / "greenloop.kubeconfig")
     assert "client-key" not in kubeconfig.read_text()
     # Operator runs `--kubeconfig cp.kubeconfig`: the same control plane, seen through
@@ -218,9 +231,10 @@ CAN_I = {
     ("watch", crd.NAME, "NS"): True,
     ("create", "jobs.batch", "NS"): True,
     ("patch", "jobs.batch", "NS"): True,
-    ("create", "secrets", "NS"): True,
-    ("delete", "secrets", "NS"): True,
+    ("get", "secrets", "NS"): True,  # target.webhook headers, by name
     ("patch", "configmaps", "NS"): True,
+    ("get", "pods", "NS"): True,  # the pod an upload's token is bound to
+    ("create", "tokenreviews.authentication.k8s.io", ""): True,  # who an upload's token is
     ("get", "pods/log", "NS"): True,
     ("create", "events", "NS"): True,
     ("patch", "deployments.apps", "NS"): True,
@@ -232,12 +246,13 @@ CAN_I = {
     ("delete", crd.NAME, "NS"): False,
     ("create", crd.NAME, "NS"): False,
     ("delete", "jobs.batch", "NS"): False,
+    ("create", "secrets", "NS"): False,  # no upload token Secret exists any more
+    ("delete", "secrets", "NS"): False,
     ("list", "secrets", "NS"): False,
     ("watch", "secrets", "NS"): False,
     ("update", "secrets", "NS"): False,
     ("delete", "configmaps", "NS"): False,
     ("create", "pods", "NS"): False,
-    ("get", "pods", "NS"): False,
     ("create", "pods/exec", "NS"): False,
     ("create", "deployments.apps", "NS"): False,
     ("update", "deployments.apps", "NS"): False,
@@ -283,6 +298,9 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
         "--clusterrole=greenloop-operator", f"--serviceaccount={confined}",
     )  # fmt: skip
     who = f"--as=system:serviceaccount:{confined}"
+    bind_token_reviews(apiserver, CONFINED)
+    assert can_i(apiserver, who, "create", "tokenreviews.authentication.k8s.io", "")
+    assert not can_i(apiserver, who, "get", "pods", "kube-system")
     assert can_i(apiserver, who, "patch", f"{crd.NAME}/status", namespace)
     assert can_i(apiserver, who, "get", "secrets", namespace)
     assert not can_i(apiserver, who, "get", "secrets", "kube-system")

@@ -1,5 +1,5 @@
-"""Pure builders for what one suite run is in a cluster: a Job, its token Secret, its
-selection ConfigMap (docs/design.md §4, §8).
+"""Pure builders for what one suite run is in a cluster: a Job and its selection
+ConfigMap (docs/design.md §4, §8).
 
 No API calls here: each function turns plain inputs into the dict the API server
 takes, so the shape is tested without a cluster and the gateway only sends it.
@@ -17,6 +17,7 @@ from greenloop.core import crd
 from greenloop.core.model import Suite
 from greenloop.core.names import NameKind, dns_label, object_name
 from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
+from greenloop.core.upload_proof import AUDIENCE
 
 __all__ = [
     "JUNIT_PATH",
@@ -29,7 +30,6 @@ __all__ = [
     "SuiteJob",
     "build_job",
     "build_selection_configmap",
-    "build_token_secret",
     "job_labels",
 ]
 
@@ -40,24 +40,28 @@ LABEL_ROUND = "greenloop.dev/round"
 LABEL_SUITE = "greenloop.dev/suite"
 # Object names may be 253 characters, label values only 63: the name is an annotation.
 ANNOTATION_VALIDATION = "greenloop.dev/validation"
-# The Job controller labels its pods with the Job's uid; the sidecar sends it back so
-# the results endpoint can tell this Job from an older one of the same name.
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 RESULTS_DIR = "/greenloop/results"
 JUNIT_PATH = f"{RESULTS_DIR}/junit.xml"
 SELECT_DIR = "/greenloop/select"
 SELECT_FILE = "tests.txt"
 SELECT_PATH = f"{SELECT_DIR}/{SELECT_FILE}"
-TOKEN_KEY = "token"
 # An Indexed Job's pod carries its index in this annotation (and Kubernetes also sets
 # JOB_COMPLETION_INDEX, but after the container's own env, too late for $(VAR) use).
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-# The sidecar names the shard it uploads for (docs/design.md §4.1).
-SHARD_HEADER = "X-Greenloop-Shard-Index"
+#: The sidecar's proof of which pod it is: the pod's own ServiceAccount token, bound to
+#: the pod, for the results endpoint's audience only, renewed by the kubelet (the
+#: sidecar re-reads it on each attempt). Mounted into the sidecar alone (docs/design.md §8).
+TOKEN_VOLUME = "results-token"
+TOKEN_DIR = "/var/run/secrets/greenloop.dev/results"
+TOKEN_FILE = "token"
+TOKEN_PATH = f"{TOKEN_DIR}/{TOKEN_FILE}"
+TOKEN_AUDIENCE = AUDIENCE
+#: The shortest life the API server grants (10 minutes); the kubelet renews the file
+#: at 80% of it, so a sidecar never holds a token for long.
+TOKEN_SECONDS = 600
 
 # The upload contract between the sidecar (upload.py) and the endpoint (results.py).
-UID_HEADER = "X-Greenloop-Job-Uid"
 GZIP = "application/gzip"
 #: The gzipped body is stored as is; base64 in a ConfigMap grows it by 4/3, and a
 #: ConfigMap holds at most 1 MiB.
@@ -134,10 +138,6 @@ class SuiteJob:
         return self.names.job
 
     @property
-    def secret_name(self) -> str:
-        return self.names.secret
-
-    @property
     def selection_name(self) -> str:
         return self.names.selection
 
@@ -153,7 +153,6 @@ class SuiteJob:
 @dataclass(frozen=True, slots=True)
 class RunNames:
     job: str
-    secret: str
     selection: str
     results: str
 
@@ -165,7 +164,6 @@ def run_names(name: str, uid: str, round_: int, iteration: int, suite: str) -> R
     select_key = f"select\0{key_uid}\0{name}\0{iteration}\0{suite}"
     return RunNames(
         job=object_name(NameKind.JOB, name, key_uid, iteration, suite),
-        secret=object_name(NameKind.SECRET, name, key_uid, iteration, suite),
         selection=dns_label(name, str(iteration), suite, "select", key=select_key),
         results=object_name(NameKind.RESULTS, name, key_uid, iteration, suite),
     )
@@ -233,9 +231,9 @@ def _restricted_container() -> dict[str, Any]:
 def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
     """The Job for one suite in one iteration.
 
-    Created suspended: the Secret and ConfigMap it needs are owned by the Job, so they
-    can only be made once the Job's uid exists; the operator resumes it after that and
-    no pod ever starts without its token (docs/design.md §8).
+    Created suspended: the selection ConfigMap it needs is owned by the Job, so it can
+    only be made once the Job's uid exists; the operator resumes it after that and no
+    pod ever starts without its selection (docs/design.md §8).
     """
     job: dict[str, Any] = {
         "apiVersion": "batch/v1",
@@ -304,12 +302,16 @@ def shard_results_name(results: str, index: int | None) -> str:
 
 
 def _pod_spec(run: SuiteJob) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [{"name": "results", "emptyDir": {"sizeLimit": "256Mi"}}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "results", "emptyDir": {"sizeLimit": "256Mi"}},
+        _token_volume(),
+    ]
     if run.selection is not None or run.shard_selected:
         volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
     return {
         "restartPolicy": "Never",
         "serviceAccountName": run.service_account,
+        # No API token in any container; the sidecar's results token is its own volume.
         "automountServiceAccountToken": False,
         # Service links stay on (Kubernetes' default): suites may find the
         # target as $(NAME_SERVICE_HOST) in env, where a cluster has no DNS.
@@ -324,6 +326,26 @@ def _pod_spec(run: SuiteJob) -> dict[str, Any]:
         "initContainers": [_reporter_container(run)],
         "containers": [_suite_container(run)],
         "volumes": volumes,
+    }
+
+
+def _token_volume() -> dict[str, Any]:
+    """The pod's ServiceAccount token for the results endpoint only: the API server
+    binds it to this pod, so it proves which pod (and Job) uploads; nothing a tenant
+    can read or mint for itself is accepted instead (docs/design.md §8)."""
+    return {
+        "name": TOKEN_VOLUME,
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "audience": TOKEN_AUDIENCE,
+                        "expirationSeconds": TOKEN_SECONDS,
+                        "path": TOKEN_FILE,
+                    }
+                }
+            ]
+        },
     }
 
 
@@ -357,7 +379,7 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
     """The sidecar that uploads the suite's JUnit XML (`greenloop report upload`)."""
     command = ["greenloop", "report", "upload", "--file", JUNIT_PATH, "--url", run.results_url]
     command += ["--namespace", run.owner.namespace, "--job", run.job_name]
-    command += ["--deadline", str(UPLOAD_DEADLINE_SECONDS)]
+    command += ["--token-file", TOKEN_PATH, "--deadline", str(UPLOAD_DEADLINE_SECONDS)]
     return {
         "name": "greenloop-results",
         "image": run.reporter_image,
@@ -365,40 +387,15 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
         # gets SIGTERM once the suite container has exited - its cue to upload.
         "restartPolicy": "Always",
         "command": command,
-        "env": [
-            {
-                "name": "GREENLOOP_RESULTS_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": run.secret_name, "key": TOKEN_KEY}},
-            },
-            {
-                "name": "GREENLOOP_JOB_UID",
-                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}},
-            },
-            *shard_env(run)[:1],  # the index it uploads for
+        "volumeMounts": [
+            {"name": "results", "mountPath": RESULTS_DIR, "readOnly": True},
+            {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
         ],
-        "volumeMounts": [{"name": "results", "mountPath": RESULTS_DIR, "readOnly": True}],
         "resources": {
             "requests": {"cpu": "10m", "memory": "32Mi"},
             "limits": {"memory": "128Mi"},
         },
         "securityContext": {**_restricted_container(), "readOnlyRootFilesystem": True},
-    }
-
-
-def build_token_secret(run: SuiteJob, *, job_uid: str, token: str) -> dict[str, Any]:
-    """The Secret holding the Job's upload token, owned by the Job (so it goes with it)
-    and bound to the Job's uid and iteration, which the results endpoint checks."""
-    meta = _metadata(run.secret_name, run, _job_owner(run.job_name, job_uid))
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": meta,
-        "type": "Opaque",
-        "stringData": {
-            TOKEN_KEY: token,
-            "job-uid": job_uid,
-            "iteration": str(run.iteration),
-        },
     }
 
 

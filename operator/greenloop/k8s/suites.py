@@ -1,7 +1,7 @@
 """One suite run as a Job: start it (idempotently) and read what it produced.
 
-`start` creates the Job suspended, then its token Secret and selection ConfigMap (owned
-by the Job, so they need its uid), then resumes it; each step adopts what a previous
+`start` creates the Job suspended, then its selection ConfigMap (owned by the Job, so it
+needs its uid), then resumes it; each step adopts what a previous
 attempt (a restarted or second operator) already made, so it can be repeated at any
 point without a twin (docs/design.md §8).
 
@@ -20,7 +20,6 @@ import base64
 import binascii
 import gzip
 import io
-import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -37,7 +36,6 @@ from greenloop.k8s.jobs import (
     SuiteJob,
     build_job,
     build_selection_configmap,
-    build_token_secret,
     shard_results_name,
 )
 from greenloop.k8s.offload import offload
@@ -78,15 +76,8 @@ async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str,
             f"Job {run.owner.namespace}/{run.job_name} exists but belongs to another object"
         )
     uid = _uid(job)
-    secret, _ = await gw.create_or_adopt(
-        build_token_secret(run, job_uid=uid, token=secrets.token_urlsafe(32))
-    )
-    owners = secret.get("metadata", {}).get("ownerReferences") or []
-    if not any(o.get("uid") == uid for o in owners):
-        # Left from an older Job of the same name, not yet collected: replace it.
-        await gw.delete("Secret", run.owner.namespace, run.secret_name)
-        await gw.create(build_token_secret(run, job_uid=uid, token=secrets.token_urlsafe(32)))
-    failpoints.hit("secret-created")
+    # No upload credential to make: the pod's sidecar proves itself with the pod's own
+    # bound ServiceAccount token (jobs.py, results.py).
     if run.selection is not None:
         await gw.create_or_adopt(build_selection_configmap(run, job_uid=uid))
         failpoints.hit("selection-created")
@@ -98,7 +89,7 @@ async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str,
 
 async def stop(gw: Gateway, run: SuiteJob) -> None:
     """Stop a run the round no longer waits for (its deadline passed): delete the Job,
-    and with it, through owner references, its pods (SIGTERM), Secret and ConfigMaps.
+    and with it, through owner references, its pods (SIGTERM) and ConfigMaps.
     Repeatable: a Job already gone is no error."""
     await gw.delete("Job", run.owner.namespace, run.job_name, propagation="Background")
 
