@@ -12,6 +12,7 @@ from greenloop.core.model import Suite
 from greenloop.core.shards import Shard, plan
 from greenloop.k8s.jobs import (
     COMPLETION_INDEX_ANNOTATION,
+    TOKEN_DIR,
     Owner,
     SuiteJob,
     build_job,
@@ -105,11 +106,12 @@ def test_a_rerun_gives_each_index_its_own_selection_file() -> None:
     assert sorted(t for text in data.values() for t in text.split()) == sorted(IDS)
 
 
-def test_the_sidecar_uploads_for_its_own_index() -> None:
-    env = {e["name"]: e for e in containers(build_job(whole()))["greenloop-results"]["env"]}
-    assert env["GREENLOOP_SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
-        f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
-    )
+def test_the_sidecar_claims_no_index_its_pod_s_token_proves_it() -> None:
+    # The endpoint reads the shard from the pod the bound token names (its completion
+    # index annotation): nothing the sidecar says can pick another shard.
+    sidecar = containers(build_job(whole()))["greenloop-results"]
+    assert "GREENLOOP_SHARD_INDEX" not in {e["name"] for e in sidecar.get("env") or ()}
+    assert TOKEN_DIR in {m["mountPath"] for m in sidecar["volumeMounts"]}
 
 
 # ---------------------------------------------------------------------------
