@@ -468,6 +468,11 @@ def _add_operator_parser(sub: Any) -> None:
         help="the cluster's pod and service CIDRs, denied to outbound calls (repeatable; "
         "default: the private ranges)",
     )  # fmt: skip
+    op.add_argument(
+        "--default-service-account", metavar="NAME",
+        help="the ServiceAccount (in each object's namespace) greenloop acts as for an object "
+        "without spec.serviceAccountName; unset, such an object is Stalled/NoServiceAccount",
+    )  # fmt: skip
     op.add_argument("--log-format", choices=("json", "text"), default="json")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
@@ -510,6 +515,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             priority=args.priority,
             peering_lifetime=args.peering_lifetime,
             outbound=outbound,
+            default_service_account=args.default_service_account or None,
         )
     )
 

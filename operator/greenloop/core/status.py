@@ -42,6 +42,8 @@ __all__ = [
     "invalid_spec_reported",
     "invalid_spec_status",
     "priorities",
+    "stalled_reported",
+    "stalled_status",
     "status_object",
     "summary",
     "timestamp",
@@ -274,6 +276,20 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
     """The status of an object whose spec greenloop refuses though the API server took it
     (a CRD older than the operator, say): Stalled, naming the field, until the spec
     changes. ``message`` is the spec error, which names the field."""
+    return stalled_status(generation, INVALID_SPEC, message, now)
+
+
+def invalid_spec_reported(status: Mapping[str, Any], generation: int) -> bool:
+    """Whether ``status`` already says this generation's spec is invalid (so a repeated
+    tick writes and posts nothing)."""
+    return stalled_reported(status, generation, INVALID_SPEC)
+
+
+def stalled_status(generation: int, reason: str, message: str, now: float) -> dict[str, Any]:
+    """A status that stops the object where the engine cannot go on - an invalid spec, no
+    account to act as, an account refused (`greenloop.core.tenancy.refusal_condition`):
+    Stalled with ``reason`` and ``message`` (bounded) in all three conditions. The
+    engine's state is left as it is, so the object resumes once the cause is gone."""
     stamp = timestamp(now)
     text = message[:MAX_CONDITION_MESSAGE]
     return {
@@ -283,7 +299,7 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
             {
                 "type": kind,
                 "status": value,
-                "reason": INVALID_SPEC,
+                "reason": reason,
                 "message": text,
                 "observedGeneration": generation,
                 "lastTransitionTime": stamp,
@@ -293,13 +309,16 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
     }
 
 
-def invalid_spec_reported(status: Mapping[str, Any], generation: int) -> bool:
-    """Whether ``status`` already says this generation's spec is invalid (so a repeated
-    tick writes and posts nothing)."""
+def stalled_reported(
+    status: Mapping[str, Any], generation: int, reason: str, message: str | None = None
+) -> bool:
+    """Whether ``status`` already says this (``reason``, and ``message`` when given) for
+    this generation, so a repeated tick writes and posts nothing."""
     return any(
         c.get("type") == "Stalled"
         and c.get("status") == "True"
-        and c.get("reason") == INVALID_SPEC
+        and c.get("reason") == reason
         and c.get("observedGeneration") == generation
+        and (message is None or c.get("message") == message[:MAX_CONDITION_MESSAGE])
         for c in status.get("conditions") or ()
     )

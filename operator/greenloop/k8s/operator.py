@@ -71,6 +71,7 @@ class OperatorConfig:
     priority: int = 0
     peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
+    default_service_account: str | None = None  # for objects naming none (None: they stall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +247,9 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
             gw, config.peering, identity, config.priority, clusterwide=not config.namespaces
         )
     settings = Settings(
-        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound
-    )
+        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound,
+        default_service_account=config.default_service_account,
+    )  # fmt: skip
     units = Units(Reconciler(gw, settings), peers)
 
     async def on_stored(stored: Stored) -> None:

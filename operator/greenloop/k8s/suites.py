@@ -143,9 +143,12 @@ def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
     return f"pod phase {phase}" + (f" ({reason})" if reason else ""), None
 
 
-async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str) -> str:
+async def runner_error(
+    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str, *, actor: Gateway | None = None
+) -> str:
     """The RunnerError evidence, most telling first (the engine keeps 400 characters):
-    what the suite container says, why the Job ended, its last log lines."""
+    what the suite container says, why the Job ended, its last log lines (read as the
+    object's account, `actor`: a log is the tenant's data, not greenloop's)."""
     ns = run.owner.namespace
     parts: list[str] = []
     pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
@@ -160,7 +163,7 @@ async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: 
         if waited and waiting is None:
             parts.append(str(waited))  # the pod is going: what it waited for tells more
         parts.append(story)
-        log = await gw.pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
+        log = await (actor or gw).pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         tail = " | ".join(lines[-3:])
     elif waited:
@@ -190,9 +193,12 @@ def _read_results(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], 
     return report.tests, None
 
 
-async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
-    """The suite's result once it has one; None while it runs."""
+async def observe(gw: Gateway, run: SuiteJob, *, actor: Gateway | None = None) -> SuiteRun | None:
+    """The suite's result once it has one; None while it runs. greenloop's own objects
+    (the Job, its results, its pods) are read through `gw`; what is done to the Job and
+    the log read are the object's account's (`actor`, docs/design.md §8 "Tenancy")."""
     ns = run.owner.namespace
+    act = actor or gw
     job = await gw.find("Job", ns, run.job_name)
     if job is None:
         return SuiteRun(
@@ -217,10 +223,10 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
         why = f"Job {run.job_name} failed: {failed.get('reason') or 'Failed'}"
         if failed.get("message"):
             why += f" ({failed['message']})"
-        return _run(run, job, error=await runner_error(gw, run, job, why))
+        return _run(run, job, error=await runner_error(gw, run, job, why, actor=act))
     if _condition(job, "Complete") is not None:
         why = f"Job {run.job_name} completed without uploading JUnit XML"
-        return _run(run, job, error=await runner_error(gw, run, job, why))
+        return _run(run, job, error=await runner_error(gw, run, job, why, actor=act))
     pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
     annotations = job["metadata"].get("annotations") or {}
     for pod in pods.get("items") or []:
@@ -229,7 +235,7 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
             story = story[:MAX_EVIDENCE]
             if annotations.get(WAITING_ANNOTATION) != story:
                 note = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
-                await gw.patch("Job", ns, run.job_name, note)
+                await act.patch("Job", ns, run.job_name, note)
         if waiting in NEVER_STARTS:
             # The pod would wait for its deadline doing nothing: stop it now, and keep
             # the reason on the Job so a restarted operator reads the same verdict.
@@ -238,6 +244,6 @@ async def observe(gw: Gateway, run: SuiteJob) -> SuiteRun | None:
                 "metadata": {"annotations": {RUNNER_ERROR_ANNOTATION: error}},
                 "spec": {"suspend": True},
             }
-            await gw.patch("Job", ns, run.job_name, patch)
+            await act.patch("Job", ns, run.job_name, patch)
             return _run(run, job, error=error)
     return None
