@@ -355,7 +355,7 @@ class Gateway:
         if response.status in (401, 403):
             log.warning(
                 "the log of pod %s/%s is left out of the evidence: %s "
-                "(the operator's role needs `get` on pods/log: config/rbac/role.yaml)",
+                "(the account needs `get` on pods/log: config/rbac/tenant-role.yaml)",
                 namespace, pod, _error(response.status, data),
             )  # fmt: skip
         if response.status != 200:
