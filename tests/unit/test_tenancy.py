@@ -147,8 +147,9 @@ class _Response:
 class _Api:
     """kubernetes.aio's ApiClient as far as Gateway uses it: records what is sent."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, message: str = "no") -> None:
         self.status = status
+        self.message = message
         self.sent: list[tuple[str, str, dict[str, str]]] = []
         self.closed = False
 
@@ -166,7 +167,7 @@ class _Api:
     ) -> _Response:
         self.sent.append((method, url, dict(headers)))
         if self.status == 403:
-            return _Response(403, {"reason": "Forbidden", "message": "no"})
+            return _Response(403, {"reason": "Forbidden", "message": self.message})
         return _Response(self.status, {"metadata": {"generation": 2}})
 
     async def close(self) -> None:
@@ -210,6 +211,18 @@ def test_a_403_for_the_operator_itself_stays_an_api_error() -> None:
     # tenant's: it is not turned into the object's Stalled condition.
     with pytest.raises(ApiError) as err:
         asyncio.run(_gateway(_Api(403)).get("Deployment", "ta", "victim-app"))
+    assert not isinstance(err.value, Forbidden)
+
+
+def test_the_operator_not_allowed_to_impersonate_is_its_own_fault_not_the_tenants() -> None:
+    message = (
+        'serviceaccounts "tests" is forbidden: User "system:serviceaccount:greenloop-system:'
+        'greenloop" cannot impersonate resource "serviceaccounts" in API group "" in the '
+        'namespace "ta"'
+    )
+    actor = _gateway(_Api(403, message)).acting_as(TESTS)
+    with pytest.raises(ApiError) as err:
+        asyncio.run(actor.patch("Deployment", "ta", "victim-app", {}))
     assert not isinstance(err.value, Forbidden)
 
 

@@ -151,7 +151,9 @@ def _error(status: int, body: bytes, refused: Refusal | None = None) -> ApiError
         reason, message = str(doc.get("reason", "")), str(doc.get("message", ""))
     except (ValueError, AttributeError):
         reason, message = "", body[:500].decode(errors="replace")
-    if status == 403 and refused is not None:
+    if status == 403 and refused is not None and "cannot impersonate" not in message:
+        # (The operator itself not allowed to impersonate is its installation's fault,
+        # not the tenant's: an ApiError, logged, not the object's condition.)
         return Forbidden(refused, reason or "Forbidden", message)
     if status == 404:
         return NotFound(status, reason or "NotFound", message)
