@@ -477,6 +477,11 @@ def _add_operator_parser(sub: Any) -> None:
         help="serve kopf's liveness endpoint, e.g. http://0.0.0.0:8082/healthz (a pod's "
         "livenessProbe; default: none)",
     )  # fmt: skip
+    op.add_argument(
+        "--default-service-account", metavar="NAME",
+        help="the ServiceAccount (in each object's namespace) greenloop acts as for an object "
+        "without spec.serviceAccountName; unset, such an object is Stalled/NoServiceAccount",
+    )  # fmt: skip
     op.add_argument("--log-format", choices=("json", "text"), default="json")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
@@ -540,6 +545,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
             peering_lifetime=args.peering_lifetime,
             outbound=outbound,
             liveness=args.liveness or None,
+            default_service_account=args.default_service_account or None,
         )
     )
 

@@ -152,6 +152,12 @@ BAD_VALUES = [
     pytest.param(
         ["--set-string", "liveness.port=healthz"], "port", id="liveness-port-not-a-number"
     ),
+    pytest.param(
+        ["--set", "tenancy.defaultServiceAccount=Tests"],
+        "defaultServiceAccount",
+        id="tenant-account-not-dns",
+    ),
+    pytest.param(["--set", "tenancy.namespaces[0]=Team_A"], "namespaces", id="tenant-ns-not-dns"),
 ]
 
 
@@ -337,6 +343,45 @@ def test_namespaced_install_grants_the_same_rules_in_the_watched_namespaces_only
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "greenloop-system"}
     ]
     assert arg_values(operator_container(docs), "--namespace") == list(CI_NAMESPACES)
+
+
+TENANT_ROLE = REPO_ROOT / "config" / "rbac" / "tenant-role.yaml"
+
+
+def test_tenancy_values_create_the_tenant_role_and_bind_it_to_the_default_account(
+    helm: Helm,
+) -> None:
+    """docs/design.md §8 "Tenancy": the ClusterRole is config/rbac/tenant-role.yaml's
+    rules, bound in each listed namespace to the account the operator is told to use."""
+    docs = helm.template(RELEASE, "greenloop-system", values=[CI_VALUES / "tenancy-values.yaml"])
+    docs = [d for d in docs if not is_hook(d)]
+    tenant = next(
+        r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"].endswith("-tenant")
+    )
+    assert tenant["rules"] == yaml.safe_load(TENANT_ROLE.read_text())["rules"]
+    (binding,) = [
+        b
+        for b in by_kind(docs, "RoleBinding")
+        if b["roleRef"]["name"] == tenant["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == "default"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "greenloop-tests", "namespace": "default"}
+    ]
+    assert arg_values(operator_container(docs), "--default-service-account") == ["greenloop-tests"]
+    plain = [d for d in helm.template(RELEASE, "greenloop-system") if not is_hook(d)]
+    assert arg_values(operator_container(plain), "--default-service-account") == []
+    assert not [
+        r for r in by_kind(plain, "ClusterRole") if r["metadata"]["name"].endswith("-tenant")
+    ]
+
+
+def test_tenancy_namespaces_without_an_account_are_refused_naming_it(helm: Helm) -> None:
+    proc = helm.run(
+        "template", RELEASE, str(CHART), "--set", "tenancy.namespaces={ta}", check=False
+    )
+    assert proc.returncode != 0
+    assert "tenancy.defaultServiceAccount" in proc.stderr, proc.stderr
 
 
 def test_rbac_create_false_grants_nothing(helm: Helm) -> None:
@@ -716,7 +761,8 @@ def test_install_upgrade_uninstall_keeps_the_crd_and_the_objects(
     # the operator's account may act in the watched namespace, and nowhere else
     account = f"--as=system:serviceaccount:{namespace}:{FULLNAME}"
     for ns, allowed in [(namespace, "yes"), (CI_NAMESPACES[1], "no")]:
-        for verb, resource in [("create", "jobs"), ("patch", "deployments"), ("get", "secrets")]:
+        rows = [("impersonate", "serviceaccounts"), ("watch", "jobs"), ("get", "secrets")]
+        for verb, resource in rows:
             can = cp.kubectl("auth", "can-i", verb, resource, "-n", ns, account, check=False)
             assert can.stdout.strip() == allowed, (verb, resource, ns)
     cluster_wide = cp.kubectl(

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from tools.cluster.binaries import KWOK_STAGES, ensure_binaries, missing_binaries
+from tools.cluster.binaries import KWOK_STAGES, REPO_ROOT, ensure_binaries, missing_binaries
 from tools.cluster.client import Client
 from tools.cluster.host import node_ip
 from tools.cluster.pki import PKI, write_kubeconfig
@@ -55,6 +55,10 @@ from tools.cluster.procs import (
 )
 
 NODE_NAME = "kwok-node-0"
+#: config/rbac/tenant-role.yaml (ClusterRole greenloop-tenant) and the RoleBinding
+#: `create_namespace` makes of it in each namespace.
+TENANT_ROLE = REPO_ROOT / "config" / "rbac" / "tenant-role.yaml"
+TENANT_BINDING = "greenloop-tenant-all"
 #: Annotation that tells our kwok controller which nodes are its fake ones.
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 SERVICE_CIDR = "10.0.0.0/24"
@@ -130,6 +134,7 @@ class ControlPlane(Client):
         self._logs: dict[str, Path] = {}
         self._user_kubeconfigs: dict[tuple[str, tuple[str, ...]], Path] = {}
         self._controllers_started = False
+        self._tenant_role_applied = False
         self._lock = threading.RLock()
         self._ssl: ssl.SSLContext | None = None
 
@@ -347,13 +352,35 @@ class ControlPlane(Client):
             self._user_kubeconfigs[key] = path
             return path
 
-    def create_namespace(self, name: str, *, timeout: float = 60.0) -> str:
+    def create_namespace(
+        self, name: str, *, timeout: float = 60.0, tenant_role: bool = True
+    ) -> str:
         """Create a namespace; with controllers running, wait for its default ServiceAccount
-        (pods are rejected until the serviceaccount controller has made it)."""
+        (pods are rejected until the serviceaccount controller has made it). With
+        `tenant_role`, its accounts may do what greenloop does for its objects."""
         self.kubectl("create", "namespace", name)
+        if tenant_role:
+            self.grant_tenant_role(name)
         if self._controllers_started:
             self.wait_for_service_account(name, timeout=timeout)
         return name
+
+    def grant_tenant_role(self, namespace: str) -> None:
+        """Bind config/rbac/tenant-role.yaml's ClusterRole (applied once) in `namespace` to
+        all its ServiceAccounts - the group `system:serviceaccounts:<ns>`, which the API
+        server gives an impersonated account - so greenloop may act for the objects
+        there whatever account they name (docs/design.md §8 "Tenancy").
+        tests/integration/test_tenancy.py revokes it (`revoke_tenant_role`)."""
+        if not self._tenant_role_applied:
+            self.kubectl("apply", "-f", str(TENANT_ROLE))
+            self._tenant_role_applied = True
+        self.kubectl(
+            "create", "rolebinding", TENANT_BINDING, "-n", namespace,
+            "--clusterrole=greenloop-tenant", f"--group=system:serviceaccounts:{namespace}",
+        )  # fmt: skip
+
+    def revoke_tenant_role(self, namespace: str) -> None:
+        self.kubectl("delete", "rolebinding", TENANT_BINDING, "-n", namespace, "--ignore-not-found")
 
     def wait_for_service_account(
         self, namespace: str, name: str = "default", *, timeout: float = 60.0

@@ -43,6 +43,8 @@ __all__ = [
     "invalid_spec_status",
     "pending_status",
     "priorities",
+    "stalled_reported",
+    "stalled_status",
     "status_object",
     "summary",
     "timestamp",
@@ -278,6 +280,22 @@ def invalid_spec_status(
     (a CRD older than the operator, say; rules over their memory budget, ``reason``
     RulesTooLarge): Stalled, naming the field, until the spec changes. ``message`` is
     the spec error, which names the field."""
+    return stalled_status(generation, reason, message, now)
+
+
+def invalid_spec_reported(
+    status: Mapping[str, Any], generation: int, reason: str = INVALID_SPEC
+) -> bool:
+    """Whether ``status`` already says this generation's spec is invalid for ``reason``
+    (so a repeated tick writes and posts nothing)."""
+    return stalled_reported(status, generation, reason)
+
+
+def stalled_status(generation: int, reason: str, message: str, now: float) -> dict[str, Any]:
+    """A status that stops the object where the engine cannot go on - an invalid spec, no
+    account to act as, an account refused (`greenloop.core.tenancy.refusal_condition`):
+    Stalled with ``reason`` and ``message`` (bounded) in all three conditions. The
+    engine's state is left as it is, so the object resumes once the cause is gone."""
     stamp = timestamp(now)
     text = message[:MAX_CONDITION_MESSAGE]
     return {
@@ -322,15 +340,16 @@ def pending_status(generation: int, now: float) -> dict[str, Any]:
     }
 
 
-def invalid_spec_reported(
-    status: Mapping[str, Any], generation: int, reason: str = INVALID_SPEC
+def stalled_reported(
+    status: Mapping[str, Any], generation: int, reason: str, message: str | None = None
 ) -> bool:
-    """Whether ``status`` already says this generation's spec is invalid for ``reason``
-    (so a repeated tick writes and posts nothing)."""
+    """Whether ``status`` already says this (``reason``, and ``message`` when given) for
+    this generation, so a repeated tick writes and posts nothing."""
     return any(
         c.get("type") == "Stalled"
         and c.get("status") == "True"
         and c.get("reason") == reason
         and c.get("observedGeneration") == generation
+        and (message is None or c.get("message") == message[:MAX_CONDITION_MESSAGE])
         for c in status.get("conditions") or ()
     )

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from greenloop.core.model import Workload
-from greenloop.k8s.gateway import ApiError, Gateway
+from greenloop.k8s.gateway import ApiError, Forbidden, Gateway
 from greenloop.k8s.store import Reader, reader_of
 
 __all__ = ["observe_targets"]
@@ -90,6 +90,8 @@ async def observe_targets(
                 lines.extend(_pod_lines(pods))
         if names:
             lines.extend(await _warnings(gw, namespace, names))
+    except Forbidden:
+        raise  # the object's account may not read it: the object stalls, naming it
     except ApiError as err:
         lines.append(f"cluster evidence unavailable: {err}")
     return tuple(_cut(line) for line in lines[:MAX_LINES])

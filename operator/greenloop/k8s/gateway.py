@@ -7,8 +7,13 @@ client's generated models, so builders and tests share one shape.
 
 Errors are typed by what a caller does about them: `NotFound` (absent: create it, or
 report the missing target), `Conflict` (409: already exists → adopt; stale
-resourceVersion → re-read and re-decide), anything else `ApiError`. Waiting is done
+resourceVersion → re-read and re-decide), `Forbidden` (403 for an impersonated
+account: the object is Stalled naming it), anything else `ApiError`. Waiting is done
 with watches bounded by a deadline, never a polling loop.
+
+`gw.acting_as(account)` is the same connection speaking as an object's ServiceAccount
+(Kubernetes impersonation, docs/design.md §8 "Tenancy"): what greenloop does *for* an
+object goes through it, so the API server checks the tenant's rights, not the operator's.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
 
 from greenloop.core import crd
+from greenloop.core.tenancy import Account, Refusal, impersonation_headers, verb_of
 
 __all__ = [
     "ApiError",
     "Conflict",
+    "Forbidden",
     "Gateway",
     "NotFound",
     "Resource",
@@ -69,6 +76,14 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     """409: the object exists already (create) or was changed since it was read."""
+
+
+class Forbidden(ApiError):
+    """403 for an impersonated account: `refusal` names the account, verb and resource."""
+
+    def __init__(self, refusal: Refusal, reason: str, message: str) -> None:
+        super().__init__(403, reason, message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +134,35 @@ def resource_for(kind: str, api_version: str | None = None) -> Resource:
     return _BY_KIND[kind]
 
 
-def _error(status: int, body: bytes) -> ApiError:
+def refusal_of(account: Account, method: str, path: str, *, watch: bool = False) -> Refusal:
+    """What a refused request asked for, read from its REST path: `GET
+    /apis/apps/v1/namespaces/ta/deployments/victim-app` is `get deployments.apps/victim-app`."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    group = ""
+    if parts[:1] == ["apis"] and len(parts) >= 3:
+        group, parts = parts[1], parts[3:]
+    else:  # /api/v1/...
+        parts = parts[2:]
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        parts = parts[2:] if len(parts) > 2 else parts
+    plural = parts[0] if parts else ""
+    name = parts[1] if len(parts) > 1 else ""
+    sub = parts[2] if len(parts) > 2 else ""
+    resource = plural + (f".{group}" if group else "") + (f"/{sub}" if sub else "")
+    verb = verb_of(method, named=bool(name), watch=watch)
+    return Refusal(account, verb, resource, name)
+
+
+def _error(status: int, body: bytes, refused: Refusal | None = None) -> ApiError:
     try:
         doc = json.loads(body)
         reason, message = str(doc.get("reason", "")), str(doc.get("message", ""))
     except (ValueError, AttributeError):
         reason, message = "", body[:500].decode(errors="replace")
+    if status == 403 and refused is not None and "cannot impersonate" not in message:
+        # (The operator itself not allowed to impersonate is its installation's fault,
+        # not the tenant's: an ApiError, logged, not the object's condition.)
+        return Forbidden(refused, reason or "Forbidden", message)
     if status == 404:
         return NotFound(status, reason or "NotFound", message)
     if status == 409:
@@ -135,13 +173,25 @@ def _error(status: int, body: bytes) -> ApiError:
 class Gateway:
     """An API connection: `await Gateway.connect(kubeconfig)`, then `await gw.close()`."""
 
-    def __init__(self, api: kclient.ApiClient) -> None:
+    def __init__(
+        self, api: kclient.ApiClient, account: Account | None = None, *, owner: bool = True
+    ) -> None:
         self._api = api
         self.observers: list[Observer] = []
+        self.account = account  # None: the operator's own identity
+        self._owner = owner  # closes the connection (an acting_as view does not)
 
     def _seen(self, kind: str, obj: Mapping[str, Any]) -> None:
         for observer in self.observers:
             observer(kind, obj)
+
+    def acting_as(self, account: Account) -> Gateway:
+        """The same connection, every request made as `account` (impersonation): the
+        operator's identity needs only `impersonate` on it, and a 403 is `Forbidden`.
+        Its writes feed the same observers (the store), as the operator's own do."""
+        view = Gateway(self._api, account, owner=False)
+        view.observers = self.observers
+        return view
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Gateway:
@@ -161,6 +211,8 @@ class Gateway:
         return cls(kclient.ApiClient(configuration))
 
     async def close(self) -> None:
+        if not self._owner:
+            return
         await self._api.close()  # type: ignore[no-untyped-call]
         # aiohttp closes TLS transports on the next loop iterations; give them those,
         # or they are closed by the garbage collector with a ResourceWarning.
@@ -195,7 +247,12 @@ class Gateway:
         )
         if query:
             url += "?" + urlencode(query)
+        if self.account is not None:
+            headers_ = {**headers_, **impersonation_headers(self.account)}
         return await self._api.call_api(method_, url, headers_, body_, _request_timeout=timeout)
+
+    def _refused(self, method: str, path: str, *, watch: bool = False) -> Refusal | None:
+        return None if self.account is None else refusal_of(self.account, method, path, watch=watch)
 
     async def request(
         self,
@@ -210,7 +267,7 @@ class Gateway:
         response = await self._send(method, path, query=query, body=body, content_type=content_type)
         data: bytes = await response.read()
         if not 200 <= response.status < 300:
-            raise _error(response.status, data)
+            raise _error(response.status, data, self._refused(method, path))
         doc = json.loads(data) if data else {}
         if not isinstance(doc, dict):
             raise ApiError(response.status, "BadResponse", "the API server did not send an object")
@@ -302,12 +359,19 @@ class Gateway:
         *,
         subresource: str | None = None,
         content_type: str = MERGE_PATCH,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
+        """`dry_run`: authorized, admitted and validated, but not stored - asks whether the
+        patch would be allowed without doing it."""
         path = resource_for(kind).path(namespace, name)
         if subresource:
             path += f"/{subresource}"
-        patched = await self.request("PATCH", path, body=dict(patch), content_type=content_type)
-        self._seen(kind, patched)
+        query = {"dryRun": "All"} if dry_run else None
+        patched = await self.request(
+            "PATCH", path, query=query, body=dict(patch), content_type=content_type
+        )
+        if not dry_run:
+            self._seen(kind, patched)
         return patched
 
     async def patch_status(
@@ -342,10 +406,12 @@ class Gateway:
         query = {"container": container, "tailLines": str(lines), "limitBytes": str(limit)}
         response = await self._send("GET", path, query=query, accept="*/*")
         data: bytes = await response.read()
+        if response.status == 403 and self.account is not None:
+            raise _error(403, data, self._refused("GET", path))
         if response.status in (401, 403):
             log.warning(
                 "the log of pod %s/%s is left out of the evidence: %s "
-                "(the operator's role needs `get` on pods/log: config/rbac/role.yaml)",
+                "(the account needs `get` on pods/log: config/rbac/tenant-role.yaml)",
                 namespace, pod, _error(response.status, data),
             )  # fmt: skip
         if response.status != 200:
@@ -377,7 +443,8 @@ class Gateway:
         )
         try:
             if response.status != 200:
-                raise _error(response.status, await response.read())
+                refused = self._refused("GET", resource_for(kind).path(namespace, name), watch=True)
+                raise _error(response.status, await response.read(), refused)
             stream = response.response.content
             while True:
                 line = await stream.readline()

@@ -79,6 +79,7 @@ class OperatorConfig:
     peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
     liveness: str | None = None  # kopf's liveness endpoint URL; None: not served
+    default_service_account: str | None = None  # for objects naming none (None: they stall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +294,9 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
             gw, config.peering, identity, config.priority, clusterwide=not config.namespaces
         )
     settings = Settings(
-        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound
-    )
+        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound,
+        default_service_account=config.default_service_account,
+    )  # fmt: skip
     store = Store(gw, config.namespaces)
     units = Units(Reconciler(gw, settings, reader=store), peers)
     store.on_change = units.woken_by(store)

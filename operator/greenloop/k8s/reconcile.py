@@ -7,6 +7,10 @@ engine's answer back — state in `status.engine`, written in the same conflict-
 status patch as the status a user reads (docs/design.md §5). A 409 on that write means
 someone wrote in between: the tick ends and the next one re-reads and decides again.
 
+Whatever is done *for* the object is done as its ServiceAccount (`actor`, an
+impersonating view of the gateway; docs/design.md §8 "Tenancy"): a refusal stops the
+object `Stalled`, naming account, verb and resource, and nothing is done for it.
+
 Every step can be repeated after a crash at any point: Jobs and their objects have
 deterministic names and are adopted; a redeploy writes the same rollout token; an event
 for an action that is no longer in flight is ignored by the engine.
@@ -56,13 +60,16 @@ from greenloop.core.status import (
     build_status,
     invalid_spec_reported,
     invalid_spec_status,
+    stalled_reported,
+    stalled_status,
 )
+from greenloop.core.tenancy import Refusal, acting_account, refusal_condition
 from greenloop.k8s import failpoints, metrics, suites
 from greenloop.k8s import redeploy as rd
 from greenloop.k8s.events import post_event
 from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
-from greenloop.k8s.gateway import ApiError, Conflict, Gateway
+from greenloop.k8s.gateway import ApiError, Conflict, Forbidden, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
@@ -82,6 +89,9 @@ SAFETY_SECONDS = 300.0
 #: Objects whose next tick reads the object from the API (after a 409); bounded.
 MAX_FRESH = 4096
 FINISHED_SECONDS = 300.0
+#: How often an object stopped by a refusal tries again: granting a Role to its account
+#: sends no event; a change to the object itself wakes it at once.
+REFUSED_SECONDS = 60.0
 #: Decoded states kept (one per object), so an unchanged status is not decoded again.
 DECODED_STATES = 2048
 CONFLICT = "status changed since it was read"
@@ -95,6 +105,8 @@ class Settings:
     results_url: str
     default_health_timeout: float = 300.0
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
+    # The account an object without spec.serviceAccountName acts as; None: it stalls.
+    default_service_account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +183,24 @@ class Reconciler:
             obj = await offload(from_object, raw, source=f"{namespace}/{name}", mode="operator")
         except SpecError as err:
             return await self._invalid(raw, str(err), err.reason)
+        account = acting_account(
+            namespace, obj.spec.service_account_name, self.settings.default_service_account
+        )
+        if account is None:
+            return await self._stalled(raw, None)
+        try:
+            return await self._step(raw, obj, self.gw.acting_as(account))
+        except Forbidden as refused:
+            return await self._stalled(raw, refused.refusal)
+
+    async def _step(self, raw: dict[str, Any], obj: StagingValidation, actor: Gateway) -> Tick:
+        """The engine's next step for the object, what is done for it done by `actor`."""
+        namespace = obj.namespace
         caps = of_target(obj.spec.target, "operator")
         now = self.clock()
         state = await self._stored_state(raw)
         if state is not None:
-            metrics.PHASES.set(namespace, name, state.phase.value)
+            metrics.PHASES.set(namespace, obj.name, state.phase.value)
         # What a person asked for through annotations (docs/design.md §8): fed to the
         # engine each tick; the engine compares them with what it recorded.
         rerun = obj.annotations.get(RERUN_ANNOTATION, "")
@@ -184,7 +209,7 @@ class Reconciler:
             decision = engine.begin(
                 obj.spec, now, generation=obj.generation, fingerprint=fp, rerun=rerun
             )
-            return await self._write(raw, obj, None, decision)
+            return await self._write(actor, raw, obj, None, decision)
         if state.generation != obj.generation:
             fp = await self._fingerprint(obj, caps)
             decision = engine.on_spec_changed(
@@ -195,12 +220,12 @@ class Reconciler:
                 fingerprint=fp,
                 rerun=rerun,
             )
-            return await self._write(raw, obj, state, decision)
+            return await self._write(actor, raw, obj, state, decision)
         if why := snapshot.problem(state, obj.spec):
             # A hand-edited status.engine: stalled naming the field, nothing it names run;
             # the rerun annotation then starts a new round from the stalled state.
             decision = engine.on_invalid_state(obj.spec, state, why, now)
-            return await self._write(raw, obj, state, decision)
+            return await self._write(actor, raw, obj, state, decision)
         decision = engine.on_rerun(obj.spec, state, rerun, now)
         if decision.state == state:  # no rerun asked for: has time changed anything?
             decision = engine.on_tick(obj.spec, state, now)
@@ -208,12 +233,12 @@ class Reconciler:
             if decision.state != state and isinstance(action, RunSuites):
                 # The deadline ended the round mid-run: stop what still runs, once the
                 # verdict is written (a 409 re-decides, and stops, next tick).
-                tick = await self._write(raw, obj, state, decision)
+                tick = await self._write(actor, raw, obj, state, decision)
                 if not tick.note.startswith(CONFLICT):
-                    await self._stop_runs(raw, obj, state, action)
+                    await self._stop_runs(actor, raw, obj, state, action)
                 return tick
         if decision.state != state:
-            return await self._write(raw, obj, state, decision)
+            return await self._write(actor, raw, obj, state, decision)
         action = engine.current_action(state)
         if caps.fingerprint and not isinstance(action, Redeploy):
             # Someone else may have changed a target since the last look (docs/design.md
@@ -221,16 +246,16 @@ class Reconciler:
             fp = await self._fingerprint(obj, caps)
             decision = engine.on_target_observed(obj.spec, state, fp, now)
             if decision.state is not state:
-                return await self._write(raw, obj, state, decision)
+                return await self._write(actor, raw, obj, state, decision)
         if isinstance(action, RunSuites):
-            return await self._run(raw, obj, state, action, caps)
+            return await self._run(actor, raw, obj, state, action, caps)
         if isinstance(action, Redeploy):
-            return await self._redeploy(raw, obj, state, action, caps)
+            return await self._redeploy(actor, raw, obj, state, action, caps)
         if isinstance(action, AwaitApproval):
             token = obj.annotations.get(APPROVE_ANNOTATION, "")
             decision = engine.on_approved(state, token)
             if decision.state != state:
-                return await self._write(raw, obj, state, decision)
+                return await self._write(actor, raw, obj, state, decision)
             # Any change to the object (the annotation) wakes the unit before this ends.
             return Tick(
                 self._until(obj, state, now), note=f"waiting for approval of {action.token}"
@@ -313,8 +338,8 @@ class Reconciler:
         )
 
     async def _run(
-        self, raw: dict[str, Any], obj: StagingValidation, state: State, action: RunSuites,
-        caps: Capabilities,
+        self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation, state: State,
+        action: RunSuites, caps: Capabilities,
     ) -> Tick:  # fmt: skip
         names = {s.name for s in obj.spec.suites}
         started = 0
@@ -327,10 +352,10 @@ class Reconciler:
                 job["metadata"].get("annotations") or {}
             )
             if job is None or (job.get("spec", {}).get("suspend") and not noted):
-                await suites.start(self.gw, run)
+                await suites.start(actor, run)
                 started += 1
                 continue
-            result = await suites.observe(self.gw, run, self.reader)
+            result = await suites.observe(self.gw, run, self.reader, actor=actor)
             if result is None:
                 continue
             observed: tuple[str, ...] = ()
@@ -338,7 +363,7 @@ class Reconciler:
                 result.error or any(t.is_failure for t in result.tests)
             ):
                 observed = await observe_targets(
-                    self.gw, obj.namespace, obj.spec.target.workloads, self.reader
+                    actor, obj.namespace, obj.spec.target.workloads, self.reader
                 )
             fp = await self._fingerprint(obj, caps)  # what the targets run as results are read
             event = SuiteFinished(action.id, result, observed, fingerprint=fp)
@@ -347,18 +372,19 @@ class Reconciler:
                 engine.on_suite, obj.spec, state, event, self.clock(), caps=caps
             )
             took = result.finished - result.started if result.started > 0 else None
-            return await self._write(raw, obj, state, decision, suite_seconds=took)
+            return await self._write(actor, raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
         return Tick(self._until(obj, state, self.clock(), self.idle), note=note)
 
     async def _stop_runs(
-        self, raw: dict[str, Any], obj: StagingValidation, state: State, action: RunSuites
-    ) -> None:
+        self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation, state: State,
+        action: RunSuites,
+    ) -> None:  # fmt: skip
         names = {s.name for s in obj.spec.suites}
         for selection in action.suites:
             if selection.suite in names:
                 await suites.stop(
-                    self.gw, self._suite_job(raw, obj, state, action.iteration, selection)
+                    actor, self._suite_job(raw, obj, state, action.iteration, selection)
                 )
 
     # ---- Redeploy -----------------------------------------------------------------------
@@ -368,8 +394,8 @@ class Reconciler:
         return f"{raw['metadata']['uid']}/{action.token}"
 
     async def _redeploy(
-        self, raw: dict[str, Any], obj: StagingValidation, state: State, action: Redeploy,
-        caps: Capabilities,
+        self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation, state: State,
+        action: Redeploy, caps: Capabilities,
     ) -> Tick:  # fmt: skip
         ns = obj.namespace
         workloads = obj.spec.target.workloads
@@ -377,39 +403,39 @@ class Reconciler:
         timeout = float(health.timeout_seconds) if health else self.settings.default_health_timeout
         if not action.started:
             patched: list[tuple[Workload, int]] = []
+            webhook = obj.spec.target.webhook if caps.webhook else None
             try:
+                # All or nothing: a refusal for any part is raised before any is done.
+                await rd.preflight(actor, ns, workloads, webhook, self._token(raw, action))
                 for workload in workloads:
                     generation = await rd.patch_workload(
-                        self.gw, ns, workload, self._token(raw, action)
+                        actor, ns, workload, self._token(raw, action)
                     )
                     patched.append((workload, generation))
                 failpoints.hit("rollout-patched")
             except rd.TargetMissing as missing:
-                fp = await self._own_fingerprint(obj, caps, patched)
+                fp = await self._own_fingerprint(actor, obj, caps, patched)
                 done = RedeployDone(False, str(missing), action_id=action.id, fingerprint=fp)
                 decision = engine.on_redeploy(obj.spec, state, done, self.clock())
-                return await self._write(raw, obj, state, decision)
-            webhook = obj.spec.target.webhook
-            if webhook is not None and caps.webhook:
+                return await self._write(actor, raw, obj, state, decision)
+            if webhook is not None:
                 payload = webhook_payload(
                     name=obj.name, namespace=ns, iteration=action.iteration,
                     reason=action.reason, token=self._token(raw, action),
                 )  # fmt: skip
                 ok, answer = await rd.call_webhook(
-                    self.gw, ns, webhook, payload, self.settings.outbound
+                    actor, ns, webhook, payload, self.settings.outbound
                 )
                 if not ok:
-                    fp = await self._own_fingerprint(obj, caps, patched)
+                    fp = await self._own_fingerprint(actor, obj, caps, patched)
                     done = RedeployDone(
                         False, answer, (answer,), action_id=action.id, fingerprint=fp
                     )
                     decision = engine.on_redeploy(obj.spec, state, done, self.clock())
-                    return await self._write(raw, obj, state, decision)
+                    return await self._write(actor, raw, obj, state, decision)
             decision = engine.on_redeploy_started(state, RedeployStarted(action.id))
-            return await self._write(raw, obj, state, decision)
-        outcome = await rd.redeploy(
-            self.gw, ns, workloads, self._token(raw, action), timeout=timeout
-        )
+            return await self._write(actor, raw, obj, state, decision)
+        outcome = await rd.redeploy(actor, ns, workloads, self._token(raw, action), timeout=timeout)
         notes = list(outcome.notes)
         ok, message = outcome.ok, outcome.message
         if ok and health is not None:
@@ -422,27 +448,29 @@ class Reconciler:
         fp = await self._fingerprint(obj, caps, fresh=True)
         done = RedeployDone(ok, message, tuple(notes), action_id=action.id, fingerprint=fp)
         decision = engine.on_redeploy(obj.spec, state, done, self.clock())
-        tick = await self._write(raw, obj, state, decision)
+        tick = await self._write(actor, raw, obj, state, decision)
         failpoints.hit("redeploy-done")
         return tick
 
     async def _own_fingerprint(
-        self, obj: StagingValidation, caps: Capabilities, patched: Sequence[tuple[Workload, int]]
-    ) -> Fingerprint | None:
+        self, actor: Gateway, obj: StagingValidation, caps: Capabilities,
+        patched: Sequence[tuple[Workload, int]],
+    ) -> Fingerprint | None:  # fmt: skip
         """The fingerprint after greenloop's own patches, once each workload's controller
         has seen them (its new revision exists): a redeploy that then fails must not leave
         a baseline its own rollout later looks different from (a TargetChanged loop)."""
         for workload, generation in patched:
             await rd.wait_observed(
-                self.gw, obj.namespace, workload, generation, timeout=OBSERVE_SECONDS
+                actor, obj.namespace, workload, generation, timeout=OBSERVE_SECONDS
             )
         return await self._fingerprint(obj, caps, fresh=True)
 
     # ---- writing ------------------------------------------------------------------------
 
     async def _write(
-        self, raw: dict[str, Any], obj: StagingValidation, before: State | None,
-        decision: Decision, *, suite_seconds: float | None = None, refused: bool = False,
+        self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation,
+        before: State | None, decision: Decision, *, suite_seconds: float | None = None,
+        refused: bool = False,
     ) -> Tick:  # fmt: skip
         """Write the decision: report, then status (one conflict-checked patch), then
         metrics and Events - only once the status is written, so a decision repeated
@@ -458,7 +486,7 @@ class Reconciler:
         )
         decision = out.decision
         state = decision.state
-        await write_report(self.gw, _owner(raw), report_cm, out.report)
+        await write_report(actor, _owner(raw), report_cm, out.report)
         failpoints.hit("report-written")
         try:
             await self.gw.patch_status(
@@ -476,7 +504,7 @@ class Reconciler:
                 return Tick(FINISHED_SECONDS, note=f"status refused: {why}")
             log.warning("status of %s refused for good: %s", _key(raw), why)
             stall = engine.on_status_rejected(state, why, self.clock())
-            return await self._write(raw, obj, before, stall, refused=True)
+            return await self._write(actor, raw, obj, before, stall, refused=True)
         failpoints.hit("status-written")
         self._remember(meta["uid"], out.engine, state)  # what the next tick reads back
         metrics.record(obj.namespace, out.observed)
@@ -486,6 +514,29 @@ class Reconciler:
         for notice in notices(before, decision, obj):
             await post_event(self.gw, raw, notice.reason, notice.message, warning=notice.warning)
         return _again(f"{state.phase.value}: {state.message}")
+
+    async def _stalled(self, raw: dict[str, Any], refusal: Refusal | None) -> Tick:
+        """Stop the object on a refusal (`refusal_condition`): Stalled naming the account
+        (or its absence), one Event, nothing else done; the status and Event are the
+        operator's own, so the tenant learns what its account lacks. Written once per
+        generation and cause; tried again after REFUSED_SECONDS or on any change."""
+        meta = raw["metadata"]
+        generation = meta.get("generation", 0)
+        reason, message = refusal_condition(refusal)
+        note = f"stalled: {message}"
+        if stalled_reported(raw.get("status") or {}, generation, reason, message):
+            return Tick(REFUSED_SECONDS, note=note)
+        new = stalled_status(generation, reason, message, self.clock())
+        try:
+            await self.gw.patch_status(
+                crd.KIND, meta["namespace"], meta["name"], new,
+                resource_version=meta["resourceVersion"],
+            )  # fmt: skip
+        except Conflict:
+            return _again(f"{CONFLICT}: re-reading")
+        metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
+        await post_event(self.gw, raw, reason, message, warning=True)
+        return Tick(REFUSED_SECONDS, note=note)
 
     async def _invalid(self, raw: dict[str, Any], message: str, reason: str) -> Tick:
         meta = raw["metadata"]

@@ -143,10 +143,17 @@ def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 async def runner_error(
-    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str, reader: Reader | None = None
+    gw: Gateway,
+    run: SuiteJob,
+    job: Mapping[str, Any],
+    why: str,
+    reader: Reader | None = None,
+    *,
+    actor: Gateway | None = None,
 ) -> str:
     """The RunnerError evidence, most telling first (the engine keeps 400 characters):
-    what the suite container says, why the Job ended, its last log lines."""
+    what the suite container says, why the Job ended, its last log lines (read as the
+    object's account, `actor`: a log is the tenant's data, not greenloop's)."""
     ns = run.owner.namespace
     parts: list[str] = []
     pods = await reader_of(reader or gw).select("Pod", ns, f"job-name={run.job_name}")
@@ -159,7 +166,7 @@ async def runner_error(
         if waited and waiting is None:
             parts.append(str(waited))  # the pod is going: what it waited for tells more
         parts.append(story)
-        log = await gw.pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
+        log = await (actor or gw).pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         tail = " | ".join(lines[-3:])
     elif waited:
@@ -213,11 +220,16 @@ async def _results(
     return _run(run, job, error=problem)
 
 
-async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> SuiteRun | None:
-    """The suite's result once it has one; None while it runs. Read through `reader`
-    (the API when None); writes (annotations, suspend) go to the API."""
+async def observe(
+    gw: Gateway, run: SuiteJob, reader: Reader | None = None, *, actor: Gateway | None = None
+) -> SuiteRun | None:
+    """The suite's result once it has one; None while it runs. greenloop's own objects
+    (the Job, its results, its pods) are read through `reader` (the API when None); what
+    is done to the Job and the log read are the object's account's (`actor`,
+    docs/design.md §8 "Tenancy")."""
     rd = reader_of(reader or gw)
     ns = run.owner.namespace
+    act = actor or gw
     job = await rd.find("Job", ns, run.job_name)
     if job is None and rd.cached:
         job = await gw.find("Job", ns, run.job_name)  # absent is a verdict: make sure
@@ -230,7 +242,7 @@ async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> S
     if run.indexed:
         # Each index's results are read from the API: a sharded run is read once per
         # wake (an upload or a Job change), not on a timer.
-        return await observe_shards(gw, run, job)
+        return await observe_shards(gw, run, job, act)
     found = await _results(gw, rd, run, job, fresh=False)
     if found is not None:
         return found
@@ -249,10 +261,10 @@ async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> S
         why = f"Job {run.job_name} failed: {failed.get('reason') or 'Failed'}"
         if failed.get("message"):
             why += f" ({failed['message']})"
-        return _run(run, job, error=await runner_error(gw, run, job, why, rd))
+        return _run(run, job, error=await runner_error(gw, run, job, why, rd, actor=act))
     if _condition(job, "Complete") is not None:
         why = f"Job {run.job_name} completed without uploading JUnit XML"
-        return _run(run, job, error=await runner_error(gw, run, job, why, rd))
+        return _run(run, job, error=await runner_error(gw, run, job, why, rd, actor=act))
     pods = await rd.select("Pod", ns, f"job-name={run.job_name}")
     annotations = job["metadata"].get("annotations") or {}
     for pod in pods:
@@ -261,7 +273,7 @@ async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> S
             story = story[:MAX_EVIDENCE]
             if annotations.get(WAITING_ANNOTATION) != story:
                 note = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
-                await gw.patch("Job", ns, run.job_name, note)
+                await act.patch("Job", ns, run.job_name, note)
         if waiting in NEVER_STARTS:
             # The pod would wait for its deadline doing nothing: stop it now, and keep
             # the reason on the Job so a restarted operator reads the same verdict.
@@ -270,7 +282,7 @@ async def observe(gw: Gateway, run: SuiteJob, reader: Reader | None = None) -> S
                 "metadata": {"annotations": {RUNNER_ERROR_ANNOTATION: error}},
                 "spec": {"suspend": True},
             }
-            await gw.patch("Job", ns, run.job_name, patch)
+            await act.patch("Job", ns, run.job_name, patch)
             return _run(run, job, error=error)
     return None
 
@@ -315,6 +327,7 @@ def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
 
 async def _shard_outcome(
     gw: Gateway,
+    actor: Gateway,
     run: SuiteJob,
     job: Mapping[str, Any],
     index: int,
@@ -339,7 +352,7 @@ async def _shard_outcome(
     parts = [why_ended]
     if pod is not None:
         parts.insert(0, _container_story(pod)[0])
-        log = await gw.pod_log(ns, name, "suite", lines=LOG_LINES)
+        log = await actor.pod_log(ns, name, "suite", lines=LOG_LINES)  # the tenant's data
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         if lines:
             parts.append(f"last log lines: {' | '.join(lines[-3:])}")
@@ -347,7 +360,9 @@ async def _shard_outcome(
     return ShardOutcome(index, error=text, pod=name, started=started, finished=finished)
 
 
-async def observe_shards(gw: Gateway, run: SuiteJob, job: Mapping[str, Any]) -> SuiteRun | None:
+async def observe_shards(
+    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], actor: Gateway | None = None
+) -> SuiteRun | None:
     """A sharded run's one result (core/shard_results.merge), once every index has
     uploaded or failed (``status.failedIndexes``, or the Job ended); None until then."""
     ns = run.owner.namespace
@@ -365,7 +380,9 @@ async def observe_shards(gw: Gateway, run: SuiteJob, job: Mapping[str, Any]) -> 
         elif ended is not None:
             why = f"Job {run.job_name} ended ({ended.get('reason') or ended.get('type')}) "
             why += f"before index {shard.index} uploaded JUnit XML"
-        outcome = await _shard_outcome(gw, run, job, shard.index, pods.get(shard.index), why)
+        outcome = await _shard_outcome(
+            gw, actor or gw, run, job, shard.index, pods.get(shard.index), why
+        )
         if outcome is not None:
             outcomes.append(outcome)
     merged = merge(ShardPlan(run.suite.name, run.selection, run.shards), outcomes)
