@@ -60,7 +60,7 @@ def written(gw: RefusingGateway) -> Any:
     event = SuiteFinished(started.state.action_id, SuiteRun(suite="api", tests=tests))
     decision = engine.on_suite(obj.spec, started.state, event, 1010.0)
     reconciler = Reconciler(gw, Settings("greenloop:dev", "http://x"), clock=lambda: 1010.0)  # type: ignore[arg-type]
-    return asyncio.run(reconciler._write(raw, obj, started.state, decision))
+    return asyncio.run(reconciler._write(gw, raw, obj, started.state, decision))
 
 
 def test_a_refused_status_is_written_as_a_small_stall_with_an_event() -> None:

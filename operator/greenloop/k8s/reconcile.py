@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from greenloop.core import crd, engine, mergepatch, snapshot
-from greenloop.core.budget import status_refusal, too_many_tests
+from greenloop.core import crd, engine, snapshot
+from greenloop.core.budget import status_refusal
 from greenloop.core.capabilities import Capabilities, of_target, webhook_payload
 from greenloop.core.engine import (
     AwaitApproval,
@@ -50,14 +50,12 @@ from greenloop.core.model import StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.notices import notices
 from greenloop.core.outbound import Policy
-from greenloop.core.report import render
 from greenloop.core.shard_results import suite_plan
 from greenloop.core.shards import Shard
 from greenloop.core.spec import SpecError, from_object
 from greenloop.core.status import (
     APPROVE_ANNOTATION,
     RERUN_ANNOTATION,
-    build_status,
     invalid_spec_reported,
     invalid_spec_status,
     stalled_reported,
@@ -73,6 +71,7 @@ from greenloop.k8s.gateway import ApiError, Conflict, Forbidden, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
+from greenloop.k8s.rendered import rendered
 from greenloop.k8s.reports import write_report
 from greenloop.k8s.store import ApiReader, Reader
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION
@@ -482,7 +481,7 @@ class Reconciler:
         meta = raw["metadata"]
         report_cm = report_name(meta["name"], meta["uid"])
         out = await offload(
-            _rendered, obj, before, decision, raw.get("status") or {}, report_cm, self.clock()
+            rendered, obj, before, decision, raw.get("status") or {}, report_cm, self.clock()
         )
         decision = out.decision
         state = decision.state
@@ -554,46 +553,6 @@ class Reconciler:
         metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
         await post_event(self.gw, raw, reason, message, warning=True)
         return Tick(FINISHED_SECONDS, note="invalid spec")
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    decision: Decision  # what is written: the decision, or its TooManyTests stall
-    report: str  # the Markdown report
-    patch: dict[str, Any]  # the merge patch of /status
-    engine: dict[str, Any]  # status.engine in full, as the next read returns it
-    observed: metrics.Observed  # what the decision adds to the metrics
-
-
-def _rendered(
-    obj: StagingValidation, before: State | None, decision: Decision, old: Mapping[str, Any],
-    report_cm: str, now: float,
-) -> Rendered:  # fmt: skip
-    """What a decision writes: the Markdown report, the status patch with the state
-    snapshot compressed in it, and what it adds to the metrics. A snapshot over the
-    object's budget (`budget.too_many_tests`) is replaced by the engine's TooManyTests
-    stall, which drops the test table. Grows with the number of tests: run in a worker
-    thread."""
-    data = snapshot.to_data(decision.state)
-    if why := too_many_tests(len(decision.state.tests), snapshot.size(data)):
-        decision = engine.on_too_many_tests(decision.state, why, now)
-        data = snapshot.to_data(decision.state)
-    state = decision.state
-    new = build_status(
-        obj,
-        state,
-        now,
-        previous_conditions=old.get("conditions") or (),
-        report_config_map=report_cm,
-    )
-    new["engine"] = data
-    return Rendered(
-        decision=decision,
-        report=render(obj, state, now),
-        patch=mergepatch.create(dict(old), new),
-        engine=data,
-        observed=metrics.observe_decision(before, state),
-    )
 
 
 def _shards(obj: StagingValidation, state: State, selection: SuiteSelection) -> tuple[Shard, ...]:
