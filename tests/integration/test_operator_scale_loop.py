@@ -135,8 +135,10 @@ def rerun_seconds(cp: ControlPlane, namespace: str, name: str, value: str) -> fl
     reason="issue 17, measured on main 8f10787 (4 runs, load 10-17): while big's 250k tests "
     "are read (58-97 s), 8-16 of 43-61 reruns took over 1 s (max 5.9-8.2 s; idle: median "
     "0.12 s); /healthz took up to 4.9 s, and in 2 runs once more than 5 s. The loop stalls "
-    "for up to 7.8 s with no log line; suspects: json.dumps/json.loads of the 250k-test "
-    "snapshot table (core/snapshot.py) in the worker hold the GIL (2.5 s / 1.5 s alone)",
+    "for up to 7.8 s with no log line. Measured alone (the same pipeline in a thread, a 10 ms "
+    "ticker beside it): gen-2 garbage collections over the 250k-test state (up to 3.0 s each, "
+    "7-8 s in all in the merge and the snapshot decode) and json.dumps of the snapshot table "
+    "(3.9 s) hold the GIL, so the loop waits for them",
 )
 def test_a_rerun_elsewhere_and_healthz_do_not_wait_for_a_250k_test_result(
     cluster: ControlPlane, namespace: str, tmp_path: Path
