@@ -34,6 +34,7 @@ counts do not. Not a pass/fail test: exit status 0 unless a run breaks (a timeou
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import random
 import statistics
@@ -169,12 +170,18 @@ def send(seen: Seen, name: str, job: dict[str, Any], token: str, url: str, tmp: 
         Upload(
             file=xml, url=url, namespace=NS, job=job["metadata"]["name"], token=token,
             job_uid=job["metadata"]["uid"],
-        )
+        ),
+        log=io.StringIO(),  # each retry's line: the counts are printed instead
     )  # fmt: skip
     with seen.lock:
         seen.results[name] = result
         if result.ok:
             seen.uploaded[name] = time.time()
+
+
+def progress(n: int, what: str) -> None:
+    """A line on stderr as each stage ends: what a run cut short still tells."""
+    print(f"    N={n}: {what} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
 
 
 def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -197,6 +204,10 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         t_create = time.time()
         create_all(cp, names, seen)
         all_running = wait_for(f"{n} Jobs resumed", lambda: len(seen.ready()) == n, op)
+        firsts = [seen.first_job[k] - seen.applied[k] for k in names]
+        progress(n, f"every Job resumed {all_running - t_create:.0f} s after the first create; "
+                 f"applied → first Job p50 {statistics.median(firsts):.2f} s, "
+                 f"p95 {p95(firsts):.2f} s")  # fmt: skip
         # All N suites run now: what the operator asks the API server meanwhile is the
         # cost of waiting for them.
         time.sleep(args.suite_seconds)
@@ -210,6 +221,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 job, token = ready[name]
                 pool.submit(send, seen, name, job, token, op.url, tmp)
         stored = sum(1 for r in seen.results.values() if r.ok)
+        progress(n, f"{stored} of {n} uploads stored, {time.time() - released:.0f} s after the "
+                 f"first suite finished")  # fmt: skip
         all_passed = wait_for(f"{n} objects Passed", lambda: len(seen.passed) == n, op)
         cpu_after, rss = process_figures(pid)
         metrics = scrape(op)
@@ -243,6 +256,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         "stored": stored,
         "gave_up": [f"{k}: {r.message}" for k, r in seen.results.items() if not r.ok][:5],
         "attempts_max": max((r.attempts for r in seen.results.values()), default=0),
+        "retried": sum(1 for r in seen.results.values() if r.attempts > 1),
         "runner_errors": int(runner_errors),
         "reruns": reruns,
         "round_s": all_passed - t_create,
@@ -293,7 +307,8 @@ def main() -> int:
         )
         print(
             f"    N={n}: create → all Passed {r['round_s']:.0f} s, first upload → all Passed "
-            f"{r['upload_s']:.0f} s, most upload attempts {r['attempts_max']}; requests "
+            f"{r['upload_s']:.0f} s, uploads retried {r['retried']} (most attempts "
+            f"{r['attempts_max']}); requests "
             f"in the round: {r['top']}",
             flush=True,
         )
