@@ -74,7 +74,11 @@ class AuditedControlPlane(ControlPlane):
         if name == "kube-apiserver":
             policy = self.workdir / "audit-policy.yaml"
             policy.write_text(AUDIT_POLICY)
-            args = (*args, f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}")
+            args = (
+                *args, f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                # never rotated (the default rotates at 100 MB: N=1000 writes more)
+                "--audit-log-maxsize=1000000",
+            )  # fmt: skip
         super()._spawn(name, *args, env=env)
 
 
