@@ -87,6 +87,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/operator_latency.py
 	$(BIN)/python bench/target_change.py
 	$(BIN)/python bench/kstatus_window.py
+	$(BIN)/python bench/operator_scale.py
+	$(BIN)/python bench/operator_scale.py --sizes 1000 --workers 64 --finish-within 60
 
 ## mutate: mutation testing of the core with mutmut (docs/testing.md "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)

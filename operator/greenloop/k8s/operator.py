@@ -38,7 +38,7 @@ from greenloop.core.outbound import Policy
 from greenloop.core.status import pending_status
 from greenloop.k8s.gateway import ApiError, Conflict, Gateway, NotFound
 from greenloop.k8s.jobs import LABEL_VALIDATION_UID
-from greenloop.k8s.metrics import PHASES
+from greenloop.k8s.metrics import PHASES, measure_loop_lag
 from greenloop.k8s.peering import Peers
 from greenloop.k8s.reconcile import Reconciler, Settings
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
@@ -260,6 +260,7 @@ class Memo:
     gateway: Gateway | None = None
     results: web.AppRunner | None = None
     store: Store | None = None
+    heartbeat: asyncio.Task[None] | None = None  # greenloop_event_loop_lag_seconds
 
 
 def _register(registry: kopf.OperatorRegistry, config: OperatorConfig, identity: str) -> None:
@@ -316,6 +317,7 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
     if config.metrics_port:
         start_http_server(config.metrics_port)
     memo.gateway, memo.units, memo.results = gw, units, runner
+    memo.heartbeat = asyncio.create_task(measure_loop_lag(), name="event loop lag")
     # Everything loaded so far (kopf, the API client, aiohttp: most of the heap) lives as
     # long as the process: out of the collector's sight, a gen-2 collection - which
     # holds the GIL, the event loop's too, while a worker builds a 100k-test state -
