@@ -81,12 +81,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/classify_lines.py
 	$(BIN)/python bench/classify_scale.py
 	$(BIN)/python bench/report_render.py
-	$(BIN)/python bench/shards.py
+	$(BIN)/python bench/shards.py --node
 	$(BIN)/python bench/controlplane_start.py
 	$(BIN)/python bench/node_start.py
 	$(BIN)/python bench/operator_latency.py
 	$(BIN)/python bench/target_change.py
 	$(BIN)/python bench/kstatus_window.py
+	$(BIN)/python bench/operator_scale.py
+	$(BIN)/python bench/operator_scale.py --sizes 1000 --workers 64 --finish-within 60
 
 ## mutate: mutation testing of the core with mutmut (docs/testing.md "Mutation testing");
 ##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)

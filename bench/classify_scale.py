@@ -12,7 +12,10 @@ round on those results (``begin``, one suite's results: classification, merge, d
 the status's failing tests and the Markdown report (the why-chain), and prints each CPU time
 with its ratio to N's: ~2 is linear, ~4 quadratic.
 
-    python bench/classify_scale.py [--n 50000]
+    python bench/classify_scale.py [--n 50000] [--tenfold 10000]
+
+Then N against 10·N (--tenfold, default 10,000 against 100,000) for each shape and step:
+the CPU-time ratio is ≈10 when linear (≈100 quadratic), beyond one doubling's noise.
 
 Target: 100,000 message-less failing tests classified in under 10 s (each shape).
 """
@@ -113,12 +116,20 @@ def measure(tests: list[TestResult]) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000, help="N: the smaller size (then 2N)")
+    parser.add_argument("--tenfold", type=int, default=10_000, help="N against 10·N")
     args = parser.parse_args()
     sizes = (args.n, 2 * args.n)
+    measured: dict[tuple[str, int], dict[str, float]] = {}
+
+    def at(shape: str, n: int) -> dict[str, float]:
+        if (shape, n) not in measured:
+            measured[shape, n] = measure(SHAPES[shape](n))
+        return measured[shape, n]
+
     print(f"{'shape':<20} {'step':<13} {sizes[0]:>9,} {sizes[1]:>9,}  ratio (2 = linear)")
     ok = True
-    for shape, make in SHAPES.items():
-        small, large = measure(make(sizes[0])), measure(make(sizes[1]))
+    for shape in SHAPES:
+        small, large = at(shape, sizes[0]), at(shape, sizes[1])
         for step in small:
             ratio = large[step] / small[step] if small[step] else float("nan")
             print(
@@ -126,6 +137,15 @@ def main() -> int:
             )
         if sizes[1] >= 100_000 and large["classify"] >= TARGET_SECONDS:
             ok = False
+    n = args.tenfold
+    print(f"\n{'shape':<20} {'step':<13} {n:>9,} {10 * n:>9,}  ratio (10 = linear, 100 quadratic)")
+    for shape in SHAPES:
+        small, large = at(shape, n), at(shape, 10 * n)
+        for step in small:
+            ratio = large[step] / small[step] if small[step] else float("nan")
+            print(
+                f"{shape:<20} {step:<13} {small[step]:>7.2f} s {large[step]:>7.2f} s  {ratio:.1f}"
+            )
     verdict = "meets" if ok else "MISSES"
     print(f"{sizes[1]:,} message-less failing tests classified: {verdict} the target of "
           f"{TARGET_SECONDS:.0f} s per shape")  # fmt: skip

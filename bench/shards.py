@@ -12,26 +12,46 @@ the long test beside a share of the short ones; 64 tests of 0.5 s each; and the 
 (estimated at the median of the others). Last, the time ``assign`` takes to plan 5,000
 tests into 64 shards (it tries fewer shards too), the largest plan a round makes.
 
-    python bench/shards.py
+    python bench/shards.py           # the plans (pure)
+    sudo python bench/shards.py --node  # also the wall times on the real node
 
 Target: the balanced split within 1.15x of the optimum where every duration is known (the
 skewed and the even suite); the long-tailed row, planned on estimates, is shown for what
-unknown durations cost. This is the pure
-part; the wall times of the same suites on the real node (shards as pods, iteration 1 and
-a rerun of 8 failed tests) are the issue's other half, measured once the Indexed Job runs.
+unknown durations cost.
+
+``--node``: the wall times on the real node (root; the machine's one node, after its lock)
+of a suite of 64 tests that each wait 0.5 s (not CPU bound), run by ``greenloop
+operator`` as one Indexed Job of 1/2/4/8 shards (``policy.parallelism`` = shards): from
+``kubectl apply`` until iteration 2 starts (iteration 1, the pytest plugin's hash split;
+8 tests fail there), and from then until Passed (the rerun of the 8 failed tests, split
+by greenloop). Pod start-up is in every figure: it is what a user waits for. Target: 4
+shards within 0.35x of 1 shard for iteration 1.
+
+Measured 2026-12-07 on the shared 2-core machine (load average 14.9, 8 sessions):
+iteration 1 40.1 s / 22.8 s / 20.7 s / 31.3 s for 1/2/4/8 shards (0.57x, 0.52x, 0.78x:
+the target MISSES here), the rerun of 8 failed tests 9.1 / 7.1 / 12.3 / 32.9 s. Each pod
+starts Python and pytest on the same two busy cores, so start-up, not the 0.5 s tests,
+sets the figure past 2 shards; on an idle machine or a cluster of nodes the pods start
+side by side. A rerun of 8 short tests takes all the shards LPT finds useful (it counts
+test seconds, not a pod's start-up), which costs here.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO))
 
 from greenloop.core.shards import assign, shard_of  # noqa: E402
 
@@ -71,7 +91,7 @@ def lower_bound(durations: Mapping[str, float], count: int) -> float:
     return max(max(durations.values()), math.fsum(durations.values()) / count)
 
 
-def main() -> int:
+def plans() -> int:
     worst = 0.0
     print(f"{'suite':<22} {'shards':>6}  {'bound':>9}  {'hash':>15}  {'balanced':>20}")
     suites = (
@@ -103,6 +123,134 @@ def main() -> int:
     print("(hash: iteration 1, the runner's split; balanced: iteration 2 on, by durations;")
     print(" 'in N': the shards scheduled, fewer when more would not finish sooner)")
     return 0 if worst <= TARGET else 1
+
+
+# ---------------------------------------------------------------------------
+# Wall times on the real node
+
+WALL_TARGET = 0.35
+# 64 tests that wait 0.5 s; test_00..test_07 fail in iteration 1 (the rerun's 8).
+WAITING_SUITE = 'import os, time\\nIT = int(os.environ["GREENLOOP_ITERATION"])\\n' + "".join(
+    f"\\ndef test_{n:02d}():\\n    time.sleep(0.5); assert {'IT != 1' if n < 8 else 'True'}\\n"
+    for n in range(64)
+)
+
+
+def _validation(name: str, shards: int) -> dict[str, object]:
+    from greenloop.core import crd
+    from tools.cluster.node import IMAGES
+
+    command = (
+        f"printf '{WAITING_SUITE}' > /tmp/test_wait.py && cd /tmp && "
+        "python3 -m pytest -q -p no:cacheprovider test_wait.py"
+    )
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "expectedTests": 64,
+            "suites": [
+                {
+                    "name": "wait",
+                    "image": IMAGES["demo-suites"],
+                    "command": ["sh", "-c", command],
+                    "timeoutSeconds": 300,
+                    "shards": shards,
+                }
+            ],
+            "policy": {"maxIterations": 3, "parallelism": shards},
+        },
+    }
+
+
+def _wall(cp: object, ns: str, shards: int) -> tuple[float, float]:
+    """(iteration 1, the rerun) in seconds for one suite of ``shards`` shards."""
+    from tools.cluster.controlplane import ControlPlane
+
+    assert isinstance(cp, ControlPlane)
+    name = f"wall-{shards}"
+    start = time.monotonic()
+    cp.apply(_validation(name, shards), namespace=ns)
+    first = 0.0
+    while time.monotonic() - start < 600:
+        status = (cp.get_json("sv", name, "-n", ns, check=False) or {}).get("status") or {}
+        if not first and int(status.get("iteration") or 0) >= 2:
+            first = time.monotonic() - start
+        if status.get("phase") == "Passed" and first:
+            return first, time.monotonic() - start - first
+        if status.get("phase") == "Stalled":
+            raise RuntimeError(f"{name} stalled: {status.get('conditions')}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{name}: no verdict in 600 s")
+
+
+def node_walls() -> int:
+    if os.geteuid() != 0:
+        print("--node needs root (a real node)", file=sys.stderr)
+        return 1
+    from tools.cluster.binaries import ensure_built
+    from tools.cluster.controlplane import ControlPlane
+    from tools.cluster.crds import ensure_crd
+    from tools.cluster.node import RealNode
+    from tools.cluster.operator import Operator
+    from tools.cluster.procs import free_ports
+
+    bindir, images = ensure_built(output=sys.stderr)
+    cp = ControlPlane.start(controllers=True, build=False, serve_pods=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="gl-bench-shards-"))
+    walls: dict[int, tuple[float, float]] = {}
+    try:
+        node = RealNode(cp, bindir=bindir, images=images).start()
+        try:
+            ns = "bench-shards"
+            cp.create_namespace(ns)
+            node.use_namespace(ns)
+            ensure_crd(cp)
+            port = free_ports(1)[0]
+            ip = node.expose_host_port(ns, "greenloop-results", port, service_port=8081)
+            op = Operator(
+                cp, ns, log_dir / "operator.log", f"http://{ip}:8081", port,
+                host=node.host_address,
+            )  # fmt: skip
+            op.start()
+            try:
+                for shards in SHARDS:
+                    walls[shards] = _wall(cp, ns, shards)
+                    first, rerun = walls[shards]
+                    print(f"  {shards} shard(s): iteration 1 {first:6.1f} s, rerun {rerun:6.1f} s")
+            finally:
+                op.kill()
+        finally:
+            node.stop(remove_workdir=True)
+    finally:
+        cp.stop()
+        shutil.rmtree(cp.workdir, ignore_errors=True)
+        shutil.rmtree(log_dir, ignore_errors=True)
+    base_first, base_rerun = walls[1]
+    print(f"{'shards':>6}  {'iteration 1':>18}  {'rerun of 8 failed':>18}")
+    for shards, (first, rerun) in walls.items():
+        print(
+            f"{shards:>6}  {first:7.1f} s {first / base_first:5.2f}x  "
+            f"{rerun:7.1f} s {rerun / base_rerun:5.2f}x"
+        )
+    ratio = walls[4][0] / base_first
+    verdict = "meets" if ratio <= WALL_TARGET else "MISSES"
+    print(
+        f"4 shards: {ratio:.2f}x of 1 shard in iteration 1: {verdict} the target of {WALL_TARGET}x"
+    )
+    print(f"(load average {os.getloadavg()[0]:.1f}: figures compare only on a quiet machine)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--node", action="store_true", help="also the wall times on the real node")
+    args = parser.parse_args()
+    code = plans()
+    if args.node:
+        code = node_walls() or code
+    return code
 
 
 if __name__ == "__main__":

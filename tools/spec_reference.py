@@ -234,7 +234,8 @@ MODE_FIELDS: tuple[tuple[str, str, str], ...] = (
     (
         "spec.serviceAccountName",
         "ignored",
-        "the service account the test Jobs run as",
+        "the account greenloop acts as for the object (impersonation) and the test Jobs "
+        "run as; unset, `--default-service-account`, else `Stalled`/`NoServiceAccount`",
     ),
     (
         "spec.revalidateEvery",

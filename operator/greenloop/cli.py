@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from greenloop.core.exits import ExitCode
 
@@ -381,27 +382,31 @@ def cmd_junit(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(sub: Any) -> None:
+    from greenloop.k8s.jobs import TOKEN_PATH  # pure constants; no client library
+
     report = sub.add_parser("report", help="the results sidecar of a test Job (operator mode)")
     report_sub = report.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     upload = report_sub.add_parser(
         "upload",
         help="upload a Job's JUnit XML to the operator's results endpoint",
         description="Wait for SIGTERM (the suite container has exited), then send FILE "
-        "gzipped to URL with the token in $GREENLOOP_RESULTS_TOKEN and the Job uid in "
-        "$GREENLOOP_JOB_UID. Exit code 0 when stored, 1 when not.",
+        "gzipped to URL with the pod's bound ServiceAccount token read from TOKEN_FILE "
+        "(re-read on each attempt). Exit code 0 when stored, 1 when not.",
     )
     upload.add_argument("--file", type=Path, required=True)
     upload.add_argument("--url", required=True, help="the results endpoint's base URL")
     upload.add_argument("--namespace", required=True)
     upload.add_argument("--job", required=True)
+    upload.add_argument(
+        "--token-file", type=Path, default=Path(TOKEN_PATH), metavar="TOKEN_FILE",
+        help=f"the pod's projected token for the results endpoint (default: {TOKEN_PATH})",
+    )  # fmt: skip
     upload.add_argument("--deadline", type=float, default=90.0, metavar="SECONDS")
     upload.add_argument("--now", action="store_true", help="do not wait for SIGTERM")
     upload.set_defaults(func=cmd_report_upload)
 
 
 def cmd_report_upload(args: argparse.Namespace) -> int:
-    import os
-
     from greenloop.k8s.upload import Upload, upload, wait_for_sigterm
 
     if not args.now:
@@ -412,8 +417,7 @@ def cmd_report_upload(args: argparse.Namespace) -> int:
             url=args.url,
             namespace=args.namespace,
             job=args.job,
-            token=os.environ.get("GREENLOOP_RESULTS_TOKEN", ""),
-            job_uid=os.environ.get("GREENLOOP_JOB_UID", ""),
+            token_file=args.token_file,
             deadline_seconds=args.deadline,
         )
     )
@@ -468,9 +472,36 @@ def _add_operator_parser(sub: Any) -> None:
         help="the cluster's pod and service CIDRs, denied to outbound calls (repeatable; "
         "default: the private ranges)",
     )  # fmt: skip
+    op.add_argument(
+        "--liveness", default="", metavar="URL",
+        help="serve kopf's liveness endpoint, e.g. http://0.0.0.0:8082/healthz (a pod's "
+        "livenessProbe; default: none)",
+    )  # fmt: skip
+    op.add_argument(
+        "--default-service-account", metavar="NAME",
+        help="the ServiceAccount (in each object's namespace) greenloop acts as for an object "
+        "without spec.serviceAccountName; unset, such an object is Stalled/NoServiceAccount",
+    )  # fmt: skip
     op.add_argument("--log-format", choices=("json", "text"), default="json")
     op.add_argument("-v", "--verbose", action="store_true")
     op.set_defaults(func=cmd_operator)
+
+
+def liveness_problem(url: str) -> str | None:
+    """Why kopf could not serve `--liveness URL`, or None. kopf itself only finds out
+    once the operator runs, and stops it with a traceback."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        return str(err)
+    if parts.scheme != "http":
+        return "kopf serves http:// only"
+    if port is None:
+        return "needs a port, e.g. http://0.0.0.0:8082/healthz"
+    if not parts.path.startswith("/"):
+        return "needs a path, e.g. http://0.0.0.0:8082/healthz"
+    return None
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
@@ -492,6 +523,9 @@ def cmd_operator(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"greenloop operator: --allow-outbound/--cluster-cidr: {err}", file=sys.stderr)
         return int(ExitCode.USAGE)
+    if args.liveness and (problem := liveness_problem(args.liveness)):
+        print(f"greenloop operator: --liveness {args.liveness}: {problem}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     from greenloop.k8s.operator import OperatorConfig, run
 
     return run(
@@ -510,6 +544,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
             priority=args.priority,
             peering_lifetime=args.peering_lifetime,
             outbound=outbound,
+            liveness=args.liveness or None,
+            default_service_account=args.default_service_account or None,
         )
     )
 

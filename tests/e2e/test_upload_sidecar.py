@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +24,8 @@ class Script:
 
     answers: list[tuple[int, dict[str, str]]]
     seen: list[float] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)  # each request's bearer token
+    after_first: Callable[[], None] | None = None
 
 
 @pytest.fixture
@@ -34,6 +36,9 @@ def endpoint() -> Iterator[tuple[str, Script]]:
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             script.seen.append(time.monotonic())
+            script.tokens.append(self.headers.get("Authorization", "").removeprefix("Bearer "))
+            if len(script.seen) == 1 and script.after_first is not None:
+                script.after_first()
             status, headers = script.answers[min(len(script.seen), len(script.answers)) - 1]
             self.send_response(status)
             for key, value in headers.items():
@@ -59,7 +64,10 @@ def endpoint() -> Iterator[tuple[str, Script]]:
 def send(url: str, tmp_path: Path, deadline: float = 30.0) -> UploadResult:
     junit = tmp_path / "junit.xml"
     junit.write_bytes(XML)
-    job = Upload(junit, url, "ns", "job", "token", "uid", deadline_seconds=deadline)
+    token = tmp_path / "token"
+    if not token.exists():
+        token.write_text("token-1\n")
+    job = Upload(junit, url, "ns", "job", token_file=token, deadline_seconds=deadline)
     with (tmp_path / "log").open("w") as log:
         return upload(job, log=log)
 
@@ -109,3 +117,28 @@ def test_an_endpoint_that_stays_busy_is_given_up_at_the_deadline(
     result = send(url, tmp_path, deadline=2.0)
     assert not result.ok and "gave up at the deadline" in result.message
     assert "HTTP 503" in result.message and 1 < result.attempts == len(script.seen)
+
+
+def test_the_token_is_read_again_on_each_attempt_as_the_kubelet_renews_it(
+    endpoint: tuple[str, Script], tmp_path: Path
+) -> None:
+    """The projected token is renewed in place: a retry sends the file's current token,
+    not the one the sidecar started with (which may have expired by then)."""
+    url, script = endpoint
+    token = tmp_path / "token"
+    token.write_text("token-1\n")
+    script.answers = [(503, {"Retry-After": "1"}), (200, {})]
+    script.after_first = lambda: token.write_text("token-2\n")
+    result = send(url, tmp_path)
+    assert (result.ok, result.attempts) == (True, 2)
+    assert script.tokens == ["token-1", "token-2"]
+
+
+def test_no_token_file_sends_nothing(endpoint: tuple[str, Script], tmp_path: Path) -> None:
+    url, script = endpoint
+    junit = tmp_path / "junit.xml"
+    junit.write_bytes(XML)
+    job = Upload(junit, url, "ns", "job", token_file=tmp_path / "absent")
+    result = upload(job)
+    assert (result.ok, result.attempts) == (False, 0) and "no token" in result.message
+    assert script.seen == []

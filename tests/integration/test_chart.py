@@ -52,6 +52,7 @@ RELEASE = "gl"
 FULLNAME = "gl-greenloop"
 CI_FILES = sorted(CI_VALUES.glob("*-values.yaml"))
 ROLE = REPO_ROOT / "config" / "rbac" / "role.yaml"
+TOKENREVIEW_ROLE = REPO_ROOT / "config" / "rbac" / "tokenreview_role.yaml"
 CRD = REPO_ROOT / "crds" / "stagingvalidation.yaml"
 PEERING_CRDS = REPO_ROOT / "crds" / "kopf-peering.yaml"
 SERVICEMONITOR_CRD = (
@@ -115,6 +116,7 @@ def test_the_chart_has_a_ci_values_file_for_each_way_it_is_installed() -> None:
         "networkpolicy",
         "existing-account",
         "node",
+        "outbound",
     }
 
 
@@ -139,6 +141,23 @@ BAD_VALUES = [
     pytest.param(["--set", "watchNamespaces[0]=Team_A"], "watchNamespaces", id="namespace-not-dns"),
     pytest.param(["--set", "image.digest=latest"], "digest", id="digest-not-sha256"),
     pytest.param(["--set", "installCRDs=maybe"], "installCRDs", id="bool-not-a-bool"),
+    pytest.param(["--set", "outbound.allow=10.0.0.0/8"], "allow", id="outbound-allow-not-a-list"),
+    pytest.param(
+        ["--set", "outbound.allowCluster=yes"], "allowCluster", id="outbound-cluster-not-a-bool"
+    ),
+    pytest.param(
+        ["--set", "outbound.clusterCIDRs[0]=pods"], "clusterCIDRs", id="cluster-cidr-not-a-cidr"
+    ),
+    pytest.param(["--set", "outbound.alow[0]=x"], "alow", id="outbound-unknown-key"),
+    pytest.param(
+        ["--set-string", "liveness.port=healthz"], "port", id="liveness-port-not-a-number"
+    ),
+    pytest.param(
+        ["--set", "tenancy.defaultServiceAccount=Tests"],
+        "defaultServiceAccount",
+        id="tenant-account-not-dns",
+    ),
+    pytest.param(["--set", "tenancy.namespaces[0]=Team_A"], "namespaces", id="tenant-ns-not-dns"),
 ]
 
 
@@ -311,8 +330,58 @@ def test_namespaced_install_grants_the_same_rules_in_the_watched_namespaces_only
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"][0]["namespace"] == "greenloop-system"
-    assert by_kind(docs, "ClusterRole") == by_kind(docs, "ClusterRoleBinding") == []
+    # Cluster-wide, only the results endpoint's TokenReview (cluster-scoped).
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"] == f"{FULLNAME}-tokenreview"
+    assert cluster_role["rules"] == yaml.safe_load(TOKENREVIEW_ROLE.read_text())["rules"]
+    assert cluster_role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
+    (cluster_binding,) = by_kind(docs, "ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == f"{FULLNAME}-tokenreview"
+    assert cluster_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "greenloop-system"}
+    ]
     assert arg_values(operator_container(docs), "--namespace") == list(CI_NAMESPACES)
+
+
+TENANT_ROLE = REPO_ROOT / "config" / "rbac" / "tenant-role.yaml"
+
+
+def test_tenancy_values_create_the_tenant_role_and_bind_it_to_the_default_account(
+    helm: Helm,
+) -> None:
+    """docs/design.md §8 "Tenancy": the ClusterRole is config/rbac/tenant-role.yaml's
+    rules, bound in each listed namespace to the account the operator is told to use."""
+    docs = helm.template(RELEASE, "greenloop-system", values=[CI_VALUES / "tenancy-values.yaml"])
+    docs = [d for d in docs if not is_hook(d)]
+    tenant = next(
+        r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"].endswith("-tenant")
+    )
+    assert tenant["rules"] == yaml.safe_load(TENANT_ROLE.read_text())["rules"]
+    (binding,) = [
+        b
+        for b in by_kind(docs, "RoleBinding")
+        if b["roleRef"]["name"] == tenant["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == "default"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "greenloop-tests", "namespace": "default"}
+    ]
+    assert arg_values(operator_container(docs), "--default-service-account") == ["greenloop-tests"]
+    plain = [d for d in helm.template(RELEASE, "greenloop-system") if not is_hook(d)]
+    assert arg_values(operator_container(plain), "--default-service-account") == []
+    assert not [
+        r for r in by_kind(plain, "ClusterRole") if r["metadata"]["name"].endswith("-tenant")
+    ]
+
+
+def test_tenancy_namespaces_without_an_account_are_refused_naming_it(helm: Helm) -> None:
+    proc = helm.run(
+        "template", RELEASE, str(CHART), "--set", "tenancy.namespaces={ta}", check=False
+    )
+    assert proc.returncode != 0
+    assert "tenancy.defaultServiceAccount" in proc.stderr, proc.stderr
 
 
 def test_rbac_create_false_grants_nothing(helm: Helm) -> None:
@@ -363,6 +432,7 @@ def test_the_chart_copies_of_the_sources_are_links_to_them() -> None:
     for link, source in [
         (CHART / "files" / "stagingvalidation.yaml", CRD),
         (CHART / "files" / "operator-role.yaml", ROLE),
+        (CHART / "files" / "tokenreview-role.yaml", TOKENREVIEW_ROLE),
         (CHART / "crds" / "kopf-peering.yaml", PEERING_CRDS),
     ]:
         assert link.is_symlink(), f"{link} should be a symlink to {source}"
@@ -379,6 +449,7 @@ def test_the_packaged_chart_holds_the_sources_and_renders_as_the_checkout(
         for member, source in [
             ("greenloop/files/stagingvalidation.yaml", CRD),
             ("greenloop/files/operator-role.yaml", ROLE),
+            ("greenloop/files/tokenreview-role.yaml", TOKENREVIEW_ROLE),
             ("greenloop/crds/kopf-peering.yaml", PEERING_CRDS),
         ]:
             info = tar.getmember(member)
@@ -410,7 +481,57 @@ def test_operator_args_come_from_values(helm: Helm) -> None:
     services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
     assert services["gl-greenloop-results"]["spec"]["ports"][0]["port"] == 8081
     assert services["gl-greenloop-metrics"]["spec"]["ports"][0]["targetPort"] == "metrics"
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "results"}
+    # liveness: kopf's own endpoint, on its own port; readiness: the results endpoint
+    assert arg_values(c, "--liveness") == ["http://0.0.0.0:8082/healthz"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"results": 8081, "liveness": 8082, "metrics": 8080}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "results"}
+    # the outbound policy is the operator's default: no flag
+    for flag in ("--allow-outbound", "--cluster-cidr"):
+        assert arg_values(c, flag) == [], flag
+    assert "--allow-outbound-cluster" not in c["args"]
+
+
+def test_the_outbound_values_become_the_operator_flags(helm: Helm) -> None:
+    c = operator_container(
+        helm.template(RELEASE, "ns", values=[CI_VALUES / "outbound-values.yaml"])
+    )
+    assert arg_values(c, "--allow-outbound") == [
+        "hooks.internal.example.com", "*.deploy.example.com", "10.20.0.0/16",
+    ]  # fmt: skip
+    assert arg_values(c, "--cluster-cidr") == ["10.96.0.0/12", "10.244.0.0/16"]
+    assert c["args"].count("--allow-outbound-cluster") == 1
+    # and greenloop builds its policy from them: the webhook host allowed, a cluster
+    # address not denied (allowCluster), loopback still denied
+    from greenloop.cli import build_parser
+    from greenloop.core.outbound import operator_policy
+
+    args = build_parser().parse_args(["operator", *c["args"]])
+    policy = operator_policy(
+        allow=args.allow_outbound,
+        allow_cluster=args.allow_outbound_cluster,
+        cluster_cidrs=args.cluster_cidr,
+    )
+    assert args.allow_outbound_cluster is True
+    assert len(policy.allowed) == 3
+    assert not any("cluster" in rule.label for rule in policy.denied)
+
+
+def test_the_liveness_port_is_a_value_distinct_from_the_other_listeners(
+    helm: Helm,
+) -> None:
+    c = operator_container(helm.template(RELEASE, "ns", sets=["liveness.port=9090"]))
+    assert arg_values(c, "--liveness") == ["http://0.0.0.0:9090/healthz"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["liveness"] == 9090
+    proc = helm.run("template", RELEASE, str(CHART), "--set", "liveness.port=8080", check=False)
+    assert proc.returncode != 0
+    assert "results.port, liveness.port and metrics.port must differ" in proc.stderr
+    # with metrics off, its port is free
+    helm.run(
+        "template", RELEASE, str(CHART), "--set", "liveness.port=8080",
+        "--set", "metrics.enabled=false",
+    )  # fmt: skip
 
 
 def test_the_operator_arguments_are_ones_greenloop_operator_accepts(helm: Helm) -> None:
@@ -640,7 +761,8 @@ def test_install_upgrade_uninstall_keeps_the_crd_and_the_objects(
     # the operator's account may act in the watched namespace, and nowhere else
     account = f"--as=system:serviceaccount:{namespace}:{FULLNAME}"
     for ns, allowed in [(namespace, "yes"), (CI_NAMESPACES[1], "no")]:
-        for verb, resource in [("create", "jobs"), ("patch", "deployments"), ("get", "secrets")]:
+        rows = [("impersonate", "serviceaccounts"), ("watch", "jobs"), ("get", "secrets")]
+        for verb, resource in rows:
             can = cp.kubectl("auth", "can-i", verb, resource, "-n", ns, account, check=False)
             assert can.stdout.strip() == allowed, (verb, resource, ns)
     cluster_wide = cp.kubectl(

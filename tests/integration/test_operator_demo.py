@@ -12,15 +12,9 @@ why-chain, exactly one rollout happened and iteration 2 reran only what failed.
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import io
-import json
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,14 +23,12 @@ from greenloop.core import crd
 from greenloop.core.junit import parse_junit
 from greenloop.core.model import Outcome
 from greenloop.k8s.results import RESULTS_KEY
-from tools.cluster.binaries import REPO_ROOT
+from tests.support.demo import apply_validation, fresh_state, start_demo_shop, wait_ready
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.operator import Operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-K8S = REPO_ROOT / "examples" / "demo" / "k8s"
-STATE = Path("/tmp/greenloop-demo-shop")  # demo-shop.yaml's hostPath
 # On a first boot these fail (503) or are skipped as dependent; examples/demo/README.md.
 FIRST_BOOT_FAILURES = {
     "tests/test_critical.py::test_websocket_connect",
@@ -48,14 +40,8 @@ FIRST_BOOT_FAILURES = {
 
 @pytest.fixture
 def operator(node_operator: Operator) -> Iterator[Operator]:
-    namespace = node_operator.namespace
-    shutil.rmtree(STATE / namespace, ignore_errors=True)  # demo-shop's first boot
-    try:
+    with fresh_state(node_operator.namespace):  # demo-shop's first boot
         yield node_operator
-    finally:
-        shutil.rmtree(STATE / namespace, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            STATE.rmdir()  # only when no other namespace's state is left
 
 
 def pods(cp: ControlPlane, ns: str, selector: str) -> list[dict[str, Any]]:
@@ -96,37 +82,14 @@ def test_the_demo_in_cluster_converges_in_two_iterations_with_one_real_rollout(
     cluster: ControlPlane, operator: Operator
 ) -> None:
     ns = operator.namespace
-    cluster.kubectl("apply", "-n", ns, "-f", str(K8S / "demo-shop.yaml"))
-    cluster.kubectl("rollout", "status", "-n", ns, "deployment/demo-shop", "--timeout=180s")
+    start_demo_shop(cluster, ns)
     (first,) = pods(cluster, ns, "app=demo-shop")
     log = cluster.kubectl("logs", "-n", ns, first["metadata"]["name"], "-c", "app").stdout
     assert "boot 1 on 0.0.0.0:8080; upstream pools NOT initialised" in log, log
 
-    started = time.monotonic()
-    cluster.kubectl("apply", "-n", ns, "-f", str(K8S / "validation.yaml"))
-    # `kubectl wait` as a person would run it; the test also watches for a Stalled
-    # verdict so a failure ends the test at once instead of at the wait's timeout.
-    wait = subprocess.Popen(
-        [cluster.kubectl_path, f"--kubeconfig={cluster.kubeconfig}", "wait", "-n", ns,
-         "--for=condition=Ready", "sv/demo", "--timeout=420s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 450
-        while wait.poll() is None and time.monotonic() < deadline:
-            found = cluster.get_json("sv", "demo", "-n", ns, check=False) or {}
-            if (found.get("status") or {}).get("phase") == "Stalled":
-                pytest.fail(f"Stalled: {json.dumps(found['status'])[:3000]}\n{operator.tail()}")
-            time.sleep(2)
-        out, err = wait.communicate(timeout=30)
-    finally:
-        if wait.poll() is None:
-            wait.kill()
-            wait.wait()
-    took = time.monotonic() - started
-    status = cluster.get_json("sv", "demo", "-n", ns)["status"]
-    assert wait.returncode == 0, f"{err}\n{json.dumps(status)[:3000]}\n{operator.tail()}"
-    assert out.strip() == "stagingvalidation.greenloop.dev/demo condition met"
+    apply_validation(cluster, ns)
+    # `kubectl wait` as a person would run it, ended at once on a Stalled verdict
+    took, status = wait_ready(cluster, ns, "demo", 420, diagnose=operator.tail)
     print(f"[demo] apply -> Ready in {took:.1f} s")
 
     assert status["phase"] == "Passed"

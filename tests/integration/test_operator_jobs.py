@@ -1,4 +1,5 @@
-"""The suite Job, its token Secret and selection ConfigMap, as the real API server takes them.
+"""The suite Job (its sidecar's pod-bound results token a projected volume) and its
+selection ConfigMap, as the real API server takes them.
 
 The namespace warns on the `restricted` Pod Security level, so the API server itself says
 whether the pod template would be refused in a locked-down namespace.
@@ -16,7 +17,6 @@ from greenloop.k8s.jobs import (
     SuiteJob,
     build_job,
     build_selection_configmap,
-    build_token_secret,
 )
 from tests.support.owners import make_owner
 from tools.cluster.controlplane import ControlPlane
@@ -28,7 +28,7 @@ def _create(cp: ControlPlane, obj: dict[str, Any]) -> Any:
     return cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(obj), check=False)
 
 
-def test_api_server_accepts_the_job_secret_and_configmap_as_restricted(
+def test_api_server_accepts_the_job_and_configmap_as_restricted(
     apiserver: ControlPlane, namespace: str
 ) -> None:
     apiserver.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/warn=restricted")
@@ -50,10 +50,7 @@ def test_api_server_accepts_the_job_secret_and_configmap_as_restricted(
     assert job["spec"]["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
 
     uid = job["metadata"]["uid"]
-    for obj in (
-        build_token_secret(run, job_uid=uid, token="t0ken"),
-        build_selection_configmap(run, job_uid=uid),
-    ):
+    for obj in (build_selection_configmap(run, job_uid=uid),):
         created = _create(apiserver, obj)
         assert created.returncode == 0, created.stderr
         stored = json.loads(created.stdout)

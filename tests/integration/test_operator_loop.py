@@ -3,15 +3,15 @@
 The operator runs on the host as a user would start it. kwok's node runs no containers,
 so the suite Jobs run under a service account that does not exist: the Job controller
 cannot create their pods, the Jobs stay active, and this test plays the results sidecar
-- it uploads each Job's JUnit XML with that Job's own token through the real
-`greenloop report upload`. Everything else is real: the API server, the Job and
+- it makes the pod the Job controller could not (tests/support/pod_tokens.py `pod_for`,
+held Pending) and uploads each Job's JUnit XML with that pod's own bound token through
+the real `greenloop report upload`. Everything else is real: the API server, the Job and
 Deployment controllers (a redeploy really creates a ReplicaSet), status, Events, the
 report ConfigMap.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from greenloop.core import crd
+from tests.support.pod_tokens import pod_for, pod_token
 from tests.support.sidecar import FAIL, PASS, junit
 from tests.support.workloads import roll_out
 from tools.cluster.controlplane import ControlPlane
@@ -36,6 +37,14 @@ from tools.cluster.procs import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 TARGET = {"workloads": [{"kind": "Deployment", "name": "backend"}]}  # see roll_out
+
+
+def pods_of(cp: ControlPlane, job: dict[str, Any]) -> list[dict[str, Any]]:
+    selector = f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}"
+    items: list[dict[str, Any]] = cp.get_json(
+        "pods", "-n", job["metadata"]["namespace"], "-l", selector
+    )["items"]
+    return items
 
 
 @dataclass
@@ -58,34 +67,23 @@ class Sidecar:
             name = job["metadata"]["name"]
             if name in self.done or job["spec"].get("suspend"):
                 continue
-            secret_name = name  # the Secret's name comes from the Job's labels
-            labels = job["metadata"]["labels"]
-            secrets = self.cp.get_json(
-                "secrets", "-n", self.op.namespace, "-l",
-                f"greenloop.dev/validation-uid={labels['greenloop.dev/validation-uid']},"
-                f"greenloop.dev/round={labels['greenloop.dev/round']},"
-                f"greenloop.dev/iteration={labels['greenloop.dev/iteration']},"
-                f"greenloop.dev/suite={labels['greenloop.dev/suite']}",
-            )["items"]  # fmt: skip
-            if not secrets:
+            pod = pod_for(self.cp, self.op.namespace, job, pods_of(self.cp, job))
+            if pod is None:
                 continue
-            secret_name = secrets[0]["metadata"]["name"]
             body = self.answer(job)
             self.done.add(name)
             if body is None:
                 continue
             xml = self.tmp / f"{name}.xml"
             xml.write_bytes(body)
-            env = {
-                "GREENLOOP_RESULTS_TOKEN": base64.b64decode(secrets[0]["data"]["token"]).decode(),
-                "GREENLOOP_JOB_UID": job["metadata"]["uid"],
-                "PATH": os.environ.get("PATH", ""),
-            }
+            token = self.tmp / f"{name}.token"
+            token.write_text(pod_token(self.cp, pod))
+            env = {"PATH": os.environ.get("PATH", "")}
             cmd = [sys.executable, "-m", "greenloop.cli", "report", "upload", "--now",
                    "--file", str(xml), "--url", self.op.url, "--namespace", self.op.namespace,
-                   "--job", name, "--deadline", "30"]  # fmt: skip
+                   "--job", name, "--token-file", str(token), "--deadline", "30"]  # fmt: skip
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-            assert proc.returncode == 0, f"{secret_name}: {proc.stderr}"
+            assert proc.returncode == 0, f"{name}: {proc.stderr}"
             sent += 1
         return sent
 

@@ -85,6 +85,18 @@ def token_kubeconfig(cp: ControlPlane, account: str, path: Path) -> Path:
     return path
 
 
+def bind_token_reviews(cp: ControlPlane, account: str) -> None:
+    """docs/operator.md's confined install: TokenReview is cluster-scoped, so the
+    results endpoint's one cluster-wide right is its own ClusterRole's."""
+    cp.kubectl("apply", "-f", str(RBAC / "tokenreview_role.yaml"))
+    binding = f"greenloop-tokenreview-{account}"
+    if cp.get_json("clusterrolebinding", binding, check=False) is None:
+        cp.kubectl(
+            "create", "clusterrolebinding", binding, "--clusterrole=greenloop-tokenreview",
+            f"--serviceaccount={SYSTEM_NS}:{account}",
+        )  # fmt: skip
+
+
 @pytest.fixture(params=["ClusterRoleBinding", "RoleBinding"])
 def sa_operator(
     request: pytest.FixtureRequest, cluster: ControlPlane, namespace: str, tmp_path: Path
@@ -103,6 +115,7 @@ def sa_operator(
             "create", "rolebinding", CONFINED, "-n", namespace,
             "--clusterrole=greenloop-operator", f"--serviceaccount={SYSTEM_NS}:{CONFINED}",
         )  # fmt: skip
+        bind_token_reviews(cluster, CONFINED)
     kubeconfig = token_kubeconfig(cluster, account, tmp_path / "greenloop.kubeconfig")
     assert "client-key" not in kubeconfig.read_text()
     # Operator runs `--kubeconfig cp.kubeconfig`: the same control plane, seen through
@@ -216,28 +229,41 @@ def test_the_operator_converges_with_only_its_service_account(
 CAN_I = {
     ("patch", f"{crd.NAME}/status", "NS"): True,
     ("watch", crd.NAME, "NS"): True,
-    ("create", "jobs.batch", "NS"): True,
-    ("patch", "jobs.batch", "NS"): True,
-    ("create", "secrets", "NS"): True,
-    ("delete", "secrets", "NS"): True,
-    ("patch", "configmaps", "NS"): True,
-    ("get", "pods/log", "NS"): True,
+    ("watch", "jobs.batch", "NS"): True,
+    ("get", "jobs.batch", "NS"): True,
+    ("create", "configmaps", "NS"): True,  # the results endpoint stores an upload
+    ("watch", "configmaps", "NS"): True,  # the store: results ConfigMaps, by label
+    ("get", "pods", "NS"): True,  # the pod an upload's token is bound to
+    ("create", "tokenreviews.authentication.k8s.io", ""): True,  # who an upload's token is
     ("create", "events", "NS"): True,
-    ("patch", "deployments.apps", "NS"): True,
+    ("watch", "deployments.apps", "NS"): True,
     ("list", "controllerrevisions.apps", "NS"): True,
     ("patch", "kopfpeerings.kopf.dev", "NS"): True,
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""): True,
+    # acting for an object is done as its account (issue 19, docs/design.md §8 "Tenancy")
+    ("impersonate", "serviceaccounts", "NS"): True,
+    ("impersonate", "groups", ""): False,  # a group would be any group: system:masters
+    ("impersonate", "users", ""): False,
+    # ...so what is done for an object the operator itself may not do
+    ("create", "jobs.batch", "NS"): False,
+    ("patch", "jobs.batch", "NS"): False,
+    ("patch", "configmaps", "NS"): False,
+    ("get", "pods/log", "NS"): False,
+    ("list", "events", "NS"): False,
+    ("patch", "deployments.apps", "NS"): False,
+    ("patch", "statefulsets.apps", "NS"): False,
     # what nothing in the operator asks for
     ("update", crd.NAME, "NS"): False,
     ("delete", crd.NAME, "NS"): False,
     ("create", crd.NAME, "NS"): False,
     ("delete", "jobs.batch", "NS"): False,
+    ("create", "secrets", "NS"): False,  # no upload token Secret exists any more
+    ("delete", "secrets", "NS"): False,
     ("list", "secrets", "NS"): False,
     ("watch", "secrets", "NS"): False,
     ("update", "secrets", "NS"): False,
     ("delete", "configmaps", "NS"): False,
     ("create", "pods", "NS"): False,
-    ("get", "pods", "NS"): False,
     ("create", "pods/exec", "NS"): False,
     ("create", "deployments.apps", "NS"): False,
     ("update", "deployments.apps", "NS"): False,
@@ -250,8 +276,10 @@ CAN_I = {
     ("get", "namespaces", ""): False,
     ("delete", "namespaces", ""): False,
     ("update", "customresourcedefinitions.apiextensions.k8s.io", ""): False,
-    # A ClusterRoleBinding is cluster-wide: a Secret anywhere can be read by name.
-    ("get", "secrets", "kube-system"): True,
+    # No Secret at all: a webhook's or a suite's Secrets are read as the object's
+    # account, and no upload token Secret exists (suite pods prove themselves).
+    ("get", "secrets", "NS"): False,
+    ("get", "secrets", "kube-system"): False,
 }
 
 
@@ -283,6 +311,9 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
         "--clusterrole=greenloop-operator", f"--serviceaccount={confined}",
     )  # fmt: skip
     who = f"--as=system:serviceaccount:{confined}"
+    bind_token_reviews(apiserver, CONFINED)
+    assert can_i(apiserver, who, "create", "tokenreviews.authentication.k8s.io", "")
+    assert not can_i(apiserver, who, "get", "pods", "kube-system")
     assert can_i(apiserver, who, "patch", f"{crd.NAME}/status", namespace)
     assert can_i(apiserver, who, "get", "secrets", namespace)
     assert not can_i(apiserver, who, "get", "secrets", "kube-system")
@@ -311,4 +342,4 @@ def test_a_log_the_role_does_not_let_it_read_is_named_in_the_operator_log(
     assert len(caplog.messages) == 1, caplog.messages
     message = caplog.messages[0]
     assert f"pod {namespace}/suite-pod" in message and "403" in message, message
-    assert "pods/log" in message and "config/rbac/role.yaml" in message, message
+    assert "pods/log" in message and "config/rbac/tenant-role.yaml" in message, message

@@ -43,7 +43,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 #: Where to kill it: (failpoint, its n-th hit), in the order the demo meets them.
 POINTS = [
     ("job-created", 1),  # iteration 1's first Job, suspended, nothing else yet
-    ("secret-created", 1),  # its token Secret, the Job still suspended
     ("job-resumed", 2),  # both Jobs of iteration 1 resumed
     ("report-written", 1),  # the first report, status not yet written
     ("status-written", 1),  # the first status, its IterationStarted Event not posted

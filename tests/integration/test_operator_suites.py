@@ -8,7 +8,6 @@ Secret, its pod, its completion - is the real API server and controllers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,6 +22,7 @@ from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import SuiteJob
 from greenloop.k8s.suites import observe, start
 from tests.support.owners import make_owner
+from tests.support.pod_tokens import pod_for, pod_token
 from tests.support.results_endpoint import Endpoint, serve_results
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.procs import wait_until
@@ -78,17 +78,22 @@ def wait_result(cp: ControlPlane, run: SuiteJob) -> SuiteRun:
 
 
 def upload(cp: ControlPlane, ep: Endpoint, run: SuiteJob, tmp_path: Path) -> None:
-    secret = cp.get_json("secret", run.secret_name, "-n", run.owner.namespace)
-    job = cp.get_json("job", run.job_name, "-n", run.owner.namespace)
+    """As the Job's sidecar: with its pod's bound token (the pod made as the Job
+    controller would, tests/support/pod_tokens.py), through the real CLI."""
+    ns = run.owner.namespace
+    job = cp.get_json("job", run.job_name, "-n", ns)
+    pod = wait_until(
+        "the Job's pod", lambda: pod_for(cp, ns, job, cp.get_json("pods", "-n", ns)["items"]),
+        timeout=60,
+    )  # fmt: skip
     junit = tmp_path / "junit.xml"
     junit.write_bytes(XML)
-    env = {
-        "GREENLOOP_RESULTS_TOKEN": base64.b64decode(secret["data"]["token"]).decode(),
-        "GREENLOOP_JOB_UID": job["metadata"]["uid"],
-    }
+    token = tmp_path / "token"
+    token.write_text(pod_token(cp, pod))
+    env: dict[str, str] = {}
     cmd = [sys.executable, "-m", "greenloop.cli", "report", "upload", "--now",
-           "--file", str(junit), "--url", ep.url, "--namespace", run.owner.namespace,
-           "--job", run.job_name]  # fmt: skip
+           "--file", str(junit), "--url", ep.url, "--namespace", ns,
+           "--job", run.job_name, "--token-file", str(token)]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
@@ -99,17 +104,16 @@ def test_start_is_idempotent_and_the_uploaded_results_become_the_suites_tests(
     run = suite_run(cluster, namespace, selection=("t::ok", "t::down"))
     job = on(cluster, lambda gw: start(gw, run, resume=False))
     assert job["spec"]["suspend"] is True
-    token = cluster.get_json("secret", run.secret_name, "-n", namespace)["data"]["token"]
     assert names(cluster, "pods", namespace) == [], "a suspended Job must not start a pod"
-    upload(cluster, endpoint, run, tmp_path)
+    assert names(cluster, "secrets", namespace) == [], "no upload credential is made"
 
-    # A restarted operator repeats start(): it adopts the Job, keeps the token, resumes.
+    # A restarted operator repeats start(): it adopts the Job and resumes it.
     again: dict[str, Any] = on(cluster, lambda gw: start(gw, run))
     assert again["metadata"]["uid"] == job["metadata"]["uid"]
     assert again["spec"]["suspend"] is False
     assert names(cluster, "jobs", namespace) == [run.job_name]
-    assert cluster.get_json("secret", run.secret_name, "-n", namespace)["data"]["token"] == token
     assert run.selection_name in names(cluster, "configmaps", namespace)
+    upload(cluster, endpoint, run, tmp_path)
 
     result = wait_result(cluster, run)
     assert result.error is None, result.error

@@ -1,7 +1,8 @@
-"""The test playing each Job's results sidecar on a kwok cluster (no pods run there).
+"""The test playing each Job's results sidecar on a kwok cluster (no containers run there).
 
-For every resumed greenloop Job in a namespace it writes the JUnit XML that `answer`
-returns and uploads it with that Job's own token through the real upload code
+For every resumed greenloop Job whose pod the Job controller has made, it writes the
+JUnit XML that `answer` returns and uploads it with that pod's own bound token (a
+TokenRequest bound to the pod, what the kubelet would mount) through the real upload code
 (`greenloop.k8s.upload`, what `greenloop report upload` runs), each in a thread of its
 own: an upload outlives an operator that is killed while answering it and retries until
 the restarted operator answers, as the real sidecar does.
@@ -9,7 +10,6 @@ the restarted operator answers, as the real sidecar does.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import threading
@@ -20,6 +20,7 @@ from typing import Any
 
 from greenloop.core import crd
 from greenloop.k8s.upload import Upload, UploadResult, upload
+from tests.support.pod_tokens import pod_for, pod_token
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.procs import wait_until
 
@@ -56,7 +57,8 @@ class Snapshot:
 
     validations: dict[str, dict[str, Any]]
     jobs: list[dict[str, Any]]
-    secrets: list[dict[str, Any]]
+    pods: list[dict[str, Any]]
+    cp: ControlPlane
 
     @classmethod
     def take(cls, cp: ControlPlane, namespace: str) -> Snapshot:
@@ -75,7 +77,8 @@ class Snapshot:
                 for o in items(f"/apis/{crd.API_VERSION}/namespaces/{{ns}}/{crd.PLURAL}")
             },
             jobs=items("/apis/batch/v1/namespaces/{ns}/jobs"),
-            secrets=items("/api/v1/namespaces/{ns}/secrets"),
+            pods=items("/api/v1/namespaces/{ns}/pods"),
+            cp=cp,
         )
 
     def status(self, name: str) -> dict[str, Any]:
@@ -83,12 +86,9 @@ class Snapshot:
         return status
 
     def token(self, job: dict[str, Any]) -> str | None:
-        """The token in the Secret this Job owns (none yet: serve it next time)."""
-        for secret in self.secrets:
-            owners = secret["metadata"].get("ownerReferences") or []
-            if any(o.get("uid") == job["metadata"]["uid"] for o in owners):
-                return base64.b64decode(secret["data"]["token"]).decode()
-        return None
+        """The token the Job's pod's sidecar would hold (no pod yet: serve it next time)."""
+        pod = pod_for(self.cp, job["metadata"]["namespace"], job, self.pods)
+        return None if pod is None else pod_token(self.cp, pod)
 
 
 def url_of(job: dict[str, Any]) -> str:
@@ -103,22 +103,22 @@ def url_of(job: dict[str, Any]) -> str:
 def upload_when_resumed(
     cp: ControlPlane, namespace: str, job: dict[str, Any], xml: Path, url: str
 ) -> None:
-    """Upload `xml` once, as `job`'s sidecar would: when its token Secret exists and the
-    Job is resumed (polled every 20 ms, up to 60 s); raise unless the results are stored.
-    For one Job at a time (the benches): the Secret is found by the object's uid."""
+    """Upload `xml` once, as `job`'s sidecar would: when the Job controller has made its
+    pod (polled every 20 ms, up to 60 s), with that pod's bound token; raise unless the
+    results are stored. For one Job at a time (the benches)."""
     name = job["metadata"]["name"]
-    uid = labels_of(job)["greenloop.dev/validation-uid"]
+    selector = f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}"
 
-    def secret() -> dict[str, Any] | None:
-        items = cp.get_json("secrets", "-n", namespace, "-l", f"greenloop.dev/validation-uid={uid}")
-        ready = cp.get_json("job", name, "-n", namespace)["spec"].get("suspend")
-        return items["items"][0] if items["items"] and ready is False else None
+    def pod() -> dict[str, Any] | None:
+        items = cp.get_json("pods", "-n", namespace, "-l", selector)["items"]
+        return pod_for(cp, namespace, job, items)
 
-    token = wait_until("the Job's token", secret, timeout=60.0, interval=0.02)["data"]["token"]
+    found = wait_until("the Job's pod", pod, timeout=60.0, interval=0.02)
+    token_file = xml.with_suffix(".token")
+    token_file.write_text(pod_token(cp, found))
     result = upload(
         Upload(
-            file=xml, url=url, namespace=namespace, job=name,
-            token=base64.b64decode(token).decode(), job_uid=job["metadata"]["uid"],
+            file=xml, url=url, namespace=namespace, job=name, token_file=token_file,
             deadline_seconds=30,
         )
     )  # fmt: skip
@@ -150,9 +150,11 @@ class Sidecar:
                 continue
             xml = self.tmp / f"{name}.xml"
             xml.write_bytes(body)
+            token_file = self.tmp / f"{name}.token"
+            token_file.write_text(token)
             job_upload = Upload(
                 file=xml, url=self.url or url_of(job), namespace=self.namespace, job=name,
-                token=token, job_uid=job["metadata"]["uid"], deadline_seconds=self.deadline,
+                token_file=token_file, deadline_seconds=self.deadline,
             )  # fmt: skip
             self.logs[name] = io.StringIO()
             thread = threading.Thread(

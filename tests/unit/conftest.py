@@ -35,4 +35,4 @@ def _compiled_rules_are_compiled_here() -> None:
     compiled by earlier code."""
     from greenloop.core import classify
 
-    classify._compile_rules.cache_clear()
+    classify._SETS.clear()

@@ -1,4 +1,4 @@
-"""The Job, Secret and ConfigMap for one suite run, as the API server will receive them."""
+"""The Job and ConfigMap for one suite run, as the API server will receive them."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from greenloop.core.model import EnvVar, Suite
 from greenloop.k8s.jobs import (
     JUNIT_PATH,
     SELECT_PATH,
+    TOKEN_DIR,
+    TOKEN_PATH,
+    TOKEN_VOLUME,
     Owner,
     SuiteJob,
     build_job,
     build_selection_configmap,
-    build_token_secret,
 )
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -70,7 +72,7 @@ def test_names_are_deterministic_dns_labels_distinct_per_round_iteration_suite_a
         run(name=long_name),
         run(name=long_name, suite="core"),
     ]
-    names = [n for r in runs for n in (r.job_name, r.secret_name, r.selection_name, r.results_name)]
+    names = [n for r in runs for n in (r.job_name, r.selection_name, r.results_name)]
     assert len(set(names)) == len(names), "two objects would share a name"
     for n in names:
         assert len(n) <= 63 and DNS_LABEL.match(n), n
@@ -155,25 +157,40 @@ def test_results_sidecar_is_native_shares_the_results_dir_and_has_time_to_upload
     assert sidecar["command"][:3] == ["greenloop", "report", "upload"]
     deadline = int(sidecar["command"][sidecar["command"].index("--deadline") + 1])
     assert spec["terminationGracePeriodSeconds"] > deadline
-    env = env_of(sidecar)
-    assert env["GREENLOOP_RESULTS_TOKEN"] == {
-        "secretKeyRef": {"name": run().secret_name, "key": "token"}
-    }
     main_mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
     side_mounts = {m["name"]: m["mountPath"] for m in sidecar["volumeMounts"]}
     assert main_mounts["results"] == side_mounts["results"]
     assert JUNIT_PATH.startswith(side_mounts["results"] + "/")
 
 
-def test_token_secret_is_owned_by_the_job_and_bound_to_its_uid_and_iteration() -> None:
-    secret = build_token_secret(run(iteration=3), job_uid="job-uid-7", token="s3cret")
-    assert secret["metadata"]["name"] == run(iteration=3).secret_name
-    assert secret["metadata"]["ownerReferences"][0] == {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "name": run(iteration=3).job_name,
-        "uid": "job-uid-7",
-        "controller": True,
-        "blockOwnerDeletion": True,
+def test_the_results_token_is_a_pod_bound_projected_token_mounted_into_the_sidecar_only() -> None:
+    """No Secret, no API token anywhere: the sidecar alone gets the pod's own
+    ServiceAccount token for the results endpoint's audience, short-lived."""
+    spec = pod(build_job(run()))
+    assert spec["automountServiceAccountToken"] is False
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes[TOKEN_VOLUME] == {
+        "name": TOKEN_VOLUME,
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "audience": "greenloop.dev/results",
+                        "expirationSeconds": 600,
+                        "path": "token",
+                    }
+                }
+            ]
+        },
     }
-    assert secret["stringData"] == {"token": "s3cret", "job-uid": "job-uid-7", "iteration": "3"}
+    assert not any("secret" in v for v in spec["volumes"])
+    (sidecar,) = spec["initContainers"]
+    (suite,) = spec["containers"]
+    assert {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True} in sidecar[
+        "volumeMounts"
+    ]
+    assert TOKEN_VOLUME not in {m["name"] for m in suite["volumeMounts"]}
+    assert sidecar["command"][sidecar["command"].index("--token-file") + 1] == TOKEN_PATH
+    for container in (sidecar, suite):
+        for env in container.get("env") or ():
+            assert "secretKeyRef" not in (env.get("valueFrom") or {}), env

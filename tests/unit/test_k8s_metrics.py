@@ -152,3 +152,30 @@ def test_every_greenloop_series_has_only_bounded_labels() -> None:
         assert "4711" not in text
     finally:
         metrics.PHASES.forget("shop", "customer-4711-private")
+
+
+def late_heartbeats(above: float) -> float:
+    """How many heartbeats so far came more than ``above`` seconds late (a bucket bound)."""
+    count = REGISTRY.get_sample_value("greenloop_event_loop_lag_seconds_count") or 0.0
+    within = REGISTRY.get_sample_value(
+        "greenloop_event_loop_lag_seconds_bucket", {"le": str(above)}
+    )
+    return count - (within or 0.0)
+
+
+def test_a_blocked_event_loop_shows_as_a_late_heartbeat() -> None:
+    """Issue 17: what holds the loop (a parse on it) shows in the lag histogram. The loop
+    is held for 0.4 s while the heartbeat sleeps its 0.1 s: that beat is >= 0.3 s late."""
+    import asyncio
+    import time
+
+    async def hold_the_loop() -> None:
+        heartbeat = asyncio.create_task(metrics.measure_loop_lag())
+        await asyncio.sleep(0.05)  # the heartbeat is asleep
+        time.sleep(0.4)  # the point: the loop is held
+        await asyncio.sleep(0.15)  # it wakes, records, sleeps again
+        heartbeat.cancel()
+
+    before = late_heartbeats(0.25)
+    asyncio.run(hold_the_loop())
+    assert late_heartbeats(0.25) == before + 1

@@ -186,7 +186,7 @@ def test_the_loop_keeps_its_beat_while_a_100k_test_decision_is_made_and_written(
 
     async def decide_and_write() -> Any:
         decision = await offload(engine.on_suite, obj.spec, started.state, event, 1010.0)
-        return await reconciler._write(raw, obj, started.state, decision)
+        return await reconciler._write(gw, raw, obj, started.state, decision)  # type: ignore[arg-type]
 
     async def main() -> tuple[Any, list[float], float]:
         beat = Heartbeat()
@@ -249,7 +249,7 @@ def test_a_stored_state_is_decoded_once_not_on_every_tick(monkeypatch: Any) -> N
     monkeypatch.setattr(snapshot, "from_data", counting)
 
     async def main() -> None:
-        await reconciler._write(raw, obj, None, started)
+        await reconciler._write(gw, raw, obj, None, started)  # type: ignore[arg-type]
         # What the API returns: the written status, through JSON.
         written = json.loads(
             json.dumps({**raw, "status": {"engine": snapshot.to_data(started.state)}})

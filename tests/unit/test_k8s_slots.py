@@ -94,3 +94,23 @@ def test_a_waiter_cancelled_in_the_queue_takes_no_slot() -> None:
         assert slots.waiting == 0 and slots.in_use == {}
 
     run(scenario)
+
+
+def test_a_waiter_cancelled_just_as_a_slot_frees_takes_no_slot() -> None:
+    # The burst of issue 17 at N=1000: a waiter's timeout cancels its future, a release
+    # runs before the waiter's handler does; the slot must not go to the cancelled one
+    # (it leaked for good, and the release raised InvalidStateError: a 500).
+    async def scenario() -> None:
+        slots = FairSlots(1, max_waiting=10, wait_seconds=5)
+        await slots.acquire("a")
+        waiter = asyncio.create_task(slots.acquire("b"))
+        await settle()
+        waiter.cancel()  # its future is cancelled at once; its handler runs later
+        slots.release("a")  # the slot frees in between
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert (slots.in_use, slots.waiting) == ({}, 0)
+        await slots.acquire("c")  # the one slot is free
+        assert slots.in_use == {"c": 1}
+
+    run(scenario)

@@ -10,7 +10,7 @@ import pytest
 
 from greenloop.core import spec
 from greenloop.core.pod_start import RETRY_GRACE_SECONDS, never_starts
-from greenloop.k8s.jobs import Owner, SuiteJob, build_job
+from greenloop.k8s.jobs import TOKEN_VOLUME, Owner, SuiteJob, build_job
 
 SUITE: dict[str, Any] = {"name": "core", "command": ["pytest"], "image": "e2e:1"}
 POD_FIELDS: dict[str, Any] = {
@@ -149,7 +149,7 @@ def test_builder_leaves_out_what_was_not_given() -> None:
     suite = pod["containers"][0]
     assert "envFrom" not in suite and "resources" not in suite
     assert suite["env"][0] == {"name": "A", "value": ""}
-    assert [v["name"] for v in pod["volumes"]] == ["results"]
+    assert [v["name"] for v in pod["volumes"]] == ["results", TOKEN_VOLUME]
 
 
 def test_pod_settings_keep_the_pod_restricted() -> None:
@@ -161,7 +161,10 @@ def test_pod_settings_keep_the_pod_restricted() -> None:
         context = container["securityContext"]
         assert context["allowPrivilegeEscalation"] is False
         assert context["capabilities"] == {"drop": ["ALL"]}
-    assert {k for v in pod["volumes"] for k in v} <= {"name", "secret", "configMap", "emptyDir"}
+    # The team's volumes add only these sources; greenloop's own token volume is the one
+    # projected source, mounted into the sidecar alone.
+    team = [v for v in pod["volumes"] if v["name"] != TOKEN_VOLUME]
+    assert {k for v in team for k in v} <= {"name", "secret", "configMap", "emptyDir"}
 
 
 @pytest.mark.parametrize(

@@ -12,17 +12,19 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenloop.core import engine, spec
+from greenloop.core import engine, snapshot, spec
 from greenloop.core.engine import RunSuites, SuiteFinished
 from greenloop.core.model import FailureClass, Outcome, TestResult
+from greenloop.core.model import ValidationSpec as Spec
 from greenloop.core.runners import select_args
-from greenloop.core.shard_results import MergedSuite, ShardOutcome, Waiting, merge
+from greenloop.core.shard_results import MergedSuite, ShardOutcome, Waiting, merge, suite_plan
 from greenloop.core.shards import (
     DEFAULT_DURATION,
     MAX_SHARDS,
@@ -375,7 +377,7 @@ def test_shards_that_all_reported_merge_into_one_run() -> None:
         ({0: False, 2: True}, True),  # a cause a rerun cannot change stops the round
     ],
 )
-def test_a_shard_without_results_is_a_runner_error_never_a_pass(
+def test_a_shard_without_results_is_a_runner_error_for_its_tests_only(
     failed: dict[int, bool], permanent: bool
 ) -> None:
     p = rerun_plan()
@@ -386,16 +388,24 @@ def test_a_shard_without_results_is_a_runner_error_never_a_pass(
         for s in p.shards
     ]
     m = merged(p, outcomes)
-    assert m.run.error is not None
+    assert m.run.error is None and m.run.shard_error is not None
     for index in failed:
-        assert f"shard {index + 1}/3 (p): no results: the pod was deleted" in m.run.error
-    assert m.run.tests == ()  # the suite cannot be complete: no test of it reads passed
-    assert m.run.permanent is permanent
+        assert f"shard {index + 1}/3 (p): no results: the pod was deleted" in m.run.shard_error
     given_to_failed = sorted(t for s in p.shards if s.index in failed for t in s.test_ids or ())
-    assert list(m.unrun) == given_to_failed
+    # The other shards' results are handed on; the failed shards' tests are not among them.
+    assert sorted(t.id for t in m.run.tests) == sorted(set(IDS) - set(given_to_failed))
+    assert m.run.permanent is permanent
+    assert list(m.unrun) == list(m.run.unrun) == given_to_failed
 
 
-def test_a_first_run_shard_without_results_leaves_the_whole_suite_incomplete() -> None:
+def test_no_shard_with_results_is_the_suites_runner_error() -> None:
+    p = rerun_plan()
+    m = merged(p, [ShardOutcome(s.index, error="gone", pod=f"p{s.index}") for s in p.shards])
+    assert m.run.error is not None and m.run.shard_error is None
+    assert "shard 1/3 (p0): no results: gone" in m.run.error and m.run.tests == ()
+
+
+def test_a_first_run_shard_without_results_hands_on_the_others() -> None:
     p = plan("e2e", None, 3, runner="pytest")
     outcomes = [
         ShardOutcome(0, (ok("a"), ok("b"))),
@@ -403,17 +413,20 @@ def test_a_first_run_shard_without_results_leaves_the_whole_suite_incomplete() -
         ShardOutcome(2, (ok("c"),)),
     ]
     m = merged(p, outcomes)
-    assert m.run.error == "shard 2/3 (e2e-1): no results: pod e2e-1 produced no results"
-    assert m.run.tests == () and m.unrun == ()  # ids unknown: the runner chose them
+    assert m.run.error is None
+    assert m.run.shard_error == "shard 2/3 (e2e-1): no results: pod e2e-1 produced no results"
+    assert [t.id for t in m.run.tests] == ["a", "b", "c"]
+    assert m.unrun == ()  # ids unknown: the runner chose them (the engine knows the suite's)
+    assert m.run.shard_lines == tuple(line.describe() for line in m.shards)
 
 
 def test_a_first_run_whose_shards_report_the_same_test_is_never_passed() -> None:
     # A generic runner that ignores GREENLOOP_SHARD_*: every shard runs everything.
     p = plan("e2e", None, 2)
     m = merged(p, [ShardOutcome(i, (ok("a"), ok("b"))) for i in range(2)])
-    assert m.run.tests == ()
-    assert m.run.error is not None and "GREENLOOP_SHARD_INDEX" in m.run.error
-    assert m.conflicts == ("a", "b")
+    assert m.run.tests == () and m.run.error is None
+    assert m.run.split_ignored == m.conflicts == ("a", "b")
+    assert "GREENLOOP_SHARD_INDEX" in m.note
     assert [line.stray for line in m.shards] == [2, 2]
 
 
@@ -444,8 +457,8 @@ def test_a_test_two_shards_report_is_believed_only_when_it_failed_in_both(
 ) -> None:
     p = plan("e2e", None, 2, runner="pytest")
     m = merged(p, [ShardOutcome(i, (r,)) for i, r in enumerate(reports)])
-    assert m.conflicts == ("t",) and m.run.tests == ()
-    assert m.run.error is not None and "the runner ignored GREENLOOP_SHARD_INDEX" in m.run.error
+    assert m.conflicts == m.run.split_ignored == ("t",) and m.run.tests == ()
+    assert "the runner ignored GREENLOOP_SHARD_INDEX" in m.note
 
 
 def test_a_test_reported_by_a_shard_not_given_it_is_dropped() -> None:
@@ -475,7 +488,7 @@ def test_a_shard_reported_twice_is_believed_neither_time() -> None:
     p = rerun_plan(2)
     outcomes = [passed_all(p.shards[0]), passed_all(p.shards[1]), passed_all(p.shards[1])]
     m = merged(p, outcomes)
-    assert m.run.error is not None and "reported 2 times" in m.run.error
+    assert m.run.shard_error is not None and "reported 2 times" in m.run.shard_error
     assert set(m.unrun) == set(p.shards[1].test_ids or ())
 
 
@@ -516,15 +529,150 @@ def test_a_stray_result_is_not_rerun_in_the_engine_as_for_an_ignored_selection()
     assert d.state.selection_misses == {"e2e": 1}
 
 
-def test_a_shard_without_results_keeps_the_engine_from_passing() -> None:
+def _feed(spec: Spec, state: engine.State, action: RunSuites, m: MergedSuite) -> engine.Decision:
+    return engine.on_suite(spec, state, SuiteFinished(action.id, m.run), 2.0)
+
+
+def test_a_shard_without_results_is_a_runner_error_for_its_tests_only_in_the_engine() -> None:
     spec = make_spec(("e2e", "P1"))
     state, action = _rerun_of_failures()
     (selection,) = action.suites
     p = plan("e2e", selection.test_ids, 2)
-    outcomes = [passed_all(p.shards[0]), ShardOutcome(1, error="pod deleted")]
-    d = engine.on_suite(spec, state, SuiteFinished(action.id, merged(p, outcomes).run), 2.0)
+    outcomes = [passed_all(p.shards[0]), ShardOutcome(1, error="pod deleted", pod="e2e-1")]
+    d = _feed(spec, state, action, merged(p, outcomes))
     assert d.state.phase is not engine.Phase.PASSED
-    assert all(d.state.tests[t].failing for t in selection.test_ids or ())
+    lost = set(p.shards[1].test_ids or ())
+    for test_id in selection.test_ids or ():
+        record = d.state.tests[test_id]
+        if test_id in lost:
+            assert record.diagnosis is not None
+            assert record.diagnosis.failure_class is FailureClass.RUNNER_ERROR
+            assert "pod deleted" in record.diagnosis.evidence
+        else:
+            assert not record.failing  # the shard that reported: its passes count
+    assert d.state.selection_misses == {}  # a lost shard is not the runner's selection miss
+    # Retried once, and only the lost shard's tests; flakeRetries does not matter.
+    assert isinstance(d.action, RunSuites)
+    assert d.action.suites == (engine.SuiteSelection("e2e", tuple(sorted(lost))),)
+
+
+def test_a_test_that_passes_after_its_shard_was_lost_is_not_flaky_for_that() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state, action = _rerun_of_failures()  # IDS[:4] failed (Assertion), the rest passed
+    # A whole-suite run whose shard 2 of 2 is lost: its known tests are not run.
+    p = plan("e2e", None, 2, runner="pytest")
+    mine = [t for t in IDS if shard_of(t, 2) == 0]
+    outcomes = [ShardOutcome(0, tuple(ok(t) for t in mine)), ShardOutcome(1, error="lost")]
+    state = replace(state, running=(engine.SuiteSelection("e2e"),))
+    d = _feed(spec, state, action, merged(p, outcomes))
+    assert isinstance(d.action, RunSuites)
+    # Its retry passes them: those that had passed before they were lost are not flaky.
+    (selection,) = d.action.suites
+    retry = engine.SuiteRun("e2e", tuple(ok(t) for t in selection.test_ids or ()))
+    d = engine.on_suite(spec, d.state, SuiteFinished(d.action.id, retry), 3.0)
+    lost_passing = {t for t in IDS[4:] if t not in mine}
+    assert lost_passing and not lost_passing & set(d.state.flaky)
+    assert d.state.phase is engine.Phase.PASSED
+
+
+def test_a_lost_shard_again_stalls_the_round_on_runner_error() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state, action = _rerun_of_failures()
+    for _ in range(2):
+        (selection,) = action.suites
+        p = plan("e2e", selection.test_ids, 2)
+        assert len(p.shards) == 2
+        outcomes = [passed_all(p.shards[0]), ShardOutcome(1, error="pod deleted")]
+        d = _feed(spec, state, action, merged(p, outcomes))
+        state = d.state
+        if isinstance(d.action, RunSuites):
+            action = d.action
+    assert d.state.phase is engine.Phase.STALLED
+    assert d.state.reason is engine.Reason.RUNNER_ERROR
+
+
+def test_a_lost_shard_of_a_whole_suite_run_makes_its_known_tests_runner_errors() -> None:
+    spec = make_spec(("e2e", "P1"))
+    state, action = _rerun_of_failures()
+    # A later whole-suite run (a new round) whose shard 2 of 2 was lost.
+    p = plan("e2e", None, 2, runner="pytest")
+    mine = [t for t in IDS if shard_of(t, 2) == 0]
+    outcomes = [ShardOutcome(0, tuple(ok(t) for t in mine)), ShardOutcome(1, error="lost")]
+    whole = engine.SuiteSelection("e2e")
+    state = replace(state, running=(whole,))
+    d = engine.on_suite(spec, state, SuiteFinished(action.id, merged(p, outcomes).run), 2.0)
+    for test_id in IDS:
+        record = d.state.tests[test_id]
+        if test_id in mine:
+            assert not record.failing
+        else:
+            assert record.diagnosis is not None
+            assert record.diagnosis.failure_class is FailureClass.RUNNER_ERROR
+    assert d.state.phase is not engine.Phase.PASSED
+
+
+def test_a_runner_that_ignores_the_shard_variables_ends_selection_ignored() -> None:
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)
+    everything = tuple(ok(t) for t in IDS)
+    for _ in range(3):
+        assert isinstance(d.action, RunSuites)
+        (selection,) = d.action.suites
+        p = plan("e2e", selection.test_ids, 3)
+        m = merged(p, [ShardOutcome(s.index, everything) for s in p.shards])
+        d = _feed(spec, d.state, d.action, m)
+        assert d.state.phase is not engine.Phase.PASSED
+        if d.state.phase is engine.Phase.STALLED:
+            break
+    assert d.state.reason is engine.Reason.SELECTION_IGNORED
+    assert d.state.iteration == 2
+    record = d.state.tests[IDS[0]]
+    assert record.diagnosis is not None
+    assert record.diagnosis.failure_class is FailureClass.NOT_RERUN
+    assert "GREENLOOP_SHARD_INDEX" in " ".join(d.state.history[0].notes)
+
+
+# ---------------------------------------------------------------------------
+# Durations: kept per test, and what the next run's shards are balanced by
+
+
+def test_each_test_keeps_the_duration_its_latest_result_reported() -> None:
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)
+    assert isinstance(d.action, RunSuites)
+    results = (ok("a", time=2.5), ok("b", time=0.0), bad("c", ASSERT, time=float("nan")))
+    d = engine.on_suite(
+        spec, d.state, SuiteFinished(d.action.id, engine.SuiteRun("e2e", results)), 1.0
+    )
+    assert engine.durations(d.state, "e2e") == {"a": 2.5}
+    assert engine.durations(d.state, "other") == {}
+    # Kept through the stored state (the operator's restart).
+    again = snapshot.from_data(snapshot.to_data(d.state))
+    assert engine.durations(again, "e2e") == {"a": 2.5}
+
+
+def test_a_rerun_is_balanced_by_the_previous_durations() -> None:
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)
+    assert isinstance(d.action, RunSuites)
+    # One slow failure and three quick ones: LPT puts the slow one alone.
+    seconds = {"slow": 8.0, "q1": 1.0, "q2": 1.0, "q3": 1.0}
+    results = (*(bad(t, ASSERT, time=s) for t, s in seconds.items()), ok("fine", time=1.0))
+    d = engine.on_suite(
+        spec, d.state, SuiteFinished(d.action.id, engine.SuiteRun("e2e", results)), 1.0
+    )
+    assert isinstance(d.action, RunSuites)
+    (selection,) = d.action.suites
+    suite = replace(spec.suites[0], shards=4)
+    p = suite_plan(suite, d.state, selection)
+    assert [s.test_ids for s in p.shards] == [("slow",), ("q1", "q2", "q3")]
+    # A whole-suite run is the runner's split, never wider than the tests it reported.
+    whole = suite_plan(
+        replace(suite, shards=64, runner="pytest"), d.state, engine.SuiteSelection("e2e")
+    )
+    assert [(s.index, s.count, s.test_ids) for s in whole.shards] == [
+        (i, 5, None) for i in range(5)
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -606,11 +754,14 @@ def test_a_duplicate_stray_or_missing_shard_never_merges_to_a_pass(
             nobodys = p.selected is not None and test_id not in p.selected
             failed_once = p.selected is None and all(r.is_failure for r in results)
             assert not results or nobodys or failed_once
-    if any(o.error is not None for o in outcomes):
+    failed = {o.index for o in outcomes if o.error is not None}
+    if failed:
+        # No result from a failed shard is handed on; its ids are the engine's RunnerErrors.
+        assert m.run.error is not None or m.run.shard_error is not None
+        assert set(m.unrun) == {t for s in p.shards for t in s.test_ids or () if s.index in failed}
+        assert not counted & set(m.unrun)
+    if len(failed) == len(outcomes):
         assert m.run.error is not None and m.run.tests == ()
-        assert set(m.unrun) == {
-            t for s in p.shards for t in s.test_ids or () if outcomes[s.index].error is not None
-        }
 
 
 # ---------------------------------------------------------------------------
@@ -638,9 +789,22 @@ def test_the_spec_says_how_many_shards_a_suite_runs_in(
 
 
 @pytest.mark.parametrize("shards", [2, 4, MAX_SHARDS])
-def test_more_than_one_shard_is_refused_until_a_shell_runs_them(shards: int) -> None:
-    with pytest.raises(SpecError, match=r"shards: \d+: a suite runs as one process or pod"):
-        spec.load_text(_suite_with(shards=shards))
+def test_local_mode_runs_more_than_one_shard(shards: int) -> None:
+    (sv,) = spec.load_text(_suite_with(shards=shards)).objects
+    assert sv.spec.suites[0].shards == shards
+
+
+@pytest.mark.parametrize("shards", [2, MAX_SHARDS])
+def test_operator_mode_runs_more_than_one_shard(shards: int) -> None:
+    (sv,) = spec.load_text(_suite_with(shards=shards, image="e2e:1"), mode="operator").objects
+    assert sv.spec.suites[0].shards == shards
+
+
+@pytest.mark.parametrize("mode", ["local", "operator"])
+def test_more_shards_than_policy_parallelism_is_a_warning(mode: str) -> None:
+    loaded = spec.load_text(_suite_with(shards=4, image="e2e:1"), mode=mode)  # type: ignore[arg-type]
+    (warning,) = [w for w in loaded.warnings if "spec.suites[0].shards" in w]
+    assert "4 shards, but spec.policy.parallelism is 1: at most 1 run at once" in warning
 
 
 @pytest.mark.parametrize("shards", [0, MAX_SHARDS + 1, "4"])

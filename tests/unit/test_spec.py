@@ -824,19 +824,6 @@ INVALID: list[
             " for local runs)"
         ],
     ),
-    *(
-        (
-            f"{mode}: suites[].shards above 1 is not carried out yet",
-            base,
-            [setting("spec.suites[0].shards", 3)],
-            mode,
-            [
-                "validation.yaml: spec.suites[0].shards: 3: a suite runs as one process or pod"
-                " until sharding is carried out (docs/design.md §4.1); use 1"
-            ],
-        )
-        for mode, base in (("local", MINIMAL), ("operator", OPERATOR))
-    ),
     (
         "policy.redeploy unknown",
         OPERATOR,

@@ -24,6 +24,7 @@ from greenloop.core.status import (
     history,
     invalid_spec_reported,
     invalid_spec_status,
+    pending_status,
     status_object,
     summary,
     timestamp,
@@ -253,3 +254,26 @@ def test_an_invalid_spec_is_stalled_naming_the_field_and_valid_for_the_crd() -> 
 def test_an_invalid_spec_s_message_is_clipped_to_what_a_condition_holds() -> None:
     long = invalid_spec_status(1, "x" * 5000, 0.0)
     assert {len(c["message"]) for c in long["conditions"]} == {2000}
+
+
+# -- the first status, written the moment greenloop sees a new object ----------------------
+
+
+def test_the_first_status_is_pending_and_reconciling_and_valid_for_the_crd() -> None:
+    status = pending_status(4, 0.0)
+    assert status["phase"] == "Pending"
+    assert status["observedGeneration"] == 4
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("Ready", "False", "Pending"),
+        ("Reconciling", "True", "Pending"),
+        ("Stalled", "False", "Pending"),
+    ]
+    assert {c["observedGeneration"] for c in status["conditions"]} == {4}
+    assert validate(status, spec.spec_schema()["properties"]["status"]) == []
+    # the same condition statuses a Pending engine state gets: the round's first write
+    # (Testing, Reconciling still True) keeps Reconciling's lastTransitionTime
+    flags = [(c["type"], c["status"]) for c in conditions(State(), 4, 0.0)]
+    assert flags == [(c["type"], c["status"]) for c in status["conditions"]]
+    first = build_status(OBJ, State(), 60.0, previous_conditions=status["conditions"])
+    (reconciling,) = [c for c in first["conditions"] if c["type"] == "Reconciling"]
+    assert reconciling["lastTransitionTime"] == "1970-01-01T00:00:00Z"

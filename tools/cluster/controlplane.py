@@ -25,6 +25,7 @@ Standard library only (plus PyYAML when a caller passes objects to `apply`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from tools.cluster.binaries import KWOK_STAGES, ensure_binaries, missing_binaries
+from tools.cluster.binaries import KWOK_STAGES, REPO_ROOT, ensure_binaries, missing_binaries
 from tools.cluster.client import Client
 from tools.cluster.host import node_ip
 from tools.cluster.pki import PKI, write_kubeconfig
@@ -54,6 +55,10 @@ from tools.cluster.procs import (
 )
 
 NODE_NAME = "kwok-node-0"
+#: config/rbac/tenant-role.yaml (ClusterRole greenloop-tenant) and the RoleBinding
+#: `create_namespace` makes of it in each namespace.
+TENANT_ROLE = REPO_ROOT / "config" / "rbac" / "tenant-role.yaml"
+TENANT_BINDING = "greenloop-tenant-all"
 #: Annotation that tells our kwok controller which nodes are its fake ones.
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 SERVICE_CIDR = "10.0.0.0/24"
@@ -90,6 +95,7 @@ class ControlPlane(Client):
         build_output: IO[str] | None = None,
         verbose: bool = False,
         serve_pods: bool = False,
+        audit: bool = False,
     ) -> None:
         self.bindir = bindir or ensure_binaries(build=build, output=build_output)
         missing = missing_binaries(self.bindir)
@@ -117,6 +123,9 @@ class ControlPlane(Client):
         self.version = ""
         self.ports: dict[str, int] = {}
         self.verbose = verbose
+        # An audit log of every request (metadata level): who asked what, for tests and
+        # benches that count a client's requests (`audit_events`).
+        self.audit_log = self.workdir / "logs" / "audit.log" if audit else None
         # kubelet refuses a loopback node IP, and the `kubernetes` Service's endpoints may
         # not be one either: pods reach the API server at the machine's own address
         self.advertise_address = node_ip() if serve_pods else ""
@@ -125,6 +134,7 @@ class ControlPlane(Client):
         self._logs: dict[str, Path] = {}
         self._user_kubeconfigs: dict[tuple[str, tuple[str, ...]], Path] = {}
         self._controllers_started = False
+        self._tenant_role_applied = False
         self._lock = threading.RLock()
         self._ssl: ssl.SSLContext | None = None
 
@@ -140,15 +150,18 @@ class ControlPlane(Client):
         build_output: IO[str] | None = None,
         verbose: bool = False,
         serve_pods: bool = False,
+        audit: bool = False,
     ) -> ControlPlane:
         """Start etcd and kube-apiserver (and the controllers if asked); ready on return.
-        `serve_pods`: reachable from a real node's pods too (see the module docstring)."""
+        `serve_pods`: reachable from a real node's pods too (see the module docstring).
+        `audit`: the API server writes an audit log (`audit_events` reads it)."""
         cp = cls(
             workdir,
             build=build,
             build_output=build_output,
             verbose=verbose,
             serve_pods=serve_pods,
+            audit=audit,
         )
         try:
             cp.start_apiserver()
@@ -194,6 +207,24 @@ class ControlPlane(Client):
                         continue
                     raise
             self.timings["apiserver"] = time.monotonic() - t0
+
+    def restart_apiserver(self, *, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver and start it again on the same port (etcd keeps the data):
+        every client's connections and watches break, as in an API server upgrade."""
+        with self._lock:
+            self._stop_procs(["kube-apiserver"])
+            self._start_kube_apiserver(timeout=timeout)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit log's events so far (one per request, when it completed); [] when
+        the control plane was started without `audit`."""
+        if self.audit_log is None or not self.audit_log.exists():
+            return []
+        events = []
+        for line in self.audit_log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
 
     def start_controllers(self, *, timeout: float = 90.0) -> None:
         """kube-controller-manager, kube-scheduler, kwok and one Ready fake node. Idempotent."""
@@ -321,13 +352,35 @@ class ControlPlane(Client):
             self._user_kubeconfigs[key] = path
             return path
 
-    def create_namespace(self, name: str, *, timeout: float = 60.0) -> str:
+    def create_namespace(
+        self, name: str, *, timeout: float = 60.0, tenant_role: bool = True
+    ) -> str:
         """Create a namespace; with controllers running, wait for its default ServiceAccount
-        (pods are rejected until the serviceaccount controller has made it)."""
+        (pods are rejected until the serviceaccount controller has made it). With
+        `tenant_role`, its accounts may do what greenloop does for its objects."""
         self.kubectl("create", "namespace", name)
+        if tenant_role:
+            self.grant_tenant_role(name)
         if self._controllers_started:
             self.wait_for_service_account(name, timeout=timeout)
         return name
+
+    def grant_tenant_role(self, namespace: str) -> None:
+        """Bind config/rbac/tenant-role.yaml's ClusterRole (applied once) in `namespace` to
+        all its ServiceAccounts - the group `system:serviceaccounts:<ns>`, which the API
+        server gives an impersonated account - so greenloop may act for the objects
+        there whatever account they name (docs/design.md §8 "Tenancy").
+        tests/integration/test_tenancy.py revokes it (`revoke_tenant_role`)."""
+        if not self._tenant_role_applied:
+            self.kubectl("apply", "-f", str(TENANT_ROLE))
+            self._tenant_role_applied = True
+        self.kubectl(
+            "create", "rolebinding", TENANT_BINDING, "-n", namespace,
+            "--clusterrole=greenloop-tenant", f"--group=system:serviceaccounts:{namespace}",
+        )  # fmt: skip
+
+    def revoke_tenant_role(self, namespace: str) -> None:
+        self.kubectl("delete", "rolebinding", TENANT_BINDING, "-n", namespace, "--ignore-not-found")
 
     def wait_for_service_account(
         self, namespace: str, name: str = "default", *, timeout: float = 60.0
@@ -487,6 +540,7 @@ class ControlPlane(Client):
             "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             "--profiling=false",
             f"--v={2 if self.verbose else 0}",
+            *self._audit_flags(),
         )
 
         def ready() -> bool:
@@ -504,6 +558,23 @@ class ControlPlane(Client):
         if status != 200:
             raise ControlPlaneError(f"GET /version returned {status}: {body}")
         self.version = json.loads(body)["gitVersion"]
+
+    def _audit_flags(self) -> list[str]:
+        if self.audit_log is None:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        # One event per request, when its answer is complete (a watch: when it ends).
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+            "omitStages: [RequestReceived, ResponseStarted]\n"
+            "rules:\n- level: Metadata\n"
+        )
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",  # never rotated: the caller reads it whole
+        ]
 
     def _listen_flags(self) -> list[str]:
         if self.advertise_address:

@@ -34,6 +34,10 @@ class Operator:
     # operator's outbound policy denies by default; a test of the policy passes ().
     outbound: Sequence[str] = ("--allow-outbound", "127.0.0.0/8")
     exits: list[int] = field(default_factory=list)  # exit codes of the runs that ended
+    # The account objects without spec.serviceAccountName act as: the namespace's
+    # `default`, which the namespace fixture binds to the tenant role
+    # (tools/cluster/tenancy.py); () for none (such objects stall NoServiceAccount).
+    tenancy: Sequence[str] = ("--default-service-account", "default")
 
     def start(self, env: Mapping[str, str] | None = None) -> None:
         """Start it; `env` adds variables (e.g. GREENLOOP_FAILPOINTS) for this run only."""
@@ -43,7 +47,7 @@ class Operator:
             "--kubeconfig", str(self.cp.kubeconfig), *scope,
             "--results-host", self.host, "--results-port", str(self.port),
             "--results-url", self.url, "--metrics-port", str(self.metrics_port),
-            "--log-format", self.log_format, *self.outbound, *self.args,
+            "--log-format", self.log_format, *self.outbound, *self.tenancy, *self.args,
         ]  # fmt: skip
         self.starts += 1
         environ = {k: v for k, v in os.environ.items() if k != "GREENLOOP_FAILPOINTS"}

@@ -37,9 +37,10 @@ it: :mod:`~greenloop.core.classify_text` (the text in tiers, evidence),
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from greenloop.core import regex
 from greenloop.core.classify_builtin import builtin_diagnosis
@@ -57,6 +58,11 @@ from greenloop.core.regex import compile as _re
 
 __all__ = [
     "MAX_EVIDENCE",
+    "OBJECT_RULES_BYTES",
+    "RULES_TOO_LARGE",
+    "RULE_MAX_MEM",
+    "RULE_MEM_STEPS",
+    "TOTAL_RULES_BYTES",
     "CompiledRules",
     "FailingIds",
     "RuleError",
@@ -65,30 +71,63 @@ __all__ = [
     "diagnose",
     "diagnose_batch",
     "is_failing",
+    "rule_errors",
 ]
 
 _FC = FailureClass
+
+
+# Memory of compiled user rules (docs/design.md §1, "Classification rules"). RE2's
+# ``max_mem`` bounds all one pattern allocates (program, reversed program, DFA caches);
+# a rule is compiled with the smallest step that fits it and charged that step, so a
+# set's charge is an upper bound on its memory, not an estimate.
+# Below 256 KiB RE2's DFA cache fills and resets on ordinary patterns (a search took 6x
+# as long at 64 KiB); above 1 MiB a pattern is a program per counted repetition.
+RULE_MEM_STEPS = (256 << 10, 1 << 20)
+RULE_MAX_MEM = RULE_MEM_STEPS[-1]  # a pattern that needs more is refused
+OBJECT_RULES_BYTES = 32 << 20  # one object's rules, summed (the CRD's 100 plain: 25 MiB)
+TOTAL_RULES_BYTES = 128 << 20  # every rule set kept compiled; least recently used out
+#: The stall reason of a rule or a set of rules over these limits.
+RULES_TOO_LARGE = "RulesTooLarge"
 
 
 class RuleError(ValueError):
     """A user classification rule that cannot be used; the message names the rule.
 
     ``field`` is the rule's field at fault (``pattern`` or ``class``), so that
-    ``greenloop validate`` can name ``spec.classification[i].<field>``."""
+    ``greenloop validate`` can name ``spec.classification[i].<field>``; ``index`` is
+    the rule's place in its list (None: the set as a whole); ``too_large`` marks a
+    memory limit rather than a mistake in the rule (reason ``RulesTooLarge``)."""
 
-    def __init__(self, message: str, field: str = "pattern") -> None:
+    def __init__(
+        self, message: str, field: str = "pattern", *, index: int | None = None,
+        too_large: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.field = field
+        self.index = index
+        self.too_large = too_large
 
 
 @dataclass(frozen=True)
 class CompiledRules:
     rules: tuple[tuple[regex.Pattern, FailureClass], ...] = ()
+    bytes: int = 0  # the RE2 max_mem granted its patterns, summed: a bound on its memory
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
 def compile_rule(rule: Rule) -> tuple[regex.Pattern, FailureClass]:
     """One user rule, compiled the way :func:`diagnose` runs it. Raises RuleError with a
     message that does not name the rule (the caller knows where it is)."""
+    pattern, failure_class, _ = _compile_rule(rule)
+    return pattern, failure_class
+
+
+def _compile_rule(rule: Rule) -> tuple[regex.Pattern, FailureClass, int]:
+    """The rule compiled with the smallest ``max_mem`` step it fits in, and that step."""
     try:
         failure_class = FailureClass(rule.failure_class)
     except ValueError:
@@ -97,34 +136,118 @@ def compile_rule(rule: Rule) -> tuple[regex.Pattern, FailureClass]:
         raise RuleError("RunnerError describes a suite, not a test failure", "class")
     if not rule.pattern:
         raise RuleError("the pattern is empty")
-    try:
-        pattern = _re(rule.pattern, ignore_case=True)
-    except regex.RegexError as err:
+    for max_mem in RULE_MEM_STEPS:
+        try:
+            pattern = _re(rule.pattern, ignore_case=True, max_mem=max_mem)
+            break
+        except regex.RegexTooLarge:
+            continue
+        except regex.RegexError as err:
+            raise RuleError(
+                f"{rule.pattern!r} is not a regular expression RE2 accepts ({err}); RE2 has no"
+                " backreferences or lookarounds (syntax: https://github.com/google/re2/wiki/Syntax)"
+            ) from None
+    else:
+        shown = rule.pattern if len(rule.pattern) <= 60 else rule.pattern[:57] + "..."
         raise RuleError(
-            f"{rule.pattern!r} is not a regular expression RE2 accepts ({err}); RE2 has no"
-            " backreferences or lookarounds (syntax: https://github.com/google/re2/wiki/Syntax)"
-        ) from None
+            f"pattern {shown!r} needs more memory compiled than a rule may take (RE2 max_mem"
+            f" {_mib(RULE_MAX_MEM)}): large counted repetitions such as \\pL{{150}} compile to"
+            " a program per repetition",
+            too_large=True,
+        )
     if pattern.search("") is not None:
         raise RuleError(
             f"pattern {rule.pattern!r} matches an empty line, so it would match every failure"
         )
-    return pattern, failure_class
+    return pattern, failure_class, max_mem
 
 
 def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
-    """The user's rules, compiled once per distinct list (the engine asks on every batch)."""
-    return _compile_rules(tuple(rules))
+    """The user's rules, compiled once per distinct list (the engine asks on every batch,
+    spec validation on every tick). Raises the first rule's RuleError, its message
+    naming ``classification[i]``."""
+    compiled = _SETS.get(tuple(rules))
+    if isinstance(compiled, CompiledRules):
+        return compiled
+    first = compiled[0]
+    where = f"classification[{first.index}]: " if first.index is not None else "classification: "
+    raise RuleError(f"{where}{first}", first.field, index=first.index, too_large=first.too_large)
 
 
-@lru_cache(maxsize=64)
-def _compile_rules(rules: tuple[Rule, ...]) -> CompiledRules:
+def rule_errors(rules: Sequence[Rule]) -> tuple[RuleError, ...]:
+    """Every problem with the rules (each naming its ``index``), or the set's charge
+    over ``OBJECT_RULES_BYTES``; () when they compile. Cached as compile_rules is."""
+    compiled = _SETS.get(tuple(rules))
+    return () if isinstance(compiled, CompiledRules) else compiled
+
+
+def _compile_set(rules: tuple[Rule, ...]) -> CompiledRules | tuple[RuleError, ...]:
+    """The rules compiled, or every rule's problem; compiling stops as soon as the set
+    takes more than ``OBJECT_RULES_BYTES``, so a set over it costs no more memory or
+    time than the budget does."""
     compiled: list[tuple[regex.Pattern, FailureClass]] = []
+    errors: list[RuleError] = []
+    charge = 0
     for index, rule in enumerate(rules):
         try:
-            compiled.append(compile_rule(rule))
+            pattern, failure_class, max_mem = _compile_rule(rule)
         except RuleError as err:
-            raise RuleError(f"classification[{index}]: {err}", err.field) from None
-    return CompiledRules(tuple(compiled))
+            errors.append(RuleError(str(err), err.field, index=index, too_large=err.too_large))
+            continue
+        compiled.append((pattern, failure_class))
+        charge += max_mem
+        if charge > OBJECT_RULES_BYTES:
+            message = (
+                f"the first {index + 1} of {len(rules)} rules take {_mib(charge)} compiled"
+                f" (RE2 max_mem, summed); an object's rules may take at most"
+                f" {_mib(OBJECT_RULES_BYTES)}: use fewer or simpler patterns"
+            )
+            return (*errors, RuleError(message, "", too_large=True))
+    if errors:
+        return tuple(errors)
+    return CompiledRules(tuple(compiled), charge)
+
+
+class _RuleSets:
+    """Compiled rule sets by their rules, least recently used out first once the sets
+    kept take more than ``limit`` bytes (their ``CompiledRules.bytes``). A set evicted
+    while a classification still holds it is freed when that ends; the next use
+    compiles it again (in a worker thread in the operator: k8s/offload.py)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._sets: OrderedDict[tuple[Rule, ...], CompiledRules | tuple[RuleError, ...]]
+        self._sets = OrderedDict()
+        self._lock = threading.Lock()  # two worker threads and the loop may ask at once
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sets.clear()
+            self.held = 0
+
+    @staticmethod
+    def _cost(entry: CompiledRules | tuple[RuleError, ...]) -> int:
+        return entry.bytes if isinstance(entry, CompiledRules) else 1024
+
+    def get(self, rules: tuple[Rule, ...]) -> CompiledRules | tuple[RuleError, ...]:
+        with self._lock:
+            entry = self._sets.get(rules)
+            if entry is not None:
+                self._sets.move_to_end(rules)
+                return entry
+        entry = _compile_set(rules)  # outside the lock: compiling may take a second
+        with self._lock:
+            if rules not in self._sets:
+                self._sets[rules] = entry
+                self.held += self._cost(entry)
+            while self.held > self.limit and len(self._sets) > 1:
+                _, old = self._sets.popitem(last=False)
+                self.held -= self._cost(old)
+        return entry
+
+
+_SETS = _RuleSets(TOTAL_RULES_BYTES)
 
 
 def is_failing(test: TestResult) -> bool:

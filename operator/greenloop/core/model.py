@@ -238,7 +238,9 @@ class Policy:
     redeploy: RedeployPolicy = RedeployPolicy.AUTOMATIC
     flake_retries: int = 1
     fail_fast: bool = False
-    parallelism: int = 1  # suites of one priority run at once (local mode)
+    # Suites of one priority run at once (local mode), and the processes or pods of a
+    # sharded suite (docs/design.md §4.1).
+    parallelism: int = 1
 
 
 @dataclass(frozen=True, slots=True)

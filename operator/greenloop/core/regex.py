@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import re2
 
-__all__ = ["Match", "Pattern", "RegexError", "compile"]
+__all__ = ["Match", "Pattern", "RegexError", "RegexTooLarge", "compile"]
 
 
 class Match(Protocol):
@@ -151,17 +151,34 @@ class RegexError(ValueError):
     """A pattern RE2 cannot compile; ``str()`` is RE2's reason."""
 
 
-def compile(pattern: str, *, ignore_case: bool = False) -> Pattern:
-    """The pattern, compiled for RE2. Raises RegexError with RE2's reason."""
+class RegexTooLarge(RegexError):
+    """A pattern whose compiled program needs more memory than its ``max_mem``."""
+
+
+def compile(pattern: str, *, ignore_case: bool = False, max_mem: int | None = None) -> Pattern:
+    """The pattern, compiled for RE2. Raises RegexError with RE2's reason, RegexTooLarge
+    when it needs more than ``max_mem`` bytes (None: RE2's default, 8 MiB).
+
+    ``max_mem`` bounds everything RE2 allocates for the pattern: the program (up to two
+    thirds of it), the reversed program and the DFA caches it fills while matching (it
+    falls back to its NFA, still linear, when they are full). Not cached here: google-re2's
+    own ``re2.compile`` keeps the last 128 patterns, up to 1 GiB at RE2's default
+    ``max_mem``, which is how 200 user rules once took the operator to 1.13 GiB; callers
+    keep what they compile (``classify.compile_rules``: a cache bounded in bytes)."""
     options = re2.Options()
     options.log_errors = False  # RE2 would print every refused pattern to stderr
     options.case_sensitive = not ignore_case
+    if max_mem is not None:
+        options.max_mem = max_mem
+    make = getattr(re2, "_Regexp", None)  # the uncached constructor behind re2.compile
     try:
-        compiled: Pattern = re2.compile(pattern, options)
+        compiled: Pattern = make(pattern, options) if make else re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
+        if "pattern too large" in str(reason):
+            raise RegexTooLarge(str(reason)) from None
         raise RegexError(str(reason)) from None
     if _FAST and hasattr(compiled, "_regexp"):
         return _Pattern(compiled)

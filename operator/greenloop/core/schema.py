@@ -65,6 +65,8 @@ class FieldError:
 
     path: str
     message: str
+    # The stall reason when it is not InvalidSpec (a limit, not a mistake: RulesTooLarge).
+    reason: str = ""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

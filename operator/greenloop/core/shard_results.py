@@ -8,19 +8,20 @@ was given the test, once.
 
 - **Complete** only when every scheduled shard has reported or failed (:class:`Waiting`
   until then).
-- **No results from a shard** (pod killed, no upload, process crashed): a ``RunnerError``.
-  Until the engine can hold a RunnerError per test, the merged run is the suite's
-  RunnerError (``error`` set, the other shards' results not handed on): never Passed,
-  retried once as a whole, then ``Stalled``. The ids that shard was given are in
-  :attr:`MergedSuite.unrun` for the engine that will (docs/design.md §4.1).
+- **No results from a shard** (pod killed, no upload, process crashed): a ``RunnerError``
+  for that shard's tests only. The other shards' results are handed on, with
+  ``SuiteRun.shard_error`` saying which shards failed and ``SuiteRun.unrun`` the ids they
+  were given (on a whole-suite run the runner chose: the engine takes the suite's known
+  tests nobody reported). Never Passed: retried once (those tests), then ``Stalled``.
+  When no shard produced results the suite is the RunnerError, as unsharded.
 - **A test reported by two shards, or by a shard not given it** (a runner that ignored
   its selection or ``GREENLOOP_SHARD_INDEX``): on a rerun its results are all dropped, so
   the engine's line-up (``engine.line_up``) finds the selected test unreported: ``NotRerun``
   and a selection miss, ``SelectionIgnored`` the second time, exactly as for an unsharded
-  runner that ignores ``GREENLOOP_SELECT``. On a whole-suite run the engine has no
-  selection to line up against, so the suite is a RunnerError that names the cause —
-  unless every shard reported it failing (an error collecting it, which every shard
-  meets): then it is kept once.
+  runner that ignores ``GREENLOOP_SELECT``. On a whole-suite run the ids go to the engine
+  as ``SuiteRun.split_ignored``, which it counts the same way (NotRerun, a selection
+  miss) — unless every shard reported the test failing (an error collecting it, which
+  every shard meets): then it is kept once.
 - Results for tests nobody selected pass through: the engine ignores and counts them as
   it does today.
 
@@ -32,11 +33,11 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from greenloop.core.engine import SuiteRun
-from greenloop.core.model import TestResult
-from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, ShardPlan
+from greenloop.core.engine import State, SuiteRun, SuiteSelection, durations
+from greenloop.core.model import Suite, TestResult
+from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, ShardPlan, plan
 from greenloop.core.words import plural
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ShardOutcome",
     "Waiting",
     "merge",
+    "suite_plan",
 ]
 
 # How many shards or test ids one message names before "and N more": a message is one
@@ -122,6 +124,25 @@ class MergedSuite:
     note: str = ""
 
 
+def suite_plan(suite: Suite, state: State, selection: SuiteSelection) -> ShardPlan:
+    """The shards one suite of a :class:`~greenloop.core.engine.RunSuites` runs in
+    (docs/design.md §4.1): a whole-suite run split by the runner in ``suite.shards``
+    (never more than the tests it reported last time); a selection assigned by greenloop,
+    balanced by the durations the suite's previous results reported, in as many shards
+    as shorten the run. Both shells call this with the state the action came from, so a
+    restarted operator plans the same shards."""
+    own = [t for t in state.tests.values() if t.suite == suite.name]
+    return plan(
+        suite.name,
+        selection.test_ids,
+        suite.shards,
+        runner=suite.runner,
+        durations=durations(state, suite.name),
+        depends_on={t.id: t.depends_on for t in own if t.depends_on},
+        known_tests=len(own) or None,
+    )
+
+
 def _named(items: Sequence[str], sep: str = ", ") -> str:
     shown = sep.join(items[:MAX_NAMED])
     more = len(items) - MAX_NAMED
@@ -173,8 +194,22 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
     failed = [o for o in ordered if o.error is not None]
     given = {s.index: s.test_ids or () for s in plan.shards}
     unrun = tuple(sorted(t for o in failed for t in given[o.index]))
-    errors, note = _errors_and_note(plan, lines, conflicts)
-    return MergedSuite(_suite_run(plan, ordered, tests, errors), lines, unrun, conflicts, note)
+    errors, shard_error, note = _errors_and_note(plan, lines, conflicts)
+    if failed and len(failed) == len(ordered):
+        errors, shard_error = [e for e in (shard_error,) if e] + errors, None
+    run = _suite_run(plan, ordered, tests, errors)
+    if conflicts and plan.selected is None and run.error is None:
+        run = replace(run, split_ignored=conflicts)
+    if shard_error is not None and run.error is None:
+        run = replace(
+            run,
+            shard_error=shard_error,
+            unrun=unrun,
+            permanent=any(o.permanent for o in failed),
+        )
+    if len(plan.shards) > 1 or any(s.count > 1 for s in plan.shards):
+        run = replace(run, shard_lines=tuple(line.describe() for line in lines))
+    return MergedSuite(run, lines, unrun, conflicts, note)
 
 
 def _duplicates(
@@ -245,29 +280,28 @@ def _kept_results(
 
 def _errors_and_note(
     plan: ShardPlan, lines: Sequence[ShardLine], conflicts: Sequence[str]
-) -> tuple[list[str], str]:
-    """Why the suite has no result (shards without results, a runner that did not split),
-    and the note a person reads about tests a shard reported without being given them."""
+) -> tuple[list[str], str | None, str]:
+    """Why the suite has no result (a runner that did not split), which shards produced
+    none (None: every shard did), and the note a person reads about tests a shard
+    reported without being given them."""
     errors: list[str] = []
     described = [line.describe() for line in lines if line.error is not None]
-    if described:
-        errors.append(_named(described, "; "))
+    shard_error = _named(described, "; ") if described else None
     note = ""
     if conflicts and plan.selected is None:
         note = (
             f"suite {plan.suite}: {plural(len(conflicts), 'test')} reported by more than one "
             f"shard ({_named(conflicts)}): the runner ignored {SHARD_INDEX_ENV} and "
-            f"{SHARD_COUNT_ENV}; make its command split by them (docs/runners.md) or run "
-            "the suite in one shard"
+            f"{SHARD_COUNT_ENV}; not counted (NotRerun); make its command split by them "
+            "(docs/runners.md) or run the suite in one shard"
         )
-        errors.append(note.removeprefix(f"suite {plan.suite}: "))
     elif conflicts:
         note = (
             f"suite {plan.suite}: {plural(len(conflicts), 'test')} reported by a shard not "
             f"given {'it' if len(conflicts) == 1 else 'them'} ({_named(conflicts)}): the "
             "runner ignored its selection; not counted (NotRerun)"
         )
-    return errors, note
+    return errors, shard_error, note
 
 
 def _suite_run(
@@ -276,8 +310,8 @@ def _suite_run(
     tests: Sequence[TestResult],
     errors: Sequence[str],
 ) -> SuiteRun:
-    """The one SuiteRun the engine reads: with any error, a RunnerError for the whole
-    suite (today's engine holds one per suite), so it cannot be complete."""
+    """The one SuiteRun the engine reads: with any error (no shard produced results, or
+    a whole-suite run whose runner did not split), a RunnerError for the whole suite."""
     started = min((o.started for o in ordered), default=0.0)
     finished = max((o.finished for o in ordered), default=0.0)
     if errors:

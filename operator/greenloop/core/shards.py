@@ -26,7 +26,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from greenloop.core.runners import rerun_unit, select_args
+from greenloop.core.runners import expand_command, rerun_unit, select_args
 
 __all__ = [
     "DEFAULT_DURATION",
@@ -42,6 +42,7 @@ __all__ = [
     "runner_args",
     "runner_splits",
     "shard_args",
+    "shard_command",
     "shard_env",
     "shard_of",
 ]
@@ -142,6 +143,19 @@ def runner_args(runner: str, shard: Shard) -> tuple[str, ...]:
     if shard.test_ids is not None:
         return select_args(runner, shard.test_ids)
     return shard_args(runner, shard.index, shard.count)
+
+
+def shard_command(
+    command: Sequence[str], runner: str, shard: Shard, junit_path: str
+) -> tuple[str, ...]:
+    """The suite's command for this shard, placeholders filled in: its selection where
+    ``{greenloop:select}`` stands when greenloop assigned ids; on a whole-suite run the
+    command as unsharded, with the runner's own ``--shard=i/n`` (Jest, Vitest,
+    Playwright) last, where those runners take it whatever came before."""
+    if shard.test_ids is not None:
+        return expand_command(command, select_args(runner, shard.test_ids), junit_path)
+    whole = expand_command(command, None, junit_path)
+    return (*whole, *shard_args(runner, shard.index, shard.count))
 
 
 def shard_env(shard: Shard) -> Mapping[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -41,7 +42,7 @@ from greenloop.core.model import (
 
 __all__ = [
     "INLINE_TESTS_MAX", "MAX_COUNTER", "VERSION", "SnapshotError", "from_data", "problem",
-    "to_data",
+    "size", "to_data",
 ]  # fmt: skip
 
 VERSION = 2
@@ -102,6 +103,12 @@ def to_data(state: State) -> dict[str, Any]:
             "roundReason": state.round_reason.value if state.round_reason else None,
         }
     )
+
+
+def size(data: Mapping[str, Any]) -> int:
+    """Bytes of a snapshot as compact JSON: what it adds to the object (the budget of
+    docs/design.md §5 counts these)."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def from_data(data: Mapping[str, Any]) -> State:
@@ -179,6 +186,12 @@ def _read_tests(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return loaded
 
 
+def _seconds(value: Any) -> float:
+    """A stored duration, 0 when it is not a usable one (a hand-edited state)."""
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
 def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -192,6 +205,7 @@ def _test(t: TestRecord) -> dict[str, Any]:
         "dependsOn": list(t.depends_on),
         "failedRuns": t.failed_runs or None,
         "lastFailed": t.last_failed or None,
+        "seconds": round(t.seconds, 3) or None,
     }
     if t.diagnosis is not None:
         out["class"] = t.diagnosis.failure_class.value
@@ -231,6 +245,7 @@ def _read_test(test_id: str, t: Mapping[str, Any]) -> TestRecord:
         first_failure=first,
         failed_runs=int(t.get("failedRuns", 0)),
         last_failed=int(t.get("lastFailed", 0)),
+        seconds=_seconds(t.get("seconds", 0.0)),
     )
 
 

@@ -62,6 +62,11 @@ class SpecError(ValueError):
         self.source = source
         self.errors = tuple(errors)
 
+    @property
+    def reason(self) -> str:
+        """The stall reason: InvalidSpec, or the limit a problem names (RulesTooLarge)."""
+        return next((e.reason for e in self.errors if e.reason), "InvalidSpec")
+
     def __str__(self) -> str:
         shown = [_line(self.source, error) for error in self.errors[:MAX_SHOWN]]
         if len(self.errors) > MAX_SHOWN:

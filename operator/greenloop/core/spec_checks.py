@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from greenloop.core.capabilities import Mode, capabilities
-from greenloop.core.classify import RuleError, compile_rule
+from greenloop.core.classify import RULES_TOO_LARGE, rule_errors
 from greenloop.core.crd import API_VERSION, KIND, schema
 from greenloop.core.model import FailureClass, Rule
 from greenloop.core.schema import (
@@ -320,10 +320,13 @@ def _url_problem(url: str) -> str | None:
 
 def _check_rules(rules: Any) -> list[FieldError]:
     """Each rule compiled exactly as ``run`` compiles it (CEL: the pattern is RE2 that
-    does not match an empty line), so a rule that would fail a run fails here instead."""
+    does not match an empty line), so a rule that would fail a run fails here instead.
+    Through the compiled-rule cache (``classify.rule_errors``): a spec is checked on
+    every tick, and compiling 100 rules anew each time took seconds."""
     if not isinstance(rules, list):
         return []
-    errors: list[FieldError] = []
+    usable: list[Rule] = []
+    where: list[int] = []  # usable[i] is rules[where[i]]
     for index, rule in enumerate(rules):
         if not isinstance(rule, Mapping):
             continue
@@ -332,10 +335,16 @@ def _check_rules(rules: Any) -> list[FieldError]:
             continue  # the schema has said what is wrong
         # A class the schema refuses is reported once, by the schema.
         failure_class = FailureClass(name) if name in _RULE_CLASSES else FailureClass.UNKNOWN
-        try:
-            compile_rule(Rule(pattern=pattern, failure_class=failure_class))
-        except RuleError as exc:
-            errors.append(FieldError(f"spec.classification[{index}].{exc.field}", str(exc)))
+        usable.append(Rule(pattern=pattern, failure_class=failure_class))
+        where.append(index)
+    errors: list[FieldError] = []
+    for exc in rule_errors(usable):
+        reason = RULES_TOO_LARGE if exc.too_large else ""
+        if exc.index is None:
+            errors.append(FieldError("spec.classification", str(exc), reason))
+        else:
+            path = f"spec.classification[{where[exc.index]}].{exc.field}"
+            errors.append(FieldError(path, str(exc), reason))
     return errors
 
 
@@ -360,17 +369,6 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
                 )
             else:
                 first[name] = index
-        # The CRD holds the field (docs/design.md §4.1), but no shell runs shards yet: a
-        # suite that asked for several and ran in one would be a silent no.
-        shards = suite.get("shards", 1)
-        if isinstance(shards, int) and not isinstance(shards, bool) and shards > 1:
-            errors.append(
-                FieldError(
-                    f"{path}.shards",
-                    f"{shards}: a suite runs as one process or pod until sharding is carried"
-                    " out (docs/design.md §4.1); use 1",
-                )
-            )
         errors.extend(_check_pod_settings(suite, path, mode))
         if mode == "operator":
             # CEL: has(self.image)
@@ -539,6 +537,32 @@ def _warnings(body: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     spec = body.get("spec")
     if not isinstance(spec, Mapping):
         return []
+    return [*_shard_width_warnings(spec), *_redeploy_warnings(spec, mode)]
+
+
+def _shard_width_warnings(spec: Mapping[str, Any]) -> list[FieldError]:
+    """A suite with more shards than ``policy.parallelism`` (which counts processes and
+    pods) runs some of its shards after others: said, not refused."""
+    policy = spec.get("policy")
+    width = policy.get("parallelism", 1) if isinstance(policy, Mapping) else 1
+    suites = spec.get("suites")
+    if not isinstance(width, int) or not isinstance(suites, list):
+        return []
+    out: list[FieldError] = []
+    for index, suite in enumerate(suites):
+        shards = suite.get("shards", 1) if isinstance(suite, Mapping) else 1
+        if isinstance(shards, int) and shards > max(1, width):
+            out.append(
+                FieldError(
+                    f"spec.suites[{index}].shards",
+                    f"{shards} shards, but spec.policy.parallelism is {width}: at most {width}"
+                    " run at once (it counts processes and pods); raise it to run them together",
+                )
+            )
+    return out
+
+
+def _redeploy_warnings(spec: Mapping[str, Any], mode: Mode) -> list[FieldError]:
     policy = spec.get("policy")
     redeploy_on = policy.get("redeployOn") if isinstance(policy, Mapping) else None
     if not redeploy_on:

@@ -41,7 +41,10 @@ __all__ = [
     "history",
     "invalid_spec_reported",
     "invalid_spec_status",
+    "pending_status",
     "priorities",
+    "stalled_reported",
+    "stalled_status",
     "status_object",
     "summary",
     "timestamp",
@@ -270,10 +273,29 @@ INVALID_SPEC = "InvalidSpec"
 MAX_CONDITION_MESSAGE = 2000
 
 
-def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, Any]:
+def invalid_spec_status(
+    generation: int, message: str, now: float, reason: str = INVALID_SPEC
+) -> dict[str, Any]:
     """The status of an object whose spec greenloop refuses though the API server took it
-    (a CRD older than the operator, say): Stalled, naming the field, until the spec
-    changes. ``message`` is the spec error, which names the field."""
+    (a CRD older than the operator, say; rules over their memory budget, ``reason``
+    RulesTooLarge): Stalled, naming the field, until the spec changes. ``message`` is
+    the spec error, which names the field."""
+    return stalled_status(generation, reason, message, now)
+
+
+def invalid_spec_reported(
+    status: Mapping[str, Any], generation: int, reason: str = INVALID_SPEC
+) -> bool:
+    """Whether ``status`` already says this generation's spec is invalid for ``reason``
+    (so a repeated tick writes and posts nothing)."""
+    return stalled_reported(status, generation, reason)
+
+
+def stalled_status(generation: int, reason: str, message: str, now: float) -> dict[str, Any]:
+    """A status that stops the object where the engine cannot go on - an invalid spec, no
+    account to act as, an account refused (`greenloop.core.tenancy.refusal_condition`):
+    Stalled with ``reason`` and ``message`` (bounded) in all three conditions. The
+    engine's state is left as it is, so the object resumes once the cause is gone."""
     stamp = timestamp(now)
     text = message[:MAX_CONDITION_MESSAGE]
     return {
@@ -283,7 +305,7 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
             {
                 "type": kind,
                 "status": value,
-                "reason": INVALID_SPEC,
+                "reason": reason,
                 "message": text,
                 "observedGeneration": generation,
                 "lastTransitionTime": stamp,
@@ -293,13 +315,41 @@ def invalid_spec_status(generation: int, message: str, now: float) -> dict[str, 
     }
 
 
-def invalid_spec_reported(status: Mapping[str, Any], generation: int) -> bool:
-    """Whether ``status`` already says this generation's spec is invalid (so a repeated
-    tick writes and posts nothing)."""
+def pending_status(generation: int, now: float) -> dict[str, Any]:
+    """The first status of a new object, written the moment greenloop sees it and before
+    anything is read: Pending, Reconciling. Until an object has a status, kstatus (Flux,
+    Helm 4's --wait) calls it Current; this closes that window without waiting for the
+    first round's reads and writes (docs/gitops.md). Its conditions are the ones
+    `conditions` makes for a Pending state, so the round's first write keeps
+    Reconciling's lastTransitionTime."""
+    stamp = timestamp(now)
+    return {
+        "phase": Phase.PENDING.value,
+        "observedGeneration": generation,
+        "conditions": [
+            {
+                "type": kind,
+                "status": value,
+                "reason": Phase.PENDING.value,
+                "message": "greenloop has seen the object; its round starts",
+                "observedGeneration": generation,
+                "lastTransitionTime": stamp,
+            }
+            for kind, value in (("Ready", "False"), ("Reconciling", "True"), ("Stalled", "False"))
+        ],
+    }
+
+
+def stalled_reported(
+    status: Mapping[str, Any], generation: int, reason: str, message: str | None = None
+) -> bool:
+    """Whether ``status`` already says this (``reason``, and ``message`` when given) for
+    this generation, so a repeated tick writes and posts nothing."""
     return any(
         c.get("type") == "Stalled"
         and c.get("status") == "True"
-        and c.get("reason") == INVALID_SPEC
+        and c.get("reason") == reason
         and c.get("observedGeneration") == generation
+        and (message is None or c.get("message") == message[:MAX_CONDITION_MESSAGE])
         for c in status.get("conditions") or ()
     )

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from greenloop.core.model import Workload
-from greenloop.k8s.gateway import ApiError, Gateway
+from greenloop.k8s.gateway import ApiError, Forbidden, Gateway
+from greenloop.k8s.store import Reader, reader_of
 
 __all__ = ["observe_targets"]
 
@@ -67,14 +68,16 @@ async def _warnings(gw: Gateway, namespace: str, names: set[str]) -> list[str]:
 
 
 async def observe_targets(
-    gw: Gateway, namespace: str, workloads: Sequence[Workload]
+    gw: Gateway, namespace: str, workloads: Sequence[Workload], reader: Reader | None = None
 ) -> tuple[str, ...]:
-    """A few lines of what the targets look like now; an API error is one line too."""
+    """A few lines of what the targets look like now; an API error is one line too.
+    Workloads and pods through `reader` (the API when None); Events from the API."""
+    rd = reader_of(reader or gw)
     lines: list[str] = []
     names: set[str] = set()
     try:
         for w in workloads:
-            obj = await gw.find(w.kind, namespace, w.name)
+            obj = await rd.find(w.kind, namespace, w.name)
             if obj is None:
                 lines.append(f"{w.kind} {w.name}: not found")
                 continue
@@ -82,11 +85,13 @@ async def observe_targets(
             lines.append(_workload_line(w, obj))
             selector = _selector(obj)
             if selector:
-                pods = (await gw.list("Pod", namespace, label_selector=selector)).get("items") or []
+                pods = await rd.select("Pod", namespace, selector)
                 names.update(p["metadata"]["name"] for p in pods[:MAX_PODS])
                 lines.extend(_pod_lines(pods))
         if names:
             lines.extend(await _warnings(gw, namespace, names))
+    except Forbidden:
+        raise  # the object's account may not read it: the object stalls, naming it
     except ApiError as err:
         lines.append(f"cluster evidence unavailable: {err}")
     return tuple(_cut(line) for line in lines[:MAX_LINES])

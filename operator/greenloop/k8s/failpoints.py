@@ -22,8 +22,7 @@ ENV = "GREENLOOP_FAILPOINTS"
 #: Every point, in the order a redeploying round meets them.
 POINTS = frozenset(
     {
-        "job-created",  # the Job exists, suspended; no Secret yet
-        "secret-created",  # its token Secret exists; the Job is still suspended
+        "job-created",  # the Job exists, suspended; nothing else yet
         "selection-created",  # a rerun's selection ConfigMap exists; still suspended
         "job-resumed",  # the Job was resumed: its pod may start
         "results-stored",  # the upload is stored, the sidecar has no answer yet

@@ -9,7 +9,8 @@ Deployment's `deployment.kubernetes.io/revision` (its `pod-template-hash` label)
 StatefulSet's `status.updateRevision`, a DaemonSet's newest ControllerRevision (its
 `controller-revision-hash`). A revision without pods yet (scaled to zero, still
 scheduling) contributes its template's images with no digest. Bounded: at most 20 pods
-and 10 containers per pod are read per workload. All calls go through the Gateway.
+and 10 containers per pod are read per workload. Read through a `Reader`: the operator's
+watch-fed store (no request), or the API when a read must be fresh (docs/design.md §8.1).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
 from greenloop.core.model import Workload
 from greenloop.k8s.gateway import ApiError, Gateway
+from greenloop.k8s.store import Reader, reader_of, selector_string
 
 __all__ = ["MAX_CONTAINERS", "MAX_PODS", "observe_fingerprint", "selector"]
 
@@ -35,19 +37,7 @@ CONTROLLER_REVISION_HASH = "controller-revision-hash"
 
 def selector(obj: Mapping[str, Any]) -> str:
     """The workload's `spec.selector` as a label selector string ("" when it has none)."""
-    sel = obj.get("spec", {}).get("selector") or {}
-    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for expr in sel.get("matchExpressions") or ():
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or ()
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
+    return selector_string(obj.get("spec", {}).get("selector"))
 
 
 def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
@@ -62,11 +52,11 @@ def _int(value: Any) -> int:
         return 0
 
 
-async def _deployment_hash(gw: Gateway, namespace: str, obj: Mapping[str, Any], sel: str) -> str:
+async def _deployment_hash(rd: Reader, namespace: str, obj: Mapping[str, Any], sel: str) -> str:
     meta = obj["metadata"]
     wanted = (meta.get("annotations") or {}).get(DEPLOYMENT_REVISION)
-    found = await gw.list("ReplicaSet", namespace, label_selector=sel, limit=MAX_REVISIONS)
-    owned = [rs for rs in found.get("items") or () if _owned_by(rs, meta.get("uid", ""))]
+    found = await rd.select("ReplicaSet", namespace, sel, limit=MAX_REVISIONS)
+    owned = [rs for rs in found if _owned_by(rs, meta.get("uid", ""))]
     if not owned:
         return ""
 
@@ -78,10 +68,10 @@ async def _deployment_hash(gw: Gateway, namespace: str, obj: Mapping[str, Any], 
     return str((chosen["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH, ""))
 
 
-async def _daemonset_hash(gw: Gateway, namespace: str, obj: Mapping[str, Any], sel: str) -> str:
+async def _daemonset_hash(rd: Reader, namespace: str, obj: Mapping[str, Any], sel: str) -> str:
     meta = obj["metadata"]
-    found = await gw.list("ControllerRevision", namespace, label_selector=sel, limit=MAX_REVISIONS)
-    owned = [cr for cr in found.get("items") or () if _owned_by(cr, meta.get("uid", ""))]
+    found = await rd.select("ControllerRevision", namespace, sel, limit=MAX_REVISIONS)
+    owned = [cr for cr in found if _owned_by(cr, meta.get("uid", ""))]
     if not owned:
         return ""
     newest = max(owned, key=lambda cr: _int(cr.get("revision")))
@@ -93,16 +83,16 @@ async def _daemonset_hash(gw: Gateway, namespace: str, obj: Mapping[str, Any], s
 
 
 async def _revision(
-    gw: Gateway, namespace: str, kind: str, obj: Mapping[str, Any], sel: str
+    rd: Reader, namespace: str, kind: str, obj: Mapping[str, Any], sel: str
 ) -> tuple[str, str]:
     """(the current revision, the pod label that carries it)."""
     if kind == "Deployment":
-        return await _deployment_hash(gw, namespace, obj, sel), POD_TEMPLATE_HASH
+        return await _deployment_hash(rd, namespace, obj, sel), POD_TEMPLATE_HASH
     if kind == "StatefulSet":
         status = obj.get("status") or {}
         rev = status.get("updateRevision") or status.get("currentRevision") or ""
         return str(rev), CONTROLLER_REVISION_HASH
-    return await _daemonset_hash(gw, namespace, obj, sel), CONTROLLER_REVISION_HASH
+    return await _daemonset_hash(rd, namespace, obj, sel), CONTROLLER_REVISION_HASH
 
 
 def _pod_entries(workload: str, revision: str, pods: Sequence[Mapping[str, Any]]) -> list[Entry]:
@@ -130,32 +120,31 @@ def _template_entries(workload: str, revision: str, obj: Mapping[str, Any]) -> l
     ]
 
 
-async def _workload_entries(gw: Gateway, namespace: str, w: Workload) -> list[Entry]:
-    obj = await gw.find(w.kind, namespace, w.name)
+async def _workload_entries(rd: Reader, namespace: str, w: Workload) -> list[Entry]:
+    obj = await rd.find(w.kind, namespace, w.name)
     if obj is None:
         return []  # shown as "absent": its appearing is a change too
     label = f"{w.kind}/{w.name}"
     sel = selector(obj)
-    revision, pod_label = await _revision(gw, namespace, w.kind, obj, sel)
+    revision, pod_label = await _revision(rd, namespace, w.kind, obj, sel)
     pods: list[dict[str, Any]] = []
     if sel and revision:
-        found = await gw.list(
-            "Pod", namespace, label_selector=f"{sel},{pod_label}={revision}", limit=MAX_PODS
-        )
-        pods = list(found.get("items") or ())
+        pods = await rd.select("Pod", namespace, f"{sel},{pod_label}={revision}", limit=MAX_PODS)
     entries = _pod_entries(label, revision, pods)
     return entries or _template_entries(label, revision, obj)
 
 
 async def observe_fingerprint(
-    gw: Gateway, namespace: str, workloads: Sequence[Workload]
+    source: Reader | Gateway, namespace: str, workloads: Sequence[Workload]
 ) -> Fingerprint | None:
-    """The targets' fingerprint now; None when the API could not be read (the engine
-    then compares nothing: an outage is not a target change)."""
+    """The targets' fingerprint now (from the store, or the API given a Gateway); None
+    when the API could not be read (the engine then compares nothing: an outage is not
+    a target change)."""
+    rd = reader_of(source)
     entries: list[Entry] = []
     try:
         for w in workloads:
-            entries.extend(await _workload_entries(gw, namespace, w))
+            entries.extend(await _workload_entries(rd, namespace, w))
     except ApiError as err:
         log.warning("fingerprint of the targets in %s not observed: %s", namespace, err)
         return None

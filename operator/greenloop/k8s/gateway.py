@@ -7,8 +7,13 @@ client's generated models, so builders and tests share one shape.
 
 Errors are typed by what a caller does about them: `NotFound` (absent: create it, or
 report the missing target), `Conflict` (409: already exists → adopt; stale
-resourceVersion → re-read and re-decide), anything else `ApiError`. Waiting is done
+resourceVersion → re-read and re-decide), `Forbidden` (403 for an impersonated
+account: the object is Stalled naming it), anything else `ApiError`. Waiting is done
 with watches bounded by a deadline, never a polling loop.
+
+`gw.acting_as(account)` is the same connection speaking as an object's ServiceAccount
+(Kubernetes impersonation, docs/design.md §8 "Tenancy"): what greenloop does *for* an
+object goes through it, so the API server checks the tenant's rights, not the operator's.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from kubernetes.aio import client as kclient
 from kubernetes.aio import config as kconfig
 
 from greenloop.core import crd
+from greenloop.core.tenancy import Account, Refusal, impersonation_headers, verb_of
 
 __all__ = [
     "ApiError",
     "Conflict",
+    "Forbidden",
     "Gateway",
     "NotFound",
     "Resource",
@@ -42,6 +49,14 @@ log = logging.getLogger("greenloop.gateway")
 #: Per-request ceiling; a watch has its own (its server-side timeoutSeconds + a margin).
 REQUEST_TIMEOUT = 30.0
 MERGE_PATCH = "application/merge-patch+json"
+#: Lists and watches of metadata alone (the API server's PartialObjectMetadata): what
+#: the store keeps of a results ConfigMap, without its up-to-700-KiB body.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#: Observers of what the API answered: (kind, object) for every object a read or write
+#: returned, so a watch-fed store is never behind the API for an object greenloop read
+#: or wrote (docs/design.md §8.1).
+Observer = Callable[[str, Mapping[str, Any]], object]
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
@@ -61,6 +76,14 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     """409: the object exists already (create) or was changed since it was read."""
+
+
+class Forbidden(ApiError):
+    """403 for an impersonated account: `refusal` names the account, verb and resource."""
+
+    def __init__(self, refusal: Refusal, reason: str, message: str) -> None:
+        super().__init__(403, reason, message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +134,35 @@ def resource_for(kind: str, api_version: str | None = None) -> Resource:
     return _BY_KIND[kind]
 
 
-def _error(status: int, body: bytes) -> ApiError:
+def refusal_of(account: Account, method: str, path: str, *, watch: bool = False) -> Refusal:
+    """What a refused request asked for, read from its REST path: `GET
+    /apis/apps/v1/namespaces/ta/deployments/victim-app` is `get deployments.apps/victim-app`."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    group = ""
+    if parts[:1] == ["apis"] and len(parts) >= 3:
+        group, parts = parts[1], parts[3:]
+    else:  # /api/v1/...
+        parts = parts[2:]
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        parts = parts[2:] if len(parts) > 2 else parts
+    plural = parts[0] if parts else ""
+    name = parts[1] if len(parts) > 1 else ""
+    sub = parts[2] if len(parts) > 2 else ""
+    resource = plural + (f".{group}" if group else "") + (f"/{sub}" if sub else "")
+    verb = verb_of(method, named=bool(name), watch=watch)
+    return Refusal(account, verb, resource, name)
+
+
+def _error(status: int, body: bytes, refused: Refusal | None = None) -> ApiError:
     try:
         doc = json.loads(body)
         reason, message = str(doc.get("reason", "")), str(doc.get("message", ""))
     except (ValueError, AttributeError):
         reason, message = "", body[:500].decode(errors="replace")
+    if status == 403 and refused is not None and "cannot impersonate" not in message:
+        # (The operator itself not allowed to impersonate is its installation's fault,
+        # not the tenant's: an ApiError, logged, not the object's condition.)
+        return Forbidden(refused, reason or "Forbidden", message)
     if status == 404:
         return NotFound(status, reason or "NotFound", message)
     if status == 409:
@@ -127,8 +173,25 @@ def _error(status: int, body: bytes) -> ApiError:
 class Gateway:
     """An API connection: `await Gateway.connect(kubeconfig)`, then `await gw.close()`."""
 
-    def __init__(self, api: kclient.ApiClient) -> None:
+    def __init__(
+        self, api: kclient.ApiClient, account: Account | None = None, *, owner: bool = True
+    ) -> None:
         self._api = api
+        self.observers: list[Observer] = []
+        self.account = account  # None: the operator's own identity
+        self._owner = owner  # closes the connection (an acting_as view does not)
+
+    def _seen(self, kind: str, obj: Mapping[str, Any]) -> None:
+        for observer in self.observers:
+            observer(kind, obj)
+
+    def acting_as(self, account: Account) -> Gateway:
+        """The same connection, every request made as `account` (impersonation): the
+        operator's identity needs only `impersonate` on it, and a 403 is `Forbidden`.
+        Its writes feed the same observers (the store), as the operator's own do."""
+        view = Gateway(self._api, account, owner=False)
+        view.observers = self.observers
+        return view
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Gateway:
@@ -148,6 +211,8 @@ class Gateway:
         return cls(kclient.ApiClient(configuration))
 
     async def close(self) -> None:
+        if not self._owner:
+            return
         await self._api.close()  # type: ignore[no-untyped-call]
         # aiohttp closes TLS transports on the next loop iterations; give them those,
         # or they are closed by the garbage collector with a ResourceWarning.
@@ -182,7 +247,12 @@ class Gateway:
         )
         if query:
             url += "?" + urlencode(query)
+        if self.account is not None:
+            headers_ = {**headers_, **impersonation_headers(self.account)}
         return await self._api.call_api(method_, url, headers_, body_, _request_timeout=timeout)
+
+    def _refused(self, method: str, path: str, *, watch: bool = False) -> Refusal | None:
+        return None if self.account is None else refusal_of(self.account, method, path, watch=watch)
 
     async def request(
         self,
@@ -197,7 +267,7 @@ class Gateway:
         response = await self._send(method, path, query=query, body=body, content_type=content_type)
         data: bytes = await response.read()
         if not 200 <= response.status < 300:
-            raise _error(response.status, data)
+            raise _error(response.status, data, self._refused(method, path))
         doc = json.loads(data) if data else {}
         if not isinstance(doc, dict):
             raise ApiError(response.status, "BadResponse", "the API server did not send an object")
@@ -206,7 +276,9 @@ class Gateway:
     # ---- objects ------------------------------------------------------------------
 
     async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
-        return await self.request("GET", resource_for(kind).path(namespace, name))
+        obj = await self.request("GET", resource_for(kind).path(namespace, name))
+        self._seen(kind, obj)
+        return obj
 
     async def find(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -229,13 +301,46 @@ class Gateway:
             query["labelSelector"] = label_selector
         if limit is not None:
             query["limit"] = str(limit)
-        return await self.request("GET", resource_for(kind).path(namespace), query=query or None)
+        found = await self.request("GET", resource_for(kind).path(namespace), query=query or None)
+        for item in found.get("items") or ():
+            self._seen(kind, item)
+        return found
+
+    async def list_page(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+        limit: int = 500,
+        cont: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a list (`metadata.continue` names the next), for a store's
+        list-then-watch: not observed, the store replaces its contents with it."""
+        query = {"limit": str(limit)}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if cont:
+            query["continue"] = cont
+        path = resource_for(kind).path(namespace)
+        accept = METADATA_LIST if metadata_only else "application/json"
+        response = await self._send("GET", path, query=query, accept=accept)
+        data: bytes = await response.read()
+        if not 200 <= response.status < 300:
+            raise _error(response.status, data)
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ApiError(response.status, "BadResponse", "the API server did not send a list")
+        return doc
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Create; raises Conflict when it exists (the caller adopts what it finds)."""
         meta = obj["metadata"]
         res = resource_for(str(obj["kind"]), str(obj["apiVersion"]))
-        return await self.request("POST", res.path(meta.get("namespace")), body=dict(obj))
+        made = await self.request("POST", res.path(meta.get("namespace")), body=dict(obj))
+        self._seen(str(obj["kind"]), made)
+        return made
 
     async def create_or_adopt(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """(object, created): an existing object of the same name is returned as is."""
@@ -254,11 +359,20 @@ class Gateway:
         *,
         subresource: str | None = None,
         content_type: str = MERGE_PATCH,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
+        """`dry_run`: authorized, admitted and validated, but not stored - asks whether the
+        patch would be allowed without doing it."""
         path = resource_for(kind).path(namespace, name)
         if subresource:
             path += f"/{subresource}"
-        return await self.request("PATCH", path, body=dict(patch), content_type=content_type)
+        query = {"dryRun": "All"} if dry_run else None
+        patched = await self.request(
+            "PATCH", path, query=query, body=dict(patch), content_type=content_type
+        )
+        if not dry_run:
+            self._seen(kind, patched)
+        return patched
 
     async def patch_status(
         self,
@@ -292,10 +406,12 @@ class Gateway:
         query = {"container": container, "tailLines": str(lines), "limitBytes": str(limit)}
         response = await self._send("GET", path, query=query, accept="*/*")
         data: bytes = await response.read()
+        if response.status == 403 and self.account is not None:
+            raise _error(403, data, self._refused("GET", path))
         if response.status in (401, 403):
             log.warning(
                 "the log of pod %s/%s is left out of the evidence: %s "
-                "(the operator's role needs `get` on pods/log: config/rbac/role.yaml)",
+                "(the account needs `get` on pods/log: config/rbac/tenant-role.yaml)",
                 namespace, pod, _error(response.status, data),
             )  # fmt: skip
         if response.status != 200:
@@ -325,6 +441,54 @@ class Gateway:
         response = await self._send(
             "GET", resource_for(kind).path(namespace), query=query, timeout=timeout + 10
         )
+        try:
+            if response.status != 200:
+                refused = self._refused("GET", resource_for(kind).path(namespace, name), watch=True)
+                raise _error(response.status, await response.read(), refused)
+            stream = response.response.content
+            while True:
+                line = await stream.readline()
+                if not line:
+                    return
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    obj = event.get("object") or {}
+                    raise ApiError(
+                        int(obj.get("code", 500)),
+                        str(obj.get("reason", "WatchError")),
+                        str(obj.get("message", "")),
+                    )
+                yield str(event["type"]), event["object"]
+        finally:
+            response.response.release()
+
+    async def watch_kind(
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+        timeout: float = 300.0,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) for every object of a kind in a namespace (every
+        namespace when None) changed after `resource_version`, BOOKMARKs included, until
+        the API server ends the watch (after `timeout` seconds). A watch the API server
+        cannot serve from that version raises ApiError 410 (the caller lists again)."""
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(max(1, int(timeout))),
+            "allowWatchBookmarks": "true",
+        }
+        if label_selector:
+            query["labelSelector"] = label_selector
+        accept = METADATA_ONLY if metadata_only else "application/json"
+        response = await self._send(
+            "GET", resource_for(kind).path(namespace), query=query, accept=accept,
+            timeout=timeout + 30,
+        )  # fmt: skip
         try:
             if response.status != 200:
                 raise _error(response.status, await response.read())

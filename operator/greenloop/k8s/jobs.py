@@ -1,5 +1,5 @@
-"""Pure builders for what one suite run is in a cluster: a Job, its token Secret, its
-selection ConfigMap (docs/design.md §4, §8).
+"""Pure builders for what one suite run is in a cluster: a Job and its selection
+ConfigMap (docs/design.md §4, §8).
 
 No API calls here: each function turns plain inputs into the dict the API server
 takes, so the shape is tested without a cluster and the gateway only sends it.
@@ -16,6 +16,8 @@ from typing import Any
 from greenloop.core import crd
 from greenloop.core.model import EnvVar, PodSettings, Suite
 from greenloop.core.names import NameKind, dns_label, object_name
+from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
+from greenloop.core.upload_proof import AUDIENCE
 
 __all__ = [
     "JUNIT_PATH",
@@ -28,7 +30,6 @@ __all__ = [
     "SuiteJob",
     "build_job",
     "build_selection_configmap",
-    "build_token_secret",
     "job_labels",
 ]
 
@@ -39,19 +40,28 @@ LABEL_ROUND = "greenloop.dev/round"
 LABEL_SUITE = "greenloop.dev/suite"
 # Object names may be 253 characters, label values only 63: the name is an annotation.
 ANNOTATION_VALIDATION = "greenloop.dev/validation"
-# The Job controller labels its pods with the Job's uid; the sidecar sends it back so
-# the results endpoint can tell this Job from an older one of the same name.
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 RESULTS_DIR = "/greenloop/results"
 JUNIT_PATH = f"{RESULTS_DIR}/junit.xml"
 SELECT_DIR = "/greenloop/select"
 SELECT_FILE = "tests.txt"
 SELECT_PATH = f"{SELECT_DIR}/{SELECT_FILE}"
-TOKEN_KEY = "token"
+# An Indexed Job's pod carries its index in this annotation (and Kubernetes also sets
+# JOB_COMPLETION_INDEX, but after the container's own env, too late for $(VAR) use).
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+#: The sidecar's proof of which pod it is: the pod's own ServiceAccount token, bound to
+#: the pod, for the results endpoint's audience only, renewed by the kubelet (the
+#: sidecar re-reads it on each attempt). Mounted into the sidecar alone (docs/design.md §8).
+TOKEN_VOLUME = "results-token"
+TOKEN_DIR = "/var/run/secrets/greenloop.dev/results"
+TOKEN_FILE = "token"
+TOKEN_PATH = f"{TOKEN_DIR}/{TOKEN_FILE}"
+TOKEN_AUDIENCE = AUDIENCE
+#: The shortest life the API server grants (10 minutes); the kubelet renews the file
+#: at 80% of it, so a sidecar never holds a token for long.
+TOKEN_SECONDS = 600
 
 # The upload contract between the sidecar (upload.py) and the endpoint (results.py).
-UID_HEADER = "X-Greenloop-Job-Uid"
 GZIP = "application/gzip"
 #: The gzipped body is stored as is; base64 in a ConfigMap grows it by 4/3, and a
 #: ConfigMap holds at most 1 MiB.
@@ -103,6 +113,19 @@ class SuiteJob:
     selection: tuple[str, ...] | None = None  # None: the whole suite
     service_account: str = "default"
     round: int = 1  # a spec change starts a new round at iteration 1: new names
+    # A sharded run (docs/design.md §4.1): one Indexed Job, index i running shards[i];
+    # () runs the suite in one pod as before. ``max_pods``: policy.parallelism.
+    shards: tuple[Shard, ...] = ()
+    max_pods: int = 1
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.shards)
+
+    @property
+    def shard_selected(self) -> bool:
+        """Each shard has its own selection (greenloop assigned the ids)."""
+        return any(s.test_ids is not None for s in self.shards)
 
     @property
     def names(self) -> RunNames:
@@ -113,10 +136,6 @@ class SuiteJob:
     @property
     def job_name(self) -> str:
         return self.names.job
-
-    @property
-    def secret_name(self) -> str:
-        return self.names.secret
 
     @property
     def selection_name(self) -> str:
@@ -134,7 +153,6 @@ class SuiteJob:
 @dataclass(frozen=True, slots=True)
 class RunNames:
     job: str
-    secret: str
     selection: str
     results: str
 
@@ -146,7 +164,6 @@ def run_names(name: str, uid: str, round_: int, iteration: int, suite: str) -> R
     select_key = f"select\0{key_uid}\0{name}\0{iteration}\0{suite}"
     return RunNames(
         job=object_name(NameKind.JOB, name, key_uid, iteration, suite),
-        secret=object_name(NameKind.SECRET, name, key_uid, iteration, suite),
         selection=dns_label(name, str(iteration), suite, "select", key=select_key),
         results=object_name(NameKind.RESULTS, name, key_uid, iteration, suite),
     )
@@ -214,11 +231,11 @@ def _restricted_container() -> dict[str, Any]:
 def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
     """The Job for one suite in one iteration.
 
-    Created suspended: the Secret and ConfigMap it needs are owned by the Job, so they
-    can only be made once the Job's uid exists; the operator resumes it after that and
-    no pod ever starts without its token (docs/design.md §8).
+    Created suspended: the selection ConfigMap it needs is owned by the Job, so it can
+    only be made once the Job's uid exists; the operator resumes it after that and no
+    pod ever starts without its selection (docs/design.md §8).
     """
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(run.job_name, run),
@@ -235,11 +252,61 @@ def build_job(run: SuiteJob, *, suspend: bool = True) -> dict[str, Any]:
             "template": {"metadata": {"labels": run.labels}, "spec": _pod_spec(run)},
         },
     }
+    if run.indexed:
+        spec: dict[str, Any] = job["spec"]
+        spec.update(_indexed_spec(run))
+        del spec["backoffLimit"]
+    return job
+
+
+def _indexed_spec(run: SuiteJob) -> dict[str, Any]:
+    """One index per shard (docs/design.md §4.1), never retried (greenloop reruns what
+    failed itself), at most policy.parallelism pods at once. ``backoffLimit`` goes: with
+    0, one lost pod would fail the Job and stop every other shard; each index fails on
+    its own, listed in ``status.failedIndexes``."""
+    count = len(run.shards)
+    return {
+        "completionMode": "Indexed",
+        "completions": count,
+        "parallelism": max(1, min(count, run.max_pods)),
+        "backoffLimitPerIndex": 0,
+    }
+
+
+def shard_env(run: SuiteJob) -> list[dict[str, Any]]:
+    """GREENLOOP_SHARD_INDEX from the pod's completion index, GREENLOOP_SHARD_COUNT, and
+    (when greenloop assigned the ids) GREENLOOP_SELECT naming the index's own file."""
+    if not run.indexed:
+        return []
+    field = f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
+    env: list[dict[str, Any]] = [
+        {"name": SHARD_INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": field}}},
+        {"name": SHARD_COUNT_ENV, "value": str(len(run.shards))},
+    ]
+    if run.shard_selected:
+        env.append({"name": "GREENLOOP_SELECT", "value": f"{SELECT_DIR}/{shard_select_key()}"})
+    return env
+
+
+def shard_select_key(index: int | None = None) -> str:
+    """The selection ConfigMap's key for one shard; without an index, the form a pod's
+    env expands with its own ($(GREENLOOP_SHARD_INDEX), defined before it)."""
+    return f"tests-{'$(' + SHARD_INDEX_ENV + ')' if index is None else index}.txt"
+
+
+def shard_results_name(results: str, index: int | None) -> str:
+    """Where one upload is stored: the run's results ConfigMap, one per shard index of a
+    sharded run (``<results>-<index>``, within 253 characters: results names are DNS
+    labels)."""
+    return results if index is None else f"{results}-{index}"
 
 
 def _pod_spec(run: SuiteJob) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [{"name": "results", "emptyDir": {"sizeLimit": "256Mi"}}]
-    if run.selection is not None:
+    volumes: list[dict[str, Any]] = [
+        {"name": "results", "emptyDir": {"sizeLimit": "256Mi"}},
+        _token_volume(),
+    ]
+    if run.selection is not None or run.shard_selected:
         volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
     pod = run.suite.pod
     volumes += [{"name": v.name, **v.source} for v in pod.volumes]
@@ -247,6 +314,7 @@ def _pod_spec(run: SuiteJob) -> dict[str, Any]:
         **_placement(pod),
         "restartPolicy": "Never",
         "serviceAccountName": pod.service_account_name or run.service_account,
+        # No API token in any container; the sidecar's results token is its own volume.
         "automountServiceAccountToken": False,
         # Service links stay on (Kubernetes' default): suites may find the
         # target as $(NAME_SERVICE_HOST) in env, where a cluster has no DNS.
@@ -291,6 +359,26 @@ def _suite_settings(pod: PodSettings) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value}
 
 
+def _token_volume() -> dict[str, Any]:
+    """The pod's ServiceAccount token for the results endpoint only: the API server
+    binds it to this pod, so it proves which pod (and Job) uploads; nothing a tenant
+    can read or mint for itself is accepted instead (docs/design.md §8)."""
+    return {
+        "name": TOKEN_VOLUME,
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "audience": TOKEN_AUDIENCE,
+                        "expirationSeconds": TOKEN_SECONDS,
+                        "path": TOKEN_FILE,
+                    }
+                }
+            ]
+        },
+    }
+
+
 def _suite_container(run: SuiteJob) -> dict[str, Any]:
     """The suite itself, with the runner contract's environment (docs/design.md §4)."""
     suite = run.suite
@@ -301,8 +389,11 @@ def _suite_container(run: SuiteJob) -> dict[str, Any]:
         {"name": "GREENLOOP_ITERATION", "value": str(run.iteration)},
     ]
     mounts: list[dict[str, Any]] = [{"name": "results", "mountPath": RESULTS_DIR}]
-    if run.selection is not None:
+    if run.indexed:
+        env += shard_env(run)
+    elif run.selection is not None:
         env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
+    if run.selection is not None or run.shard_selected:
         mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
     mounts += [
         {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only}
@@ -323,7 +414,7 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
     """The sidecar that uploads the suite's JUnit XML (`greenloop report upload`)."""
     command = ["greenloop", "report", "upload", "--file", JUNIT_PATH, "--url", run.results_url]
     command += ["--namespace", run.owner.namespace, "--job", run.job_name]
-    command += ["--deadline", str(UPLOAD_DEADLINE_SECONDS)]
+    command += ["--token-file", TOKEN_PATH, "--deadline", str(UPLOAD_DEADLINE_SECONDS)]
     return {
         "name": "greenloop-results",
         "image": run.reporter_image,
@@ -331,17 +422,10 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
         # gets SIGTERM once the suite container has exited - its cue to upload.
         "restartPolicy": "Always",
         "command": command,
-        "env": [
-            {
-                "name": "GREENLOOP_RESULTS_TOKEN",
-                "valueFrom": {"secretKeyRef": {"name": run.secret_name, "key": TOKEN_KEY}},
-            },
-            {
-                "name": "GREENLOOP_JOB_UID",
-                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{JOB_UID_LABEL}']"}},
-            },
+        "volumeMounts": [
+            {"name": "results", "mountPath": RESULTS_DIR, "readOnly": True},
+            {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
         ],
-        "volumeMounts": [{"name": "results", "mountPath": RESULTS_DIR, "readOnly": True}],
         "resources": {
             "requests": {"cpu": "10m", "memory": "32Mi"},
             "limits": {"memory": "128Mi"},
@@ -350,29 +434,19 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
     }
 
 
-def build_token_secret(run: SuiteJob, *, job_uid: str, token: str) -> dict[str, Any]:
-    """The Secret holding the Job's upload token, owned by the Job (so it goes with it)
-    and bound to the Job's uid and iteration, which the results endpoint checks."""
-    meta = _metadata(run.secret_name, run, _job_owner(run.job_name, job_uid))
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": meta,
-        "type": "Opaque",
-        "stringData": {
-            TOKEN_KEY: token,
-            "job-uid": job_uid,
-            "iteration": str(run.iteration),
-        },
-    }
-
-
 def build_selection_configmap(run: SuiteJob, *, job_uid: str) -> dict[str, Any]:
-    """The tests to run (GREENLOOP_SELECT's file), one id a line, owned by the Job."""
+    """The tests to run (GREENLOOP_SELECT's file), one id a line, owned by the Job; a
+    sharded run's holds one key per shard index (``tests-<i>.txt``)."""
     ids: Sequence[str] = run.selection or ()
+    data = {SELECT_FILE: "".join(f"{t}\n" for t in ids)}
+    if run.shard_selected:
+        data = {
+            shard_select_key(s.index): "".join(f"{t}\n" for t in s.test_ids or ())
+            for s in run.shards
+        }
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(run.selection_name, run, _job_owner(run.job_name, job_uid)),
-        "data": {SELECT_FILE: "".join(f"{t}\n" for t in ids)},
+        "data": data,
     }

@@ -12,7 +12,7 @@ import binascii
 
 from greenloop.core.model import Suite
 from greenloop.core.secrets import secret_refs
-from greenloop.k8s.gateway import ApiError, Gateway
+from greenloop.k8s.gateway import ApiError, Forbidden, Gateway
 
 __all__ = ["Unreadable", "suite_secret_values"]
 
@@ -30,6 +30,8 @@ async def suite_secret_values(gw: Gateway, namespace: str, suite: Suite) -> tupl
     for name, key in secret_refs(suite):
         try:
             secret = await gw.find("Secret", namespace, name)
+        except Forbidden:
+            raise  # the object's account may not read it: Stalled/Forbidden, naming it
         except ApiError as err:
             raise Unreadable(
                 f"Secret {namespace}/{name} could not be read to mask its values"

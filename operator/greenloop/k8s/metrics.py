@@ -15,6 +15,7 @@ gauge, collected at scrape time so an object that is gone leaves no stale series
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
     "FAILURES",
     "ITERATIONS",
     "ITERATION_SECONDS",
+    "LOOP_LAG",
     "REDEPLOYS",
     "SUITE_SECONDS",
     "UPLOADS_BY_CODE",
@@ -38,6 +40,7 @@ __all__ = [
     "Observed",
     "Phases",
     "iteration_outcome",
+    "measure_loop_lag",
     "observe_decision",
     "record",
     "upload_code",
@@ -78,9 +81,29 @@ ITERATION_SECONDS = Histogram(
     ["namespace"],
     buckets=DURATION_BUCKETS,
 )
+#: A 100 ms heartbeat's lateness: from "on time" to seconds of a frozen loop.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HEARTBEAT_SECONDS = 0.1
+LOOP_LAG = Histogram(
+    "greenloop_event_loop_lag_seconds",
+    "How late the event loop ran a 100 ms heartbeat: every object's tick, watch and "
+    "upload answer waits as long",
+    buckets=LAG_BUCKETS,
+)
 UPLOADS_BY_CODE = Counter(
     "greenloop_uploads_total", "Uploads answered by the results endpoint, by HTTP code", ["code"]
 )
+
+
+async def measure_loop_lag() -> None:
+    """Sleep 100 ms at a time for as long as the operator runs, recording how much later
+    than asked each wake-up came (issue 17: a loop busy with one object's parse is an
+    outage for all of them). Cancelled with the loop's other tasks at shutdown."""
+    now = asyncio.get_running_loop().time
+    while True:
+        asked = now() + HEARTBEAT_SECONDS
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        LOOP_LAG.observe(max(0.0, now() - asked))
 
 
 @dataclass(frozen=True, slots=True)

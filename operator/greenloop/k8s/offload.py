@@ -2,8 +2,10 @@
 
 One asyncio loop serves every object, the results endpoint, kopf's watches and
 /healthz; work that grows with a suite's size — reading an uploaded JUnit XML (gunzip,
-parse), the engine's merge and classification of its results, decoding the stored
-state, rendering the report and compressing the state snapshot — would hold all of them
+parse), the engine's merge and classification of its results, checking a spec (which
+compiles its classification rules when they are not cached: seconds for 100 large
+ones), decoding the stored state, rendering the report and compressing the state
+snapshot — would hold all of them
 for as long as one object's 100k-test result takes. It runs here instead, in a small
 pool of worker threads, so the loop keeps answering while it does.
 

@@ -1,15 +1,17 @@
 """`greenloop operator`: kopf watches, one long-lived unit per object, the results
 endpoint and the metrics port in one process (docs/design.md §8).
 
-kopf is used for what it is good at — watching StagingValidations and greenloop's Jobs
-across namespaces, peering, logging — through `on.event` handlers only. Each object gets
-one asyncio task (its *unit*) that loops `Reconciler.tick`; kopf's events, a stored
-upload and a Job change only *wake* the unit. Why not a kopf daemon or timer: both make
-kopf put a finalizer on every object, and a stopped operator would then block every
-deletion until someone removed it by hand. Event handlers need no finalizer: deleting an
-object is never blocked, and owner references let the garbage collector remove its Jobs,
-pods, Secrets and ConfigMaps (docs/design.md §8). The unit is still one per object, so
-no two steps for one object ever run at once in this process.
+kopf is used for what it is good at — watching StagingValidations across namespaces,
+peering, logging — through `on.event` handlers only. Each object gets one asyncio task
+(its *unit*) that loops `Reconciler.tick`, reading from a watch-fed store
+(greenloop.k8s.store, docs/design.md §8.1); kopf's events, a stored upload and any
+change the store sees to what the object owns or targets only *wake* the unit. Why not
+a kopf daemon or timer: both make kopf put a finalizer on every object, and a stopped
+operator would then block every deletion until someone removed it by hand. Event
+handlers need no finalizer: deleting an object is never blocked, and owner references
+let the garbage collector remove its Jobs, pods, Secrets and ConfigMaps (docs/design.md
+§8). The unit is still one per object, so no two steps for one object ever run at once
+in this process.
 """
 
 from __future__ import annotations
@@ -21,24 +23,27 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from aiohttp import web
+from aiohttp import ClientError, web
 from prometheus_client import Counter, Gauge, start_http_server
 
 from greenloop.core import crd
 from greenloop.core.exits import ExitCode
 from greenloop.core.outbound import Policy
-from greenloop.k8s.gateway import Gateway
-from greenloop.k8s.jobs import LABEL_MANAGED_BY, LABEL_VALIDATION_UID
-from greenloop.k8s.metrics import PHASES
+from greenloop.core.status import pending_status
+from greenloop.k8s.gateway import ApiError, Conflict, Gateway, NotFound
+from greenloop.k8s.jobs import LABEL_VALIDATION_UID
+from greenloop.k8s.metrics import PHASES, measure_loop_lag
 from greenloop.k8s.peering import Peers
 from greenloop.k8s.reconcile import Reconciler, Settings
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
 from greenloop.k8s.results import BODY_SECONDS, Limits, ResultsServer, Stored, results_app
+from greenloop.k8s.store import Store
 
 __all__ = ["OperatorConfig", "run"]
 
@@ -47,8 +52,10 @@ FINALIZER = "greenloop.dev/finalizer"
 PREFIX = "greenloop.dev"  # of kopf's own annotations (the domain's, not the CRD group)
 MAX_BACKOFF = 60.0
 PAUSED_SECONDS = 2.0  # how often a paused unit looks whether it may act again
-WORKLOAD_KINDS = (("Deployment", "deployments"), ("StatefulSet", "statefulsets"),
-                  ("DaemonSet", "daemonsets"))  # fmt: skip
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+#: How long start-up waits for the store's first lists; kinds still missing then are
+#: read from the API until they arrive.
+SYNC_SECONDS = 60.0
 
 TICKS = Counter("greenloop_ticks_total", "Reconcile ticks carried out", ["outcome"])
 UNITS = Gauge("greenloop_objects", "StagingValidations this operator is reconciling")
@@ -71,6 +78,8 @@ class OperatorConfig:
     priority: int = 0
     peering_lifetime: int = 60  # seconds a silent peer counts as alive (kopf's default)
     outbound: Policy = OPERATOR_DEFAULT  # where webhook and health calls may go
+    liveness: str | None = None  # kopf's liveness endpoint URL; None: not served
+    default_service_account: str | None = None  # for objects naming none (None: they stall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +141,26 @@ class Units:
     def poke_uid(self, uid: str) -> None:
         if uid in self.wake:
             self.wake[uid].set()
+
+    def woken_by(self, store: Store) -> Callable[[str, Mapping[str, Any]], None]:
+        """What wakes a unit when the store sees a change (docs/design.md §8.1): the
+        object itself; what greenloop made for it (its uid label: Jobs, their pods,
+        results); a target workload, or its ReplicaSet, ControllerRevision or pod,
+        traced up its owner references to the workload. Dict lookups only."""
+
+        def on_change(kind: str, obj: Mapping[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            uid = (meta.get("labels") or {}).get(LABEL_VALIDATION_UID)
+            if uid:
+                self.poke_uid(str(uid))
+            elif kind == crd.KIND:
+                self.poke_uid(str(meta.get("uid", "")))
+            elif self.targets:
+                ns = str(meta.get("namespace", ""))
+                for owner_kind, owner in _owners(store, ns, kind, obj):
+                    self.poke_target(ns, owner_kind, owner)
+
+        return on_change
 
     def _forget(self, uid: str) -> None:
         self.tasks.pop(uid, None)
@@ -195,6 +224,25 @@ class Units:
                 await _sleep_or_wake(wake, tick.wait)
 
 
+def _owners(
+    store: Store, namespace: str, kind: str, obj: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """The workloads an object belongs to: itself, or up to two owner hops away (a pod's
+    ReplicaSet's Deployment)."""
+    if kind in WORKLOAD_KINDS:
+        return [(kind, str(obj["metadata"].get("name", "")))]
+    found: list[tuple[str, str]] = []
+    for ref in obj["metadata"].get("ownerReferences") or ():
+        ref_kind, ref_name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        if ref_kind in WORKLOAD_KINDS:
+            found.append((ref_kind, ref_name))
+        elif ref_kind == "ReplicaSet" and kind == "Pod":
+            rs = store.get("ReplicaSet", namespace, ref_name)
+            if rs is not None:
+                found.extend(_owners(store, namespace, "ReplicaSet", rs))
+    return found
+
+
 async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
@@ -211,12 +259,13 @@ class Memo:
     units: Units | None = None
     gateway: Gateway | None = None
     results: web.AppRunner | None = None
+    store: Store | None = None
+    heartbeat: asyncio.Task[None] | None = None  # greenloop_event_loop_lag_seconds
 
 
 def _register(registry: kopf.OperatorRegistry, config: OperatorConfig, identity: str) -> None:
     _register_lifecycle(registry, config, identity)
     _register_validations(registry)
-    _register_wakers(registry)
 
 
 def _configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -246,9 +295,16 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
             gw, config.peering, identity, config.priority, clusterwide=not config.namespaces
         )
     settings = Settings(
-        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound
-    )
-    units = Units(Reconciler(gw, settings), peers)
+        reporter_image=config.reporter_image, results_url=url, outbound=config.outbound,
+        default_service_account=config.default_service_account,
+    )  # fmt: skip
+    store = Store(gw, config.namespaces)
+    units = Units(Reconciler(gw, settings, reader=store), peers)
+    store.on_change = units.woken_by(store)
+    # Before kopf starts its watches (startup handlers end first): no unit reads an
+    # empty store. A kind not listed by then is read from the API until it is.
+    await store.start(timeout=SYNC_SECONDS)
+    memo.store = store
 
     async def on_stored(stored: Stored) -> None:
         UPLOADS.inc()
@@ -261,6 +317,7 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
     if config.metrics_port:
         start_http_server(config.metrics_port)
     memo.gateway, memo.units, memo.results = gw, units, runner
+    memo.heartbeat = asyncio.create_task(measure_loop_lag(), name="event loop lag")
     # Everything loaded so far (kopf, the API client, aiohttp: most of the heap) lives as
     # long as the process: out of the collector's sight, a gen-2 collection - which
     # holds the GIL, the event loop's too, while a worker builds a 100k-test state -
@@ -278,6 +335,8 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
 async def _stop(memo: Memo) -> None:
     if memo.units is not None:
         await memo.units.stop_all()
+    if memo.store is not None:
+        await memo.store.stop()
     if memo.results is not None:
         await memo.results.cleanup()
     if memo.gateway is not None:
@@ -306,8 +365,8 @@ def _register_lifecycle(
 def _register_validations(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(crd.GROUP, crd.VERSION, crd.PLURAL, registry=registry)
     async def on_validation(
-        *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, memo: Memo,
-        **_: Any,
+        *, event: Any, name: str, namespace: str | None, meta: Any, spec: Any, status: Any,
+        memo: Memo, **_: Any,
     ) -> None:  # fmt: skip
         units = memo.units
         if units is None or namespace is None:
@@ -316,50 +375,39 @@ def _register_validations(registry: kopf.OperatorRegistry) -> None:
         if event.get("type") == "DELETED" or meta.get("deletionTimestamp"):
             await units.stop(uid)
             return
+        if memo.store is not None and isinstance(event.get("object"), dict):
+            # kopf's watch and the store's are not ordered: what kopf woke the unit for
+            # is in the store before the tick reads it (never back: an older body is
+            # ignored).
+            memo.store.seen(crd.KIND, event["object"])
+        if not status:
+            await _write_pending(memo, namespace, name, meta)
         target = spec.get("target") if hasattr(spec, "get") else None
         workloads = target.get("workloads") if isinstance(target, dict) else None
         units.watch_targets(namespace, uid, workloads if isinstance(workloads, list) else ())
         units.ensure(namespace, name, uid)
 
 
-def _register_wakers(registry: kopf.OperatorRegistry) -> None:
-    """Watches that only wake a unit: its target workloads, its Jobs and their pods."""
-
-    # A target workload changed (someone deployed, a rollout moved on): wake the objects
-    # that target it, so a fingerprint change is seen at once (docs/design.md §8) instead
-    # of on the next idle tick. A dict lookup per event; nothing else is read.
-    # The `when` filter keeps kopf from calling (and logging) the handler for the many
-    # workloads no object targets.
-    def workload_handler(kind: str) -> tuple[Any, Any]:
-        def targeted(*, name: str, namespace: str | None, memo: Memo, **_: Any) -> bool:
-            return memo.units is not None and memo.units.targeted(namespace, kind, name)
-
-        async def on_workload(*, name: str, namespace: str | None, memo: Memo, **_: Any) -> None:
-            if memo.units is not None and namespace is not None:
-                memo.units.poke_target(namespace, kind, name)
-
-        return targeted, on_workload
-
-    for kind, plural in WORKLOAD_KINDS:
-        when, handler = workload_handler(kind)
-        kopf.on.event("apps", "v1", plural, registry=registry, id=f"wake-{plural}", when=when)(
-            handler
+async def _write_pending(memo: Memo, namespace: str, name: str, meta: Any) -> None:
+    """A new object's first status, from the event's own body and before any read: the
+    window in which it has none - kstatus's Current - lasts one PATCH, not the first
+    tick's reads, report and render, which queue behind every other new object's in a
+    burst (docs/gitops.md). Conflict-checked on the event's resourceVersion: a write by
+    anyone else since (an earlier operator, the round itself) wins, and nothing is lost -
+    the unit's ticks write the real status either way."""
+    if memo.gateway is None:
+        return
+    pending = pending_status(int(meta.get("generation") or 0), time.time())
+    try:
+        await memo.gateway.patch_status(
+            crd.KIND, namespace, name, pending, resource_version=str(meta.get("resourceVersion"))
         )
-
-    def poke(memo: Memo, labels: Any) -> None:
-        uid = labels.get(LABEL_VALIDATION_UID)
-        if memo.units is not None and uid:
-            memo.units.poke_uid(str(uid))
-
-    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
-    async def on_job(*, labels: Any, memo: Memo, **_: Any) -> None:
-        poke(memo, labels)
-
-    # A suite pod's waiting reason (ImagePullBackOff...) is seen on the pod, not the Job:
-    # the Job controller deletes the pod at the deadline, so look while it waits.
-    @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: "greenloop"}, registry=registry)
-    async def on_pod(*, labels: Any, memo: Memo, **_: Any) -> None:
-        poke(memo, labels)
+    except (Conflict, NotFound):
+        return
+    except (ApiError, ClientError, OSError, TimeoutError) as err:
+        # No RBAC for status, an API outage: the unit starts regardless, and its tick
+        # meets the same and says so.
+        log.warning("%s/%s: first status not written: %s", namespace, name, err)
 
 
 def run(config: OperatorConfig) -> int:
@@ -388,6 +436,9 @@ def run(config: OperatorConfig) -> int:
                 peering_name=config.peering,
                 priority=config.priority,
                 identity=cast(Any, identity),  # kopf's Identity is a NewType of str
+                # kopf's own endpoint: served from the event loop every unit runs in and
+                # by a standby too, so a pod's livenessProbe restarts a wedged operator
+                liveness_endpoint=config.liveness,
             )
         )
     except KeyboardInterrupt:

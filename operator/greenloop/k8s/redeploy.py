@@ -33,6 +33,7 @@ __all__ = [
     "TargetMissing",
     "call_webhook",
     "patch_workload",
+    "preflight",
     "redeploy",
     "wait_healthy",
     "wait_observed",
@@ -66,11 +67,36 @@ class Outcome:
     missing: Workload | None = None
 
 
+def _rollout_patch(token: str) -> dict[str, Any]:
+    return {"spec": {"template": {"metadata": {"annotations": {ROLLOUT_ANNOTATION: token}}}}}
+
+
+async def preflight(
+    gw: Gateway,
+    namespace: str,
+    workloads: Sequence[Workload],
+    webhook: Webhook | None,
+    token: str,
+) -> None:
+    """Ask, changing nothing, whether `gw`'s account may do the whole redeploy: a
+    server-side dry run of each workload's patch (authorized as the real one), a read
+    of the webhook's header Secret. A refusal (`Forbidden`) is raised before anything
+    is patched or sent, so no workload rolls half-way (issue 19, probes 1 and 3)."""
+    for workload in workloads:
+        try:
+            await gw.patch(
+                workload.kind, namespace, workload.name, _rollout_patch(token), dry_run=True
+            )
+        except NotFound:
+            raise TargetMissing(workload, namespace) from None
+    if webhook is not None and webhook.headers_from and webhook.headers_from.secret_name:
+        await gw.find("Secret", namespace, webhook.headers_from.secret_name)
+
+
 async def patch_workload(gw: Gateway, namespace: str, workload: Workload, token: str) -> int:
     """Write the token into the pod template; the generation the API server answered."""
-    patch = {"spec": {"template": {"metadata": {"annotations": {ROLLOUT_ANNOTATION: token}}}}}
     try:
-        obj = await gw.patch(workload.kind, namespace, workload.name, patch)
+        obj = await gw.patch(workload.kind, namespace, workload.name, _rollout_patch(token))
     except NotFound:
         raise TargetMissing(workload, namespace) from None
     generation = obj.get("metadata", {}).get("generation")

@@ -1,20 +1,23 @@
 """The results endpoint: where each Job's sidecar uploads its JUnit XML (docs/design.md §4, §8).
 
     POST /v1/results/{namespace}/{job}
-    Authorization: Bearer <the token from the Job's Secret>
-    X-Greenloop-Job-Uid: <the Job's uid>
+    Authorization: Bearer <the pod's projected ServiceAccount token, audience greenloop.dev/results>
+    (an Indexed Job's shard index is its pod's completion index, which the token proves)
     Content-Type: application/gzip
     <gzipped JUnit XML>
 
 An upload is stored only when every check holds, in this order, and nothing is written
 otherwise. First what costs nothing but a look, before the upload waits for anything or
 reads a byte of body: a token is present, the body is declared gzip and not too long
-(401, 415, 413); the Job exists, is greenloop's and has the uid the sidecar names (403 —
-a Job deleted and re-made under the same name has a new uid); the token matches,
-compared in constant time, the one in the Secret owned by that Job and bound to its uid
-and iteration (403); its results are not stored yet (409 — a credential is spent once
-they are); no other upload for that Job is in progress (429). So a flood of forged or
-spent credentials costs lookups, never a slot.
+(401, 415, 413); the token is a pod-bound JWT for our audience, not expired (401, no API
+call); the API server's TokenReview authenticates it for our audience and names the pod
+it is bound to (401; reviews are bounded: a timeout, a few at a time, and a small cache
+keyed by the token's hash for at most a minute of its life); the Job is greenloop's and
+that pod exists with that uid, runs as the token's account and is the Job's own pod
+(403, `core.upload_proof`, which also says which shard index the pod proves); its
+results are not stored yet (409 — a credential is spent once they are); no other upload
+for that Job is in progress (429). So a flood of forged or spent credentials costs
+lookups, never a slot.
 
 Then the upload takes a slot (`slots.FairSlots`: 16, no namespace above half; beyond
 them a bounded queue, and 503 with Retry-After beyond the queue) and must send its whole
@@ -31,16 +34,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
+import hashlib
 import logging
 import re
+import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from greenloop.core.upload_proof import (
+    AUDIENCE,
+    Accepted,
+    PodClaims,
+    Refused,
+    claims_of_review,
+    token_precheck,
+    upload_proof,
+)
 from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import ApiError, Conflict, Gateway
 from greenloop.k8s.jobs import (
@@ -52,9 +66,8 @@ from greenloop.k8s.jobs import (
     LABEL_SUITE,
     LABEL_VALIDATION_UID,
     MAX_COMPRESSED,
-    TOKEN_KEY,
-    UID_HEADER,
     names_of_job,
+    shard_results_name,
 )
 from greenloop.k8s.metrics import UPLOADS_BY_CODE, upload_code
 from greenloop.k8s.slots import Busy, FairSlots
@@ -67,6 +80,7 @@ __all__ = [
     "Limits",
     "ResultsServer",
     "Stored",
+    "TokenReviews",
     "results_app",
 ]
 
@@ -83,6 +97,13 @@ BODY_SECONDS = 30.0
 CHECK_SECONDS = 15.0
 #: What a refused-for-now sidecar is told; it adds its own jitter on top.
 RETRY_AFTER_SECONDS = 2
+#: TokenReview: one review's bound, how many at once, and how long (at most, and never
+#: past the token's own expiry) an answer is reused for the same token.
+REVIEW_SECONDS = 5.0
+MAX_REVIEWS = 8
+REVIEW_CACHE_SECONDS = 60.0
+REFUSAL_CACHE_SECONDS = 10.0
+REVIEW_CACHE_SIZE = 1024
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CHUNK = 64 * 1024
 
@@ -100,6 +121,8 @@ class Stored:
     iteration: int
     suite: str
     xml_bytes: int
+    #: The shard index of an Indexed Job's upload (its pod's completion index); None otherwise.
+    index: int | None = None
 
 
 class _Refused(Exception):
@@ -108,16 +131,6 @@ class _Refused(Exception):
         self.status = status
         self.message = message
         self.retry_after = retry_after
-
-
-def _secret_value(secret: dict[str, Any], key: str) -> str:
-    raw = (secret.get("data") or {}).get(key)
-    if not isinstance(raw, str):
-        return ""
-    try:
-        return base64.b64decode(raw, validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        return ""
 
 
 def _results_configmap(job: dict[str, Any], name: str, body: bytes) -> dict[str, Any]:
@@ -163,7 +176,7 @@ class Limits:
     #: The whole body must arrive within this, once the upload holds a slot: a body that
     #: trickles (slowloris) is cut with 408 and its slot freed.
     body_seconds: float = BODY_SECONDS
-    #: The checks against the API server (Job, Secret, stored results) together.
+    #: The checks against the API server (TokenReview, Job, pod, stored results) together.
     check_seconds: float = CHECK_SECONDS
 
 
@@ -177,6 +190,17 @@ class _Checked:
     iteration: int
     suite: str
     results: str
+    index: int | None
+
+
+def _index_of_job(job: dict[str, Any], index: int | None) -> bool:
+    """Whether ``index`` is one this Job has: an Indexed Job's uploads each name an index
+    below its completions; any other Job's name none."""
+    spec = job.get("spec") or {}
+    if spec.get("completionMode") != "Indexed":
+        return index is None
+    completions = spec.get("completions")
+    return index is not None and isinstance(completions, int) and index < completions
 
 
 def _answer_of(refused: _Refused) -> web.Response:
@@ -186,6 +210,53 @@ def _answer_of(refused: _Refused) -> web.Response:
     # The body may be unread (refused before it) or half read: never reuse the connection.
     response.force_close()
     return response
+
+
+class TokenReviews:
+    """Who a token is, as the API server says (TokenReview for our audience), bounded:
+    each review within `REVIEW_SECONDS`, at most `MAX_REVIEWS` at once, and an answer
+    reused for the same token (by its SHA-256, never the token itself) for at most
+    `REVIEW_CACHE_SECONDS` and never past the token's expiry; a refusal for
+    `REFUSAL_CACHE_SECONDS`. The cache holds `REVIEW_CACHE_SIZE` answers, oldest out."""
+
+    def __init__(self, gateway: Gateway, *, clock: Callable[[], float] = time.time) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self._reviews = asyncio.Semaphore(MAX_REVIEWS)
+        self._cache: OrderedDict[str, tuple[float, PodClaims | Refused]] = OrderedDict()
+
+    async def claims(self, token: str) -> PodClaims | Refused:
+        now = self.clock()
+        expiry = token_precheck(token, now)
+        if isinstance(expiry, Refused):
+            return expiry
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._reviews:
+            try:
+                async with asyncio.timeout(REVIEW_SECONDS):
+                    review = await self.gateway.request(
+                        "POST",
+                        "/apis/authentication.k8s.io/v1/tokenreviews",
+                        body={
+                            "apiVersion": "authentication.k8s.io/v1",
+                            "kind": "TokenReview",
+                            "spec": {"token": token, "audiences": [AUDIENCE]},
+                        },
+                    )
+            except TimeoutError:
+                raise _Refused(
+                    503, "cannot check the token now, retry", RETRY_AFTER_SECONDS
+                ) from None
+        answer = claims_of_review(review)
+        keep = REFUSAL_CACHE_SECONDS if isinstance(answer, Refused) else REVIEW_CACHE_SECONDS
+        self._cache[key] = (min(now + keep, expiry), answer)
+        self._cache.move_to_end(key)
+        while len(self._cache) > REVIEW_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return answer
 
 
 class ResultsServer:
@@ -205,13 +276,14 @@ class ResultsServer:
         self.max_compressed = max_compressed
         self.max_xml = max_xml
         self.limits = limits or Limits()
+        self.reviews = TokenReviews(gateway)
         self.slots = FairSlots(
             self.limits.slots,
             max_waiting=self.limits.max_waiting,
             wait_seconds=self.limits.wait_seconds,
         )
-        #: Job uids with an upload past its checks: one at a time per Job.
-        self._in_flight: set[str] = set()
+        #: (Job uid, shard index) with an upload past its checks: one at a time each.
+        self._in_flight: set[tuple[str, int | None]] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
         response = await self._answer(request)
@@ -237,16 +309,17 @@ class ResultsServer:
     async def _accept(self, request: web.Request) -> Stored:
         """Every refusal that costs nothing but a look (headers, the credential, results
         already stored) comes before the upload takes a slot or reads a byte of body."""
-        namespace, job_name, job_uid, token = self._credentials(request)
+        namespace, job_name, token = self._credentials(request)
         try:
             async with asyncio.timeout(self.limits.check_seconds):
-                checked = await self._authorize(namespace, job_name, job_uid, token)
+                checked = await self._authorize(namespace, job_name, token)
                 await self._refuse_if_stored(checked)
         except TimeoutError:
             raise _Refused(503, "cannot check the upload now, retry", RETRY_AFTER_SECONDS) from None
-        if job_uid in self._in_flight:
+        shard = (checked.job_uid, checked.index)
+        if shard in self._in_flight:
             raise _Refused(429, "an upload for this Job is in progress", RETRY_AFTER_SECONDS)
-        self._in_flight.add(job_uid)
+        self._in_flight.add(shard)
         try:
             try:
                 await self.slots.acquire(namespace)
@@ -257,17 +330,16 @@ class ResultsServer:
             finally:
                 self.slots.release(namespace)
         finally:
-            self._in_flight.discard(job_uid)
+            self._in_flight.discard(shard)
 
-    def _credentials(self, request: web.Request) -> tuple[str, str, str, str]:
+    def _credentials(self, request: web.Request) -> tuple[str, str, str]:
         namespace, job_name = request.match_info["namespace"], request.match_info["job"]
         if not (_DNS.match(namespace) and _DNS.match(job_name)):
             raise _Refused(400, "namespace and job must be DNS labels")
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        job_uid = request.headers.get(UID_HEADER, "").strip()
-        if not token or not job_uid:
-            raise _Refused(401, f"missing bearer token or {UID_HEADER}")
+        if not token:
+            raise _Refused(401, "missing bearer token")
         # A gzip *file* as the body, not a Content-Encoding: the HTTP layer would then
         # inflate it before the size checks below could count it.
         encoding = request.headers.get("Content-Encoding", "identity").lower()
@@ -275,7 +347,7 @@ class ResultsServer:
             raise _Refused(415, f"send the JUnit XML gzipped as Content-Type: {GZIP}")
         if (request.content_length or 0) > self.max_compressed:
             raise _Refused(413, f"body over {self.max_compressed} bytes")
-        return namespace, job_name, job_uid, token
+        return namespace, job_name, token
 
     async def _refuse_if_stored(self, checked: _Checked) -> None:
         """A credential is spent once its results are stored: 409 before any body."""
@@ -308,38 +380,39 @@ class ResultsServer:
             iteration=checked.iteration,
             suite=checked.suite,
             xml_bytes=xml_bytes,
+            index=checked.index,
         )
 
-    async def _authorize(self, namespace: str, job_name: str, job_uid: str, token: str) -> _Checked:
+    async def _authorize(self, namespace: str, job_name: str, token: str) -> _Checked:
+        """The token's claims (TokenReview), then `core.upload_proof` against the Job
+        the upload names and the pod the claims name, both read now."""
+        claims = await self.reviews.claims(token)
+        if isinstance(claims, Refused):
+            raise _Refused(claims.status, claims.reason)
         forbidden = _Refused(403, "token not valid for this Job")
+        if claims.namespace != namespace:
+            raise forbidden
         job = await self.gateway.find("Job", namespace, job_name)
         if job is None:
             raise forbidden
         meta = job["metadata"]
         labels = meta.get("labels") or {}
         names = names_of_job(job)
-        if (
-            meta.get("uid") != job_uid
-            or labels.get(LABEL_MANAGED_BY) != "greenloop"
-            or names is None
-        ):
+        if labels.get(LABEL_MANAGED_BY) != "greenloop" or names is None:
+            raise forbidden
+        pod = await self.gateway.find("Pod", namespace, claims.pod_name)
+        proof = upload_proof(claims, namespace, job, pod)
+        if not isinstance(proof, Accepted):
+            raise _Refused(proof.status, proof.reason)
+        # The pod's completion index is the shard it uploads for; a Job that is not
+        # Indexed has one upload, stored under the run's own results name.
+        indexed = (job.get("spec") or {}).get("completionMode") == "Indexed"
+        index = proof.index if indexed else None
+        if not _index_of_job(job, index):
             raise forbidden
         iteration, suite = int(labels[LABEL_ITERATION]), str(labels[LABEL_SUITE])
-        secret = await self.gateway.find("Secret", namespace, names.secret)
-        if secret is None:
-            raise forbidden
-        owners = secret["metadata"].get("ownerReferences") or []
-        bound = (
-            any(o.get("kind") == "Job" and o.get("uid") == job_uid for o in owners)
-            and _secret_value(secret, "job-uid") == job_uid
-            and _secret_value(secret, "iteration") == str(iteration)
-        )
-        expected = _secret_value(secret, TOKEN_KEY)
-        # Compare even when unbound, so timing says nothing about which check failed.
-        same = hmac.compare_digest(token.encode(), expected.encode())
-        if not (bound and expected and same):
-            raise forbidden
-        return _Checked(namespace, job, job_uid, iteration, suite, names.results)
+        results = shard_results_name(names.results, index)
+        return _Checked(namespace, job, str(meta["uid"]), iteration, suite, results, index)
 
     async def _read(self, request: web.Request) -> tuple[bytes, int]:
         """The complete gzip body (≤ max_compressed) and the size of the XML inside

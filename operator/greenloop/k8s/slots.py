@@ -52,7 +52,9 @@ class FairSlots:
                     return  # admitted just as the wait ran out: the slot is ours
                 self.release(namespace)  # admitted, then cancelled: give it back
             else:
-                self._waiting.remove(entry)
+                # A release may have dropped it already (its future was cancelled first).
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
                 entry[1].cancel()
             if isinstance(exc, TimeoutError):
                 raise Busy(f"no upload slot within {self.wait_seconds:g} s") from None
@@ -75,5 +77,9 @@ class FairSlots:
             if index is None:
                 return
             namespace, future = self._waiting.pop(index)
+            if future.done():
+                # Cancelled (its wait ran out, or its upload went) before its handler
+                # ran: it takes no slot; the next waiter is looked at instead.
+                continue
             self._take(namespace)
             future.set_result(None)

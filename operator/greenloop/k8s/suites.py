@@ -1,14 +1,17 @@
 """One suite run as a Job: start it (idempotently) and read what it produced.
 
-`start` creates the Job suspended, then its token Secret and selection ConfigMap (owned
-by the Job, so they need its uid), then resumes it; each step adopts what a previous
+`start` creates the Job suspended, then its selection ConfigMap (owned by the Job, so it
+needs its uid), then resumes it; each step adopts what a previous
 attempt (a restarted or second operator) already made, so it can be repeated at any
 point without a twin (docs/design.md §8).
 
 `observe` turns a Job into the engine's `SuiteRun`: the uploaded results when the
 results ConfigMap exists; a `RunnerError` (``error`` set) with the pod's own reason and
 the container's last log lines when the Job ended without them, or when its pod can
-never start (the image is not there); None while it is still running.
+never start (the image is not there); None while it is still running. It reads the Job,
+its pods and whether the results exist through a `Reader` (the operator's watch-fed
+store); the results' body, and the absence of results before a verdict without them,
+come from the API, since a store may lag it (docs/design.md §8.1).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import base64
 import binascii
 import gzip
 import io
-import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -26,17 +28,21 @@ from typing import Any
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.pod_start import AT_ONCE, never_starts
+from greenloop.core.shard_results import ShardOutcome, Waiting, merge
+from greenloop.core.shards import ShardPlan
 from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import (
+    COMPLETION_INDEX_ANNOTATION,
     LABEL_VALIDATION_UID,
     SuiteJob,
     build_job,
     build_selection_configmap,
-    build_token_secret,
+    shard_results_name,
 )
 from greenloop.k8s.offload import offload
 from greenloop.k8s.results import MAX_XML, RESULTS_KEY
+from greenloop.k8s.store import Reader, reader_of
 
 __all__ = ["ForeignObject", "observe", "runner_error", "start"]
 
@@ -69,15 +75,8 @@ async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str,
             f"Job {run.owner.namespace}/{run.job_name} exists but belongs to another object"
         )
     uid = _uid(job)
-    secret, _ = await gw.create_or_adopt(
-        build_token_secret(run, job_uid=uid, token=secrets.token_urlsafe(32))
-    )
-    owners = secret.get("metadata", {}).get("ownerReferences") or []
-    if not any(o.get("uid") == uid for o in owners):
-        # Left from an older Job of the same name, not yet collected: replace it.
-        await gw.delete("Secret", run.owner.namespace, run.secret_name)
-        await gw.create(build_token_secret(run, job_uid=uid, token=secrets.token_urlsafe(32)))
-    failpoints.hit("secret-created")
+    # No upload credential to make: the pod's sidecar proves itself with the pod's own
+    # bound ServiceAccount token (jobs.py, results.py).
     if run.selection is not None:
         await gw.create_or_adopt(build_selection_configmap(run, job_uid=uid))
         failpoints.hit("selection-created")
@@ -89,7 +88,7 @@ async def start(gw: Gateway, run: SuiteJob, *, resume: bool = True) -> dict[str,
 
 async def stop(gw: Gateway, run: SuiteJob) -> None:
     """Stop a run the round no longer waits for (its deadline passed): delete the Job,
-    and with it, through owner references, its pods (SIGTERM), Secret and ConfigMaps.
+    and with it, through owner references, its pods (SIGTERM) and ConfigMaps.
     Repeatable: a Job already gone is no error."""
     await gw.delete("Job", run.owner.namespace, run.job_name, propagation="Background")
 
@@ -142,15 +141,22 @@ def _container_story(pod: Mapping[str, Any]) -> tuple[str, str | None]:
     return f"pod phase {phase}" + (f" ({reason})" if reason else ""), None
 
 
-async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: str) -> str:
+async def runner_error(
+    gw: Gateway,
+    run: SuiteJob,
+    job: Mapping[str, Any],
+    why: str,
+    reader: Reader | None = None,
+    *,
+    actor: Gateway | None = None,
+) -> str:
     """The RunnerError evidence, most telling first (the engine keeps 400 characters):
-    what the suite container says, why the Job ended, its last log lines."""
+    what the suite container says, why the Job ended, its last log lines (read as the
+    object's account, `actor`: a log is the tenant's data, not greenloop's)."""
     ns = run.owner.namespace
     parts: list[str] = []
-    pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
-    items = sorted(
-        pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
-    )
+    pods = await reader_of(reader or gw).select("Pod", ns, f"job-name={run.job_name}")
+    items = sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
     tail = ""
     waited = (job.get("metadata", {}).get("annotations") or {}).get(WAITING_ANNOTATION)
     if items:
@@ -159,7 +165,7 @@ async def runner_error(gw: Gateway, run: SuiteJob, job: Mapping[str, Any], why: 
         if waited and waiting is None:
             parts.append(str(waited))  # the pod is going: what it waited for tells more
         parts.append(story)
-        log = await gw.pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
+        log = await (actor or gw).pod_log(ns, pod["metadata"]["name"], "suite", lines=LOG_LINES)
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         tail = " | ".join(lines[-3:])
     elif waited:
@@ -189,27 +195,70 @@ def _read_results(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], 
     return report.tests, None
 
 
-async def observe(gw: Gateway, run: SuiteJob, now: float | None = None) -> SuiteRun | None:
-    """The suite's result once it has one; None while it runs. ``now``: the clock
-    that times how long a pod has waited to start (time.time() when None)."""
+def _owned(obj: Mapping[str, Any] | None, job: Mapping[str, Any]) -> bool:
+    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
+    return any(o.get("uid") == _uid(job) for o in refs)
+
+
+async def _results(
+    gw: Gateway, rd: Reader, run: SuiteJob, job: Mapping[str, Any], *, fresh: bool
+) -> SuiteRun | None:
+    """The Job's uploaded results, when they exist (`fresh`: ask the API, not the store,
+    whether they do); None when not (yet)."""
     ns = run.owner.namespace
-    job = await gw.find("Job", ns, run.job_name)
+    if not fresh and not _owned(await rd.find("ConfigMap", ns, run.results_name), job):
+        return None
+    # The store keeps a results ConfigMap's metadata only: its body comes from the API.
+    stored = await gw.find("ConfigMap", ns, run.results_name)
+    if stored is None or not _owned(stored, job):
+        return None
+    # Up to MAX_XML of XML to gunzip and parse: a worker thread's job, not the loop's.
+    tests, problem = await offload(_read_results, stored, f"{run.suite.name}.xml")
+    if problem is None:
+        return _run(run, job, tests=tests)
+    return _run(run, job, error=problem)
+
+
+async def observe(
+    gw: Gateway,
+    run: SuiteJob,
+    reader: Reader | None = None,
+    *,
+    actor: Gateway | None = None,
+    now: float | None = None,
+) -> SuiteRun | None:
+    """The suite's result once it has one; None while it runs. greenloop's own objects
+    (the Job, its results, its pods) are read through `reader` (the API when None); what
+    is done to the Job and the log read are the object's account's (`actor`,
+    docs/design.md §8 "Tenancy"). ``now``: the clock that times how long a pod has
+    waited to start (time.time() when None)."""
+    rd = reader_of(reader or gw)
+    ns = run.owner.namespace
+    act = actor or gw
+    job = await rd.find("Job", ns, run.job_name)
+    if job is None and rd.cached:
+        job = await gw.find("Job", ns, run.job_name)  # absent is a verdict: make sure
     if job is None:
         return SuiteRun(
             suite=run.suite.name,
             error=f"Job {ns}/{run.job_name} was deleted before it reported results",
             selected=run.selection,
         )
-    stored = await gw.find("ConfigMap", ns, run.results_name)
-    if stored is not None and any(
-        o.get("uid") == _uid(job) for o in stored["metadata"].get("ownerReferences") or []
-    ):
-        # Up to MAX_XML of XML to gunzip and parse: a worker thread's job, not the loop's.
-        tests, problem = await offload(_read_results, stored, f"{run.suite.name}.xml")
-        if problem is None:
-            return _run(run, job, tests=tests)
-        return _run(run, job, error=problem)
+    if run.indexed:
+        # Each index's results are read from the API: a sharded run is read once per
+        # wake (an upload or a Job change), not on a timer.
+        return await observe_shards(gw, run, job, act)
+    found = await _results(gw, rd, run, job, fresh=False)
+    if found is not None:
+        return found
     noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
+    ended = noted or _condition(job, "Failed") or _condition(job, "Complete")
+    if ended and rd.cached:
+        # A verdict without results: the store may not have the upload yet (its watch is
+        # not ordered with the Job's), so ask the API whether it exists.
+        found = await _results(gw, rd, run, job, fresh=True)
+        if found is not None:
+            return found
     if noted:
         return _run(run, job, error=str(noted), permanent=True)
     failed = _condition(job, "Failed")
@@ -217,21 +266,21 @@ async def observe(gw: Gateway, run: SuiteJob, now: float | None = None) -> Suite
         why = f"Job {run.job_name} failed: {failed.get('reason') or 'Failed'}"
         if failed.get("message"):
             why += f" ({failed['message']})"
-        return _run(run, job, error=await runner_error(gw, run, job, why))
+        return _run(run, job, error=await runner_error(gw, run, job, why, rd, actor=act))
     if _condition(job, "Complete") is not None:
         why = f"Job {run.job_name} completed without uploading JUnit XML"
-        return _run(run, job, error=await runner_error(gw, run, job, why))
-    pods = await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}")
+        return _run(run, job, error=await runner_error(gw, run, job, why, rd, actor=act))
+    pods = await rd.select("Pod", ns, f"job-name={run.job_name}")
     annotations = job["metadata"].get("annotations") or {}
-    for pod in pods.get("items") or []:
+    for pod in pods:
         story, waiting = _container_story(pod)
         if waiting is not None and waiting not in STARTING and waiting not in AT_ONCE:
             story = story[:MAX_EVIDENCE]
             if annotations.get(WAITING_ANNOTATION) != story:
                 note = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
-                await gw.patch("Job", ns, run.job_name, note)
+                await act.patch("Job", ns, run.job_name, note)
         if never_starts(waiting, _waited(pod, now)):
-            return await _never_starts(gw, run, job, pod, story)
+            return await _never_starts(act, run, job, pod, story)
     return None
 
 
@@ -255,3 +304,107 @@ async def _never_starts(
     }
     await gw.patch("Job", run.owner.namespace, run.job_name, patch)
     return _run(run, job, error=error, permanent=True)
+
+
+# ---- A sharded run: one Indexed Job (docs/design.md §4.1) -------------------------------
+
+
+def _failed_indexes(job: Mapping[str, Any]) -> set[int]:
+    """``status.failedIndexes`` ("1,3-5") as a set: the indexes whose pod failed (with
+    backoffLimitPerIndex 0, for good)."""
+    out: set[int] = set()
+    for part in str(job.get("status", {}).get("failedIndexes") or "").split(","):
+        first, _, last = part.strip().partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def _pods_by_index(pods: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+    """The latest pod of each completion index."""
+    items = sorted(
+        pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
+    )
+    out: dict[int, Mapping[str, Any]] = {}
+    for pod in items:
+        raw = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION, "")
+        if str(raw).isdigit():
+            out[int(raw)] = pod
+    return out
+
+
+def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
+    """When the pod's suite container started and ended (0 when unknown)."""
+    if pod is None:
+        return 0.0, 0.0
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        ended = (cs.get("state") or {}).get("terminated") if cs.get("name") == "suite" else None
+        if ended:
+            return _epoch(ended.get("startedAt")), _epoch(ended.get("finishedAt"))
+    return _epoch(pod.get("status", {}).get("startTime")), 0.0
+
+
+async def _shard_outcome(
+    gw: Gateway,
+    actor: Gateway,
+    run: SuiteJob,
+    job: Mapping[str, Any],
+    index: int,
+    pod: Mapping[str, Any] | None,
+    why_ended: str | None,
+) -> ShardOutcome | None:
+    """One index's outcome: its stored upload, or, once it failed or the Job ended
+    without one, why it has none (the pod's story and last log lines); None while it
+    runs."""
+    ns = run.owner.namespace
+    name = str(pod["metadata"]["name"]) if pod is not None else ""
+    started, finished = _pod_times(pod)
+    stored = await gw.find("ConfigMap", ns, shard_results_name(run.results_name, index))
+    if stored is not None and any(
+        o.get("uid") == _uid(job) for o in stored["metadata"].get("ownerReferences") or []
+    ):
+        xml = f"{run.suite.name}-{index}.xml"
+        tests, problem = await offload(_read_results, stored, xml)
+        return ShardOutcome(index, tests, problem, pod=name, started=started, finished=finished)
+    if why_ended is None:
+        return None
+    parts = [why_ended]
+    if pod is not None:
+        parts.insert(0, _container_story(pod)[0])
+        log = await actor.pod_log(ns, name, "suite", lines=LOG_LINES)  # the tenant's data
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        if lines:
+            parts.append(f"last log lines: {' | '.join(lines[-3:])}")
+    text = "; ".join(parts)[:MAX_EVIDENCE]
+    return ShardOutcome(index, error=text, pod=name, started=started, finished=finished)
+
+
+async def observe_shards(
+    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], actor: Gateway | None = None
+) -> SuiteRun | None:
+    """A sharded run's one result (core/shard_results.merge), once every index has
+    uploaded or failed (``status.failedIndexes``, or the Job ended); None until then."""
+    ns = run.owner.namespace
+    failed = _failed_indexes(job)
+    ended = _condition(job, "Failed") or _condition(job, "Complete")
+    noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
+    pods = _pods_by_index(await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}"))
+    outcomes: list[ShardOutcome] = []
+    for shard in run.shards:
+        why: str | None = None
+        if noted:
+            why = str(noted)
+        elif shard.index in failed:
+            why = f"index {shard.index} of Job {run.job_name} failed without uploading JUnit XML"
+        elif ended is not None:
+            why = f"Job {run.job_name} ended ({ended.get('reason') or ended.get('type')}) "
+            why += f"before index {shard.index} uploaded JUnit XML"
+        outcome = await _shard_outcome(
+            gw, actor or gw, run, job, shard.index, pods.get(shard.index), why
+        )
+        if outcome is not None:
+            outcomes.append(outcome)
+    merged = merge(ShardPlan(run.suite.name, run.selection, run.shards), outcomes)
+    if isinstance(merged, Waiting):
+        return None
+    return merged.run

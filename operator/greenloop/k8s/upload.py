@@ -2,7 +2,9 @@
 
 It runs beside the suite container as a native sidecar and waits; the kubelet sends it
 SIGTERM once the suite container has exited, which is its cue. It then gzips the JUnit
-XML and sends it to the results endpoint with the Job's token, retrying connection
+XML and sends it to the results endpoint with the pod's own bound ServiceAccount token
+(the projected file `jobs.TOKEN_PATH`, re-read on each attempt: the kubelet renews it,
+and a retry near the deadline must not send a token that expired), retrying connection
 errors, 5xx, 408 and 429 with full-jitter backoff (`core.admission.retry_delay`; an
 endpoint's Retry-After is waited out first), and giving up at its deadline (which the
 pod's terminationGracePeriodSeconds leaves room for). The deadline is sized for a burst
@@ -26,7 +28,8 @@ from typing import IO
 import httpx
 
 from greenloop.core.admission import retry_after_seconds, retry_delay
-from greenloop.k8s.jobs import GZIP, MAX_COMPRESSED, UID_HEADER, UPLOAD_DEADLINE_SECONDS
+from greenloop.core.upload_proof import MAX_TOKEN_BYTES
+from greenloop.k8s.jobs import GZIP, MAX_COMPRESSED, TOKEN_PATH, UPLOAD_DEADLINE_SECONDS
 
 __all__ = ["Upload", "UploadResult", "upload", "wait_for_sigterm"]
 
@@ -46,8 +49,7 @@ class Upload:
     url: str  # the endpoint's base URL, e.g. http://greenloop-results.greenloop:8081
     namespace: str
     job: str
-    token: str
-    job_uid: str
+    token_file: Path = Path(TOKEN_PATH)
     deadline_seconds: float = float(UPLOAD_DEADLINE_SECONDS)
 
 
@@ -76,9 +78,19 @@ def _compress(path: Path) -> bytes:
         return gzip.compress(src.read(), compresslevel=6, mtime=0)
 
 
+def _token(path: Path) -> str:
+    """The token as the kubelet last wrote it; "" when it cannot be read (bounded: a
+    bound token is about 1 KiB)."""
+    try:
+        with path.open("rb") as src:
+            return src.read(MAX_TOKEN_BYTES + 1).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def upload(job: Upload, *, log: IO[str] = sys.stderr) -> UploadResult:
-    if not job.token or not job.job_uid:
-        return UploadResult(False, "no token or Job uid in the environment; nothing sent", 0)
+    if not _token(job.token_file):
+        return UploadResult(False, f"no token in {job.token_file}; nothing sent", 0)
     if not job.file.is_file():
         # The suite wrote nothing: the operator sees a Job without results (RunnerError).
         return UploadResult(False, f"{job.file} does not exist; nothing to upload", 0)
@@ -88,17 +100,10 @@ def upload(job: Upload, *, log: IO[str] = sys.stderr) -> UploadResult:
             False, f"{job.file} is {len(body)} bytes gzipped, over {MAX_COMPRESSED}", 0
         )
     url = f"{job.url.rstrip('/')}/v1/results/{job.namespace}/{job.job}"
-    headers = {
-        "Authorization": f"Bearer {job.token}",
-        UID_HEADER: job.job_uid,
-        "Content-Type": GZIP,
-    }
-    return _send(job, url, body, headers, log)
+    return _send(job, url, body, log)
 
 
-def _send(
-    job: Upload, url: str, body: bytes, headers: dict[str, str], log: IO[str]
-) -> UploadResult:
+def _send(job: Upload, url: str, body: bytes, log: IO[str]) -> UploadResult:
     deadline = time.monotonic() + job.deadline_seconds
     last = "not tried"
     tried = 0
@@ -110,6 +115,7 @@ def _send(
                 break
             tried = attempt
             retry_after = None
+            headers = {"Authorization": f"Bearer {_token(job.token_file)}", "Content-Type": GZIP}
             try:
                 response = client.post(
                     url, content=body, headers=headers, timeout=min(ATTEMPT_SECONDS, left)

@@ -30,16 +30,18 @@ from greenloop.core.engine import (
     SuiteSelection,
 )
 from greenloop.core.exits import exit_code
-from greenloop.core.model import StagingValidation, ValidationSpec
+from greenloop.core.model import StagingValidation, Suite, ValidationSpec
 from greenloop.core.outbound import LOCAL_DEFAULT, Policy
 from greenloop.core.report import render
+from greenloop.core.shard_results import MergedSuite, ShardOutcome, merge, suite_plan
+from greenloop.core.shards import Shard, ShardPlan
 from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
 from greenloop.local import interrupts, procs
 from greenloop.local import redeploy as rd
 from greenloop.local.outdir import OutDir
 from greenloop.local.progress import Progress
-from greenloop.local.suites import run_suite
+from greenloop.local.suites import run_suite, suite_files
 
 
 class _Stopped(BaseException):
@@ -60,6 +62,11 @@ def _priority_groups(
             groups.append([selection])
         last = priority
     return groups
+
+
+def _log_name(suite: Suite) -> str:
+    """The suite's log, or its shards' logs, in the iteration's folder."""
+    return f"{suite.name}.log" if suite.shards == 1 else f"{suite.name}.shard-*.log"
 
 
 def _where(err: BaseException) -> str:
@@ -108,6 +115,7 @@ class LocalRun:
         self.signal_exit: int | None = None  # 128 + the signal that stopped the run
         self.outdir = OutDir(self.out_dir)
         self._stop_by: float | None = None
+        self._plans: dict[str, ShardPlan] = {}  # the batch's sharded suites
         # Progress is written from suite threads too (policy.parallelism): one at a time.
         self._lock = threading.Lock()
         self.spec: ValidationSpec = obj.spec
@@ -184,7 +192,24 @@ class LocalRun:
         so_far = {"passed": 0, "failed": 0}
         decision = Decision(state, action)
         width = max(1, self.spec.policy.parallelism)
+        # Planned from the state the action came from: a suite's durations change only
+        # when its own results merge (docs/design.md §4.1).
+        self._plans = {
+            s.suite: suite_plan(self.spec.suite(s.suite), state, s)
+            for s in action.suites
+            if self.spec.suite(s.suite).shards > 1
+        }
         for group in _priority_groups(self.spec, action.suites):
+            # A sharded suite's processes take the width: it runs beside no other suite,
+            # so no more than policy.parallelism processes run at once.
+            for selection in [s for s in group if s.suite in self._plans]:
+                prefix = self._announce(action, selection)
+                tick = self._ticker(prefix, selection, so_far)
+                run = self._run_one(action, selection, run_dir, tick)
+                decision = self._fed(decision, action, selection, run, run_dir, so_far)
+            group = [s for s in group if s.suite not in self._plans]
+            if not group:
+                continue
             if width == 1 or len(group) == 1:
                 for selection in group:
                     prefix = self._announce(action, selection)
@@ -231,6 +256,8 @@ class LocalRun:
         suite = self.spec.suite(selection.suite)
         started = time.time()
         try:
+            if selection.suite in self._plans:
+                return self._run_shards(action, selection, run_dir, tick)
             return run_suite(
                 suite,
                 selection,
@@ -251,6 +278,70 @@ class LocalRun:
                 finished=time.time(),
                 selected=selection.test_ids,
             )
+
+    def _run_shards(
+        self,
+        action: RunSuites,
+        selection: SuiteSelection,
+        run_dir: Path,
+        tick: Callable[[float], None],
+    ) -> SuiteRun:
+        """One process per shard of the suite's plan, policy.parallelism at a time, each
+        with its own files, selection and GREENLOOP_SHARD_INDEX/COUNT; their results
+        merged into the one run the engine reads (core/shard_results)."""
+        suite = self.spec.suite(selection.suite)
+        plan = self._plans[selection.suite]
+        if not plan.shards:  # an empty selection: nothing to run
+            merged = merge(plan, ())
+            assert isinstance(merged, MergedSuite)
+            return merged.run
+        width = max(1, min(self.spec.policy.parallelism, len(plan.shards)))
+        stop = threading.Event()
+        started = time.time()
+
+        def shard_tick(elapsed: float) -> None:
+            if stop.is_set():
+                raise _Stopped
+            tick(time.time() - started)
+
+        def one(shard: Shard) -> ShardOutcome:
+            run = run_suite(
+                suite,
+                selection,
+                iteration=action.iteration,
+                base_dir=self.base_dir,
+                run_dir=run_dir,
+                verbose=self.verbose,
+                tick=shard_tick,
+                stop_by=self._stop_by,
+                shard=shard,
+            )
+            label = suite_files(run_dir, suite.name, shard).log.name
+            return ShardOutcome(
+                shard.index,
+                run.tests,
+                run.error,
+                run.permanent,
+                pod=f"process, log {label}",
+                exit_code=run.exit_code,
+                started=run.started,
+                finished=run.finished,
+            )
+
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="shard")
+        try:
+            outcomes = list(pool.map(one, plan.shards))
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        merged = merge(plan, outcomes)
+        assert isinstance(merged, MergedSuite)  # every shard is in: each returned
+        if merged.note:
+            with self._lock:
+                self.progress.line(f"[iteration {action.iteration}] warning: {merged.note}")
+        return merged.run
 
     def _run_together(
         self,
@@ -338,10 +429,14 @@ class LocalRun:
             so_far["failed"] += bad
             self.progress.line(
                 f"{prefix}: {good} passed, {bad} failed, {skipped} skipped in {took:.1f} s"
-                + ("" if bad == 0 else f" (log: {run_dir / (suite.name + '.log')})")
+                + ("" if bad == 0 else f" (log: {run_dir / _log_name(suite)})")
             )
+            for line in run.shard_lines:
+                self.progress.line(f"{prefix}: {line}")
+            if run.shard_error is not None:
+                self.progress.line(f"{prefix}: RunnerError for its tests: {run.shard_error}")
             mismatch = engine.line_up(selection, run.tests).message
-            if mismatch:
+            if mismatch and run.shard_error is None:
                 self.progress.line(f"{prefix}: warning: {mismatch}")
         return decision
 

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenloop.core import runners
+from greenloop.core import runners, shards
 from greenloop.core.engine import SuiteRun, SuiteSelection
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
+from greenloop.core.shards import Shard
 from greenloop.local import procs
 from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
 from greenloop.local.logs import CappedLog, tail
@@ -26,12 +27,23 @@ class SuiteFiles:
     log: Path
 
 
-def suite_files(run_dir: Path, suite: str) -> SuiteFiles:
+def suite_files(run_dir: Path, suite: str, shard: Shard | None = None) -> SuiteFiles:
+    """Where a suite's process writes; each shard of a sharded suite has its own files
+    (``<suite>.shard-<i>.xml``, ``.select``, ``.log``)."""
+    stem = suite if shard is None else f"{suite}.shard-{shard.index}"
     return SuiteFiles(
-        junit=run_dir / f"{suite}.xml",
-        select=run_dir / f"{suite}.select",
-        log=run_dir / f"{suite}.log",
+        junit=run_dir / f"{stem}.xml",
+        select=run_dir / f"{stem}.select",
+        log=run_dir / f"{stem}.log",
     )
+
+
+def shard_selection(selection: SuiteSelection, shard: Shard | None) -> SuiteSelection:
+    """What one shard's process selects: its own part of a selection, or the whole suite
+    (the runner splits it by GREENLOOP_SHARD_INDEX/COUNT or ``--shard``)."""
+    if shard is None:
+        return selection
+    return SuiteSelection(selection.suite, shard.test_ids)
 
 
 def child_env() -> dict[str, str]:
@@ -43,7 +55,11 @@ def child_env() -> dict[str, str]:
 
 
 def suite_env(
-    suite: Suite, files: SuiteFiles, selection: SuiteSelection, iteration: int
+    suite: Suite,
+    files: SuiteFiles,
+    selection: SuiteSelection,
+    iteration: int,
+    shard: Shard | None = None,
 ) -> dict[str, str]:
     env = child_env()
     env.update(runners.runner_env(suite.runner, str(files.junit)))
@@ -54,6 +70,10 @@ def suite_env(
     env["GREENLOOP_ITERATION"] = str(iteration)
     env.pop("GREENLOOP_SELECT", None)
     env.pop("GREENLOOP_SELECT_ARGS", None)
+    for name in (shards.SHARD_INDEX_ENV, shards.SHARD_COUNT_ENV):
+        env.pop(name, None)  # greenloop's own, never inherited from whoever ran it
+    if shard is not None:
+        env.update(shards.shard_env(shard))
     if selection.test_ids is not None:
         env["GREENLOOP_SELECT"] = str(files.select)
         args = runners.select_args(suite.runner, selection.test_ids)
@@ -61,8 +81,12 @@ def suite_env(
     return env
 
 
-def suite_command(suite: Suite, files: SuiteFiles, selection: SuiteSelection) -> list[str]:
+def suite_command(
+    suite: Suite, files: SuiteFiles, selection: SuiteSelection, shard: Shard | None = None
+) -> list[str]:
     """The command with its placeholders filled in (docs/runners.md)."""
+    if shard is not None:
+        return list(shards.shard_command(suite.command, suite.runner, shard, str(files.junit)))
     select = None
     if selection.test_ids is not None:
         select = runners.select_args(suite.runner, selection.test_ids)
@@ -90,11 +114,15 @@ def run_suite(
     verbose: bool = False,
     tick: Callable[[float], None] | None = None,
     stop_by: float | None = None,
+    shard: Shard | None = None,
 ) -> SuiteRun:
     """Run the suite's command; return its results or, if it produced none, why.
-    ``stop_by`` (epoch seconds) cuts it short when the round's deadline comes first."""
+    ``stop_by`` (epoch seconds) cuts it short when the round's deadline comes first.
+    ``shard``: run one shard of a sharded suite (its own files, selection and
+    GREENLOOP_SHARD_INDEX/COUNT); the caller merges the shards' runs."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    files = suite_files(run_dir, suite.name)
+    files = suite_files(run_dir, suite.name, shard)
+    selection = shard_selection(selection, shard)
     files.junit.unlink(missing_ok=True)
     if selection.test_ids is not None:
         files.select.write_text("".join(f"{t}\n" for t in selection.test_ids))
@@ -112,9 +140,9 @@ def run_suite(
     log = None if verbose else CappedLog(files.log)
     try:
         child = procs.start(
-            suite_command(suite, files, selection),
+            suite_command(suite, files, selection, shard),
             cwd=cwd,
-            env=suite_env(suite, files, selection, iteration),
+            env=suite_env(suite, files, selection, iteration, shard),
             stdout=None if log is None else log.write_fd,
             stderr=subprocess.STDOUT if log is not None else None,
         )
@@ -216,9 +244,9 @@ def _read_results(suite: Suite, files: SuiteFiles, code: int | None, result: _Re
         )
     try:
         with open_regular(files.junit, JUNIT_MAX_BYTES) as stream:
-            report = parse_junit(stream, name=f"{suite.name}.xml")
+            report = parse_junit(stream, name=files.junit.name)
     except FileRefused as err:
-        return result(f"unreadable JUnit XML: {suite.name}.xml {err.reason}", code)
+        return result(f"unreadable JUnit XML: {files.junit.name} {err.reason}", code)
     except JUnitError as err:
         return result(f"unreadable JUnit XML: {err}", code)
     if not report.tests and code != 0:

@@ -10,7 +10,10 @@ tests/unit/scenario.py, the driver that plays the shell.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import pytest
 
 from greenloop.core.engine import Phase
 from greenloop.core.model import Outcome, StagingValidation, TestResult, ValidationSpec
@@ -66,16 +69,8 @@ def check_restart_changes_nothing(case: Case) -> None:
     assert restarted.finish == straight.finish
 
 
-@dataclass(frozen=True)
-class Row:
-    name: str
-    spec: ValidationSpec
-    script: Script
-    phase: Phase
-    reason: str
-    iterations: int
-    redeploys: int
-    flaky: tuple[str, ...] = ()
+#: A row has a case's fields; it is checked against the status built from it too.
+Row = Case
 
 
 def check_row(row: Row) -> None:
@@ -104,3 +99,38 @@ def check_end(end: End) -> None:
     state = play(end.spec, end.script).state
     assert (str(state.reason), state.message) == (end.reason, end.message)
     assert state.history[-1].finished is not None
+
+
+Check = Callable[..., None]
+
+
+def scenario_tests(cases: Sequence[Case]) -> tuple[Check, Check]:
+    """A rule file's two case tests: as a user reads status, and across restarts."""
+    ids = [c.name for c in cases]
+
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    def test_scenario(case: Case) -> None:
+        check_scenario(case)
+
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    def test_a_restart_between_any_two_steps_changes_nothing(case: Case) -> None:
+        check_restart_changes_nothing(case)
+
+    return test_scenario, test_a_restart_between_any_two_steps_changes_nothing
+
+
+def row_tests(rows: Sequence[Row]) -> Check:
+    @pytest.mark.timeout(10)
+    @pytest.mark.parametrize("row", rows, ids=[r.name for r in rows])
+    def test_engine_rule(row: Row) -> None:
+        check_row(row)
+
+    return test_engine_rule
+
+
+def end_tests(ends: Sequence[End]) -> Check:
+    @pytest.mark.parametrize("end", ends, ids=[e.name for e in ends])
+    def test_how_a_round_ends_reads(end: End) -> None:
+        check_end(end)
+
+    return test_how_a_round_ends_reads

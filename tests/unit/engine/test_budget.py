@@ -14,8 +14,7 @@ from tests.unit.engine.cases import (
     ONE,
     TWO_SUITES,
     Case,
-    check_restart_changes_nothing,
-    check_scenario,
+    scenario_tests,
 )
 from tests.unit.scenario import ASSERT, HTTP_503, bad, make_spec, ok, play
 
@@ -39,14 +38,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_scenario(case: Case) -> None:
-    check_scenario(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_a_restart_between_any_two_steps_changes_nothing(case: Case) -> None:
-    check_restart_changes_nothing(case)
+test_scenario, test_a_restart_between_any_two_steps_changes_nothing = scenario_tests(CASES)
 
 
 def test_deadline_ends_the_round() -> None:

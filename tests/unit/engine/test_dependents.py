@@ -21,7 +21,7 @@ from greenloop.core.engine import (
 from greenloop.core.model import Diagnosis, FailureClass, Outcome, StagingValidation
 from greenloop.core.report import render
 from greenloop.core.status import build_status
-from tests.unit.engine.cases import ONE_SUITE, TWO_SUITES, Row, check_row
+from tests.unit.engine.cases import ONE_SUITE, TWO_SUITES, Row, row_tests
 from tests.unit.engine.steps import CountingId, hashes_while
 from tests.unit.scenario import ASSERT, HTTP_503, bad, dep_skip, make_spec, ok, play
 
@@ -47,10 +47,7 @@ ROWS = [
 ]
 
 
-@pytest.mark.timeout(10)
-@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-def test_engine_rule(row: Row) -> None:
-    check_row(row)
+test_engine_rule = row_tests(ROWS)
 
 
 def test_dependent_failure_names_its_root_and_follows_its_class() -> None:

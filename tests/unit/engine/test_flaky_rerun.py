@@ -18,10 +18,9 @@ from tests.unit.engine.cases import (
     Case,
     End,
     Row,
-    check_end,
-    check_restart_changes_nothing,
-    check_row,
-    check_scenario,
+    end_tests,
+    row_tests,
+    scenario_tests,
 )
 from tests.unit.engine.steps import one_suite
 from tests.unit.scenario import ASSERT, HTTP_403, HTTP_503, IMPORT, RESTART, bad, make_spec, ok
@@ -71,14 +70,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_scenario(case: Case) -> None:
-    check_scenario(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_a_restart_between_any_two_steps_changes_nothing(case: Case) -> None:
-    check_restart_changes_nothing(case)
+test_scenario, test_a_restart_between_any_two_steps_changes_nothing = scenario_tests(CASES)
 
 
 ROWS = [
@@ -115,10 +107,7 @@ ROWS = [
 ]
 
 
-@pytest.mark.timeout(10)
-@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-def test_engine_rule(row: Row) -> None:
-    check_row(row)
+test_engine_rule = row_tests(ROWS)
 
 
 ENDS = [
@@ -158,9 +147,7 @@ ENDS = [
 ]
 
 
-@pytest.mark.parametrize("end", ENDS, ids=[e.name for e in ENDS])
-def test_how_a_round_ends_reads(end: End) -> None:
-    check_end(end)
+test_how_a_round_ends_reads = end_tests(ENDS)
 
 
 @pytest.mark.parametrize(

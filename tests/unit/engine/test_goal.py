@@ -6,8 +6,6 @@ add them). Rules: ``engine.rules.goal_met``, ``nothing_ran``, ``nothing_passed``
 
 from __future__ import annotations
 
-import pytest
-
 from greenloop.core import engine
 from greenloop.core.engine import Phase, Reason
 from greenloop.core.fingerprint import Entry, fingerprint
@@ -17,9 +15,8 @@ from tests.unit.engine.cases import (
     TWO_SUITES,
     Case,
     End,
-    check_end,
-    check_restart_changes_nothing,
-    check_scenario,
+    end_tests,
+    scenario_tests,
     skipped,
 )
 from tests.unit.engine.steps import one_suite
@@ -56,14 +53,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_scenario(case: Case) -> None:
-    check_scenario(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_a_restart_between_any_two_steps_changes_nothing(case: Case) -> None:
-    check_restart_changes_nothing(case)
+test_scenario, test_a_restart_between_any_two_steps_changes_nothing = scenario_tests(CASES)
 
 
 ENDS = [
@@ -106,9 +96,7 @@ ENDS = [
 ]
 
 
-@pytest.mark.parametrize("end", ENDS, ids=[e.name for e in ENDS])
-def test_how_a_round_ends_reads(end: End) -> None:
-    check_end(end)
+test_how_a_round_ends_reads = end_tests(ENDS)
 
 
 def test_expected_tests_missing_counts_what_never_ran() -> None:

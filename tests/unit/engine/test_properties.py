@@ -12,6 +12,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,8 +103,12 @@ def check(obj: StagingValidation, state: State, now: float) -> None:
     # tools/mutate asks for fewer: it runs this once per surviving mutant.
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "150")),
     deadline=None,
+    # One fixed sequence of examples: a failure in CI reproduces, and a loaded machine
+    # cannot turn a slow draw into hypothesis' FlakyStrategyDefinition.
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@pytest.mark.timeout(600)  # 150 whole rounds; minutes when 2 cores are shared
 @given(st.data())
 def test_random_event_sequences_always_give_a_valid_status_and_snapshot(
     data: st.DataObject,

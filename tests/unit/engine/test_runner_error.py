@@ -15,9 +15,8 @@ from tests.unit.engine.cases import (
     TWO_SUITES,
     Case,
     End,
-    check_end,
-    check_restart_changes_nothing,
-    check_scenario,
+    end_tests,
+    scenario_tests,
 )
 from tests.unit.scenario import ASSERT, Script, bad, make_spec, ok, play
 
@@ -53,14 +52,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_scenario(case: Case) -> None:
-    check_scenario(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_a_restart_between_any_two_steps_changes_nothing(case: Case) -> None:
-    check_restart_changes_nothing(case)
+test_scenario, test_a_restart_between_any_two_steps_changes_nothing = scenario_tests(CASES)
 
 
 ENDS = [
@@ -83,9 +75,7 @@ ENDS = [
 ]
 
 
-@pytest.mark.parametrize("end", ENDS, ids=[e.name for e in ENDS])
-def test_how_a_round_ends_reads(end: End) -> None:
-    check_end(end)
+test_how_a_round_ends_reads = end_tests(ENDS)
 
 
 def test_a_suite_error_event_is_a_runner_error_retried_once() -> None:

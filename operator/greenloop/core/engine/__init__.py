@@ -10,7 +10,8 @@ Events: :class:`SuiteFinished` (one per suite of a batch, in any order),
 :class:`RedeployStarted`, :class:`RedeployDone`; transitions :func:`begin`,
 :func:`on_suite`, :func:`on_redeploy_started`, :func:`on_redeploy`,
 :func:`on_spec_changed`, :func:`on_target_observed`, :func:`on_rerun`, :func:`on_approved`,
-:func:`on_tick`, :func:`interrupt`, :func:`internal_error`; :func:`current_action` to
+:func:`on_tick`, :func:`on_invalid_state`, :func:`on_too_many_tests`,
+:func:`on_status_rejected`, :func:`interrupt`, :func:`internal_error`; :func:`current_action` to
 resume from a state alone and :func:`wake_at` for when time alone changes something. An
 event whose ``action_id`` is not
 the action in flight (a duplicate, or a stale one from before a restart) changes nothing.
@@ -56,8 +57,10 @@ from greenloop.core.engine.rounds import (
     on_invalid_state,
     on_rerun,
     on_spec_changed,
+    on_status_rejected,
     on_target_observed,
     on_tick,
+    on_too_many_tests,
     wake_at,
 )
 from greenloop.core.engine.state import (
@@ -74,6 +77,7 @@ from greenloop.core.engine.state import (
     TestRecord,
     counts,
     current_action,
+    durations,
     effective_class,
     failing,
     root_of,
@@ -123,6 +127,7 @@ __all__ = [
     "begin",
     "counts",
     "current_action",
+    "durations",
     "effective_class",
     "failing",
     "internal_error",
@@ -134,9 +139,11 @@ __all__ = [
     "on_redeploy_started",
     "on_rerun",
     "on_spec_changed",
+    "on_status_rejected",
     "on_suite",
     "on_target_observed",
     "on_tick",
+    "on_too_many_tests",
     "root_of",
     "roots_of",
     "signature",

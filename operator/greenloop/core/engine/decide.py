@@ -40,6 +40,7 @@ from greenloop.core.engine.rules import (
     runner_errors_to_retry,
     runner_errors_to_stop,
     selection_ignored_twice,
+    unrun_tests,
 )
 from greenloop.core.engine.state import (
     MAX_NOTE,
@@ -81,7 +82,7 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
         return _stall_on_runner_errors(state, now, broken)
     retry_suites = runner_errors_to_retry(state)
     if ignored := selection_ignored_twice(state):
-        return _stall(state, now, Reason.SELECTION_IGNORED, _selection_message(ignored))
+        return _stall(state, now, Reason.SELECTION_IGNORED, _selection_message(spec, ignored))
     if all_that_ran_passed(c, retry_suites):
         return _judge_all_passed(spec, state, now, c)
     if why := budget_spent(spec, state, now):
@@ -100,7 +101,8 @@ def _decide(spec: ValidationSpec, state: State, now: float, caps: Capabilities) 
         )
     if redeploy_can_help(spec, state, failing_now, caps):
         return _redeploy(spec, state, now, _class_summary(by_class), current, selection)
-    if rerun_may_reveal_flake(spec, state) or runner_error_alone(c, retry_suites):
+    unrun = len(unrun_tests(state))
+    if rerun_may_reveal_flake(spec, state) or runner_error_alone(c, retry_suites, unrun):
         return _rerun(spec, state, now, _class_summary(by_class), selection)
     reason, message = _stall_reason(spec, state, by_class, caps)
     return _stall(state, now, reason, message)
@@ -215,13 +217,20 @@ def _by_class(failing_now: Sequence[TestRecord]) -> dict[FailureClass, int]:
     return by_class
 
 
-def _selection_message(suites: Sequence[str]) -> str:
+def _selection_message(spec: ValidationSpec, suites: Sequence[str]) -> str:
     names = ", ".join(suites)
+    sharded = any(s.shards > 1 for s in spec.suites if s.name in suites)
     return (
         f"suite {names}: the rerun did not run the selected tests twice (it skipped them, "
         "did not report them, or reported tests that were not selected); fix the suite's "
         "command so it runs only the ids listed in the file $GREENLOOP_SELECT names, "
         "reporting each with the id it had (docs/design.md §4)"
+        + (
+            ", and on a whole-suite run only its shard's part ($GREENLOOP_SHARD_INDEX of "
+            "$GREENLOOP_SHARD_COUNT, docs/runners.md)"
+            if sharded
+            else ""
+        )
     )
 
 
@@ -236,7 +245,7 @@ def _stall_reason(
     summary = _class_summary(by_class)
     if chosen is FailureClass.NOT_RERUN:
         misses = sorted(state.selection_misses)
-        return Reason.SELECTION_IGNORED, _selection_message(misses or ["(unknown)"])
+        return Reason.SELECTION_IGNORED, _selection_message(spec, misses or ["(unknown)"])
     if chosen in spec.policy.redeploy_on and not caps.can_redeploy:
         hint = "no redeploy target this mode can use is configured (spec.target)"
     elif chosen is FailureClass.TEST_CODE_ERROR:

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
     INVALID_STATE = "InvalidState"  # a stored state that cannot be this spec's round
+    TOO_MANY_TESTS = "TooManyTests"  # more tests than an object's state holds (budget)
+    STATUS_REJECTED = "StatusRejected"  # the API server refused the status for good
     WAITING_APPROVAL = "WaitingApproval"
     # Why a round after the first started (State.round_reason).
     SPEC_CHANGED = "SpecChanged"
@@ -77,7 +79,17 @@ class SuiteRun:
     """What one suite process/Job produced. ``error`` is set when it produced no
     usable results (timeout, crash, missing or unreadable XML): a RunnerError.
     ``permanent`` says the cause cannot change on a rerun (command not found, no such
-    directory, permission denied): the round stops without the retry."""
+    directory, permission denied): the round stops without the retry.
+
+    A sharded suite (docs/design.md §4.1) is merged into one SuiteRun by
+    :mod:`greenloop.core.shard_results`. When some of its shards produced results and
+    others none, ``tests`` holds the results and ``shard_error`` says which shards failed;
+    ``unrun`` lists the ids those shards were given (empty on a whole-suite run, where the
+    runner chose): each is a RunnerError, never passed. ``split_ignored``: on a
+    whole-suite run, the tests more than one shard reported (a runner that ignored
+    GREENLOOP_SHARD_INDEX/COUNT): NotRerun and a selection miss, as for a rerun that
+    ignored its selection. ``shard_lines``: one line per shard for the report (duration,
+    tests, pod or process)."""
 
     suite: str
     tests: tuple[TestResult, ...] = ()
@@ -87,6 +99,10 @@ class SuiteRun:
     finished: float = 0.0
     selected: tuple[str, ...] | None = None
     permanent: bool = False
+    shard_error: str | None = None
+    unrun: tuple[str, ...] = ()
+    split_ignored: tuple[str, ...] = ()
+    shard_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ listed as flaky."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -25,7 +26,11 @@ from greenloop.core.engine.verdict import (
     rerun_ignored_selection,
     results_that_count,
 )
-from greenloop.core.model import Diagnosis, Outcome, TestResult, ValidationSpec
+from greenloop.core.model import Diagnosis, FailureClass, Outcome, TestResult, ValidationSpec
+
+# A duration kept for balancing is capped at a day: a runner's nonsense (time="1e300")
+# must not make one test outweigh a suite forever.
+_MAX_SECONDS = 86_400.0
 
 
 def _merge(
@@ -36,20 +41,103 @@ def _merge(
     rules: CompiledRules,
 ) -> State:
     """One suite's results into state, under the verdict rule (docs/design.md §7): only a
-    result from the run that selected a test says whether it passes."""
+    result from the run that selected a test says whether it passes. A sharded suite some
+    of whose shards produced nothing (``run.shard_error``) merges what the others
+    reported; the failed shards' tests are RunnerErrors (:func:`_record_unrun`)."""
     if run.error is not None:
         return _record_runner_error(state, run, run.error)
+    state = _note_shards(state, run)
+    prior = state.suite_errors.get(run.suite)  # a shard error again counts as twice
     chosen = selection.test_ids
-    if chosen is None:
+    unrun = set(run.unrun)
+    if chosen is None and run.shard_error is None:
         # A whole-suite run is the new truth for that suite: vanished tests go.
         tests = {k: v for k, v in state.tests.items() if v.suite != run.suite}
         line, results = LineUp(run.suite, 0), list(run.tests)
+        if run.split_ignored:
+            split = LineUp(run.suite, len(run.split_ignored), missing=run.split_ignored)
+            tests.update(not_rerun_records(spec, state, run.suite, split))
+    elif chosen is None:
+        # Part of a whole-suite run is missing, so it is no new truth: the suite's known
+        # tests no shard reported were the failed shard's (the runner chose), not run.
+        reported = {t.id for t in run.tests}
+        unrun |= {k for k, v in state.tests.items() if v.suite == run.suite} - reported
+        tests = dict(state.tests)
+        line, results = LineUp(run.suite, 0), list(run.tests)
     else:
-        line = line_up(selection, run.tests)
-        results = results_that_count(run.tests, chosen, line)
+        # The failed shards' tests are not the runner's selection misses: lined up
+        # without them, they are RunnerErrors below, not NotRerun.
+        ran = SuiteSelection(selection.suite, tuple(t for t in chosen if t not in unrun))
+        line = line_up(ran, run.tests)
+        results = results_that_count(run.tests, ran.test_ids or (), line)
         tests = {**state.tests, **not_rerun_records(spec, state, run.suite, line)}
     state = _count_line_up(state, line)
-    return _merge_results(spec, state, run.suite, results, tests, rules)
+    if run.split_ignored:
+        state = _count_split_ignored(state, run)
+    state = _merge_results(spec, state, run.suite, results, tests, rules)
+    if run.shard_error is not None:
+        if prior is not None:
+            state = replace(state, suite_errors={**state.suite_errors, run.suite: prior})
+        state = _record_unrun(spec, state, run, run.shard_error, sorted(unrun))
+    return state
+
+
+def _count_split_ignored(state: State, run: SuiteRun) -> State:
+    """A whole-suite run whose shards each reported the same tests (the runner ignored
+    GREENLOOP_SHARD_INDEX/COUNT, docs/design.md §4.1) is counted as a rerun that ignored
+    its selection: a selection miss (the second stops the round as SelectionIgnored),
+    and a note; its tests are NotRerun."""
+    ids = run.split_ignored
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    note = (
+        f"suite {run.suite}: {len(ids)} test(s) reported by more than one shard ({shown}):"
+        " the runner ignored GREENLOOP_SHARD_INDEX and GREENLOOP_SHARD_COUNT; not counted"
+        " (NotRerun)"
+    )
+    misses = {**state.selection_misses, run.suite: state.selection_misses.get(run.suite, 0) + 1}
+    record = _current(state)
+    record = replace(record, notes=(*record.notes, note))
+    return _with_current(replace(state, selection_misses=misses), record)
+
+
+def _note_shards(state: State, run: SuiteRun) -> State:
+    """One note per shard of a sharded suite (duration, tests, pod or process), bounded
+    with the iteration's other notes."""
+    if not run.shard_lines:
+        return state
+    record = _current(state)
+    lines = tuple(f"suite {run.suite}: {line}" for line in run.shard_lines)
+    return _with_current(state, replace(record, notes=_bounded((*record.notes, *lines))))
+
+
+def _record_unrun(
+    spec: ValidationSpec, state: State, run: SuiteRun, error: str, unrun: Sequence[str]
+) -> State:
+    """The tests of shards that produced nothing: each a failing RunnerError (its test
+    not run: never passed, docs/design.md §4.1), and the suite's runner error counted as
+    for a suite without results: retried once (its failing tests, these among them),
+    twice needs a person."""
+    evidence = _clip(f"not run: {error}")
+    tests = dict(state.tests)
+    for test_id in unrun:
+        prev = tests.get(test_id)
+        first = prev.first_failure if prev is not None else None
+        if first is None:
+            first = FirstFailure(state.iteration, FailureClass.RUNNER_ERROR, evidence)
+        tests[test_id] = TestRecord(
+            id=test_id,
+            suite=run.suite,
+            priority=prev.priority if prev is not None else _suite_priority(spec, run.suite),
+            outcome=Outcome.SKIPPED,
+            iteration=state.iteration,
+            diagnosis=Diagnosis(FailureClass.RUNNER_ERROR, evidence),
+            depends_on=prev.depends_on if prev is not None else (),
+            first_failure=first,
+            failed_runs=(prev.failed_runs if prev is not None else 0) + 1,
+            last_failed=state.iteration,
+            seconds=prev.seconds if prev is not None else 0.0,
+        )
+    return _record_runner_error(replace(state, tests=tests), run, error)
 
 
 def _record_runner_error(state: State, run: SuiteRun, error: str) -> State:
@@ -151,6 +239,9 @@ def _record_of(
             first = FirstFailure(iteration, diagnosis.failure_class, diagnosis.evidence)
         runs += 1
         last = iteration
+    seconds = result.time if math.isfinite(result.time) and result.time > 0 else 0.0
+    if not seconds and previous is not None:
+        seconds = previous.seconds  # a runner that stopped measuring: the last known
     return TestRecord(
         id=result.id,
         suite=suite,
@@ -162,6 +253,7 @@ def _record_of(
         first_failure=first,
         failed_runs=runs,
         last_failed=last,
+        seconds=min(seconds, _MAX_SECONDS),
     )
 
 
@@ -182,6 +274,20 @@ def _update_flaky(
         flaky[result.id] = FlakyTest(
             result.id, suite, iteration, "failed, then passed on the runner's rerun"
         )
-    elif previous is not None and previous.diagnosis is not None and not was_redeploy:
+    elif (why := _failed_before(previous)) and not was_redeploy:
         # It failed, nothing was redeployed, and now it passes: flaky.
-        flaky[result.id] = FlakyTest(result.id, suite, iteration, previous.diagnosis.evidence)
+        flaky[result.id] = FlakyTest(result.id, suite, iteration, why)
+
+
+def _failed_before(previous: TestRecord | None) -> str:
+    """How the test last failed by itself ("": it did not). A RunnerError of a lost
+    shard is no failure of the test (it did not run): what counts is how it failed
+    before it was lost, if it did (docs/design.md §4.1)."""
+    if previous is None or previous.diagnosis is None:
+        return ""
+    if previous.diagnosis.failure_class is not FailureClass.RUNNER_ERROR:
+        return previous.diagnosis.evidence
+    first = previous.first_failure
+    if first is None or first.failure_class is FailureClass.RUNNER_ERROR:
+        return ""
+    return first.evidence

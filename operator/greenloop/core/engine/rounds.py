@@ -248,6 +248,28 @@ def on_invalid_state(spec: ValidationSpec, state: State, why: str, now: float) -
     return _finish(state, now, Phase.STALLED, Reason.INVALID_STATE, _clip(why, MAX_NOTE))
 
 
+def on_too_many_tests(state: State, why: str, now: float) -> Decision:
+    """A state over the object's budget (``budget.too_many_tests`` says why, naming the
+    limit) ends ``Stalled``/``TooManyTests``; see :func:`_outgrown`."""
+    return _outgrown(state, now, Reason.TOO_MANY_TESTS, why)
+
+
+def on_status_rejected(state: State, why: str, now: float) -> Decision:
+    """A status the API server refused for good (``budget.status_refusal`` says why)
+    ends ``Stalled``/``StatusRejected``; see :func:`_outgrown`."""
+    return _outgrown(state, now, Reason.STATUS_REJECTED, why)
+
+
+def _outgrown(state: State, now: float, reason: Reason, why: str) -> Decision:
+    """Stalled, with what grows with the test count dropped (the test table, the flaky
+    tests), so the stall itself is small enough to write; the iteration's record keeps
+    how many passed and failed. Nothing runs until a new round (the rerun annotation, a
+    spec change), which would meet the same limit unless the spec changed."""
+    decision = _finish(state, now, Phase.STALLED, reason, _clip(why, MAX_NOTE))
+    small = replace(decision.state, tests={}, flaky={}, before_redeploy=None)
+    return Decision(small, current_action(small))
+
+
 def _ended_at(state: State) -> float:
     """When the round ended: its last iteration's end."""
     finished = _current(state).finished

@@ -139,10 +139,21 @@ def rerun_may_reveal_flake(spec: ValidationSpec, state: State) -> bool:
     return state.retries < spec.policy.flake_retries
 
 
-def runner_error_alone(c: Counts, retry_suites: Sequence[str]) -> bool:
-    """Only a suite's runner error is left: it gets its one rerun whatever
+def runner_error_alone(c: Counts, retry_suites: Sequence[str], unrun: int = 0) -> bool:
+    """Only a suite's runner error is left (``unrun``: the failing tests that are the
+    RunnerErrors of shards that produced nothing): it gets its one rerun whatever
     ``flakeRetries`` says."""
-    return bool(retry_suites) and c.failed == 0
+    return bool(retry_suites) and c.failed == unrun
+
+
+def unrun_tests(state: State) -> list[TestRecord]:
+    """The tests of shards that produced nothing (docs/design.md §4.1): failing
+    RunnerErrors, rerun as a selection rather than their suite whole."""
+    return [
+        t
+        for t in failing(state)
+        if t.diagnosis is not None and t.diagnosis.failure_class is FailureClass.RUNNER_ERROR
+    ]
 
 
 def class_to_name(by_class: Mapping[FailureClass, int]) -> FailureClass:
@@ -178,9 +189,11 @@ def rerun_selection(
         per_suite.setdefault(state.tests[test_id].suite, []).append(test_id)
     # A suite that has never reported (failFast held it back) runs whole.
     reported = {t.suite for t in state.tests.values()} | set(state.suite_errors)
+    partial = {t.suite for t in unrun_tests(state)}
     out: list[SuiteSelection] = []
     for suite in spec.suites:  # spec order, grouped by priority below
-        if suite.name in retry_suites or suite.name not in reported:
+        whole = suite.name in retry_suites and suite.name not in partial
+        if whole or suite.name not in reported:
             out.append(SuiteSelection(suite.name))
         elif suite.name in per_suite:
             out.append(SuiteSelection(suite.name, tuple(sorted(per_suite[suite.name]))))

@@ -61,6 +61,9 @@ class TestRecord:
     first_failure: FirstFailure | None = None
     failed_runs: int = 0  # runs in this round in which it failed
     last_failed: int = 0  # the last iteration in which it failed (0: never)
+    # The seconds its latest reported result took (0: never reported one): what balances
+    # a sharded suite's next run (docs/design.md §4.1). One float per test.
+    seconds: float = 0.0
 
     @property
     def failing(self) -> bool:
@@ -259,6 +262,12 @@ def _dependency(state: State, record: TestRecord) -> TestRecord | None:
     ):
         return None
     return state.tests.get(diagnosis.root_cause)
+
+
+def durations(state: State, suite: str) -> dict[str, float]:
+    """Test id -> the seconds its latest result took, for the suite's tests whose results
+    reported one: what :func:`greenloop.core.shards.assign` balances shards by."""
+    return {t.id: t.seconds for t in state.tests.values() if t.suite == suite and t.seconds > 0}
 
 
 def counts(state: State) -> tuple[int, int, int]:

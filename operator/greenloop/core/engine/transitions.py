@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from greenloop.core.budget import too_many_tests
 from greenloop.core.capabilities import Capabilities, of_target
 from greenloop.core.classify import CompiledRules, compile_rules
 from greenloop.core.engine.decide import _batch_done
@@ -28,7 +29,7 @@ from greenloop.core.engine.history import (
     _with_current,
 )
 from greenloop.core.engine.merge import _merge
-from greenloop.core.engine.rounds import _check_target
+from greenloop.core.engine.rounds import _check_target, on_too_many_tests
 from greenloop.core.engine.state import MAX_NOTE, Decision, State, current_action
 from greenloop.core.model import ValidationSpec
 
@@ -85,6 +86,8 @@ def on_suite(
     if rules is None:
         rules = compile_rules(spec.classification)
     state = _merge(spec, state, in_batch[suite], event.run, rules)
+    if why := too_many_tests(len(state.tests)):
+        return on_too_many_tests(state, why, now)
     record = _current(state)
     record = replace(record, observed=_bounded(record.observed + event.observed))
     state = _with_current(state, record)

@@ -1,0 +1,166 @@
+"""suites[].shards in operator mode on the real node (docs/design.md §4.1): one Indexed
+Job per suite run, each pod told its shard, each index's sidecar uploading its own
+results, merged into one result per suite.
+
+Grouped by rule: a sharded suite passes with each test counted once; a shard whose pod
+is deleted is a RunnerError for its tests only, never Passed until a rerun shows them
+passing; that rerun schedules only the shards it needs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from greenloop.core import crd
+from tests.integration.test_operator_node import verdict
+from tools.cluster.controlplane import ControlPlane
+from tools.cluster.node import IMAGES
+from tools.cluster.operator import Operator
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+@pytest.fixture
+def operator(node_operator: Operator) -> Operator:
+    return node_operator
+
+
+def pytest_command(body: str, tests: int) -> list[str]:
+    """A real pytest run (greenloop's plugin, in the demo-suites image) of ``tests``
+    tests, each running ``body``; it splits by GREENLOOP_SHARD_INDEX/COUNT or runs its
+    GREENLOOP_SELECT file."""
+    source = 'import os, time\\nIT = int(os.environ["GREENLOOP_ITERATION"])\\n'
+    source += "".join(f"\\ndef test_{n}():\\n    {body}\\n" for n in range(tests))
+    return [
+        "sh",
+        "-c",
+        f"printf '{source}' > /tmp/test_shards.py && cd /tmp && "
+        "python3 -m pytest -q -p no:cacheprovider test_shards.py",
+    ]
+
+
+def validation(name: str, command: list[str], *, shards: int, tests: int) -> dict[str, Any]:
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "expectedTests": tests,
+            "suites": [
+                {
+                    "name": "e2e",
+                    "image": IMAGES["demo-suites"],
+                    "command": command,
+                    "timeoutSeconds": 240,
+                    "shards": shards,
+                }
+            ],
+            "policy": {"maxIterations": 4, "parallelism": shards},
+        },
+    }
+
+
+def jobs(cluster: ControlPlane, ns: str) -> dict[int, dict[str, Any]]:
+    """The suite's Jobs by iteration."""
+    items = cluster.get_json("jobs", "-n", ns)["items"]
+    return {int(j["metadata"]["labels"]["greenloop.dev/iteration"]): j for j in items}
+
+
+def report(cluster: ControlPlane, ns: str, status: dict[str, Any]) -> str:
+    text: str = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)["data"][
+        "report.md"
+    ]
+    return text
+
+
+# ---------------------------------------------------------------------------
+# A sharded suite passes, each test counted once
+
+
+def test_a_sharded_suite_passes_with_each_test_counted_once(
+    cluster: ControlPlane, operator: Operator
+) -> None:
+    ns = operator.namespace
+    cluster.apply(validation("sharded", pytest_command("pass", 8), shards=3, tests=8), namespace=ns)
+    status = verdict(cluster, operator, "sharded", 300)
+    assert status["phase"] == "Passed", f"{json.dumps(status)[:3000]}\n{operator.tail()}"
+    assert status["summary"]["total"] == status["summary"]["passed"] == 8
+    (job,) = jobs(cluster, ns).values()
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["backoffLimitPerIndex"]) == (
+        "Indexed",
+        3,
+        0,
+    )
+    stored = cluster.get_json("configmaps", "-n", ns, "-l", "greenloop.dev/results")["items"]
+    assert len(stored) == 3  # one upload per index, each owned by the Job
+    assert {s["metadata"]["ownerReferences"][0]["uid"] for s in stored} == {job["metadata"]["uid"]}
+    text = report(cluster, ns, status)
+    for index in range(1, 4):
+        assert f"suite e2e: shard {index}/3 (" in text, text
+
+
+# ---------------------------------------------------------------------------
+# A deleted shard pod: a RunnerError for its tests only; the rerun runs only them
+
+
+def test_a_deleted_shard_pod_is_a_runner_error_for_its_tests_until_a_rerun_passes_them(
+    cluster: ControlPlane, operator: Operator
+) -> None:
+    ns = operator.namespace
+    # Iteration 1: every test fails (a rerun follows, assigned by greenloop). Iteration
+    # 2: each test takes 20 s, time to delete shard 2's pod. Iteration 3: they pass.
+    body = 'assert IT != 1, "first run fails"; time.sleep(20 if IT == 2 else 0)'
+    cluster.apply(validation("lost", pytest_command(body, 6), shards=3, tests=6), namespace=ns)
+    deadline = time.monotonic() + 240
+    victim = ""
+    while time.monotonic() < deadline and not victim:
+        for pod in cluster.get_json("pods", "-n", ns, "-l", "greenloop.dev/iteration=2")["items"]:
+            running = pod.get("status", {}).get("phase") == "Running"
+            if running and pod["metadata"]["annotations"].get(INDEX) == "1":
+                victim = pod["metadata"]["name"]
+        time.sleep(0.5)
+    assert victim, f"no running pod of index 1 in iteration 2\n{operator.tail()}"
+    # A 1 s grace period: the suite's `sh` (PID 1) ignores SIGTERM, and with the default
+    # grace the shard would finish its tests and upload them before it is killed.
+    cluster.kubectl("delete", "pod", "-n", ns, victim, "--grace-period=1", "--wait=false")
+    status = verdict(cluster, operator, "lost", 400)
+    by_iteration = jobs(cluster, ns)
+    assert 3 in by_iteration, f"{json.dumps(status)[:3000]}\n{operator.tail()}"
+    second, third = by_iteration[2], by_iteration[3]
+
+    def selection(job: dict[str, Any]) -> dict[str, set[str]]:
+        name = next(
+            v["configMap"]["name"]
+            for v in job["spec"]["template"]["spec"]["volumes"]
+            if v["name"] == "select"
+        )
+        data = cluster.get_json("configmap", name, "-n", ns)["data"]
+        return {key: set(text.split()) for key, text in data.items()}
+
+    lost = selection(second)["tests-1.txt"]
+    assert lost, selection(second)
+    assert set(selection(second)) == {
+        f"tests-{i}.txt" for i in range(second["spec"]["completions"])
+    }
+    # The rerun ran the lost shard's tests, and only those, in no more shards than they.
+    rerun = selection(third)
+    assert set().union(*rerun.values()) == lost
+    assert third["spec"]["completions"] == len(rerun) <= len(lost)
+    # Iteration 2 ended with those tests RunnerErrors, the others passed; iteration 3
+    # shows them passing: only then Passed.
+    assert status["phase"] == "Passed", f"{json.dumps(status)[:3000]}\n{operator.tail()}"
+    assert status["summary"]["total"] == 6
+    history = {h["iteration"]: h for h in status["history"]}
+    assert (history[2]["passed"], history[2]["failed"]) == (6 - len(lost), len(lost))
+    text = report(cluster, ns, status)
+    count = second["spec"]["completions"]
+    lost_line = f"iteration 2: suite e2e: shard 2/{count}: no results: index 1 of Job"
+    assert lost_line in text, text
+    # Passing again after a lost shard is no flake; failing in iteration 1 was.
+    assert status["summary"]["passed"] == 6
