@@ -117,3 +117,71 @@ def test_every_scenario_round_trips_through_merge_patches(case: Case) -> None:
 
     played = play(case.spec, case.script, observe=observe)
     assert seen and seen[-1] == played.state
+
+
+@pytest.mark.parametrize(
+    ("entries", "chunk"),
+    [
+        (0, 3),  # {}
+        (2, 3),  # one call
+        (3, 3),  # exactly a chunk
+        (7, 3),  # chunks and a remainder
+        (9, 3),  # whole chunks
+    ],
+)
+def test_the_test_table_is_encoded_in_chunks_as_json_dumps_would(entries: int, chunk: int) -> None:
+    """Rule: the snapshot's table is the text one json.dumps would make, encoded a chunk
+    at a time (so a 100k-test table never holds the GIL for seconds in one call)."""
+    table = {
+        f's::t{i} ü"': {"suite": "s", "outcome": "failed", "n": i, "why": [None, 1.5]}
+        for i in range(entries)
+    }
+    expected = json.dumps(table, separators=(",", ":"), ensure_ascii=False)
+    assert snapshot.compact_json(table, chunk) == expected
+
+
+def test_a_big_test_table_is_encoded_one_chunk_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    encode = snapshot._COMPACT.encode
+
+    def counted(value: Any) -> str:
+        calls.append(len(value))
+        return encode(value)
+
+    monkeypatch.setattr(snapshot._COMPACT, "encode", counted)
+    table = {f"t{i}": {"n": i} for i in range(2500)}
+    assert json.loads(snapshot.compact_json(table, 1000)) == table
+    assert calls == [1000, 1000, 500]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        " { } ",
+        '{"a":1}',
+        '{"s::t ü\\"":{"n":[1,null,1.5],"x":{"y":"z"}},"b":true}',
+        '\n{ "a" : 1 ,\t"b" : [ ] }\n',
+        '{"a":1,"a":2}',  # the last one wins, as in json.loads
+    ],
+)
+def test_the_test_table_is_decoded_an_entry_at_a_time_as_json_loads_would(text: str) -> None:
+    assert snapshot.table_from_json(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Expecting an object"),
+        ("[1]", "Expecting an object"),
+        ('{"a":1', "Expecting ',' delimiter"),
+        ('{"a" 1}', "Expecting ':' delimiter"),
+        ("{a:1}", "Expecting a property name"),
+        ('{"a":1,}', "Expecting a property name"),
+        ('{"a":}', "Expecting value"),
+        ('{"a":1} x', "Extra data"),
+    ],
+)
+def test_a_malformed_test_table_is_a_decode_error(text: str, message: str) -> None:
+    with pytest.raises(json.JSONDecodeError, match=message):
+        snapshot.table_from_json(text)

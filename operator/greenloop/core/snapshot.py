@@ -41,8 +41,8 @@ from greenloop.core.model import (
 )
 
 __all__ = [
-    "INLINE_TESTS_MAX", "MAX_COUNTER", "VERSION", "SnapshotError", "from_data", "problem",
-    "size", "to_data",
+    "ENCODE_CHUNK", "INLINE_TESTS_MAX", "MAX_COUNTER", "VERSION", "SnapshotError", "compact_json",
+    "from_data", "problem", "size", "table_from_json", "to_data",
 ]  # fmt: skip
 
 VERSION = 2
@@ -164,9 +164,66 @@ def from_data(data: Mapping[str, Any]) -> State:
         raise SnapshotError(f"unreadable snapshot: {type(err).__name__}: {err}") from err
 
 
+#: Tests encoded per call of the C encoder in `compact_json`: each call holds the GIL
+#: throughout (a 100k-test table at once: seconds in which the operator's event loop,
+#: waiting on a worker that encodes it, could not run); a chunk takes milliseconds.
+ENCODE_CHUNK = 1000
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def compact_json(table: Mapping[str, Any], chunk: int = ENCODE_CHUNK) -> str:
+    """``json.dumps(table, separators=(",", ":"), ensure_ascii=False)``, the same text,
+    encoded ``chunk`` entries at a time so other threads run between chunks."""
+    items = list(table.items())
+    if len(items) <= chunk:
+        return _COMPACT.encode(dict(items))
+    parts = [_COMPACT.encode(dict(items[i : i + chunk]))[1:-1] for i in range(0, len(items), chunk)]
+    return "{" + ",".join(parts) + "}"
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\n\r":  # JSON's whitespace (none as written)
+        i += 1
+    return i
+
+
+def table_from_json(text: str) -> dict[str, Any]:
+    """``json.loads(text)`` for a JSON object, decoded one entry per call of the C
+    decoder, so other threads run between entries (one call for a 100k-test table
+    holds the GIL throughout, as `compact_json`'s encoding would)."""
+    decode = _DECODER.raw_decode
+    table: dict[str, Any] = {}
+    i = _skip_space(text, 0)
+    if text[i : i + 1] != "{":
+        raise json.JSONDecodeError("Expecting an object", text, i)
+    i = _skip_space(text, i + 1)
+    if text[i : i + 1] != "}":
+        while True:
+            if text[i : i + 1] != '"':
+                raise json.JSONDecodeError("Expecting a property name in double quotes", text, i)
+            key, i = decode(text, i)
+            i = _skip_space(text, i)
+            if text[i : i + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+            table[key], i = decode(text, _skip_space(text, i + 1))
+            i = _skip_space(text, i)
+            if text[i : i + 1] != ",":
+                break
+            i = _skip_space(text, i + 1)
+        if text[i : i + 1] != "}":
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+    end = _skip_space(text, i + 1)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return table
+
+
 def _tests(state: State) -> dict[str, Any]:
     table = {t.id: _test(t) for t in state.tests.values()}
-    text = json.dumps(table, separators=(",", ":"), ensure_ascii=False)
+    text = compact_json(table)
     if len(text) <= INLINE_TESTS_MAX:
         return {"tests": table}
     packed = zlib.compress(text.encode(), 9)
@@ -180,7 +237,7 @@ def _read_tests(data: Mapping[str, Any]) -> Mapping[str, Any]:
     try:
         # Bounded: a state never holds more than a few MiB of tests uncompressed.
         raw = zlib.decompressobj().decompress(base64.b64decode(data["testsZ"]), 64 << 20)
-        loaded: Mapping[str, Any] = json.loads(raw)
+        loaded: Mapping[str, Any] = table_from_json(raw.decode())
     except (binascii.Error, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SnapshotError(f"unreadable snapshot: testsZ: {err}") from err
     return loaded
