@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import gc
 import gzip
 import json
 import statistics
 import threading
 import time
+import weakref
 from collections.abc import Awaitable
 from typing import Any
 
@@ -265,3 +267,64 @@ def test_a_stored_state_is_decoded_once_not_on_every_tick(monkeypatch: Any) -> N
         assert len(decoded) == 1
 
     asyncio.run(main())
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_no_full_collection_while_a_piece_runs_and_its_results_are_frozen_after() -> None:
+    """The collector policy (k8s/offload.py): while a piece runs the gen-2 threshold is
+    out of reach (no full collection walks a big state and holds the GIL); the one
+    before it is restored when the last piece ends, and what the piece left alive is
+    frozen - out of later collections' sight; a cycle dropped before a piece is
+    collected when it starts, not frozen."""
+    gc.collect()
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    dropped = weakref.ref(Cycle())  # garbage in a cycle: only a collection frees it
+
+    def work() -> list[list[int]]:
+        seen.append(gc.get_threshold())
+        return [[i] for i in range(1000)]  # lists: tracked by the collector
+
+    async def main() -> list[list[int]]:
+        return await offload(work)
+
+    frozen = gc.get_freeze_count()
+    try:
+        kept = asyncio.run(main())
+        assert seen[0][:2] == before[:2]
+        assert seen[0][2] == offload_module.NO_FULL_COLLECTIONS != before[2]
+        assert gc.get_threshold() == before
+        assert dropped() is None
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()
+
+
+def test_the_policy_lasts_while_any_of_several_pieces_runs() -> None:
+    release = threading.Event()
+    started = threading.Barrier(WORKERS + 1)
+    thresholds: list[int] = []
+
+    def work(wait: bool) -> None:
+        if wait:
+            started.wait(10)
+            release.wait(10)
+        thresholds.append(gc.get_threshold()[2])
+
+    async def main() -> None:
+        first = [asyncio.create_task(offload(work, True)) for _ in range(WORKERS)]
+        await asyncio.to_thread(started.wait, 10)
+        release.set()
+        await asyncio.gather(*first)
+
+    before = gc.get_threshold()
+    try:
+        asyncio.run(main())
+    finally:
+        gc.unfreeze()
+    assert thresholds == [offload_module.NO_FULL_COLLECTIONS] * WORKERS
+    assert gc.get_threshold() == before

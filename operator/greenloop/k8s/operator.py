@@ -324,7 +324,8 @@ async def _start(memo: Memo, config: OperatorConfig, identity: str) -> None:
     # scans only what came after. Measured on the 100k-test round of test_operator_loop
     # (2 shared cores, 5-7 runs each): /healthz p95 median 96 ms, against 166 ms without;
     # the worst answer (0.4-1.4 s) is noise-bound either way. Frozen objects are still
-    # freed by refcount, and these are never garbage.
+    # freed by refcount, and these are never garbage. What the offloaded work leaves
+    # alive (the big states) is frozen in turn after it (k8s/offload.py's policy).
     gc.freeze()
     log.info(
         "greenloop operator: results endpoint on %s:%d (pods use %s), metrics on %s",
