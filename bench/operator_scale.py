@@ -256,7 +256,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         lag_p95 = histogram_quantile(0.95, lag_before, histogram(metrics, LAG))
         time.sleep(args.after_seconds)
         stop.set()
-        requests = audited_requests(cp.audit_log)
+        requests = audited_requests(cp.operator_audit_log)
     load = os.getloadavg()[0]
     runner_errors = sum(
         float(line.rpartition(" ")[2])

@@ -67,15 +67,18 @@ class AuditedControlPlane(ControlPlane):
     per request it makes (a watch: when it starts and when it ends, one auditID)."""
 
     @property
-    def audit_log(self) -> Path:
-        return self.workdir / "audit.log"
+    def operator_audit_log(self) -> Path:
+        # Not ControlPlane's own `audit_log` (every user's requests, when started with
+        # `audit`): this one keeps the operator's user only.
+        return self.workdir / "operator-audit.log"
 
     def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         if name == "kube-apiserver":
             policy = self.workdir / "audit-policy.yaml"
             policy.write_text(AUDIT_POLICY)
             args = (
-                *args, f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                *args, f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.operator_audit_log}",
                 # never rotated (the default rotates at 100 MB: N=1000 writes more)
                 "--audit-log-maxsize=1000000",
             )  # fmt: skip
