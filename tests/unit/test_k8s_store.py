@@ -154,7 +154,8 @@ def test_objects_are_trimmed_to_what_greenloop_reads() -> None:
         "metadata": {
             "name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "3",
             "labels": {"app": "x"}, "managedFields": [{"manager": "m" * 1000}],
-            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x" * 10_000},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x" * 10_000,
+                            "batch.kubernetes.io/job-completion-index": "2"},
         },
         "spec": {
             "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A"}] * 50}],
@@ -162,6 +163,7 @@ def test_objects_are_trimmed_to_what_greenloop_reads() -> None:
         },
         "status": {
             "phase": "Running",
+            "startTime": "2026-12-07T05:00:00Z",
             "conditions": [{"type": "Ready"}] * 5,
             "containerStatuses": [
                 {"name": "app", "imageID": "sha256:1", "restartCount": 0, "ready": True,
@@ -173,10 +175,13 @@ def test_objects_are_trimmed_to_what_greenloop_reads() -> None:
         "metadata": {
             "name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "3",
             "labels": {"app": "x"},
+            # an Indexed Job's shard; and since when a waiting container has waited
+            "annotations": {"batch.kubernetes.io/job-completion-index": "2"},
         },
         "spec": {"containers": [{"name": "app", "image": "app:1"}]},
         "status": {
             "phase": "Running",
+            "startTime": "2026-12-07T05:00:00Z",
             "containerStatuses": [
                 {"name": "app", "imageID": "sha256:1", "restartCount": 0, "state": {"running": {}}}
             ],

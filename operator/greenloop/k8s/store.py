@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from greenloop.core import crd
 from greenloop.k8s.gateway import ApiError, Gateway
-from greenloop.k8s.jobs import LABEL_MANAGED_BY
+from greenloop.k8s.jobs import COMPLETION_INDEX_ANNOTATION, LABEL_MANAGED_BY
 
 __all__ = [
     "SOURCES",
@@ -158,6 +158,10 @@ def _revision(key: str) -> bool:
     return key == DEPLOYMENT_REVISION
 
 
+def _completion_index(key: str) -> bool:
+    return key == COMPLETION_INDEX_ANNOTATION  # which shard of an Indexed Job a pod runs
+
+
 def trimmed(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the store keeps of an object: the fields greenloop reads, nothing else
     (no managedFields, no last-applied annotation, no pod template beyond its images)."""
@@ -178,9 +182,10 @@ def trimmed(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
             {k: cs[k] for k in ("name", "imageID", "state", "lastState", "restartCount") if k in cs}
             for cs in status.get("containerStatuses") or ()
         ]
-        kept = {k: status[k] for k in ("phase", "reason") if k in status}
+        # startTime: how long a waiting container has waited (the never-starts stop)
+        kept = {k: status[k] for k in ("phase", "reason", "startTime") if k in status}
         return {
-            "metadata": _meta(obj, None),
+            "metadata": _meta(obj, _completion_index),
             "spec": {"containers": _containers(spec)},
             "status": {**kept, "containerStatuses": statuses},
         }

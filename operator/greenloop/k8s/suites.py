@@ -21,7 +21,7 @@ import binascii
 import gzip
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -245,9 +245,7 @@ async def observe(
             selected=run.selection,
         )
     if run.indexed:
-        # Each index's results are read from the API: a sharded run is read once per
-        # wake (an upload or a Job change), not on a timer.
-        return await observe_shards(gw, run, job, act)
+        return await observe_shards(gw, run, job, act, rd)
     found = await _results(gw, rd, run, job, fresh=False)
     if found is not None:
         return found
@@ -320,11 +318,9 @@ def _failed_indexes(job: Mapping[str, Any]) -> set[int]:
     return out
 
 
-def _pods_by_index(pods: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+def _pods_by_index(pods: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
     """The latest pod of each completion index."""
-    items = sorted(
-        pods.get("items") or [], key=lambda p: str(p["metadata"].get("creationTimestamp", ""))
-    )
+    items = sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
     out: dict[int, Mapping[str, Any]] = {}
     for pod in items:
         raw = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION, "")
@@ -346,6 +342,7 @@ def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
 
 async def _shard_outcome(
     gw: Gateway,
+    rd: Reader,
     actor: Gateway,
     run: SuiteJob,
     job: Mapping[str, Any],
@@ -355,14 +352,18 @@ async def _shard_outcome(
 ) -> ShardOutcome | None:
     """One index's outcome: its stored upload, or, once it failed or the Job ended
     without one, why it has none (the pod's story and last log lines); None while it
-    runs."""
+    runs. Whether the index uploaded is read from `rd` (the store keeps a results
+    ConfigMap's metadata), confirmed with the API before "no upload" is a verdict;
+    the upload's body comes from the API."""
     ns = run.owner.namespace
     name = str(pod["metadata"]["name"]) if pod is not None else ""
     started, finished = _pod_times(pod)
-    stored = await gw.find("ConfigMap", ns, shard_results_name(run.results_name, index))
-    if stored is not None and any(
-        o.get("uid") == _uid(job) for o in stored["metadata"].get("ownerReferences") or []
-    ):
+    results = shard_results_name(run.results_name, index)
+    stored = await rd.find("ConfigMap", ns, results)
+    if rd.cached and (_owned(stored, job) or why_ended is not None):
+        stored = await gw.find("ConfigMap", ns, results)
+    if _owned(stored, job):
+        assert stored is not None  # owned: found
         xml = f"{run.suite.name}-{index}.xml"
         tests, problem = await offload(_read_results, stored, xml)
         return ShardOutcome(index, tests, problem, pod=name, started=started, finished=finished)
@@ -380,15 +381,22 @@ async def _shard_outcome(
 
 
 async def observe_shards(
-    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], actor: Gateway | None = None
+    gw: Gateway,
+    run: SuiteJob,
+    job: Mapping[str, Any],
+    actor: Gateway | None = None,
+    reader: Reader | None = None,
 ) -> SuiteRun | None:
     """A sharded run's one result (core/shard_results.merge), once every index has
-    uploaded or failed (``status.failedIndexes``, or the Job ended); None until then."""
+    uploaded or failed (``status.failedIndexes``, or the Job ended); None until then.
+    Its pods and which indexes uploaded are read through `reader` (the API when None):
+    a wake while the shards run asks the API nothing (issue 17)."""
     ns = run.owner.namespace
+    rd = reader_of(reader or gw)
     failed = _failed_indexes(job)
     ended = _condition(job, "Failed") or _condition(job, "Complete")
     noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
-    pods = _pods_by_index(await gw.list("Pod", ns, label_selector=f"job-name={run.job_name}"))
+    pods = _pods_by_index(await rd.select("Pod", ns, f"job-name={run.job_name}"))
     outcomes: list[ShardOutcome] = []
     for shard in run.shards:
         why: str | None = None
@@ -400,7 +408,7 @@ async def observe_shards(
             why = f"Job {run.job_name} ended ({ended.get('reason') or ended.get('type')}) "
             why += f"before index {shard.index} uploaded JUnit XML"
         outcome = await _shard_outcome(
-            gw, actor or gw, run, job, shard.index, pods.get(shard.index), why
+            gw, rd, actor or gw, run, job, shard.index, pods.get(shard.index), why
         )
         if outcome is not None:
             outcomes.append(outcome)
