@@ -6,7 +6,8 @@ plane with kwok's node.
 
 For each N, on a fresh control plane: one operator (a host process, as its own user, whose
 requests the API server's audit log keeps), N objects of one suite each created at once
-(POSTs from 8 threads). kwok runs no pods, so the bench plays every Job's sidecar with the
+(POSTs from 8 threads). kwok runs no pods, so the bench makes each Job's pod (a stand-in
+held Pending) and plays its sidecar with the pod's bound token and the
 real upload code (`greenloop.k8s.upload.upload`, what `greenloop report upload` runs):
 once every Job is resumed, the suites "run" for --suite-seconds and then finish, spread
 evenly over --finish-within seconds, --workers uploads at a time. Printed per N:
@@ -42,7 +43,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,13 @@ from tests.support.operator_bench import (  # noqa: E402
     api_request,
     audited_kwok_operator,
     audited_requests,
+    ensure_stand_in_account,
     histogram,
     histogram_quantile,
     p95,
     process_figures,
     scrape,
+    stand_in_token,
     watch_events,
 )
 from tests.support.sidecar import PASS, junit  # noqa: E402
@@ -104,6 +107,8 @@ class Seen:
     results: dict[str, UploadResult] = field(default_factory=dict)
     passed: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: called (in the watch's thread) once for each Job as it is resumed
+    on_resumed: Callable[[dict[str, Any]], None] | None = None
 
     def on_job(self, kind: str, job: dict[str, Any]) -> None:
         meta = job["metadata"]
@@ -114,18 +119,16 @@ class Seen:
         with self.lock:
             self.first_job.setdefault(owner, now)
             self.jobs[meta["uid"]] = job
-            if job["spec"].get("suspend") is False:
+            new = job["spec"].get("suspend") is False and meta["uid"] not in self.every_resumed
+            if new:
                 self.resumed.setdefault(owner, meta["uid"])
-                self.every_resumed.setdefault(meta["uid"], owner)
+                self.every_resumed[meta["uid"]] = owner
+        if new and self.on_resumed is not None:
+            self.on_resumed(job)
 
-    def on_secret(self, kind: str, secret: dict[str, Any]) -> None:
-        import base64
-
-        token = (secret.get("data") or {}).get("token")
-        for ref in secret["metadata"].get("ownerReferences") or ():
-            if ref.get("kind") == "Job" and token:
-                with self.lock:
-                    self.tokens[ref["uid"]] = base64.b64decode(token).decode()
+    def got_token(self, job: dict[str, Any], token: str) -> None:
+        with self.lock:
+            self.tokens[job["metadata"]["uid"]] = token
 
     def on_validation(self, kind: str, obj: dict[str, Any]) -> None:
         if (obj.get("status") or {}).get("phase") == "Passed":
@@ -173,11 +176,10 @@ def send(
 ) -> None:  # fmt: skip
     xml = tmp / f"{name}.xml"
     xml.write_bytes(XML)
+    token_file = tmp / f"{job['metadata']['uid']}.token"
+    token_file.write_text(token)
     result = upload(
-        Upload(
-            file=xml, url=url, namespace=NS, job=job["metadata"]["name"], token=token,
-            job_uid=job["metadata"]["uid"],
-        ),
+        Upload(file=xml, url=url, namespace=NS, job=job["metadata"]["name"], token_file=token_file),
         log=io.StringIO(),  # each retry's line: the counts are printed instead
     )  # fmt: skip
     with seen.lock:
@@ -189,6 +191,11 @@ def send(
             seen.uploaded[name] = time.time()
 
 
+def _raised(done: Future[None]) -> None:
+    if done.exception() is not None:
+        print(f"    minting a token failed: {done.exception()}", file=sys.stderr, flush=True)
+
+
 def progress(n: int, what: str) -> None:
     """A line on stderr as each stage ends: what a run cut short still tells."""
     print(f"    N={n}: {what} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
@@ -198,12 +205,19 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     names = [f"sv-{i:04d}" for i in range(n)]
     seen = Seen()
     stop = threading.Event()
-    with audited_kwok_operator(NS) as (cp, op, tmp):
+    with audited_kwok_operator(NS) as (cp, op, tmp), ThreadPoolExecutor(8) as minting:
         assert op.proc is not None
         pid = op.proc.pid
+        ensure_stand_in_account(cp, NS)
+
+        def mint(job: dict[str, Any]) -> None:
+            seen.got_token(job, stand_in_token(cp, NS, job))
+
+        # Each Job's sidecar holds a token bound to its pod: the bench makes the pod
+        # kwok will not (see stand_in_token) and asks for that token as the Job resumes.
+        seen.on_resumed = lambda job: minting.submit(mint, job).add_done_callback(_raised)
         for path, handler in (
             (f"/apis/batch/v1/namespaces/{NS}/jobs", seen.on_job),
-            (f"/api/v1/namespaces/{NS}/secrets", seen.on_secret),
             (f"/apis/{crd.API_VERSION}/namespaces/{NS}/{crd.PLURAL}", seen.on_validation),
         ):
             threading.Thread(

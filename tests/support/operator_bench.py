@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+from greenloop.core.upload_proof import AUDIENCE
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.crds import ensure_crd
 from tools.cluster.operator import Operator, on_loopback
@@ -225,3 +226,65 @@ def watch_events(
                         on_event(event["type"], event["object"])
         except (OSError, ValueError):
             time.sleep(0.2)
+
+
+#: The account the bench's stand-in pods run as (it exists; the Jobs' account does not,
+#: so the Job controller makes no pods of its own on kwok).
+STAND_IN_ACCOUNT = "greenloop-bench-sidecar"
+
+
+def ensure_stand_in_account(cp: ControlPlane, namespace: str) -> None:
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": STAND_IN_ACCOUNT}}
+    code, body = api_request(cp, "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", account)
+    if code not in (201, 409):
+        raise RuntimeError(f"create account {STAND_IN_ACCOUNT}: HTTP {code}: {body[:300]!r}")
+
+
+def stand_in_token(cp: ControlPlane, namespace: str, job: dict[str, Any]) -> str:
+    """What the Job's pod's sidecar would hold: a pod owned by the Job (held Pending by
+    a scheduling gate, as tests/support/pod_tokens.pod_for makes one) and a token bound
+    to it for the results endpoint's audience - by two API requests, not kubectl, so
+    1,000 of them do not take the cores the operator is measured on."""
+    jm = job["metadata"]
+    name = f"{jm['name'][:50]}-stand-in"
+    labels = {
+        **(job["spec"]["template"]["metadata"].get("labels") or {}),
+        **((job["spec"].get("selector") or {}).get("matchLabels") or {}),
+    }
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": jm["name"], "uid": jm["uid"],
+             "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+        "spec": {
+            "serviceAccountName": STAND_IN_ACCOUNT,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "schedulingGates": [{"name": "greenloop.dev/test-stand-in"}],
+            "containers": [{"name": "suite", "image": "localhost/e2e:dev"}],
+        },
+    }
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    code, body = api_request(cp, "POST", pods, pod)
+    if code == 409:
+        code, body = api_request(cp, "GET", f"{pods}/{name}")
+    if code not in (200, 201):
+        raise RuntimeError(f"stand-in pod {name}: HTTP {code}: {body[:300]!r}")
+    made = json.loads(body)
+    request = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "audiences": [AUDIENCE],
+            "expirationSeconds": 3600,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": name,
+                               "uid": made["metadata"]["uid"]},
+        },
+    }  # fmt: skip
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{STAND_IN_ACCOUNT}/token"
+    code, body = api_request(cp, "POST", path, request)
+    if code != 201:
+        raise RuntimeError(f"token for {name}: HTTP {code}: {body[:300]!r}")
+    token: str = json.loads(body)["status"]["token"]
+    return token
