@@ -143,6 +143,8 @@ FALLBACK_DESCRIPTIONS: dict[str, str] = {
 # Fields that only one mode uses, with what each mode does with them. Written by hand
 # from spec.py's mode checks (the CRD's CEL rules cover only operator mode); render()
 # refuses a path the CRD lacks, so a renamed field cannot leave a stale row behind.
+_POD_ONLY = "**rejected**, naming the field: a local run starts a process, not a pod"
+
 MODE_FIELDS: tuple[tuple[str, str, str], ...] = (
     (
         "spec.suites[].image",
@@ -153,6 +155,51 @@ MODE_FIELDS: tuple[tuple[str, str, str], ...] = (
         "spec.suites[].workingDir",
         "the command's directory, relative to the file",
         "only `.` (the image sets the directory)",
+    ),
+    (
+        "spec.suites[].env[].valueFrom",
+        "**rejected**: a process has no pod to take it from; use `value`",
+        "the value from a Secret key, a ConfigMap key or a pod field (a Secret's is masked)",
+    ),
+    (
+        "spec.suites[].envFrom",
+        _POD_ONLY,
+        "every key of a Secret (masked) or ConfigMap as variables",
+    ),
+    (
+        "spec.suites[].resources",
+        _POD_ONLY,
+        "the suite container's requests and limits",
+    ),
+    (
+        "spec.suites[].nodeSelector",
+        _POD_ONLY,
+        "the suite pod's node labels",
+    ),
+    (
+        "spec.suites[].tolerations",
+        _POD_ONLY,
+        "the suite pod's tolerations",
+    ),
+    (
+        "spec.suites[].affinity",
+        _POD_ONLY,
+        "the suite pod's affinity",
+    ),
+    (
+        "spec.suites[].imagePullSecrets",
+        _POD_ONLY,
+        "registry credentials for the suite's image",
+    ),
+    (
+        "spec.suites[].serviceAccountName",
+        _POD_ONLY,
+        "the suite pod's service account (else `spec.serviceAccountName`)",
+    ),
+    (
+        "spec.suites[].volumes",
+        _POD_ONLY,
+        "Secret/ConfigMap (read-only) or emptyDir mounts of the suite container",
     ),
     (
         "spec.target.command",

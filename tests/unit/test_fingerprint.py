@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from greenloop.core.engine import (
     SuiteFinished,
     SuiteRun,
 )
-from greenloop.core.fingerprint import Entry, Fingerprint, changes, fingerprint, refine
+from greenloop.core.fingerprint import Entry, Fingerprint, changes, fingerprint, missing, refine
 from greenloop.core.model import StagingValidation, Target, Workload
 from greenloop.core.report import render
 from greenloop.core.schema import validate
@@ -331,3 +331,29 @@ def test_an_unreadable_fingerprint_is_a_clear_snapshot_error(
     tamper(data)
     with pytest.raises(snapshot.SnapshotError, match="unreadable snapshot"):
         snapshot.from_data(data)
+
+
+# ---------------------------------------------------------------------------
+# No target found: the fingerprint reads "none", and each missing workload is named
+
+
+def test_an_empty_fingerprint_reads_none_not_the_hash_of_nothing() -> None:
+    empty = fingerprint([])
+    assert empty.digest == "none"
+    assert empty.describe() == "none (no workloads found)"
+
+
+def test_a_state_stored_with_the_old_empty_digest_still_reads() -> None:
+    state = engine.begin(make_spec(("api", "P1")), 0.0, fingerprint=fingerprint([])).state
+    data = snapshot.to_data(state)
+    data["fingerprint"]["digest"] = "e3b0c44298fc"  # written before "none"
+    read = snapshot.from_data(data).fingerprint
+    assert read is not None and read.digest == "none"
+
+
+def test_missing_names_the_workloads_without_an_entry() -> None:
+    found = fp()  # Deployment/backend only
+    assert missing(found, ["Deployment/backend", "StatefulSet/db"]) == ("StatefulSet/db",)
+    assert missing(fingerprint([]), ["Deployment/backend"]) == ("Deployment/backend",)
+    # Entries were cut at MAX_ENTRIES: absence proves nothing.
+    assert missing(replace(found, more=3), ["StatefulSet/db"]) == ()

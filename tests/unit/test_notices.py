@@ -11,7 +11,7 @@ import pytest
 from greenloop.core import engine
 from greenloop.core.engine import Decision, Phase, Reason, RedeployDone, RedeployStarted, State
 from greenloop.core.fingerprint import Entry, fingerprint
-from greenloop.core.model import RedeployPolicy, StagingValidation, ValidationSpec
+from greenloop.core.model import RedeployPolicy, StagingValidation, Target, ValidationSpec, Workload
 from greenloop.core.notices import Notice, notices
 from tests.unit.scenario import ASSERT, HTTP_503, Script, bad, make_spec, ok, play
 
@@ -183,3 +183,26 @@ def test_the_first_look_at_a_finished_object_tells_its_verdict() -> None:
         (n.reason, n.warning)
         for n in notices(None, Decision(stalled, engine.current_action(stalled)), OBJ)
     ] == [("AuthError", True)]
+
+
+def test_a_missing_target_is_told_at_the_first_visit() -> None:
+    spec = replace(
+        TWO, target=Target(workloads=(Workload("Deployment", "api"), Workload("Deployment", "web")))
+    )
+    obj = StagingValidation(name="shop", namespace="staging", spec=spec)
+    only_web = fingerprint([Entry("Deployment/web", "1", "app", "web:1")])
+    first = engine.begin(spec, 0.0, fingerprint=only_web)
+    assert notices(None, first, obj)[-1] == Notice(
+        "TargetMissing",
+        "Deployment/api not found in namespace staging (spec.target.workloads): a redeploy"
+        " fails until it exists",
+        warning=True,
+    )
+    # Told once a round: the next step of the same round says nothing of it.
+    assert all(n.reason != "TargetMissing" for n in notices(first.state, first, obj))
+    # Every target there: nothing to tell.
+    both = fingerprint([*only_web.entries, Entry("Deployment/api", "1", "app", "api:1")])
+    assert all(
+        n.reason != "TargetMissing"
+        for n in notices(None, engine.begin(spec, 0.0, fingerprint=both), obj)
+    )

@@ -218,11 +218,8 @@ def test_every_crd_default_is_in_the_model_table() -> None:
         for path, node in iter_schema(spec.spec_schema())
         if "default" in node and path.startswith("spec.")
     }
-    # policy's {} and env values ("") have no single model field of their own.
-    assert defaulted - {p for _, _, p in MODEL_DEFAULTS} == {
-        "spec.policy",
-        "spec.suites[*].env[*].value",
-    }
+    # policy's {} has no single model field of its own.
+    assert defaulted - {p for _, _, p in MODEL_DEFAULTS} == {"spec.policy"}
 
 
 def test_api_object_with_server_fields() -> None:
@@ -1260,6 +1257,85 @@ CEL_MIRRORS: list[tuple[str, str, dict[str, Any], Callable[[dict[str, Any]], Non
         setting("spec.suites[0].workingDir", "/src"),
         "spec.suites[0].workingDir: '/src': only '.' in operator mode (the image sets the"
         " working directory)",
+    ),
+    (
+        "spec.suites[*].env[*]",
+        "!(has(self.value) && has(self.valueFrom))",
+        OPERATOR,
+        setting(
+            "spec.suites[0].env",
+            [
+                {
+                    "name": "T",
+                    "value": "x",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                }
+            ],
+        ),
+        "spec.suites[0].env[0]: give value or valueFrom, not both",
+    ),
+    (
+        "spec.suites[*].env[*].valueFrom",
+        "(has(self.secretKeyRef) ? 1 : 0) + (has(self.configMapKeyRef) ? 1 : 0)"
+        " + (has(self.fieldRef) ? 1 : 0) == 1",
+        OPERATOR,
+        setting(
+            "spec.suites[0].env",
+            [
+                {
+                    "name": "T",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                        "configMapKeyRef": {"name": "c", "key": "k"},
+                    },
+                }
+            ],
+        ),
+        "spec.suites[0].env[0].valueFrom: give exactly one of secretKeyRef, configMapKeyRef"
+        " and fieldRef",
+    ),
+    (
+        "spec.suites[*].envFrom[*]",
+        "has(self.secretRef) != has(self.configMapRef)",
+        OPERATOR,
+        setting("spec.suites[0].envFrom", [{"prefix": "X_"}]),
+        "spec.suites[0].envFrom[0]: give exactly one of secretRef and configMapRef",
+    ),
+    (
+        "spec.suites[*].volumes",
+        "self.all(v, self.exists_one(w, w.name == v.name))",
+        OPERATOR,
+        setting(
+            "spec.suites[0].volumes",
+            [{"name": "a", "mountPath": f"/{p}", "emptyDir": {}} for p in ("x", "y")],
+        ),
+        "spec.suites[0].volumes[1].name: duplicate volume name 'a' (also"
+        " spec.suites[0].volumes[0])",
+    ),
+    (
+        "spec.suites[*].volumes[*]",
+        "(has(self.secret) ? 1 : 0) + (has(self.configMap) ? 1 : 0)"
+        " + (has(self.emptyDir) ? 1 : 0) == 1",
+        OPERATOR,
+        setting("spec.suites[0].volumes", [{"name": "a", "mountPath": "/x"}]),
+        "spec.suites[0].volumes[0]: give exactly one of secret, configMap and emptyDir",
+    ),
+    (
+        "spec.suites[*].volumes[*]",
+        "!(self.name in ['results', 'select'])",
+        OPERATOR,
+        setting("spec.suites[0].volumes", [{"name": "results", "mountPath": "/x", "emptyDir": {}}]),
+        "spec.suites[0].volumes[0].name: results and select are greenloop's own volumes",
+    ),
+    (
+        "spec.suites[*].volumes[*]",
+        "self.mountPath != '/greenloop' && !self.mountPath.startsWith('/greenloop/')",
+        OPERATOR,
+        setting(
+            "spec.suites[0].volumes",
+            [{"name": "a", "mountPath": "/greenloop/results", "emptyDir": {}}],
+        ),
+        "spec.suites[0].volumes[0].mountPath: /greenloop is greenloop's own folder",
     ),
     (
         "spec.target",

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 
 __all__ = [
     "MAX_ENTRIES",
+    "NONE",
     "Entry",
     "Fingerprint",
     "changes",
     "fingerprint",
+    "missing",
     "refine",
     "short_id",
 ]
@@ -35,6 +37,11 @@ MAX_ENTRIES = 40  # kept in state; status shows at most 20 (status.MAX_FINGERPRI
 MAX_FIELD = 300  # characters of one image reference or digest
 DIGEST_CHARS = 12
 MAX_CHANGES = 4  # workloads named in a TargetChanged message
+#: The digest of a fingerprint with no entries (no target found): a word a person reads
+#: as "nothing there", not the hash of nothing (e3b0c44298fc).
+NONE = "none"
+#: The digest an empty fingerprint had before NONE, still read from a stored state.
+EMPTY_HASH = hashlib.sha256(b"").hexdigest()[:DIGEST_CHARS]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -92,7 +99,17 @@ def fingerprint(entries: Iterable[Entry], *, more: int = 0) -> Fingerprint:
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\0")
         h.update(b"\n")
-    return Fingerprint(tuple(kept), h.hexdigest()[:DIGEST_CHARS], more)
+    return Fingerprint(tuple(kept), h.hexdigest()[:DIGEST_CHARS] if kept else NONE, more)
+
+
+def missing(fp: Fingerprint, workloads: Iterable[str]) -> tuple[str, ...]:
+    """The workloads (``Deployment/backend``) the fingerprint has no entry for: each
+    workload that exists has at least its template's containers, so these do not exist.
+    Unknown when entries were left out past MAX_ENTRIES: then none is named."""
+    if fp.more:
+        return ()
+    present = {e.workload for e in fp.entries}
+    return tuple(w for w in workloads if w not in present)
 
 
 def changes(old: Fingerprint, new: Fingerprint) -> tuple[str, ...]:

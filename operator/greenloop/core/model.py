@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -19,6 +20,7 @@ __all__ = [
     "HeadersFrom",
     "Health",
     "Outcome",
+    "PodSettings",
     "Policy",
     "RedeployPolicy",
     "RerunMode",
@@ -28,6 +30,7 @@ __all__ = [
     "Target",
     "TestResult",
     "ValidationSpec",
+    "Volume",
     "Webhook",
     "Workload",
 ]
@@ -108,8 +111,43 @@ class Diagnosis:
 
 @dataclass(frozen=True, slots=True)
 class EnvVar:
+    """One variable of a suite: a literal ``value``, or (operator mode) ``value_from``,
+    a container env's valueFrom as the CRD allows it (secretKeyRef, configMapKeyRef,
+    fieldRef)."""
+
     name: str
     value: str
+    value_from: Mapping[str, Any] | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A volume of a suite's pod (operator mode): ``source`` is the pod volume's one
+    source, ``{"secret": {...}}``, ``{"configMap": {...}}`` or ``{"emptyDir": {...}}``."""
+
+    name: str
+    mount_path: str
+    source: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def read_only(self) -> bool:
+        """A Secret's or ConfigMap's files are credentials or configuration, not scratch."""
+        return "emptyDir" not in self.source
+
+
+@dataclass(frozen=True, slots=True)
+class PodSettings:
+    """How a team configures a suite's pod (operator mode; docs/design.md §8), each
+    field as the Pod API spells it; empty when not given."""
+
+    service_account_name: str | None = None
+    env_from: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    resources: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    node_selector: Mapping[str, str] = field(default_factory=dict, hash=False)
+    tolerations: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    affinity: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    image_pull_secrets: tuple[str, ...] = ()
+    volumes: tuple[Volume, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +161,7 @@ class Suite:
     timeout_seconds: int = 900
     runner: str = "generic"  # one of greenloop.core.runners.RUNNERS
     shards: int = 1  # 1..shards.MAX_SHARDS, run at once (docs/design.md §4.1)
+    pod: PodSettings = field(default_factory=PodSettings)
 
     @property
     def rank(self) -> int:

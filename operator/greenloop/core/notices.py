@@ -19,6 +19,7 @@ from greenloop.core.engine import (
     RunSuites,
     State,
 )
+from greenloop.core.fingerprint import missing
 from greenloop.core.model import StagingValidation
 from greenloop.core.status import approval_command
 
@@ -32,6 +33,33 @@ class Notice(NamedTuple):
 
 
 def notices(before: State | None, decision: Decision, obj: StagingValidation) -> tuple[Notice, ...]:
+    """The notices for a step (:func:`_step_notices`), and at a round's start a warning
+    for each target that does not exist (:func:`_target_missing`)."""
+    told = _step_notices(before, decision, obj)
+    if before is None or before.round != decision.state.round:
+        told += _target_missing(decision.state, obj)
+    return told
+
+
+def _target_missing(state: State, obj: StagingValidation) -> tuple[Notice, ...]:
+    """Rule TargetMissing: a target workload that does not exist is told at the first
+    visit of a round, not when a redeploy is first decided (it fails then)."""
+    workloads = [f"{w.kind}/{w.name}" for w in obj.spec.target.workloads]
+    if state.fingerprint is None or not workloads:
+        return ()
+    absent = missing(state.fingerprint, workloads)
+    if not absent:
+        return ()
+    message = (
+        f"{', '.join(absent)} not found in namespace {obj.namespace} (spec.target.workloads):"
+        " a redeploy fails until it exists"
+    )
+    return (Notice("TargetMissing", message, warning=True),)
+
+
+def _step_notices(
+    before: State | None, decision: Decision, obj: StagingValidation
+) -> tuple[Notice, ...]:
     """The notices for going from ``before`` (None: the object had no state yet) to
     ``decision``. A step that changes nothing a person tracks (one more suite of the
     same iteration finished, a repeated tick) gives none, so a restarted shell that

@@ -11,8 +11,23 @@ becomes a message; and a value HTTP cannot carry is refused before sending by
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-__all__ = ["MASK", "header_refusal", "masked"]
+from greenloop.core.engine.events import SuiteRun
+from greenloop.core.model import Suite
+
+__all__ = [
+    "MASK",
+    "SecretRef",
+    "header_refusal",
+    "masked",
+    "masked_run",
+    "secret_refs",
+    "withheld_run",
+]
+
+#: A Secret a suite's pod reads: its name, and the one key it reads (None: every key).
+SecretRef = tuple[str, str | None]
 
 MASK = "***"
 #: A line of a multi-line value shorter than this is not masked on its own (masking
@@ -57,3 +72,48 @@ def header_refusal(header: str, value: str, source: str) -> str | None:
             f"webhook header {header!r} ({source}): its value {why}; HTTP headers cannot carry it"
         )
     return None
+
+
+def secret_refs(suite: Suite) -> tuple[SecretRef, ...]:
+    """The Secrets a suite's pod reads (env valueFrom.secretKeyRef, envFrom secretRef,
+    secret volumes), each once, in the order the spec names them: what the operator
+    reads by name to mask (docs/design.md §8)."""
+    refs: dict[SecretRef, None] = {}
+    for var in suite.env:
+        ref = (var.value_from or {}).get("secretKeyRef")
+        if ref:
+            refs[(str(ref["name"]), str(ref["key"]))] = None
+    for source in suite.pod.env_from:
+        if "secretRef" in source:
+            refs[(str(source["secretRef"]["name"]), None)] = None
+    for volume in suite.pod.volumes:
+        if "secret" in volume.source:
+            refs[(str(volume.source["secret"]["secretName"]), None)] = None
+    return tuple(refs)
+
+
+def masked_run(run: SuiteRun, secrets: Iterable[str]) -> SuiteRun:
+    """``run`` with every secret value masked in what greenloop keeps and writes of it:
+    the RunnerError evidence (pod logs, messages) and each test's message, details and
+    output. Test ids and names are kept: a rerun selects by them."""
+    values = tuple(v for v in secrets if v)
+    if not values:
+        return run
+    tests = tuple(
+        replace(
+            t,
+            message=masked(t.message, values),
+            details=masked(t.details, values),
+            output=masked(t.output, values),
+        )
+        for t in run.tests
+    )
+    error = None if run.error is None else masked(run.error, values)
+    return replace(run, tests=tests, error=error)
+
+
+def withheld_run(run: SuiteRun, why: str) -> SuiteRun:
+    """``run`` with nothing of what it printed: the Secrets it read could not be read to
+    mask them, so its texts cannot be shown. A RunnerError a rerun cannot change until
+    a person fixes the access (``why`` says which Secret)."""
+    return replace(run, tests=(), error=why, exit_code=None, permanent=True)

@@ -31,7 +31,7 @@ from greenloop.core.engine import (
     TestRecord,
 )
 from greenloop.core.engine.state import MAX_COUNTER
-from greenloop.core.fingerprint import Entry, Fingerprint, fingerprint
+from greenloop.core.fingerprint import EMPTY_HASH, NONE, Entry, Fingerprint, fingerprint
 from greenloop.core.model import (
     DEFAULT_PRIORITY,
     Diagnosis,
@@ -313,7 +313,10 @@ def _read_fingerprint(data: Any) -> Fingerprint | None:
         return None
     entries = [Entry(*(str(x) for x in e)) for e in data.get("entries", ())]
     read = fingerprint(entries, more=int(data.get("more", 0)))
-    if read.digest != data.get("digest"):
+    stored = data.get("digest")
+    if read.digest == NONE and stored == EMPTY_HASH:
+        return read  # written before an empty fingerprint read "none"
+    if read.digest != stored:
         raise ValueError(f"fingerprint digest {data.get('digest')!r} does not match its entries")
     return read
 

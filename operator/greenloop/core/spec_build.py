@@ -14,6 +14,7 @@ from greenloop.core.model import (
     FailureClass,
     HeadersFrom,
     Health,
+    PodSettings,
     Policy,
     RedeployPolicy,
     RerunMode,
@@ -22,6 +23,7 @@ from greenloop.core.model import (
     Suite,
     Target,
     ValidationSpec,
+    Volume,
     Webhook,
     Workload,
 )
@@ -70,10 +72,34 @@ def _suite(suite: Mapping[str, Any]) -> Suite:
         priority=suite["priority"],
         image=suite.get("image"),
         working_dir=suite["workingDir"],
-        env=tuple(EnvVar(name=e["name"], value=e["value"]) for e in suite.get("env", ())),
+        env=tuple(
+            EnvVar(name=e["name"], value=e.get("value", ""), value_from=e.get("valueFrom"))
+            for e in suite.get("env", ())
+        ),
         timeout_seconds=suite["timeoutSeconds"],
         runner=suite["runner"],
         shards=suite["shards"],
+        pod=_pod(suite),
+    )
+
+
+def _pod(suite: Mapping[str, Any]) -> PodSettings:
+    return PodSettings(
+        service_account_name=suite.get("serviceAccountName"),
+        env_from=tuple(suite.get("envFrom", ())),
+        resources=suite.get("resources", {}),
+        node_selector=suite.get("nodeSelector", {}),
+        tolerations=tuple(suite.get("tolerations", ())),
+        affinity=suite.get("affinity", {}),
+        image_pull_secrets=tuple(s["name"] for s in suite.get("imagePullSecrets", ())),
+        volumes=tuple(
+            Volume(
+                name=v["name"],
+                mount_path=v["mountPath"],
+                source={k: v[k] for k in ("secret", "configMap", "emptyDir") if k in v},
+            )
+            for v in suite.get("volumes", ())
+        ),
     )
 
 

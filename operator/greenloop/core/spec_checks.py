@@ -369,6 +369,7 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
                 )
             else:
                 first[name] = index
+        errors.extend(_check_pod_settings(suite, path, mode))
         if mode == "operator":
             # CEL: has(self.image)
             if "image" not in suite:
@@ -388,6 +389,102 @@ def _check_suites(suites: Any, mode: Mode) -> list[FieldError]:
                         " (the image sets the working directory)",
                     )
                 )
+    return errors
+
+
+#: Fields of a suite that configure its pod (docs/design.md §8): a local run starts a
+#: process, which has no pod to put them on.
+_POD_FIELDS = (
+    "serviceAccountName",
+    "envFrom",
+    "resources",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "imagePullSecrets",
+    "volumes",
+)
+_OPERATOR_ONLY = "only in operator mode: a local run starts a process, not a pod"
+_RESERVED_VOLUMES = ("results", "select")
+
+
+def _one_of(value: Any, keys: tuple[str, ...]) -> bool:
+    return sum(key in value for key in keys) == 1
+
+
+def _check_pod_settings(suite: Mapping[str, Any], path: str, mode: Mode) -> list[FieldError]:
+    """Local mode refuses the pod's fields, naming each; operator mode mirrors the CEL
+    rules on them."""
+    env = suite.get("env")
+    env_items = (
+        [(i, e) for i, e in enumerate(env) if isinstance(e, Mapping)]
+        if (isinstance(env, list))
+        else []
+    )
+    if mode == "local":
+        errors = [FieldError(f"{path}.{f}", _OPERATOR_ONLY) for f in _POD_FIELDS if f in suite]
+        errors += [
+            FieldError(f"{path}.env[{i}].valueFrom", _OPERATOR_ONLY)
+            for i, e in env_items
+            if "valueFrom" in e
+        ]
+        return errors
+    errors = []
+    for i, e in env_items:
+        where = f"{path}.env[{i}]"
+        # CEL: !(has(self.value) && has(self.valueFrom))
+        if "value" in e and "valueFrom" in e:
+            errors.append(FieldError(where, "give value or valueFrom, not both"))
+        source = e.get("valueFrom")
+        # CEL: exactly one of secretKeyRef, configMapKeyRef, fieldRef
+        if isinstance(source, Mapping) and not _one_of(
+            source, ("secretKeyRef", "configMapKeyRef", "fieldRef")
+        ):
+            errors.append(
+                FieldError(
+                    f"{where}.valueFrom",
+                    "give exactly one of secretKeyRef, configMapKeyRef and fieldRef",
+                )
+            )
+    for i, item in enumerate(suite.get("envFrom") or ()):
+        # CEL: has(self.secretRef) != has(self.configMapRef)
+        if isinstance(item, Mapping) and not _one_of(item, ("secretRef", "configMapRef")):
+            errors.append(
+                FieldError(f"{path}.envFrom[{i}]", "give exactly one of secretRef and configMapRef")
+            )
+    volumes = suite.get("volumes")
+    if isinstance(volumes, list):
+        errors.extend(_check_volumes(volumes, f"{path}.volumes"))
+    return errors
+
+
+def _check_volumes(volumes: list[Any], path: str) -> list[FieldError]:
+    """The CEL rules of suites[].volumes: one source each, unique names, none of
+    greenloop's own names or folder."""
+    errors: list[FieldError] = []
+    first: dict[str, int] = {}
+    for i, volume in enumerate(volumes):
+        if not isinstance(volume, Mapping):
+            continue
+        where = index_path(path, i)
+        if not _one_of(volume, ("secret", "configMap", "emptyDir")):
+            errors.append(FieldError(where, "give exactly one of secret, configMap and emptyDir"))
+        name, mount = volume.get("name"), volume.get("mountPath")
+        if name in _RESERVED_VOLUMES:
+            errors.append(
+                FieldError(f"{where}.name", "results and select are greenloop's own volumes")
+            )
+        elif isinstance(name, str):
+            if name in first:
+                errors.append(
+                    FieldError(
+                        f"{where}.name",
+                        f"duplicate volume name {name!r} (also {path}[{first[name]}])",
+                    )
+                )
+            first.setdefault(name, i)
+        if isinstance(mount, str) and (mount == "/greenloop" or mount.startswith("/greenloop/")):
+            errors.append(FieldError(f"{where}.mountPath", "/greenloop is greenloop's own folder"))
     return errors
 
 

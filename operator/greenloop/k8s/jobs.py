@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greenloop.core import crd
-from greenloop.core.model import Suite
+from greenloop.core.model import EnvVar, PodSettings, Suite
 from greenloop.core.names import NameKind, dns_label, object_name
 from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
 from greenloop.core.upload_proof import AUDIENCE
@@ -308,9 +308,12 @@ def _pod_spec(run: SuiteJob) -> dict[str, Any]:
     ]
     if run.selection is not None or run.shard_selected:
         volumes.append({"name": "select", "configMap": {"name": run.selection_name}})
+    pod = run.suite.pod
+    volumes += [{"name": v.name, **v.source} for v in pod.volumes]
     return {
+        **_placement(pod),
         "restartPolicy": "Never",
-        "serviceAccountName": run.service_account,
+        "serviceAccountName": pod.service_account_name or run.service_account,
         # No API token in any container; the sidecar's results token is its own volume.
         "automountServiceAccountToken": False,
         # Service links stay on (Kubernetes' default): suites may find the
@@ -327,6 +330,33 @@ def _pod_spec(run: SuiteJob) -> dict[str, Any]:
         "containers": [_suite_container(run)],
         "volumes": volumes,
     }
+
+
+def _placement(pod: PodSettings) -> dict[str, Any]:
+    """Where the suite's pod may run and what it pulls with, as the team gave it; the
+    fields not given are left out (the Pod API's defaults)."""
+    fields: dict[str, Any] = {
+        "nodeSelector": dict(pod.node_selector),
+        "tolerations": [dict(t) for t in pod.tolerations],
+        "affinity": dict(pod.affinity),
+        "imagePullSecrets": [{"name": name} for name in pod.image_pull_secrets],
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def _env_var(var: EnvVar) -> dict[str, Any]:
+    if var.value_from is not None:
+        return {"name": var.name, "valueFrom": dict(var.value_from)}
+    return {"name": var.name, "value": var.value}
+
+
+def _suite_settings(pod: PodSettings) -> dict[str, Any]:
+    """The suite container's envFrom and resources, as the team gave them."""
+    fields: dict[str, Any] = {
+        "envFrom": [dict(e) for e in pod.env_from],
+        "resources": dict(pod.resources),
+    }
+    return {key: value for key, value in fields.items() if value}
 
 
 def _token_volume() -> dict[str, Any]:
@@ -352,7 +382,7 @@ def _token_volume() -> dict[str, Any]:
 def _suite_container(run: SuiteJob) -> dict[str, Any]:
     """The suite itself, with the runner contract's environment (docs/design.md §4)."""
     suite = run.suite
-    env: list[dict[str, Any]] = [{"name": e.name, "value": e.value} for e in suite.env]
+    env: list[dict[str, Any]] = [_env_var(e) for e in suite.env]
     env += [
         {"name": "GREENLOOP_JUNIT_XML", "value": JUNIT_PATH},
         {"name": "GREENLOOP_SUITE", "value": suite.name},
@@ -365,11 +395,16 @@ def _suite_container(run: SuiteJob) -> dict[str, Any]:
         env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
     if run.selection is not None or run.shard_selected:
         mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
+    mounts += [
+        {"name": v.name, "mountPath": v.mount_path, "readOnly": v.read_only}
+        for v in suite.pod.volumes
+    ]
     return {
         "name": "suite",
         "image": suite.image,
         "command": list(suite.command),
         "env": env,
+        **_suite_settings(suite.pod),
         "volumeMounts": mounts,
         "securityContext": _restricted_container(),
     }

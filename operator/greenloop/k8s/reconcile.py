@@ -50,6 +50,7 @@ from greenloop.core.model import StagingValidation, Workload
 from greenloop.core.names import report_name
 from greenloop.core.notices import notices
 from greenloop.core.outbound import Policy
+from greenloop.core.secrets import masked_run, withheld_run
 from greenloop.core.shard_results import suite_plan
 from greenloop.core.shards import Shard
 from greenloop.core.spec import SpecError, from_object
@@ -69,6 +70,7 @@ from greenloop.k8s.evidence import observe_targets
 from greenloop.k8s.fingerprint import observe_fingerprint
 from greenloop.k8s.gateway import ApiError, Conflict, Forbidden, Gateway
 from greenloop.k8s.jobs import Owner, SuiteJob
+from greenloop.k8s.masking import Unreadable, suite_secret_values
 from greenloop.k8s.offload import offload
 from greenloop.k8s.redeploy import OPERATOR_DEFAULT
 from greenloop.k8s.rendered import rendered
@@ -354,9 +356,16 @@ class Reconciler:
                 await suites.start(actor, run)
                 started += 1
                 continue
-            result = await suites.observe(self.gw, run, self.reader, actor=actor)
+            result = await suites.observe(self.gw, run, self.reader, actor=actor, now=self.clock())
             if result is None:
                 continue
+            # Before anything of the run is kept: status, report, Events and log show
+            # its Secrets' values as *** (docs/design.md §8).
+            try:
+                values = await suite_secret_values(actor, obj.namespace, run.suite)
+                result = await offload(masked_run, result, values)
+            except Unreadable as err:
+                result = withheld_run(result, str(err))
             observed: tuple[str, ...] = ()
             if obj.spec.target.workloads and (
                 result.error or any(t.is_failure for t in result.tests)

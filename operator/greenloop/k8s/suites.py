@@ -20,12 +20,14 @@ import base64
 import binascii
 import gzip
 import io
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
+from greenloop.core.pod_start import AT_ONCE, never_starts
 from greenloop.core.shard_results import ShardOutcome, Waiting, merge
 from greenloop.core.shards import ShardPlan
 from greenloop.k8s import failpoints
@@ -44,9 +46,6 @@ from greenloop.k8s.store import Reader, reader_of
 
 __all__ = ["ForeignObject", "observe", "runner_error", "start"]
 
-#: Waiting reasons after which a pod will never run: report at once, do not wait for
-#: the Job's deadline.
-NEVER_STARTS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 #: Waiting reasons that are just a pod starting, not a story worth keeping.
 STARTING = frozenset({"ContainerCreating", "PodInitializing", "Waiting"})
 MAX_EVIDENCE = 400  # the engine keeps this much of a RunnerError's reason
@@ -221,12 +220,18 @@ async def _results(
 
 
 async def observe(
-    gw: Gateway, run: SuiteJob, reader: Reader | None = None, *, actor: Gateway | None = None
+    gw: Gateway,
+    run: SuiteJob,
+    reader: Reader | None = None,
+    *,
+    actor: Gateway | None = None,
+    now: float | None = None,
 ) -> SuiteRun | None:
     """The suite's result once it has one; None while it runs. greenloop's own objects
     (the Job, its results, its pods) are read through `reader` (the API when None); what
     is done to the Job and the log read are the object's account's (`actor`,
-    docs/design.md §8 "Tenancy")."""
+    docs/design.md §8 "Tenancy"). ``now``: the clock that times how long a pod has
+    waited to start (time.time() when None)."""
     rd = reader_of(reader or gw)
     ns = run.owner.namespace
     act = actor or gw
@@ -255,7 +260,7 @@ async def observe(
         if found is not None:
             return found
     if noted:
-        return _run(run, job, error=str(noted))
+        return _run(run, job, error=str(noted), permanent=True)
     failed = _condition(job, "Failed")
     if failed is not None:
         why = f"Job {run.job_name} failed: {failed.get('reason') or 'Failed'}"
@@ -269,22 +274,36 @@ async def observe(
     annotations = job["metadata"].get("annotations") or {}
     for pod in pods:
         story, waiting = _container_story(pod)
-        if waiting is not None and waiting not in STARTING and waiting not in NEVER_STARTS:
+        if waiting is not None and waiting not in STARTING and waiting not in AT_ONCE:
             story = story[:MAX_EVIDENCE]
             if annotations.get(WAITING_ANNOTATION) != story:
                 note = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
                 await act.patch("Job", ns, run.job_name, note)
-        if waiting in NEVER_STARTS:
-            # The pod would wait for its deadline doing nothing: stop it now, and keep
-            # the reason on the Job so a restarted operator reads the same verdict.
-            error = f"Job {run.job_name}: pod {pod['metadata']['name']}: {story}"
-            patch = {
-                "metadata": {"annotations": {RUNNER_ERROR_ANNOTATION: error}},
-                "spec": {"suspend": True},
-            }
-            await act.patch("Job", ns, run.job_name, patch)
-            return _run(run, job, error=error)
+        if never_starts(waiting, _waited(pod, now)):
+            return await _never_starts(act, run, job, pod, story)
     return None
+
+
+def _waited(pod: Mapping[str, Any], now: float | None) -> float:
+    """Seconds since the pod started (was taken by its kubelet), 0 before."""
+    status = pod.get("status") or {}
+    began = _epoch(status.get("startTime"))
+    return 0.0 if began <= 0 else (time.time() if now is None else now) - began
+
+
+async def _never_starts(
+    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], pod: Mapping[str, Any], story: str
+) -> SuiteRun:
+    """The pod would wait for its deadline doing nothing (greenloop.core.pod_start):
+    stop it now, and keep the reason on the Job so a restarted operator reads the same
+    verdict. A rerun cannot help: the error is permanent."""
+    error = f"Job {run.job_name}: pod {pod['metadata']['name']}: {story}"[:MAX_EVIDENCE]
+    patch = {
+        "metadata": {"annotations": {RUNNER_ERROR_ANNOTATION: error}},
+        "spec": {"suspend": True},
+    }
+    await gw.patch("Job", run.owner.namespace, run.job_name, patch)
+    return _run(run, job, error=error, permanent=True)
 
 
 # ---- A sharded run: one Indexed Job (docs/design.md §4.1) -------------------------------
