@@ -633,7 +633,8 @@ def test_no_metrics_means_no_metrics_port_service_or_monitor(helm: Helm) -> None
     assert by_kind(docs, "ServiceMonitor") == []
     c = operator_container(docs)
     assert arg_values(c, "--metrics-port") == ["0"]
-    assert [p["name"] for p in c["ports"]] == ["results"]
+    # no metrics port; kopf's liveness endpoint stays
+    assert [p["name"] for p in c["ports"]] == ["results", "liveness"]
 
 
 def test_the_node_values_run_the_image_the_test_node_imports(helm: Helm) -> None:

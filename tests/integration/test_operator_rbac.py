@@ -315,8 +315,9 @@ def test_the_role_grants_what_the_operator_uses_and_nothing_else(
     assert can_i(apiserver, who, "create", "tokenreviews.authentication.k8s.io", "")
     assert not can_i(apiserver, who, "get", "pods", "kube-system")
     assert can_i(apiserver, who, "patch", f"{crd.NAME}/status", namespace)
-    assert can_i(apiserver, who, "get", "secrets", namespace)
-    assert not can_i(apiserver, who, "get", "secrets", "kube-system")
+    assert can_i(apiserver, who, "impersonate", "serviceaccounts", namespace)
+    assert not can_i(apiserver, who, "impersonate", "serviceaccounts", "kube-system")
+    assert not can_i(apiserver, who, "get", "secrets", namespace)  # none, anywhere
     assert not can_i(apiserver, who, "list", "namespaces", "")
 
 

@@ -115,8 +115,8 @@ def tenants_own_pod(cp: ControlPlane, m: Made) -> dict[str, Any]:
 
 
 def job_remade(cp: ControlPlane, m: Made) -> str:
-    """The Job deleted and made again under its name (its old pod stays: no garbage
-    collector runs here): the old pod's token is not the new Job's."""
+    """The Job deleted and made again under its name (its old pod stays until a garbage
+    collector, if one runs, removes it): the old pod's token is not the new Job's."""
     ns = m.run.owner.namespace
     cp.kubectl("delete", "job", m.run.job_name, "-n", ns, "--cascade=background", "--wait=false")
     cp.kubectl("wait", "--for=delete", f"job/{m.run.job_name}", "-n", ns, "--timeout=60s")
@@ -156,8 +156,10 @@ CASES: list[tuple[str, Forge, int]] = [
      lambda cp, m, o, t: dict(token=mint(cp, m.run.owner.namespace, ACCOUNT)), 401),
     ("expired", lambda cp, m, o, t: dict(token=expired(cp, m)), 401),
     ("signed-with-another-key", lambda cp, m, o, t: dict(token=a_key_of_its_own(cp, m, t)), 401),
+    # 403 while the old pod stays; 401 once a garbage collector removed it (its bound
+    # token dies with it): refused and nothing stored either way
     ("pod-of-an-older-job-of-the-same-name", lambda cp, m, o, t: dict(token=job_remade(cp, m)),
-     403),
+     (401, 403)),
     ("job-not-found", lambda cp, m, o, t: dict(job="no-such-job"), 403),
 ]  # fmt: skip
 
@@ -169,13 +171,14 @@ def test_upload_without_the_jobs_own_pod_token_is_refused_and_nothing_stored(
     endpoint: Endpoint,
     tmp_path: Path,
     forge: Forge,
-    status: int,
+    status: int | tuple[int, ...],
 ) -> None:
     ensure_account(apiserver, namespace, TENANT)
     mine = make_job(apiserver, namespace, "core")
     other = make_job(apiserver, namespace, "critical")
     response = post(endpoint, mine, gzip.compress(XML), **forge(apiserver, mine, other, tmp_path))
-    assert response.status_code == status, response.text
+    allowed = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in allowed, response.text
     assert stored_results(apiserver, namespace) == []
     assert endpoint.stored == []
 
@@ -240,7 +243,8 @@ def test_a_body_that_is_too_big_or_not_a_whole_gzip_is_refused_and_nothing_store
 ) -> None:
     made = make_job(apiserver, namespace, "core")
     response = post(endpoint, made, make_body())
-    assert response.status_code == status, response.text
+    allowed = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in allowed, response.text
     assert stored_results(apiserver, namespace) == []
 
 

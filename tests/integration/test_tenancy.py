@@ -69,7 +69,8 @@ def narrow_rules() -> list[dict[str, Any]]:
             rule["verbs"] = [v for v in rule["verbs"] if v != "patch"]
         if "secrets" in rule["resources"]:
             rule["verbs"] = [v for v in rule["verbs"] if v != "get"]
-        narrowed.append(rule)
+        if rule["verbs"]:  # a rule left with no verb is no rule (the API refuses it)
+            narrowed.append(rule)
     return narrowed
 
 
