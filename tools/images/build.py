@@ -56,6 +56,10 @@ class BuildError(RuntimeError):
     """An image could not be built; the message says what to do."""
 
 
+#: How long an archive no build of this checkout wants is kept for other checkouts.
+ARCHIVE_KEEP_SECONDS = 24 * 3600
+
+
 def log(msg: str) -> None:
     print(f"[images/build] {msg}", file=sys.stderr, flush=True)
 
@@ -545,11 +549,14 @@ def build_all(*, force: bool = False) -> dict[str, Image]:
                     build_args={"BASE": gl.name, "WHEELS": "/src/.wheels"},
                 )
         buildah.prune()
-        # keep only the current archive of each image
+        # Keep the current archive of each image, and any another checkout built within a
+        # day: checkouts (worktrees, parallel sessions) share this cache, and deleting
+        # theirs pulled the images from under a node another session was starting.
         current = {img.archive for img in images.values()}
+        stale = time.time() - ARCHIVE_KEEP_SECONDS
         for old in archives.glob("*.tar"):
-            if old not in current:
-                old.unlink()
+            if old not in current and old.stat().st_mtime < stale:
+                old.unlink(missing_ok=True)
 
     manifest = {
         name: {"image": img.name, "key": img.key, "archive": str(img.archive)}
