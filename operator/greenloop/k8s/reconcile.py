@@ -90,6 +90,8 @@ SAFETY_SECONDS = 300.0
 #: Objects whose next tick reads the object from the API (after a 409); bounded.
 MAX_FRESH = 4096
 FINISHED_SECONDS = 300.0
+#: While suites run: how soon a tick looks again unwoken (pod_start's 25 s grace).
+RUNNING_RECHECK_SECONDS = 10.0
 #: How often an object stopped by a refusal tries again: granting a Role to its account
 #: sends no event; a change to the object itself wakes it at once.
 REFUSED_SECONDS = 60.0
@@ -382,7 +384,11 @@ class Reconciler:
             took = result.finished - result.started if result.started > 0 else None
             return await self._write(actor, raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
-        return Tick(self._until(obj, state, self.clock(), self.idle), note=note)
+        # A pod that cannot start changes nothing the store sees after its first waiting
+        # reason, yet `pod_start.never_starts` turns on time: look again by its horizon.
+        # The look reads the store, not the API.
+        wait = min(self.idle, RUNNING_RECHECK_SECONDS)
+        return Tick(self._until(obj, state, self.clock(), wait), note=note)
 
     async def _stop_runs(
         self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation, state: State,
