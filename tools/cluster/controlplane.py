@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tools.cluster.binaries import KWOK_STAGES, REPO_ROOT, ensure_binaries, missing_binaries
-from tools.cluster.client import Client
+from tools.cluster.client import Client, KubectlError
 from tools.cluster.host import node_ip
 from tools.cluster.pki import PKI, write_kubeconfig
 from tools.cluster.procs import (
@@ -371,9 +371,15 @@ class ControlPlane(Client):
         server gives an impersonated account - so greenloop may act for the objects
         there whatever account they name (docs/design.md §8 "Tenancy").
         tests/integration/test_tenancy.py revokes it (`revoke_tenant_role`)."""
-        if not self._tenant_role_applied:
-            self.kubectl("apply", "-f", str(TENANT_ROLE))
-            self._tenant_role_applied = True
+        with self._lock:  # two threads' first namespaces: one apply, not two racing
+            if not self._tenant_role_applied:
+                try:
+                    self.kubectl("apply", "-f", str(TENANT_ROLE))
+                except KubectlError as err:
+                    if "AlreadyExists" not in str(err):  # another client created it first
+                        raise
+                    self.kubectl("apply", "-f", str(TENANT_ROLE))
+                self._tenant_role_applied = True
         self.kubectl(
             "create", "rolebinding", TENANT_BINDING, "-n", namespace,
             "--clusterrole=greenloop-tenant", f"--group=system:serviceaccounts:{namespace}",
