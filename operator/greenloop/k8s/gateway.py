@@ -445,20 +445,8 @@ class Gateway:
             if response.status != 200:
                 refused = self._refused("GET", resource_for(kind).path(namespace, name), watch=True)
                 raise _error(response.status, await response.read(), refused)
-            stream = response.response.content
-            while True:
-                line = await stream.readline()
-                if not line:
-                    return
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    obj = event.get("object") or {}
-                    raise ApiError(
-                        int(obj.get("code", 500)),
-                        str(obj.get("reason", "WatchError")),
-                        str(obj.get("message", "")),
-                    )
-                yield str(event["type"]), event["object"]
+            async for event in _events(response.response.content):
+                yield event
         finally:
             response.response.release()
 
@@ -492,20 +480,8 @@ class Gateway:
         try:
             if response.status != 200:
                 raise _error(response.status, await response.read())
-            stream = response.response.content
-            while True:
-                line = await stream.readline()
-                if not line:
-                    return
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    obj = event.get("object") or {}
-                    raise ApiError(
-                        int(obj.get("code", 500)),
-                        str(obj.get("reason", "WatchError")),
-                        str(obj.get("message", "")),
-                    )
-                yield str(event["type"]), event["object"]
+            async for event in _events(response.response.content):
+                yield event
         finally:
             response.response.release()
 
@@ -545,3 +521,21 @@ class Gateway:
             except ApiError as err:
                 if err.status != 410:  # 410 Gone: the resourceVersion expired; re-read
                     raise
+
+
+async def _events(stream: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """A watch response's (type, object) events, one JSON line each, until it ends; an
+    ERROR event (410 Gone, say) raises ApiError with its code."""
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        event = json.loads(line)
+        if event.get("type") == "ERROR":
+            obj = event.get("object") or {}
+            raise ApiError(
+                int(obj.get("code", 500)),
+                str(obj.get("reason", "WatchError")),
+                str(obj.get("message", "")),
+            )
+        yield str(event["type"]), event["object"]
