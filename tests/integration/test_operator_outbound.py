@@ -14,14 +14,13 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.listener import Calls, listening
 from tests.integration.test_operator_loop import TARGET, Sidecar, condition, run_until_done, sv
 from tests.support.owners import ensure_crd
 from tests.support.sidecar import FAIL, PASS, junit
@@ -36,25 +35,9 @@ SECRET_VALUE = "hunter2-0123456789abcdef"
 
 
 @pytest.fixture
-def listener() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    calls: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            calls.append(dict(self.headers))
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/deploy", calls
-    finally:
-        server.shutdown()
-        server.server_close()
+def listener() -> Iterator[tuple[str, Calls]]:
+    with listening() as served:
+        yield served
 
 
 def answer(job: dict[str, Any]) -> bytes:
@@ -91,7 +74,7 @@ def test_a_webhook_to_a_denied_address_stalls_naming_the_policy_and_sends_nothin
     cluster: ControlPlane,
     namespace: str,
     tmp_path: Path,
-    listener: tuple[str, list[dict[str, str]]],
+    listener: tuple[str, Calls],
 ) -> None:
     url, calls = listener
     status = run_round(cluster, namespace, tmp_path, {"url": url}, outbound=())
@@ -107,7 +90,7 @@ def test_a_secret_header_value_with_a_newline_is_refused_and_never_written(
     cluster: ControlPlane,
     namespace: str,
     tmp_path: Path,
-    listener: tuple[str, list[dict[str, str]]],
+    listener: tuple[str, Calls],
 ) -> None:
     url, calls = listener
     secret = {
