@@ -359,11 +359,6 @@ class Stage:
             time.sleep(1)
         pytest.fail(f"sv/{name}: no verdict in {timeout}s: {json.dumps(status)[:2000]}")
 
-    def stalled(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        status = self.verdict(name)
-        assert status["phase"] == "Stalled", f"{json.dumps(status)[:2000]}\n{self.op.tail()}"
-        return status, condition(status, "Stalled")
-
     def jobs(self, name: str) -> list[dict[str, Any]]:
         uid = self.cp.get_json("sv", name, "-n", self.ns)["metadata"]["uid"]
         selector = f"greenloop.dev/validation-uid={uid}"
@@ -441,8 +436,15 @@ def stage(
         yield Stage(cluster, ns, op, endpoint, allowed, internal, before, release)
 
 
-#: The first test to use `stage` includes the node's start and every pod's first run.
-ON_NODE = pytest.mark.timeout(900)
+#: The first test to use `stage` includes the wait for the machine's one real node (up
+#: to GREENLOOP_NODE_LOCK_SECONDS, 1,800 s when others take turns), its start and every
+#: pod's first run; each wait inside a test is bounded on its own (`verdict`, `wait_for`).
+ON_NODE = pytest.mark.timeout(2400)
+
+
+def stall(status: dict[str, Any]) -> dict[str, Any]:
+    """The Stalled condition, {} when there is none (a Passed object)."""
+    return next((c for c in status.get("conditions", ()) if c["type"] == "Stalled"), {})
 
 
 def forge(url: str, token: str) -> int:
@@ -483,6 +485,9 @@ def test_probe_2_no_credential_a_tenant_can_obtain_forges_the_victims_verdict(
         "thief pod",
         lambda: job_pod(cp.get_json("pods", "-n", ns)["items"], thief_job["metadata"]["uid"]),
     )
+    # no upload Secret to steal (before the fix: one per Job, named from its uid)
+    secrets = cp.get_json("secrets", "-n", ns)["items"]
+    assert [s["metadata"]["name"] for s in secrets] == ["db-creds", "demo-api-token"]
     url = f"{stage.endpoint}/v1/results/{ns}/{job['metadata']['name']}"
     tokens = {
         "own account, results audience": mint(cp, ns, "tests"),
@@ -501,8 +506,6 @@ def test_probe_2_no_credential_a_tenant_can_obtain_forges_the_victims_verdict(
                    if job_pod([p], job["metadata"]["uid"])]  # fmt: skip
     assert [p["status"]["phase"] for p in victim_pods] in (["Pending"], ["Running"])
     assert stage.stored_for(job) == [], "nothing stored while the real suite waits"
-    no_secret = cp.get_json("secrets", "-n", ns)["items"]
-    assert [s["metadata"]["name"] for s in no_secret] == ["db-creds", "demo-api-token"]
 
     stage.release.set()
     status = stage.verdict("victim")
@@ -511,51 +514,59 @@ def test_probe_2_no_credential_a_tenant_can_obtain_forges_the_victims_verdict(
     assert len(stage.stored_for(job)) == 1, "the victim's own upload, no other"
 
 
+# Each row checks first that nothing left (what the attack was after), then how it was
+# refused: before issue 19's fix the first check is the one that failed.
+
+
 @ON_NODE
 def test_probe_1_a_header_secret_the_account_may_not_read_is_not_sent(stage: Stage) -> None:
-    status, stalled = stage.stalled("probe1")
-    expected = f"serviceaccount {stage.ns}/narrow cannot get secrets/db-creds"
-    assert stalled["reason"] == "Forbidden", stalled
-    assert stalled["message"].startswith(expected), stalled
-    assert warnings(stage.cp, stage.ns, "Forbidden", "probe1") == [stalled["message"]]
-    assert stage.allowed == []
+    status = stage.verdict("probe1")
+    assert stage.allowed == [], "the listener got the Secret's header"
     written = {
         "status": json.dumps(status),
         "events": json.dumps(stage.cp.get_json("events", "-n", stage.ns)),
         "operator log": stage.op.log.read_text(errors="replace"),
     }
     assert [where for where, text in written.items() if SECRET_VALUE in text] == []
+    stalled = stall(status)
+    expected = f"serviceaccount {stage.ns}/narrow cannot get secrets/db-creds"
+    assert (status["phase"], stalled.get("reason")) == ("Stalled", "Forbidden"), stalled
+    assert stalled["message"].startswith(expected), stalled
+    assert warnings(stage.cp, stage.ns, "Forbidden", "probe1") == [stalled["message"]]
 
 
 @ON_NODE
 def test_probe_3_a_workload_the_account_may_not_patch_is_not_rolled(stage: Stage) -> None:
-    _, stalled = stage.stalled("probe3")
+    status = stage.verdict("probe3")
+    assert rollouts(stage.cp, stage.ns, "victim-app") == stage.victim_app, "victim-app rolled"
+    stalled = stall(status)
     expected = f"serviceaccount {stage.ns}/narrow cannot patch deployments.apps/victim-app"
-    assert stalled["reason"] == "Forbidden", stalled
+    assert (status["phase"], stalled.get("reason")) == ("Stalled", "Forbidden"), stalled
     assert stalled["message"].startswith(expected), stalled
     assert warnings(stage.cp, stage.ns, "Forbidden", "probe3") == [stalled["message"]]
-    assert rollouts(stage.cp, stage.ns, "victim-app") == stage.victim_app
 
 
 @ON_NODE
 def test_probe_4_a_webhook_to_an_internal_address_is_refused_as_the_tenant(
     stage: Stage,
 ) -> None:
-    _, stalled = stage.stalled("probe4")
-    assert stalled["reason"] == "RedeployFailed", stalled
+    status = stage.verdict("probe4")
+    assert stage.internal == [], "the internal address was called"
+    stalled = stall(status)
+    assert (status["phase"], stalled.get("reason")) == ("Stalled", "RedeployFailed"), stalled
     assert "refused by the operator's outbound policy" in stalled["message"], stalled
     assert "which is loopback" in stalled["message"], stalled
-    assert stage.internal == []
 
 
 @ON_NODE
 def test_an_account_without_the_role_stalls_naming_it_and_nothing_is_created(
     stage: Stage,
 ) -> None:
-    _, stalled = stage.stalled("nobody")
-    assert stalled["reason"] == "Forbidden", stalled
+    status = stage.verdict("nobody")
+    assert stage.jobs("nobody") == [], "a Job was created for an account bound to nothing"
+    stalled = stall(status)
+    assert (status["phase"], stalled.get("reason")) == ("Stalled", "Forbidden"), stalled
     assert stalled["message"].startswith(f"serviceaccount {stage.ns}/nobody cannot "), stalled
-    assert stage.jobs("nobody") == []
     assert warnings(stage.cp, stage.ns, "Forbidden", "nobody") == [stalled["message"]]
 
 
