@@ -243,7 +243,7 @@ def test_the_api_server_takes_the_crd_s_pod_fields_and_their_cel_rules(
     assert proc.returncode != 0
     for message in (
         "give value or valueFrom, not both",
-        "results and select are greenloop's own volumes",
+        "results, results-token and select are greenloop's own volumes",
         "/greenloop is greenloop's own folder",
     ):
         assert message in proc.stderr, proc.stderr

@@ -1322,10 +1322,13 @@ CEL_MIRRORS: list[tuple[str, str, dict[str, Any], Callable[[dict[str, Any]], Non
     ),
     (
         "spec.suites[*].volumes[*]",
-        "!(self.name in ['results', 'select'])",
+        "!(self.name in ['results', 'results-token', 'select'])",
         OPERATOR,
-        setting("spec.suites[0].volumes", [{"name": "results", "mountPath": "/x", "emptyDir": {}}]),
-        "spec.suites[0].volumes[0].name: results and select are greenloop's own volumes",
+        setting(
+            "spec.suites[0].volumes", [{"name": "results-token", "mountPath": "/x", "emptyDir": {}}]
+        ),
+        "spec.suites[0].volumes[0].name: results, results-token and select are greenloop's own"
+        " volumes",
     ),
     (
         "spec.suites[*].volumes[*]",

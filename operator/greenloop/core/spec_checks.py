@@ -405,7 +405,9 @@ _POD_FIELDS = (
     "volumes",
 )
 _OPERATOR_ONLY = "only in operator mode: a local run starts a process, not a pod"
-_RESERVED_VOLUMES = ("results", "select")
+# The volumes of greenloop's own Job pod (k8s/jobs.py): a suite volume of the same name
+# would make a Job the API server refuses.
+_RESERVED_VOLUMES = ("results", "results-token", "select")
 
 
 def _one_of(value: Any, keys: tuple[str, ...]) -> bool:
@@ -472,7 +474,9 @@ def _check_volumes(volumes: list[Any], path: str) -> list[FieldError]:
         name, mount = volume.get("name"), volume.get("mountPath")
         if name in _RESERVED_VOLUMES:
             errors.append(
-                FieldError(f"{where}.name", "results and select are greenloop's own volumes")
+                FieldError(
+                    f"{where}.name", "results, results-token and select are greenloop's own volumes"
+                )
             )
         elif isinstance(name, str):
             if name in first:
