@@ -162,3 +162,13 @@ def test_a_running_pod_gives_no_time_to_look_again() -> None:
     cluster = Cluster(job_run, [pod(0, RUNNING), pod(1, RUNNING)])
     assert look(job_run, cluster, STARTED, recheck) is None
     assert recheck.at is None
+
+
+@pytest.mark.parametrize(
+    ("at", "now", "expected"),
+    [(None, 100.0, 300.0), (125.0, 100.0, 25.0), (900.0, 100.0, 300.0), (90.0, 100.0, 0.05)],
+)
+def test_the_tick_sleeps_until_the_verdict_can_turn_at_most_its_idle_wait(
+    at: float | None, now: float, expected: float
+) -> None:
+    assert Recheck(at).wait(now, idle=300.0) == expected

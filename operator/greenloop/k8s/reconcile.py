@@ -385,13 +385,10 @@ class Reconciler:
             took = result.finished - result.started if result.started > 0 else None
             return await self._write(actor, raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
-        # A pod that cannot start changes nothing the store sees after its first waiting
-        # reason, yet `pod_start.never_starts` turns on time: look again when it turns
-        # (`recheck`), else when an event wakes the unit or the idle safety tick comes.
-        # The look reads the store, not the API.
+        # `pod_start.never_starts` turns on time, unseen by the store: look again when it
+        # turns (`recheck`), else on an event or the idle safety tick. Store reads only.
         now = self.clock()
-        wait = self.idle if recheck.at is None else max(0.05, min(self.idle, recheck.at - now))
-        return Tick(self._until(obj, state, now, wait), note=note)
+        return Tick(self._until(obj, state, now, recheck.wait(now, self.idle)), note=note)
 
     async def _stop_runs(
         self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation, state: State,

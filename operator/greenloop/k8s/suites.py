@@ -21,6 +21,7 @@ import binascii
 import gzip
 import io
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +71,10 @@ class Recheck:
     def by(self, when: float | None) -> None:
         if when is not None and (self.at is None or when < self.at):
             self.at = when
+
+    def wait(self, now: float, idle: float) -> float:
+        """How long to sleep unwoken: until ``at``, at most ``idle``."""
+        return idle if self.at is None else max(0.05, min(idle, self.at - now))
 
 
 class ForeignObject(Exception):
@@ -368,6 +373,29 @@ def _pods_by_index(pods: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, 
     return out
 
 
+class LastPods:
+    """The pod last seen for each index of each Indexed Job (by the Job's uid), so the
+    report can name a pod that was deleted before its index was read (the store drops
+    it). This process's memory, bounded: a restarted operator that never saw the pod
+    says "pod deleted" without its name."""
+
+    def __init__(self, jobs: int = 1024) -> None:
+        self.jobs = jobs
+        self.seen: OrderedDict[str, dict[int, str]] = OrderedDict()
+
+    def remember(self, job_uid: str, pods: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
+        """Note the pods seen now; returns the name last seen for each index."""
+        names = self.seen.pop(job_uid, {})
+        names.update({i: str(p["metadata"]["name"]) for i, p in pods.items()})
+        self.seen[job_uid] = names
+        while len(self.seen) > self.jobs:
+            self.seen.popitem(last=False)
+        return names
+
+
+_LAST_PODS = LastPods()
+
+
 def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
     """When the pod's suite container started and ended (0 when unknown)."""
     if pod is None:
@@ -390,15 +418,19 @@ async def _shard_outcome(
     why_ended: str | None,
     *,
     permanent: bool = False,
+    last_pod: str = "",
+    failed: bool = False,
 ) -> ShardOutcome | None:
     """One index's outcome: its stored upload, or, once it failed or the Job ended
     without one, why it has none (the pod's story and last log lines); None while it
     runs (``permanent``: the Job was stopped for a pod that can never start, whose
-    reason `why_ended` is). Whether the index uploaded is read from `rd` (the store keeps a results
-    ConfigMap's metadata), confirmed with the API before "no upload" is a verdict;
-    the upload's body comes from the API."""
+    reason `why_ended` is). ``last_pod``: the index's pod last seen, named when it is
+    gone; ``failed``: the Job counts the index failed (so it had a pod). Whether the
+    index uploaded is read from `rd` (the store keeps a results ConfigMap's metadata),
+    confirmed with the API before "no upload" is a verdict; the upload's body comes from
+    the API."""
     ns = run.owner.namespace
-    name = str(pod["metadata"]["name"]) if pod is not None else ""
+    name = str(pod["metadata"]["name"]) if pod is not None else last_pod
     started, finished = _pod_times(pod)
     results = shard_results_name(run.results_name, index)
     stored = await rd.find("ConfigMap", ns, results)
@@ -419,9 +451,12 @@ async def _shard_outcome(
         if lines:
             parts.append(f"last log lines: {' | '.join(lines[-3:])}")
     text = "; ".join(parts)[:MAX_EVIDENCE]
+    # A failed index had a pod; if it is not there now, it was deleted (killed, evicted).
+    gone = pod is None and (bool(last_pod) or failed)
     return ShardOutcome(
-        index, error=text, permanent=permanent, pod=name, started=started, finished=finished
-    )
+        index, error=text, permanent=permanent, pod=name, pod_gone=gone,
+        started=started, finished=finished,
+    )  # fmt: skip
 
 
 async def observe_shards(
@@ -447,6 +482,7 @@ async def observe_shards(
     ended = _condition(job, "Failed") or _condition(job, "Complete")
     noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
     pods = _pods_by_index(await rd.select("Pod", ns, f"job-name={run.job_name}"))
+    last_seen = _LAST_PODS.remember(_uid(job), pods)
     if not noted and ended is None:
         noted = await _never_started(act, run, job, pods.values(), now, recheck, note_waiting=False)
     outcomes: list[ShardOutcome] = []
@@ -461,7 +497,8 @@ async def observe_shards(
             why += f"before index {shard.index} uploaded JUnit XML"
         outcome = await _shard_outcome(
             gw, rd, act, run, job, shard.index, pods.get(shard.index), why,
-            permanent=bool(noted),
+            permanent=bool(noted), last_pod=last_seen.get(shard.index, ""),
+            failed=shard.index in failed,
         )  # fmt: skip
         if outcome is not None:
             outcomes.append(outcome)
