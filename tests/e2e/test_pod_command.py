@@ -24,7 +24,10 @@ from greenloop.core.pod_command import SHELL, shard_wrapper_command
 from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, plan, shard_command
 from greenloop.k8s.jobs import SELECT_DIR, Owner, SuiteJob, build_selection_configmap
 
-pytestmark = pytest.mark.skipif(not Path(SHELL).exists(), reason=f"no {SHELL}")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path(SHELL).exists(), reason=f"no {SHELL}"),
+]
 
 JUNIT = "/greenloop/results/junit.xml"
 STUB = (
