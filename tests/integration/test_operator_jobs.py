@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from greenloop.core.model import Suite
+from greenloop.core.shards import plan
 from greenloop.k8s.jobs import (
     SuiteJob,
     build_job,
@@ -61,3 +62,40 @@ def test_api_server_accepts_the_job_and_configmap_as_restricted(
     assert again.returncode != 0 and "AlreadyExists" in again.stderr
     jobs = apiserver.get_json("jobs", "-n", namespace)["items"]
     assert [j["metadata"]["name"] for j in jobs] == [run.job_name]
+
+
+def test_api_server_accepts_a_sharded_jest_rerun_s_wrapper_and_argument_keys(
+    apiserver: ControlPlane, namespace: str
+) -> None:
+    """The Indexed Job's shell wrapper and the selection ConfigMap's ``args-<i>.txt``
+    keys, as the API server stores them: the command unchanged (``$$`` is the kubelet's
+    to reduce), every key accepted."""
+    ids = ("shop.test.js::it's $(HOME) `x`", "pay.test.js::card", "pay.test.js::cash")
+    suite = Suite(
+        name="critical",
+        command=("npx", "jest", "{greenloop:select}"),
+        image="localhost/e2e:dev",
+        runner="jest",
+        shards=2,
+    )
+    run = SuiteJob(
+        owner=make_owner(apiserver, namespace, "sharded"),
+        iteration=2,
+        suite=suite,
+        reporter_image="localhost/greenloop:dev",
+        results_url="http://10.0.0.10:8081",
+        selection=ids,
+        shards=plan("critical", ids, 2, runner="jest").shards,
+        max_pods=2,
+    )
+    built = build_job(run)
+    proc = _create(apiserver, built)
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads(proc.stdout)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == built["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert container["command"][:2] == ["/bin/sh", "-c"]
+    selection = build_selection_configmap(run, job_uid=job["metadata"]["uid"])
+    created = _create(apiserver, selection)
+    assert created.returncode == 0, created.stderr
+    assert {"args-0.txt", "args-1.txt"} <= set(json.loads(created.stdout)["data"])

@@ -4,7 +4,10 @@ results, merged into one result per suite.
 
 Grouped by rule: a sharded suite passes with each test counted once; a shard whose pod
 is deleted is a RunnerError for its tests only, never Passed until a rerun shows them
-passing; that rerun schedules only the shards it needs."""
+passing; that rerun schedules only the shards it needs; a runner told its part by
+arguments (Jest here) gets them through the pod's shell wrapper, ``--shard`` on the
+whole-suite run and each index's selection on the rerun; a sharded suite whose image
+does not exist stops at once with the kubelet's reason."""
 
 from __future__ import annotations
 
@@ -44,7 +47,15 @@ def pytest_command(body: str, tests: int) -> list[str]:
     ]
 
 
-def validation(name: str, command: list[str], *, shards: int, tests: int) -> dict[str, Any]:
+def validation(
+    name: str,
+    command: list[str],
+    *,
+    shards: int,
+    tests: int,
+    runner: str = "pytest",
+    image: str = IMAGES["demo-suites"],
+) -> dict[str, Any]:
     return {
         "apiVersion": crd.API_VERSION,
         "kind": crd.KIND,
@@ -54,7 +65,8 @@ def validation(name: str, command: list[str], *, shards: int, tests: int) -> dic
             "suites": [
                 {
                     "name": "e2e",
-                    "image": IMAGES["demo-suites"],
+                    "image": image,
+                    "runner": runner,
                     "command": command,
                     "timeoutSeconds": 240,
                     "shards": shards,
@@ -160,7 +172,92 @@ def test_a_deleted_shard_pod_is_a_runner_error_for_its_tests_until_a_rerun_passe
     assert (history[2]["passed"], history[2]["failed"]) == (6 - len(lost), len(lost))
     text = report(cluster, ns, status)
     count = second["spec"]["completions"]
-    lost_line = f"iteration 2: suite e2e: shard 2/{count}: no results: index 1 of Job"
+    # The pod was gone when the index was read: the line names it all the same.
+    lost_line = f"iteration 2: suite e2e: shard 2/{count} (pod {victim}, deleted): no results"
     assert lost_line in text, text
     # Passing again after a lost shard is no flake; failing in iteration 1 was.
     assert status["summary"]["passed"] == 6
+
+
+# ---------------------------------------------------------------------------
+# A runner told its part by arguments: through the pod's shell wrapper
+
+
+# A stand-in for Jest (the image has Python and /bin/sh, not Node): it takes Jest's
+# --shard=i/n and -t PATTERN, runs its tests t0..t5 of f.test.js (t1 and t4 fail in
+# iteration 1), and writes jest-junit's XML to $JEST_JUNIT_OUTPUT_FILE, which the
+# operator sets for runner: jest.
+FAKE_JEST = """import os, re, sys
+args, shard, pattern = sys.argv[1:], None, None
+for i, a in enumerate(args):
+    if a.startswith("--shard="): shard = tuple(int(x) for x in a[8:].split("/"))
+    if a == "-t": pattern = args[i + 1]
+names = [f"t{n}" for n in range(6)]
+if shard: names = [n for k, n in enumerate(names) if k % shard[1] == shard[0] - 1]
+if pattern: names = [n for n in names if re.search(pattern, n)]
+it = os.environ["GREENLOOP_ITERATION"]
+cases = "".join(
+    f'<testcase classname="f.test.js" name="{n}">'
+    + ("<failure>first run</failure>" if it == "1" and n in ("t1", "t4") else "")
+    + "</testcase>" for n in names)
+with open(os.environ["JEST_JUNIT_OUTPUT_FILE"], "w") as out:
+    out.write(f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
+print("argv", args)
+"""
+
+
+def test_a_jest_suite_in_shards_gets_its_shard_and_its_selection_through_the_wrapper(
+    cluster: ControlPlane, operator: Operator
+) -> None:
+    ns = operator.namespace
+    source = FAKE_JEST.replace("'", "'\\''")
+    command = [
+        "sh",
+        "-c",
+        f"printf '%s' '{source}' > /tmp/jest.py && exec python3 /tmp/jest.py \"$@\"",
+        "jest",
+        "--ci",
+        "{greenloop:select}",
+    ]
+    cluster.apply(validation("jest", command, shards=2, tests=6, runner="jest"), namespace=ns)
+    status = verdict(cluster, operator, "jest", 400)
+    assert status["phase"] == "Passed", f"{json.dumps(status)[:3000]}\n{operator.tail()}"
+    # Iteration 1 ran each test once (no shard reported another's: no SelectionIgnored),
+    # iteration 2 only the two that failed, each in the shard given it.
+    assert status["summary"]["total"] == status["summary"]["passed"] == 6
+    history = {h["iteration"]: h for h in status["history"]}
+    assert (history[1]["passed"], history[1]["failed"]) == (4, 2), history
+    by_iteration = jobs(cluster, ns)
+    second = by_iteration[2]
+    name = next(
+        v["configMap"]["name"]
+        for v in second["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "select"
+    )
+    data = cluster.get_json("configmap", name, "-n", ns)["data"]
+    assert {k for k in data if k.startswith("args-")} == {
+        f"args-{i}.txt" for i in range(second["spec"]["completions"])
+    }
+    command_run = second["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command_run[:2] == ["/bin/sh", "-c"], command_run
+
+
+# ---------------------------------------------------------------------------
+# A sharded suite whose image does not exist stops at once
+
+
+def test_a_sharded_suite_whose_image_does_not_exist_stops_with_the_kubelet_s_reason(
+    cluster: ControlPlane, operator: Operator
+) -> None:
+    ns = operator.namespace
+    spec = validation("noimage", ["pytest"], shards=2, tests=4, image="localhost/no-such-image:dev")
+    spec["spec"]["suites"][0]["timeoutSeconds"] = 900
+    cluster.apply(spec, namespace=ns)
+    # Before the rule applied to an Indexed Job's pods, this took 2 x 900 s.
+    status = verdict(cluster, operator, "noimage", 240)
+    condition = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
+    message = condition["message"]
+    assert "ErrImagePull" in message or "ImagePullBackOff" in message, message
+    (job,) = jobs(cluster, ns).values()
+    assert job["spec"]["suspend"] is True

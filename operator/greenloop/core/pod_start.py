@@ -9,7 +9,13 @@ that: the round stops at once with the kubelet's own reason. Pure core.
 
 from __future__ import annotations
 
-__all__ = ["AFTER_RETRIES", "AT_ONCE", "RETRY_GRACE_SECONDS", "never_starts"]
+__all__ = [
+    "AFTER_RETRIES",
+    "AT_ONCE",
+    "RETRY_GRACE_SECONDS",
+    "never_starts",
+    "verdict_changes_at",
+]
 
 #: Reasons no retry can change: the image name cannot be parsed, or the pod may not pull.
 AT_ONCE = frozenset({"InvalidImageName", "ErrImageNeverPull"})
@@ -17,7 +23,8 @@ AT_ONCE = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 #: object): the kubelet retries them, so they count only past its first retries.
 AFTER_RETRIES = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"})
 #: The kubelet retries a pull after 10 s, then 20 s: by 25 s a pull has failed twice.
-#: With the operator's 10 s poll a round ends within 40 s of the pod's start.
+#: The operator looks again at that moment (:func:`verdict_changes_at`), so a round ends
+#: about 25 s after the pod's start.
 RETRY_GRACE_SECONDS = 25.0
 
 
@@ -27,3 +34,14 @@ def never_starts(reason: str | None, waited_seconds: float) -> bool:
     if reason in AT_ONCE:
         return True
     return reason in AFTER_RETRIES and waited_seconds >= RETRY_GRACE_SECONDS
+
+
+def verdict_changes_at(reason: str | None, started_at: float) -> float | None:
+    """When :func:`never_starts` may turn for a container waiting for ``reason`` in a pod
+    that started at ``started_at`` (epoch seconds, 0 when not yet), with no event to say
+    so: the end of the kubelet's first retries for a reason a moment can change. None when
+    time changes nothing: the verdict is already decided (at once, or never by time), or
+    the pod has not started (its start is an event)."""
+    if reason in AFTER_RETRIES and started_at > 0:
+        return started_at + RETRY_GRACE_SECONDS
+    return None

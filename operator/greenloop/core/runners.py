@@ -31,6 +31,7 @@ __all__ = [
     "rerun_unit",
     "runner_env",
     "select_args",
+    "selects_by_args",
     "shell_words",
     "uses_placeholder",
 ]
@@ -170,6 +171,12 @@ def select_args(runner: str, test_ids: Sequence[str] | None) -> tuple[str, ...]:
         return ()
     adapter = _ADAPTERS.get(runner)
     return adapter(test_ids) if adapter is not None else ()
+
+
+def selects_by_args(runner: str) -> bool:
+    """Whether the runner is told its selection as arguments of its own (the others read
+    the $GREENLOOP_SELECT file)."""
+    return runner in _ADAPTERS
 
 
 def uses_placeholder(arg: str) -> bool:

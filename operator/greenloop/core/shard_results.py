@@ -61,13 +61,15 @@ class ShardOutcome:
     index (its sidecar's upload, or the pod that ended without one), local mode from one
     of the suite's N processes. ``error`` is set when it produced no usable results (then
     ``tests`` is ignored); ``permanent`` when a rerun cannot change the cause. ``pod``:
-    the pod's name, or a process's label in local mode, for the report."""
+    the pod's name, or a process's label in local mode, for the report; ``pod_gone``
+    when that pod (the one last seen for the index, if any was) no longer exists."""
 
     index: int
     tests: tuple[TestResult, ...] = ()
     error: str | None = None
     permanent: bool = False
     pod: str = ""
+    pod_gone: bool = False
     exit_code: int | None = None
     started: float = 0.0
     finished: float = 0.0
@@ -96,10 +98,14 @@ class ShardLine:
     stray: int
     seconds: float
     error: str | None = None
+    pod_gone: bool = False
 
     def describe(self) -> str:
         where = f"shard {self.index + 1}/{self.count}"
-        if self.pod:
+        if self.pod_gone:
+            # A deleted pod (killed, evicted): which one, when the shell saw it.
+            where += f" (pod {self.pod}, deleted)" if self.pod else " (pod deleted)"
+        elif self.pod:
             where += f" ({self.pod})"
         if self.error is not None:
             return f"{where}: no results: {self.error}"
@@ -273,6 +279,7 @@ def _kept_results(
                 stray=stray,
                 seconds=max(0.0, outcome.finished - outcome.started),
                 error=outcome.error,
+                pod_gone=outcome.pod_gone,
             )
         )
     return tests, tuple(lines)

@@ -45,6 +45,7 @@ __all__ = [
     "shard_command",
     "shard_env",
     "shard_of",
+    "splits_by_flag",
 ]
 
 # At most 64 shards per suite (issue 16): every shard is a pod (operator) or a process
@@ -121,6 +122,12 @@ def shard_of(test_id: str, count: int) -> int:
 def runner_splits(runner: str) -> bool:
     """Whether a whole-suite run of this runner can be split across shards."""
     return runner in _SHARD_FLAG_RUNNERS or runner in _SHARD_ENV_RUNNERS
+
+
+def splits_by_flag(runner: str) -> bool:
+    """Whether a whole-suite shard of this runner is told its part by a ``--shard``
+    argument (:func:`shard_args`) rather than by the two variables."""
+    return runner in _SHARD_FLAG_RUNNERS
 
 
 def shard_args(runner: str, index: int, count: int) -> tuple[str, ...]:

@@ -16,6 +16,14 @@ from typing import Any
 from greenloop.core import crd
 from greenloop.core.model import EnvVar, PodSettings, Suite
 from greenloop.core.names import NameKind, dns_label, object_name
+from greenloop.core.pod_command import (
+    job_command,
+    kube_literal,
+    shard_args_key,
+    shard_select_args,
+    shard_wrapper_command,
+)
+from greenloop.core.runners import runner_env, select_args, shell_words
 from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
 from greenloop.core.upload_proof import AUDIENCE
 
@@ -382,7 +390,14 @@ def _token_volume() -> dict[str, Any]:
 def _suite_container(run: SuiteJob) -> dict[str, Any]:
     """The suite itself, with the runner contract's environment (docs/design.md §4)."""
     suite = run.suite
-    env: list[dict[str, Any]] = [_env_var(e) for e in suite.env]
+    own = {e.name for e in suite.env}
+    # The runner's reporter settings (JEST_JUNIT_OUTPUT_FILE...), unless the suite sets them.
+    env: list[dict[str, Any]] = [
+        {"name": name, "value": value}
+        for name, value in runner_env(suite.runner, JUNIT_PATH).items()
+        if name not in own
+    ]
+    env += [_env_var(e) for e in suite.env]
     env += [
         {"name": "GREENLOOP_JUNIT_XML", "value": JUNIT_PATH},
         {"name": "GREENLOOP_SUITE", "value": suite.name},
@@ -393,6 +408,8 @@ def _suite_container(run: SuiteJob) -> dict[str, Any]:
         env += shard_env(run)
     elif run.selection is not None:
         env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
+        words = shell_words(select_args(suite.runner, run.selection))
+        env.append({"name": "GREENLOOP_SELECT_ARGS", "value": kube_literal(words)})
     if run.selection is not None or run.shard_selected:
         mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
     mounts += [
@@ -402,12 +419,24 @@ def _suite_container(run: SuiteJob) -> dict[str, Any]:
     return {
         "name": "suite",
         "image": suite.image,
-        "command": list(suite.command),
+        "command": list(_command(run)),
         "env": env,
         **_suite_settings(suite.pod),
         "volumeMounts": mounts,
         "securityContext": _restricted_container(),
     }
+
+
+def _command(run: SuiteJob) -> tuple[str, ...]:
+    """The suite's command, placeholders filled in as local mode fills them; an Indexed
+    Job's through the shell wrapper when each index needs arguments of its own
+    (core/pod_command.py, docs/runners.md "In operator mode")."""
+    suite = run.suite
+    if run.indexed:
+        return shard_wrapper_command(
+            suite.command, suite.runner, run.shards, JUNIT_PATH, SELECT_DIR
+        )
+    return job_command(suite.command, suite.runner, run.selection, JUNIT_PATH)
 
 
 def _reporter_container(run: SuiteJob) -> dict[str, Any]:
@@ -436,7 +465,8 @@ def _reporter_container(run: SuiteJob) -> dict[str, Any]:
 
 def build_selection_configmap(run: SuiteJob, *, job_uid: str) -> dict[str, Any]:
     """The tests to run (GREENLOOP_SELECT's file), one id a line, owned by the Job; a
-    sharded run's holds one key per shard index (``tests-<i>.txt``)."""
+    sharded run's holds one key per shard index (``tests-<i>.txt``), and for a runner
+    told its selection as arguments, that index's arguments (``args-<i>.txt``)."""
     ids: Sequence[str] = run.selection or ()
     data = {SELECT_FILE: "".join(f"{t}\n" for t in ids)}
     if run.shard_selected:
@@ -444,6 +474,11 @@ def build_selection_configmap(run: SuiteJob, *, job_uid: str) -> dict[str, Any]:
             shard_select_key(s.index): "".join(f"{t}\n" for t in s.test_ids or ())
             for s in run.shards
         }
+        # A runner told its selection as arguments: each index's, for the wrapper.
+        for shard in run.shards:
+            words = shard_select_args(run.suite.runner, shard)
+            if words is not None:
+                data[shard_args_key(shard.index)] = words
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

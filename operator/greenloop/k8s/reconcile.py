@@ -90,8 +90,6 @@ SAFETY_SECONDS = 300.0
 #: Objects whose next tick reads the object from the API (after a 409); bounded.
 MAX_FRESH = 4096
 FINISHED_SECONDS = 300.0
-#: While suites run: how soon a tick looks again unwoken (pod_start's 25 s grace).
-RUNNING_RECHECK_SECONDS = 10.0
 #: How often an object stopped by a refusal tries again: granting a Role to its account
 #: sends no event; a change to the object itself wakes it at once.
 REFUSED_SECONDS = 60.0
@@ -346,6 +344,7 @@ class Reconciler:
     ) -> Tick:  # fmt: skip
         names = {s.name for s in obj.spec.suites}
         started = 0
+        recheck = suites.Recheck()  # when a waiting pod's verdict turns, unannounced
         for selection in action.suites:
             if selection.suite not in names:
                 continue  # dropped from the spec; the engine no longer waits for it
@@ -358,7 +357,9 @@ class Reconciler:
                 await suites.start(actor, run)
                 started += 1
                 continue
-            result = await suites.observe(self.gw, run, self.reader, actor=actor, now=self.clock())
+            result = await suites.observe(
+                self.gw, run, self.reader, actor=actor, now=self.clock(), recheck=recheck
+            )
             if result is None:
                 continue
             # Before anything of the run is kept: status, report, Events and log show
@@ -384,11 +385,10 @@ class Reconciler:
             took = result.finished - result.started if result.started > 0 else None
             return await self._write(actor, raw, obj, state, decision, suite_seconds=took)
         note = f"started {started} Job(s)" if started else "waiting for Jobs"
-        # A pod that cannot start changes nothing the store sees after its first waiting
-        # reason, yet `pod_start.never_starts` turns on time: look again by its horizon.
-        # The look reads the store, not the API.
-        wait = min(self.idle, RUNNING_RECHECK_SECONDS)
-        return Tick(self._until(obj, state, self.clock(), wait), note=note)
+        # `pod_start.never_starts` turns on time, unseen by the store: look again when it
+        # turns (`recheck`), else on an event or the idle safety tick. Store reads only.
+        now = self.clock()
+        return Tick(self._until(obj, state, now, recheck.wait(now, self.idle)), note=note)
 
     async def _stop_runs(
         self, actor: Gateway, raw: dict[str, Any], obj: StagingValidation, state: State,

@@ -21,13 +21,15 @@ import binascii
 import gzip
 import io
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
-from greenloop.core.pod_start import AT_ONCE, never_starts
+from greenloop.core.pod_start import AT_ONCE, never_starts, verdict_changes_at
 from greenloop.core.shard_results import ShardOutcome, Waiting, merge
 from greenloop.core.shards import ShardPlan
 from greenloop.k8s import failpoints
@@ -44,7 +46,7 @@ from greenloop.k8s.offload import offload
 from greenloop.k8s.results import MAX_XML, RESULTS_KEY
 from greenloop.k8s.store import Reader, reader_of
 
-__all__ = ["ForeignObject", "observe", "runner_error", "start"]
+__all__ = ["ForeignObject", "Recheck", "observe", "runner_error", "start"]
 
 #: Waiting reasons that are just a pod starting, not a story worth keeping.
 STARTING = frozenset({"ContainerCreating", "PodInitializing", "Waiting"})
@@ -55,6 +57,24 @@ RUNNER_ERROR_ANNOTATION = "greenloop.dev/runner-error"
 #: deadline passes.
 WAITING_ANNOTATION = "greenloop.dev/last-waiting"
 LOG_LINES = 15
+
+
+@dataclass
+class Recheck:
+    """When a running suite's verdict can next change with no event to say so (a pod
+    waiting through the kubelet's retries: ``pod_start.verdict_changes_at``): `observe`
+    keeps the earliest such time in ``at`` (epoch seconds; None: only an event can), and
+    the reconcile sleeps until then instead of ticking on a timer."""
+
+    at: float | None = None
+
+    def by(self, when: float | None) -> None:
+        if when is not None and (self.at is None or when < self.at):
+            self.at = when
+
+    def wait(self, now: float, idle: float) -> float:
+        """How long to sleep unwoken: until ``at``, at most ``idle``."""
+        return idle if self.at is None else max(0.05, min(idle, self.at - now))
 
 
 class ForeignObject(Exception):
@@ -226,6 +246,7 @@ async def observe(
     *,
     actor: Gateway | None = None,
     now: float | None = None,
+    recheck: Recheck | None = None,
 ) -> SuiteRun | None:
     """The suite's result once it has one; None while it runs. greenloop's own objects
     (the Job, its results, its pods) are read through `reader` (the API when None); what
@@ -245,7 +266,7 @@ async def observe(
             selected=run.selection,
         )
     if run.indexed:
-        return await observe_shards(gw, run, job, act, rd)
+        return await observe_shards(gw, run, job, act, rd, now=now, recheck=recheck)
     found = await _results(gw, rd, run, job, fresh=False)
     if found is not None:
         return found
@@ -269,16 +290,40 @@ async def observe(
         why = f"Job {run.job_name} completed without uploading JUnit XML"
         return _run(run, job, error=await runner_error(gw, run, job, why, rd, actor=act))
     pods = await rd.select("Pod", ns, f"job-name={run.job_name}")
+    stuck = await _never_started(act, run, job, pods, now, recheck, note_waiting=True)
+    if stuck is not None:
+        return _run(run, job, error=stuck, permanent=True)
+    return None
+
+
+async def _never_started(
+    act: Gateway,
+    run: SuiteJob,
+    job: Mapping[str, Any],
+    pods: Iterable[Mapping[str, Any]],
+    now: float | None,
+    recheck: Recheck | None,
+    *,
+    note_waiting: bool,
+) -> str | None:
+    """The rule ``pod_start.never_starts`` applied to each pod of the run (a one-pod
+    Job's, or every index's of an Indexed Job): the RunnerError of the first that will
+    never start, the Job suspended and annotated (:func:`_suspend`); None while none is,
+    `recheck` told when a waiting pod's verdict turns. ``note_waiting``: keep a one-pod
+    Job's waiting reason on the Job (its pod, and story, go at the deadline)."""
     annotations = job["metadata"].get("annotations") or {}
     for pod in pods:
         story, waiting = _container_story(pod)
-        if waiting is not None and waiting not in STARTING and waiting not in AT_ONCE:
+        if note_waiting and waiting is not None and waiting not in STARTING | AT_ONCE:
             story = story[:MAX_EVIDENCE]
             if annotations.get(WAITING_ANNOTATION) != story:
                 note = {"metadata": {"annotations": {WAITING_ANNOTATION: story}}}
-                await act.patch("Job", ns, run.job_name, note)
+                await act.patch("Job", run.owner.namespace, run.job_name, note)
         if never_starts(waiting, _waited(pod, now)):
-            return await _never_starts(act, run, job, pod, story)
+            return await _suspend(act, run, pod, story)
+        if recheck is not None:
+            began = _epoch((pod.get("status") or {}).get("startTime"))
+            recheck.by(verdict_changes_at(waiting, began))
     return None
 
 
@@ -289,19 +334,18 @@ def _waited(pod: Mapping[str, Any], now: float | None) -> float:
     return 0.0 if began <= 0 else (time.time() if now is None else now) - began
 
 
-async def _never_starts(
-    gw: Gateway, run: SuiteJob, job: Mapping[str, Any], pod: Mapping[str, Any], story: str
-) -> SuiteRun:
+async def _suspend(gw: Gateway, run: SuiteJob, pod: Mapping[str, Any], story: str) -> str:
     """The pod would wait for its deadline doing nothing (greenloop.core.pod_start):
-    stop it now, and keep the reason on the Job so a restarted operator reads the same
-    verdict. A rerun cannot help: the error is permanent."""
+    stop the Job now (every index: they share the image and the Secrets), and keep the
+    reason on it so a restarted operator reads the same verdict. A rerun cannot help:
+    the error is permanent. Returns the error."""
     error = f"Job {run.job_name}: pod {pod['metadata']['name']}: {story}"[:MAX_EVIDENCE]
     patch = {
         "metadata": {"annotations": {RUNNER_ERROR_ANNOTATION: error}},
         "spec": {"suspend": True},
     }
     await gw.patch("Job", run.owner.namespace, run.job_name, patch)
-    return _run(run, job, error=error, permanent=True)
+    return error
 
 
 # ---- A sharded run: one Indexed Job (docs/design.md §4.1) -------------------------------
@@ -329,6 +373,29 @@ def _pods_by_index(pods: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, 
     return out
 
 
+class LastPods:
+    """The pod last seen for each index of each Indexed Job (by the Job's uid), so the
+    report can name a pod that was deleted before its index was read (the store drops
+    it). This process's memory, bounded: a restarted operator that never saw the pod
+    says "pod deleted" without its name."""
+
+    def __init__(self, jobs: int = 1024) -> None:
+        self.jobs = jobs
+        self.seen: OrderedDict[str, dict[int, str]] = OrderedDict()
+
+    def remember(self, job_uid: str, pods: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
+        """Note the pods seen now; returns the name last seen for each index."""
+        names = self.seen.pop(job_uid, {})
+        names.update({i: str(p["metadata"]["name"]) for i, p in pods.items()})
+        self.seen[job_uid] = names
+        while len(self.seen) > self.jobs:
+            self.seen.popitem(last=False)
+        return names
+
+
+_LAST_PODS = LastPods()
+
+
 def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
     """When the pod's suite container started and ended (0 when unknown)."""
     if pod is None:
@@ -349,14 +416,21 @@ async def _shard_outcome(
     index: int,
     pod: Mapping[str, Any] | None,
     why_ended: str | None,
+    *,
+    permanent: bool = False,
+    last_pod: str = "",
+    failed: bool = False,
 ) -> ShardOutcome | None:
     """One index's outcome: its stored upload, or, once it failed or the Job ended
     without one, why it has none (the pod's story and last log lines); None while it
-    runs. Whether the index uploaded is read from `rd` (the store keeps a results
-    ConfigMap's metadata), confirmed with the API before "no upload" is a verdict;
-    the upload's body comes from the API."""
+    runs (``permanent``: the Job was stopped for a pod that can never start, whose
+    reason `why_ended` is). ``last_pod``: the index's pod last seen, named when it is
+    gone; ``failed``: the Job counts the index failed (so it had a pod). Whether the
+    index uploaded is read from `rd` (the store keeps a results ConfigMap's metadata),
+    confirmed with the API before "no upload" is a verdict; the upload's body comes from
+    the API."""
     ns = run.owner.namespace
-    name = str(pod["metadata"]["name"]) if pod is not None else ""
+    name = str(pod["metadata"]["name"]) if pod is not None else last_pod
     started, finished = _pod_times(pod)
     results = shard_results_name(run.results_name, index)
     stored = await rd.find("ConfigMap", ns, results)
@@ -370,14 +444,19 @@ async def _shard_outcome(
     if why_ended is None:
         return None
     parts = [why_ended]
-    if pod is not None:
+    if pod is not None and not permanent:
         parts.insert(0, _container_story(pod)[0])
         log = await actor.pod_log(ns, name, "suite", lines=LOG_LINES)  # the tenant's data
         lines = [line.strip() for line in log.splitlines() if line.strip()]
         if lines:
             parts.append(f"last log lines: {' | '.join(lines[-3:])}")
     text = "; ".join(parts)[:MAX_EVIDENCE]
-    return ShardOutcome(index, error=text, pod=name, started=started, finished=finished)
+    # A failed index had a pod; if it is not there now, it was deleted (killed, evicted).
+    gone = pod is None and (bool(last_pod) or failed)
+    return ShardOutcome(
+        index, error=text, permanent=permanent, pod=name, pod_gone=gone,
+        started=started, finished=finished,
+    )  # fmt: skip
 
 
 async def observe_shards(
@@ -386,17 +465,26 @@ async def observe_shards(
     job: Mapping[str, Any],
     actor: Gateway | None = None,
     reader: Reader | None = None,
+    *,
+    now: float | None = None,
+    recheck: Recheck | None = None,
 ) -> SuiteRun | None:
     """A sharded run's one result (core/shard_results.merge), once every index has
     uploaded or failed (``status.failedIndexes``, or the Job ended); None until then.
     Its pods and which indexes uploaded are read through `reader` (the API when None):
-    a wake while the shards run asks the API nothing (issue 17)."""
+    a wake while the shards run asks the API nothing (issue 17). An index's pod that can
+    never start stops the whole run at once, as a one-pod Job's does
+    (:func:`_never_started`): the indexes share the image and the Secrets."""
     ns = run.owner.namespace
     rd = reader_of(reader or gw)
+    act = actor or gw
     failed = _failed_indexes(job)
     ended = _condition(job, "Failed") or _condition(job, "Complete")
     noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
     pods = _pods_by_index(await rd.select("Pod", ns, f"job-name={run.job_name}"))
+    last_seen = _LAST_PODS.remember(_uid(job), pods)
+    if not noted and ended is None:
+        noted = await _never_started(act, run, job, pods.values(), now, recheck, note_waiting=False)
     outcomes: list[ShardOutcome] = []
     for shard in run.shards:
         why: str | None = None
@@ -408,10 +496,15 @@ async def observe_shards(
             why = f"Job {run.job_name} ended ({ended.get('reason') or ended.get('type')}) "
             why += f"before index {shard.index} uploaded JUnit XML"
         outcome = await _shard_outcome(
-            gw, rd, actor or gw, run, job, shard.index, pods.get(shard.index), why
-        )
+            gw, rd, act, run, job, shard.index, pods.get(shard.index), why,
+            permanent=bool(noted), last_pod=last_seen.get(shard.index, ""),
+            failed=shard.index in failed,
+        )  # fmt: skip
         if outcome is not None:
             outcomes.append(outcome)
+    if noted and all(o.error is not None for o in outcomes):
+        # No index ran: the one reason, as a one-pod Job gives it, not once per shard.
+        return _run(run, job, error=str(noted), permanent=True)
     merged = merge(ShardPlan(run.suite.name, run.selection, run.shards), outcomes)
     if isinstance(merged, Waiting):
         return None
