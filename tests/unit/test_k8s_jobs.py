@@ -9,6 +9,7 @@ import pytest
 
 from greenloop.core import crd
 from greenloop.core.model import EnvVar, Suite
+from greenloop.core.spec_checks import RESERVED_VOLUMES
 from greenloop.k8s.jobs import (
     JUNIT_PATH,
     SELECT_PATH,
@@ -194,3 +195,10 @@ def test_the_results_token_is_a_pod_bound_projected_token_mounted_into_the_sidec
     for container in (sidecar, suite):
         for env in container.get("env") or ():
             assert "secretKeyRef" not in (env.get("valueFrom") or {}), env
+
+
+def test_every_volume_of_greenloops_pod_is_a_name_a_suite_may_not_use() -> None:
+    """A suite volume named like one of greenloop's own would make a Job the API server
+    refuses: the spec check (and the CRD's rule, mirrored in test_spec) reserves them."""
+    names = {v["name"] for v in pod(build_job(run(selection=("t.py::a",))))["volumes"]}
+    assert names <= set(RESERVED_VOLUMES)

@@ -407,7 +407,7 @@ _POD_FIELDS = (
 _OPERATOR_ONLY = "only in operator mode: a local run starts a process, not a pod"
 # The volumes of greenloop's own Job pod (k8s/jobs.py): a suite volume of the same name
 # would make a Job the API server refuses.
-_RESERVED_VOLUMES = ("results", "results-token", "select")
+RESERVED_VOLUMES = ("results", "results-token", "select")
 
 
 def _one_of(value: Any, keys: tuple[str, ...]) -> bool:
@@ -472,7 +472,7 @@ def _check_volumes(volumes: list[Any], path: str) -> list[FieldError]:
         if not _one_of(volume, ("secret", "configMap", "emptyDir")):
             errors.append(FieldError(where, "give exactly one of secret, configMap and emptyDir"))
         name, mount = volume.get("name"), volume.get("mountPath")
-        if name in _RESERVED_VOLUMES:
+        if name in RESERVED_VOLUMES:
             errors.append(
                 FieldError(
                     f"{where}.name", "results, results-token and select are greenloop's own volumes"
