@@ -28,16 +28,9 @@ for path in (ROOT / "operator", ROOT):
         sys.path.insert(0, str(path))
 
 from tests.support.scale_steps import GROUPS, PACKAGE, Builder  # noqa: E402
-from tests.unit.counting import counting_lines  # noqa: E402
+from tests.unit.counting import lines_of  # noqa: E402
 
 LIMIT = 15.0
-
-
-def lines(build: Builder, n: int) -> int:
-    step = build(n)
-    with counting_lines(PACKAGE) as count:
-        step()
-    return count[0]
 
 
 def cpu(build: Builder, n: int) -> float:
@@ -59,7 +52,7 @@ def main() -> int:
     for group, steps in GROUPS.items():
         n = args.tests if group == "merge" else args.objects
         for name, build in steps.items():
-            once, tenfold = lines(build, n), lines(build, 10 * n)
+            once, tenfold = lines_of(build(n), PACKAGE), lines_of(build(10 * n), PACKAGE)
             t_once, t_tenfold = cpu(build, n), cpu(build, 10 * n)
             ratio = tenfold / once
             worst = max(worst, ratio)

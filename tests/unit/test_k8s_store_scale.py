@@ -17,33 +17,19 @@ import pytest
 from greenloop.k8s.store import Store, matches_string
 from tests.support.scale_steps import PACKAGE, STORE_STEPS, UNIT_STEPS, Builder, filled
 
-from .counting import counting_lines
+from .counting import lines_of
 
 N = 100
 #: 10·N objects may cost at most this many times N's (linear: 10; quadratic: 100).
 BOUND = 12.0
 
 
-def counted(build: Builder, n: int) -> int:
-    step = build(n)
-    with counting_lines(PACKAGE) as count:
-        step()
-    return count[0]
+STEPS = {**STORE_STEPS, **UNIT_STEPS}
 
 
-@pytest.mark.parametrize("build", STORE_STEPS.values(), ids=STORE_STEPS.keys())
-def test_ten_times_the_objects_is_at_most_about_ten_times_the_store_s_work(
-    build: Builder,
-) -> None:
-    once, tenfold = counted(build, N), counted(build, 10 * N)
-    assert tenfold / once <= BOUND, f"{once:,} lines for {N} objects, {tenfold:,} for {10 * N}"
-
-
-@pytest.mark.parametrize("build", UNIT_STEPS.values(), ids=UNIT_STEPS.keys())
-def test_ten_times_the_objects_is_at_most_about_ten_times_the_work_of_waking_them(
-    build: Builder,
-) -> None:
-    once, tenfold = counted(build, N), counted(build, 10 * N)
+@pytest.mark.parametrize("build", STEPS.values(), ids=STEPS.keys())
+def test_ten_times_the_objects_is_at_most_about_ten_times_the_work(build: Builder) -> None:
+    once, tenfold = lines_of(build(N), PACKAGE), lines_of(build(10 * N), PACKAGE)
     assert tenfold / once <= BOUND, f"{once:,} lines for {N} objects, {tenfold:,} for {10 * N}"
 
 

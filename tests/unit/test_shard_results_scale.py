@@ -15,24 +15,16 @@ import pytest
 from greenloop.core.shard_results import MergedSuite
 from tests.support.scale_steps import MERGE_STEPS, PACKAGE, Builder
 
-from .counting import counting_lines
+from .counting import lines_of
 
 T = 400
 #: 10·T tests may cost at most this many times T's (linear: 10; quadratic: 100).
 BOUND = 12.0
 
 
-def counted(build: Builder, t: int) -> int:
-    step = build(t)
-    with counting_lines(PACKAGE) as count:
-        merged = step()
-    assert isinstance(merged, MergedSuite)
-    return count[0]
-
-
 @pytest.mark.parametrize("build", MERGE_STEPS.values(), ids=MERGE_STEPS.keys())
 def test_ten_times_the_tests_is_at_most_about_ten_times_the_merge_s_work(build: Builder) -> None:
-    once, tenfold = counted(build, T), counted(build, 10 * T)
+    once, tenfold = lines_of(build(T), PACKAGE), lines_of(build(10 * T), PACKAGE)
     assert tenfold / once <= BOUND, f"{once:,} lines for {T} tests, {tenfold:,} for {10 * T}"
 
 
