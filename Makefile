@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_rerun.py
 	$(BIN)/python bench/classify_lines.py
 	$(BIN)/python bench/classify_scale.py
+	$(BIN)/python bench/store_scale.py
 	$(BIN)/python bench/report_render.py
 	$(BIN)/python bench/shards.py --node
 	$(BIN)/python bench/controlplane_start.py

@@ -154,6 +154,36 @@ def wait_mid_round(cp: ControlPlane, ns: str, name: str = "demo") -> dict[str, A
     return status
 
 
+def start_round(cp: ControlPlane, ns: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """demo-shop and sv/demo applied, once the round is under way (`wait_mid_round`):
+    the namespace's objects then (`objects`), for `assert_kept`."""
+    start_demo_shop(cp, ns)
+    apply_validation(cp, ns)
+    wait_mid_round(cp, ns)
+    return objects(cp, ns)
+
+
+def passed_once(cp: ControlPlane, ns: str) -> float:
+    """Seconds until sv/demo is Ready (`wait_ready`), once it is: Passed with all 41
+    tests, no twin Job, and at most one rollout per iteration (the first ReplicaSet plus
+    one per redeploy)."""
+    took = wait_ready(cp, ns, "demo", 420)
+    status = cp.get_json("sv", "demo", "-n", ns)["status"]
+    assert status["phase"] == "Passed"
+    assert status["summary"]["passed"] == 41
+    assert_no_twin_job(cp, ns)
+    replica_sets = cp.get_json("replicasets", "-n", ns, "-l", "app=demo-shop")["items"]
+    assert len(replica_sets) <= status["iteration"], len(replica_sets)
+    return took
+
+
+def uninstall_keeping_the_crd(helm: Helm, cp: ControlPlane) -> None:
+    """`helm uninstall --wait`: the CRD (and so every object) kept by its resource policy."""
+    out = helm.run("uninstall", RELEASE, *helm_args(cp), "--wait").stdout
+    assert "stagingvalidations.greenloop.dev" in out, out
+    cp.kubectl("get", "crd", "stagingvalidations.greenloop.dev")
+
+
 def objects(cp: ControlPlane, ns: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every StagingValidation of `ns`: name -> (uid, status)."""
     items = cp.get_json("sv", "-n", ns)["items"]
@@ -257,9 +287,7 @@ def test_the_chart_installs_an_operator_pod_that_runs_the_demo_to_passed(
         if e["reason"] == "Unhealthy" and "Liveness" in str(e.get("message"))
     ], events  # fmt: skip
 
-    out = helm.run("uninstall", RELEASE, *helm_args(cluster), "--wait").stdout
-    assert "stagingvalidations.greenloop.dev" in out, out  # kept by the resource policy
-    cluster.kubectl("get", "crd", "stagingvalidations.greenloop.dev")
+    uninstall_keeping_the_crd(helm, cluster)
     kept = cluster.get_json("sv", "demo", "-n", ns)
     assert kept["status"]["phase"] == "Passed"
     assert operator_pods(cluster) == []
@@ -271,10 +299,7 @@ def test_helm_upgrade_mid_round_rolls_the_operator_and_the_round_finishes(
     ns = demo_namespace
     install(helm, cluster)
     (old,) = operator_pods(cluster)
-    start_demo_shop(cluster, ns)
-    apply_validation(cluster, ns)
-    wait_mid_round(cluster, ns)
-    before = objects(cluster, ns)
+    before = start_round(cluster, ns)
 
     # a changed value (the log format: a new pod template), as a platform team upgrades
     started = time.monotonic()
@@ -290,14 +315,8 @@ def test_helm_upgrade_mid_round_rolls_the_operator_and_the_round_finishes(
     print(f"\n[chart-node] helm upgrade mid-round -> new operator pod Ready in {rolled:.1f} s")
     assert_kept(before, cluster, ns)
 
-    took = wait_ready(cluster, ns, "demo", 420)
+    took = passed_once(cluster, ns)
     print(f"[chart-node] after the upgrade: demo Passed {took:.1f} s later")
-    status = cluster.get_json("sv", "demo", "-n", ns)["status"]
-    assert status["phase"] == "Passed"
-    assert status["summary"]["passed"] == 41
-    assert_no_twin_job(cluster, ns)
-    replica_sets = cluster.get_json("replicasets", "-n", ns, "-l", "app=demo-shop")["items"]
-    assert len(replica_sets) <= status["iteration"], len(replica_sets)
 
 
 def test_uninstall_mid_round_keeps_the_object_and_a_reinstall_finishes_its_round(
@@ -305,27 +324,18 @@ def test_uninstall_mid_round_keeps_the_object_and_a_reinstall_finishes_its_round
 ) -> None:
     ns = demo_namespace
     install(helm, cluster)
-    start_demo_shop(cluster, ns)
-    apply_validation(cluster, ns)
-    wait_mid_round(cluster, ns)
-    before = objects(cluster, ns)
+    before = start_round(cluster, ns)
 
-    out = helm.run("uninstall", RELEASE, *helm_args(cluster), "--wait").stdout
-    assert "stagingvalidations.greenloop.dev" in out, out  # kept by the resource policy
+    uninstall_keeping_the_crd(helm, cluster)
     assert operator_pods(cluster) == []
-    cluster.kubectl("get", "crd", "stagingvalidations.greenloop.dev")
     assert_kept(before, cluster, ns)
     (_, left) = objects(cluster, ns)["demo"]
     assert left["phase"] in ("Testing", "Redeploying"), left["phase"]  # no verdict yet
 
     to_ready = install(helm, cluster)
     print(f"\n[chart-node] uninstall mid-round, reinstall -> operator Ready in {to_ready:.1f} s")
-    took = wait_ready(cluster, ns, "demo", 420)
+    took = passed_once(cluster, ns)
     print(f"[chart-node] the object left mid-round Passed {took:.1f} s after the reinstall")
-    status = cluster.get_json("sv", "demo", "-n", ns)["status"]
-    assert status["phase"] == "Passed"
-    assert status["summary"]["passed"] == 41
-    assert_no_twin_job(cluster, ns)
 
 
 # (verb, resource) rows a person checks with `kubectl auth can-i --as=<the operator>`
@@ -466,9 +476,7 @@ def test_two_replicas_the_round_finishes_when_the_active_operator_dies(
         f"\n[chart-node] helm install (replicas: 2) -> both operator pods Ready in {to_ready:.1f} s"
     )
     wait_until("both peers in the peering object", lambda: len(peers(cluster)) == 2, timeout=60)
-    start_demo_shop(cluster, ns)
-    apply_validation(cluster, ns)
-    wait_mid_round(cluster, ns)
+    start_round(cluster, ns)
     (active, priority), (standby, _) = peers(cluster)
     died_at = time.monotonic()
     how = DEATHS[death]
@@ -496,12 +504,5 @@ def test_two_replicas_the_round_finishes_when_the_active_operator_dies(
         f"in {failover:.1f} s"
     )
 
-    took = wait_ready(cluster, ns, "demo", 420)
+    took = passed_once(cluster, ns)
     print(f"[chart-node] {death} -> Ready (Passed) {took + failover:.1f} s")
-    status = cluster.get_json("sv", "demo", "-n", ns)["status"]
-    assert status["phase"] == "Passed"
-    assert status["summary"]["passed"] == 41
-    assert_no_twin_job(cluster, ns)
-    # at most one rollout per iteration: the first ReplicaSet plus one per redeploy
-    replica_sets = cluster.get_json("replicasets", "-n", ns, "-l", "app=demo-shop")["items"]
-    assert len(replica_sets) <= status["iteration"], len(replica_sets)

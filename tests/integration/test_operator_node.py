@@ -5,12 +5,11 @@ through a selector-less Service, and RunnerErrors that real pods produce."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
-from greenloop.core import crd
+from tests.support.node_suite import report_text, runner_error, validation, verdict
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.node import IMAGES
 from tools.cluster.operator import Operator
@@ -30,44 +29,17 @@ def operator(node_operator: Operator) -> Operator:
     return node_operator
 
 
-def validation(name: str, image: str, command: list[str], timeout: int = 120) -> dict[str, Any]:
-    return {
-        "apiVersion": crd.API_VERSION,
-        "kind": crd.KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "expectedTests": 2,
-            "suites": [
-                {"name": "real", "image": image, "command": command, "timeoutSeconds": timeout}
-            ],
-            "policy": {"maxIterations": 3},
-        },
-    }
-
-
-def verdict(cp: ControlPlane, op: Operator, name: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if op.proc is not None and op.proc.poll() is not None:
-            pytest.fail(f"the operator exited:\n{op.tail()}")
-        obj = cp.get_json("sv", name, "-n", op.namespace, check=False) or {}
-        status = obj.get("status") or {}
-        if status.get("phase") in ("Passed", "Stalled"):
-            return status
-        time.sleep(1)
-    pytest.fail(f"no verdict after {timeout}s: {json.dumps(status)[:2000]}\n{op.tail()}")
-
-
-def stalled(status: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in status["conditions"] if c["type"] == "Stalled")
+def real(name: str, command: list[str], image: str = "", timeout: int = 120) -> dict[str, Any]:
+    """`name` running `command` in `image` (demo-suites unless given)."""
+    suite = {"image": image or IMAGES["demo-suites"], "command": command, "timeoutSeconds": timeout}
+    return validation(name, suite)
 
 
 def test_a_real_suite_pod_uploads_through_the_real_sidecar_and_the_object_passes(
     cluster: ControlPlane, operator: Operator
 ) -> None:
     ns = operator.namespace
-    cluster.apply(validation("real", IMAGES["demo-suites"], ["sh", "-c", SUITE]), namespace=ns)
+    cluster.apply(real("real", ["sh", "-c", SUITE]), namespace=ns)
     status = verdict(cluster, operator, "real", 240)
     assert status["phase"] == "Passed", f"{json.dumps(status)[:3000]}\n{operator.tail()}"
     assert status["summary"]["passed"] == 2
@@ -85,12 +57,10 @@ def test_a_suite_that_writes_no_xml_is_a_runner_error_with_its_exit_and_log(
 ) -> None:
     ns = operator.namespace
     command = ["sh", "-c", "echo 'cannot reach the database' >&2; exit 3"]
-    cluster.apply(validation("noxml", IMAGES["demo-suites"], command), namespace=ns)
+    cluster.apply(real("noxml", command), namespace=ns)
     status = verdict(cluster, operator, "noxml", 240)
-    condition = stalled(status)
-    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
-    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
-    text = report["data"]["report.md"]
+    runner_error(status)
+    text = report_text(cluster, ns, status)
     assert "exit code 3" in text, text
     assert "cannot reach the database" in text, text
 
@@ -100,13 +70,11 @@ def test_a_missing_image_is_a_runner_error_naming_the_pull_failure(
 ) -> None:
     ns = operator.namespace
     cluster.apply(
-        validation("noimage", "localhost/no-such-image:dev", ["pytest"], timeout=20), namespace=ns
+        real("noimage", ["pytest"], image="localhost/no-such-image:dev", timeout=20), namespace=ns
     )
     status = verdict(cluster, operator, "noimage", 240)
-    condition = stalled(status)
-    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
-    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
-    text = report["data"]["report.md"]
+    runner_error(status)
+    text = report_text(cluster, ns, status)
     assert "ErrImage" in text or "ImagePull" in text, f"{text}\n{operator.tail()}"
 
 
@@ -126,12 +94,10 @@ def test_a_suite_over_its_memory_limit_is_a_runner_error_saying_oomkilled(
         namespace=ns,
     )
     hog = ["python3", "-c", "b = b'x' * (256 * 1024 * 1024); print(len(b))"]
-    cluster.apply(validation("oom", IMAGES["demo-suites"], hog), namespace=ns)
+    cluster.apply(real("oom", hog), namespace=ns)
     status = verdict(cluster, operator, "oom", 240)
-    condition = stalled(status)
-    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
-    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
-    text = report["data"]["report.md"]
+    runner_error(status)
+    text = report_text(cluster, ns, status)
     assert "OOMKilled" in text, f"{text}\n{operator.tail()}"
 
 
@@ -140,10 +106,8 @@ def test_a_suite_past_its_timeout_is_a_runner_error_saying_deadline_exceeded(
 ) -> None:
     ns = operator.namespace
     sleeper = ["sh", "-c", "echo 'waiting for a queue that never drains'; sleep 300"]
-    cluster.apply(validation("slow", IMAGES["demo-suites"], sleeper, timeout=8), namespace=ns)
+    cluster.apply(real("slow", sleeper, timeout=8), namespace=ns)
     status = verdict(cluster, operator, "slow", 240)
-    condition = stalled(status)
-    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
-    report = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)
-    text = report["data"]["report.md"]
+    runner_error(status)
+    text = report_text(cluster, ns, status)
     assert "DeadlineExceeded" in text, f"{text}\n{operator.tail()}"

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from greenloop.core import crd, spec
+from greenloop.core import spec
 from greenloop.k8s.jobs import Owner, SuiteJob, build_job
+from tests.support.node_suite import runner_error, validation, verdict
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.crds import ensure_crd
 from tools.cluster.node import IMAGES
@@ -36,37 +37,6 @@ def test_quotes_the_token():
     print("the token is", os.environ["TOKEN"])
     assert os.environ["TOKEN"] == "something else"
 """
-
-
-def validation(name: str, suite: dict[str, Any], tests: int = 2) -> dict[str, Any]:
-    return {
-        "apiVersion": crd.API_VERSION,
-        "kind": crd.KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "expectedTests": tests,
-            "suites": [{"name": "real", "timeoutSeconds": 900, **suite}],
-            "policy": {"maxIterations": 3},
-        },
-    }
-
-
-def verdict(cp: ControlPlane, op: Operator, name: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if op.proc is not None and op.proc.poll() is not None:
-            pytest.fail(f"the operator exited:\n{op.tail()}")
-        obj = cp.get_json("sv", name, "-n", op.namespace, check=False) or {}
-        status = obj.get("status") or {}
-        if status.get("phase") in ("Passed", "Stalled"):
-            return status
-        time.sleep(1)
-    pytest.fail(f"no verdict after {timeout}s: {json.dumps(status)[:2000]}\n{op.tail()}")
-
-
-def stalled(status: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in status["conditions"] if c["type"] == "Stalled")
 
 
 def test_a_secret_read_through_value_from_and_env_from_is_written_nowhere(
@@ -120,8 +90,7 @@ def test_an_image_that_does_not_exist_stops_the_round_within_a_minute(
     # timeoutSeconds is 900: before the rule, the verdict took 2 x 900 s.
     status = verdict(cluster, op, "noimage", 90)
     took = time.monotonic() - began
-    condition = stalled(status)
-    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
+    condition = runner_error(status)
     assert "ErrImagePull" in condition["message"] or "ImagePullBackOff" in condition["message"]
     print(f"[greenloop] a missing image: Stalled after {took:.0f} s")
 
@@ -145,8 +114,7 @@ def test_a_missing_secret_key_stops_the_round_with_create_container_config_error
         namespace=ns,
     )  # fmt: skip
     status = verdict(cluster, op, "nokey", 90)
-    condition = stalled(status)
-    assert (status["phase"], condition["reason"]) == ("Stalled", "RunnerError"), condition
+    condition = runner_error(status)
     assert "CreateContainerConfigError" in condition["message"], condition
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -36,3 +36,10 @@ def counting_lines(prefix: str = CORE) -> Iterator[list[int]]:
         yield count
     finally:
         sys.settrace(previous)
+
+
+def lines_of(step: Callable[[], object], prefix: str = CORE) -> int:
+    """How many line events ``step()`` runs in the files under ``prefix``."""
+    with counting_lines(prefix) as count:
+        step()
+    return count[0]

@@ -105,13 +105,18 @@ class Units:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.wake: dict[str, asyncio.Event] = {}
         self.units: dict[str, Unit] = {}
-        # (namespace, kind, name) of a target workload -> the uids of objects that target it.
+        # (namespace, kind, name) of a target workload -> the uids of objects that target
+        # it, and the other way round; (namespace, name) -> the uids of that name. Each an
+        # event's work is a lookup, not a pass over every object (test_k8s_store_scale).
         self.targets: dict[tuple[str, str, str], set[str]] = {}
+        self.targeting: dict[str, set[tuple[str, str, str]]] = {}
+        self.named: dict[tuple[str, str], set[str]] = {}
 
     def ensure(self, namespace: str, name: str, uid: str) -> None:
         if uid not in self.tasks or self.tasks[uid].done():
             unit = Unit(namespace, name, uid)
             self.units[uid] = unit
+            self.named.setdefault((namespace, name), set()).add(uid)
             self.wake[uid] = asyncio.Event()
             self.tasks[uid] = asyncio.create_task(self._loop(unit), name=f"sv/{namespace}/{name}")
             UNITS.set(len(self.tasks))
@@ -124,6 +129,7 @@ class Units:
             if isinstance(w, dict) and w.get("kind") and w.get("name"):
                 target = (namespace, str(w["kind"]), str(w["name"]))
                 self.targets.setdefault(target, set()).add(uid)
+                self.targeting.setdefault(uid, set()).add(target)
 
     def targeted(self, namespace: str | None, kind: str, name: str) -> bool:
         return namespace is not None and (namespace, kind, name) in self.targets
@@ -133,7 +139,7 @@ class Units:
             self.poke_uid(uid)
 
     def _forget_targets(self, uid: str) -> None:
-        for target in [t for t, uids in self.targets.items() if uid in uids]:
+        for target in self.targeting.pop(uid, ()):
             self.targets[target].discard(uid)
             if not self.targets[target]:
                 del self.targets[target]
@@ -168,10 +174,12 @@ class Units:
         unit = self.units.pop(uid, None)
         self._forget_targets(uid)
         # The phase gauge is by name: leave it to a newer object of the same name.
-        if unit is not None and not any(
-            (u.namespace, u.name) == (unit.namespace, unit.name) for u in self.units.values()
-        ):
-            PHASES.forget(unit.namespace, unit.name)
+        if unit is not None:
+            same = self.named.get((unit.namespace, unit.name), set())
+            same.discard(uid)
+            if not same:
+                self.named.pop((unit.namespace, unit.name), None)
+                PHASES.forget(unit.namespace, unit.name)
         UNITS.set(len(self.tasks))
 
     async def stop(self, uid: str) -> None:

@@ -58,7 +58,6 @@ from greenloop.core.status import (
     APPROVE_ANNOTATION,
     RERUN_ANNOTATION,
     invalid_spec_reported,
-    invalid_spec_status,
     stalled_reported,
     stalled_status,
 )
@@ -534,30 +533,31 @@ class Reconciler:
         (or its absence), one Event, nothing else done; the status and Event are the
         operator's own, so the tenant learns what its account lacks. Written once per
         generation and cause; tried again after REFUSED_SECONDS or on any change."""
-        meta = raw["metadata"]
-        generation = meta.get("generation", 0)
         reason, message = refusal_condition(refusal)
-        note = f"stalled: {message}"
+        then = Tick(REFUSED_SECONDS, note=f"stalled: {message}")
+        generation = raw["metadata"].get("generation", 0)
         if stalled_reported(raw.get("status") or {}, generation, reason, message):
-            return Tick(REFUSED_SECONDS, note=note)
-        new = stalled_status(generation, reason, message, self.clock())
-        try:
-            await self.gw.patch_status(
-                crd.KIND, meta["namespace"], meta["name"], new,
-                resource_version=meta["resourceVersion"],
-            )  # fmt: skip
-        except Conflict:
-            return _again(f"{CONFLICT}: re-reading")
-        metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
-        await post_event(self.gw, raw, reason, message, warning=True)
-        return Tick(REFUSED_SECONDS, note=note)
+            return then
+        return await self._write_stall(raw, reason, message, then)
 
     async def _invalid(self, raw: dict[str, Any], message: str, reason: str) -> Tick:
-        meta = raw["metadata"]
-        generation = meta.get("generation", 0)
+        """Stop the object on a spec greenloop refuses: Stalled naming the field, once per
+        generation and reason (`invalid_spec_reported`), until the spec changes."""
+        generation = raw["metadata"].get("generation", 0)
         if invalid_spec_reported(raw.get("status") or {}, generation, reason):
             return Tick(FINISHED_SECONDS, note="invalid spec (already reported)")
-        new = invalid_spec_status(generation, message, self.clock(), reason)
+        return await self._write_stall(
+            raw, reason, message, Tick(FINISHED_SECONDS, note="invalid spec")
+        )
+
+    async def _write_stall(
+        self, raw: dict[str, Any], reason: str, message: str, then: Tick
+    ) -> Tick:
+        """Write the operator's own Stalled status (`stalled_status`; the engine's state is
+        left as it is) in one conflict-checked patch, then the phase metric and one warning
+        Event - only once written, so a 409 repeats neither. `then` once it is written."""
+        meta = raw["metadata"]
+        new = stalled_status(meta.get("generation", 0), reason, message, self.clock())
         try:
             await self.gw.patch_status(
                 crd.KIND, meta["namespace"], meta["name"], new,
@@ -567,7 +567,7 @@ class Reconciler:
             return _again(f"{CONFLICT}: re-reading")
         metrics.PHASES.set(meta["namespace"], meta["name"], new["phase"])
         await post_event(self.gw, raw, reason, message, warning=True)
-        return Tick(FINISHED_SECONDS, note="invalid spec")
+        return then
 
 
 def _shards(obj: StagingValidation, state: State, selection: SuiteSelection) -> tuple[Shard, ...]:

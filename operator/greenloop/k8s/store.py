@@ -20,7 +20,8 @@ Rules, each with a name a test holds (tests/unit/test_k8s_store.py):
 - *a kind not yet listed is read from the API*: until a kind's first list has arrived,
   reads of it go to the API, so a slow start never answers "absent".
 
-Reads are by (kind, namespace, name) and by label selector; every change (and every
+Reads are by (kind, namespace, name) and by label selector (from an index of labels:
+greenloop.k8s.selectors, so a select visits what could match); every change (and every
 object a relist adds, changes or removes) is handed to `on_change`, which wakes the
 object it belongs to (greenloop.k8s.operator).
 """
@@ -40,6 +41,13 @@ from typing import Any, Protocol
 from greenloop.core import crd
 from greenloop.k8s.gateway import ApiError, Gateway
 from greenloop.k8s.jobs import COMPLETION_INDEX_ANNOTATION, LABEL_MANAGED_BY
+from greenloop.k8s.selectors import (
+    LabelIndex,
+    matcher,
+    matches,
+    matches_string,
+    selector_string,
+)
 
 __all__ = [
     "SOURCES",
@@ -49,6 +57,7 @@ __all__ = [
     "Store",
     "is_newer",
     "matches",
+    "matches_string",
     "selector_string",
     "trimmed",
 ]
@@ -203,67 +212,6 @@ def trimmed(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     return {"metadata": _meta(obj, _revision)}
 
 
-def _requirement(part: str) -> Callable[[Mapping[str, str]], bool]:
-    part = part.strip()
-    for op in (" notin ", " in "):
-        if op in part:
-            key, _, rest = part.partition(op)
-            values = {v.strip() for v in rest.strip().strip("()").split(",")}
-            key = key.strip()
-            if op == " in ":
-                return lambda labels: labels.get(key) in values
-            return lambda labels: labels.get(key) not in values
-    if "!=" in part:
-        key, _, value = part.partition("!=")
-        return lambda labels: labels.get(key.strip()) != value.strip()
-    if "=" in part:
-        key, _, value = part.replace("==", "=").partition("=")
-        return lambda labels: labels.get(key.strip()) == value.strip()
-    if part.startswith("!"):
-        return lambda labels: part[1:] not in labels
-    return lambda labels: part in labels
-
-
-def _split(selector: str) -> list[str]:
-    """A selector string's requirements (commas inside `in (a,b)` do not split)."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(selector):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(selector[start:i])
-            start = i + 1
-    parts.append(selector[start:])
-    return [p for p in parts if p.strip()]
-
-
-def matches_string(selector: str, labels: Mapping[str, str]) -> bool:
-    """Whether labels match a label selector string ("" matches everything)."""
-    return all(_requirement(part)(labels) for part in _split(selector))
-
-
-def selector_string(sel: Mapping[str, Any] | None) -> str:
-    """A LabelSelector (`matchLabels`, `matchExpressions`) as the API's query string."""
-    sel = sel or {}
-    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for expr in sel.get("matchExpressions") or ():
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or ()
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
-
-
-def matches(sel: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Whether labels match a LabelSelector dict."""
-    return matches_string(selector_string(sel), labels)
-
-
 # ---- reading ---------------------------------------------------------------------------
 
 
@@ -324,6 +272,7 @@ class Store:
         self.on_change = on_change
         self.sources = {s.kind: s for s in sources}
         self.objects: dict[str, dict[Key, dict[str, Any]]] = {s.kind: {} for s in sources}
+        self.index: dict[str, LabelIndex] = {s.kind: LabelIndex() for s in sources}
         self.tombstones: dict[str, OrderedDict[str, None]] = {
             s.kind: OrderedDict() for s in sources
         }
@@ -342,6 +291,18 @@ class Store:
                 self.on_change(kind, obj)
             except Exception:  # a waker's bug must not stop the watch that feeds everyone
                 log.exception("waking for %s %s/%s failed", kind, *_key(obj))
+
+    def _put(self, kind: str, key: Key, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self._drop(kind, key)
+        kept = self.objects[kind][key] = trimmed(kind, obj)
+        self.index[kind].add(key, _labels(kept))
+        return kept
+
+    def _drop(self, kind: str, key: Key) -> dict[str, Any] | None:
+        have = self.objects[kind].pop(key, None)
+        if have is not None:
+            self.index[kind].remove(key, _labels(have))
+        return have
 
     def _tomb(self, kind: str, uid: str) -> None:
         graves = self.tombstones[kind]
@@ -366,8 +327,7 @@ class Store:
         have = table.get(key)
         if have is not None and not is_newer(_rv(obj), _rv(have)):
             return False
-        table[key] = trimmed(kind, obj)
-        self._changed(kind, table[key])
+        self._changed(kind, self._put(kind, key, obj))
         return True
 
     def deleted(self, kind: str, obj: Mapping[str, Any]) -> bool:
@@ -380,7 +340,7 @@ class Store:
         have = table.get(key)
         if have is None or (_uid(have) != uid and is_newer(_rv(have), _rv(obj))):
             return False  # gone already, or the name is a newer object's now
-        del table[key]
+        self._drop(kind, key)
         self._changed(kind, have)
         return True
 
@@ -403,17 +363,18 @@ class Store:
             have = table.get(key)
             if have is not None and _uid(have) == _uid(item) and not is_newer(_rv(item), _rv(have)):
                 continue
-            table[key] = trimmed(kind, item)
+            kept = self._put(kind, key, item)
             self.tombstones[kind].pop(_uid(item), None)
-            self._changed(kind, table[key])
+            self._changed(kind, kept)
             changes += 1
-        for key in [k for k in table if namespace is None or k[0] == namespace]:
+        index = self.index[kind]
+        for key in list(table) if namespace is None else index.in_namespace(namespace):
             if key in listed:
                 continue
             have = table[key]
             if version.isdigit() and _rv(have).isdigit() and int(_rv(have)) > int(version):
                 continue
-            del table[key]
+            self._drop(kind, key)
             self._tomb(kind, _uid(have))
             self._changed(kind, have)
             changes += 1
@@ -433,11 +394,15 @@ class Store:
 
     def matching(self, kind: str, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         """The objects of a kind in a namespace that match, in name order (as the API
-        lists them, so a bounded read takes the same ones)."""
+        lists them, so a bounded read takes the same ones); only those the index says
+        could match are visited."""
+        if kind not in self.index:
+            return []
+        table, match = self.objects[kind], matcher(selector)
         found = [
-            obj
-            for (ns, _), obj in self.objects.get(kind, {}).items()
-            if ns == namespace and matches_string(selector, _labels(obj))
+            table[key]
+            for key in self.index[kind].candidates(namespace, selector)
+            if match(_labels(table[key]))
         ]
         found.sort(key=lambda o: str(o["metadata"].get("name", "")))
         return found
