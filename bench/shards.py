@@ -27,13 +27,13 @@ operator`` as one Indexed Job of 1/2/4/8 shards (``policy.parallelism`` = shards
 by greenloop). Pod start-up is in every figure: it is what a user waits for. Target: 4
 shards within 0.35x of 1 shard for iteration 1.
 
-Measured 2026-12-07 on the shared 2-core machine (load average 14.9, 8 sessions):
-iteration 1 40.1 s / 22.8 s / 20.7 s / 31.3 s for 1/2/4/8 shards (0.57x, 0.52x, 0.78x:
-the target MISSES here), the rerun of 8 failed tests 9.1 / 7.1 / 12.3 / 32.9 s. Each pod
-starts Python and pytest on the same two busy cores, so start-up, not the 0.5 s tests,
-sets the figure past 2 shards; on an idle machine or a cluster of nodes the pods start
-side by side. A rerun of 8 short tests takes all the shards LPT finds useful (it counts
-test seconds, not a pod's start-up), which costs here.
+Measured 2026-12-07 on this 2-core machine (load 0.7 -> 4.7, helpers' tests beside it):
+iteration 1 36.9 s / 20.2 s / 14.2 s / 17.4 s for 1/2/4/8 shards (0.55x, 0.38x, 0.47x: the
+target MISSES by 0.03), the rerun of 8 failed tests 6.1 / 5.0 / 5.1 / 9.5 s. One shard
+spends 4.9 s beyond its tests, four spend 6.2 s: four pods start on the same two cores, so
+start-up, not the 0.5 s tests, sets the figure past 2 shards; on a cluster of nodes the
+pods start side by side (docs/benchmarks.md). A rerun of 8 short tests takes all the
+shards LPT finds useful (it counts test seconds, not a pod's start-up), which costs here.
 """
 
 from __future__ import annotations
