@@ -6,9 +6,9 @@ Two ways to split, chosen by what greenloop knows:
   round): greenloop does not know the ids (and a whole-suite run must also run tests added
   since), so each shard is told only ``(index, count)`` and the runner splits by its own
   means: the pytest plugin keeps the tests whose :func:`shard_of` is its index; Jest,
-  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); go and maven cannot
-  split yet (issue 16: from a listing, through the runner adapters), so they run in one
-  shard;
+  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); a go suite is split
+  in local mode from a listing of its tests (``core/listing``: each shard gets its own
+  ``args``); go elsewhere, and maven, run in one shard;
 - **greenloop assigns the ids** (a rerun of a selection): each shard gets its own
   selection file, balanced by the durations the previous results reported: longest first
   onto the least-loaded shard (LPT, :func:`assign`), in as many shards as shorten the run
@@ -82,12 +82,16 @@ class Shard:
     run (``GREENLOOP_SHARD_INDEX`` / ``GREENLOOP_SHARD_COUNT``). ``test_ids``: its own
     selection (one selection file per shard); None when the runner splits the whole suite
     by ``(index, count)``. ``estimate``: the seconds its tests took last time (0 when
-    unknown)."""
+    unknown). ``args``: on a whole-suite run split from a listing (``core/listing``),
+    the runner arguments of this shard's part, which replace ``{greenloop:select}``
+    (``test_ids`` stays None: the runner still chooses, and the merge treats it as a
+    runner's split)."""
 
     index: int
     count: int
     test_ids: tuple[str, ...] | None = None
     estimate: float = 0.0
+    args: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,8 @@ def runner_args(runner: str, shard: Shard) -> tuple[str, ...]:
     already this shard's part), else the runner's own split."""
     if shard.test_ids is not None:
         return select_args(runner, shard.test_ids)
+    if shard.args is not None:
+        return shard.args
     return shard_args(runner, shard.index, shard.count)
 
 
@@ -161,6 +167,8 @@ def shard_command(
     Playwright) last, where those runners take it whatever came before."""
     if shard.test_ids is not None:
         return expand_command(command, select_args(runner, shard.test_ids), junit_path)
+    if shard.args is not None:
+        return expand_command(command, shard.args, junit_path)
     whole = expand_command(command, None, junit_path)
     return (*whole, *shard_args(runner, shard.index, shard.count))
 

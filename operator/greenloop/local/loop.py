@@ -30,6 +30,7 @@ from greenloop.core.engine import (
     SuiteSelection,
 )
 from greenloop.core.exits import exit_code
+from greenloop.core.listing import lists_tests
 from greenloop.core.model import StagingValidation, Suite, ValidationSpec
 from greenloop.core.outbound import LOCAL_DEFAULT, Policy
 from greenloop.core.report import render
@@ -39,6 +40,7 @@ from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
 from greenloop.local import interrupts, procs
 from greenloop.local import redeploy as rd
+from greenloop.local.listing import split_go_suite
 from greenloop.local.outdir import OutDir
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite, suite_files
@@ -291,6 +293,12 @@ class LocalRun:
         merged into the one run the engine reads (core/shard_results)."""
         suite = self.spec.suite(selection.suite)
         plan = self._plans[selection.suite]
+        if plan.selected is None and lists_tests(suite.runner):
+            # Go splits a whole-suite run from a listing of its tests (core/listing).
+            split = split_go_suite(suite, self.base_dir, run_dir, self._stop_by)
+            plan = self._plans[selection.suite] = split.plan
+            with self._lock:
+                self.progress.line(f"[iteration {action.iteration}] {suite.name}: {split.note}")
         if not plan.shards:  # an empty selection: nothing to run
             merged = merge(plan, ())
             assert isinstance(merged, MergedSuite)

@@ -1,0 +1,175 @@
+"""A whole-suite run of a sharded Go suite in local mode, split from a listing of its
+tests (docs/design.md §4.1), on the REAL go toolchain and gotestsum.
+
+Each test appends "<package>.<test> <shard index>" to a file, so the test counts how
+often each ran and where. The module has a test name in two packages (Go's one ``-run``
+for all packages: they must share a shard), subtests, and a test behind a build tag the
+suite's command sets but the listing does not see: it must still run, once."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.cli import greenloop
+from tests.e2e.test_runners import GOTESTSUM, installed
+
+pytestmark = pytest.mark.e2e
+__all__ = ["installed"]  # the fixture, for pytest
+
+PACKAGES = {
+    "alpha": ["TestA1", "TestA2", "TestA3", "TestShared"],
+    "beta": ["TestB1", "TestB2", "TestB3", "TestShared"],
+    "gamma": ["TestG1", "TestG2", "TestG3", "TestG4"],
+}
+SUBTESTS = ("one", "two")  # of TestG4
+
+
+def go_file(package: str, names: list[str]) -> str:
+    tests = "".join(
+        textwrap.dedent(
+            f"""
+            func {name}(t *testing.T) {{
+            \tmark(t, "{package}.{name}")
+            """
+        )
+        + (
+            "".join(f'\tt.Run("{s}", func(t *testing.T) {{}})\n' for s in SUBTESTS)
+            if name == "TestG4"
+            else ""
+        )
+        + "}\n"
+        for name in names
+    )
+    return f'package {package}\n\nimport (\n\t"os"\n\t"testing"\n)\n{MARK}{tests}'
+
+
+MARK = """
+func mark(t *testing.T, name string) {
+\tf, err := os.OpenFile(os.Getenv("RAN_FILE"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+\tif err != nil {
+\t\tt.Fatal(err)
+\t}
+\tdefer f.Close()
+\tf.WriteString(name + " " + os.Getenv("GREENLOOP_SHARD_INDEX") + "\\n")
+}
+"""
+
+TAGGED = """//go:build extra
+
+package gamma
+
+import "testing"
+
+func TestTagged(t *testing.T) { mark(t, "gamma.TestTagged") }
+"""
+
+
+def go_module(folder: Path) -> None:
+    (folder / "go.mod").write_text("module example.com/sharded\n\ngo 1.21\n")
+    for package, names in PACKAGES.items():
+        (folder / package).mkdir()
+        (folder / package / f"{package}_test.go").write_text(go_file(package, names))
+    (folder / "gamma" / "tagged_test.go").write_text(TAGGED)
+
+
+def write_validation(folder: Path, shards: int) -> None:
+    suite = {
+        "name": "go",
+        "runner": "go",
+        "workingDir": str(folder / "module"),
+        # -tags before the placeholder: the listing (only the placeholder's packages)
+        # does not see TestTagged.
+        "command": [
+            str(GOTESTSUM),
+            "--junitfile",
+            "{greenloop:junit}",
+            "--",
+            "-tags",
+            "extra",
+            "{greenloop:select|./...}",
+        ],
+        "env": [{"name": "RAN_FILE", "value": str(folder / "ran.txt")}],
+        "shards": shards,
+        "timeoutSeconds": 300,
+    }
+    doc = {
+        "apiVersion": "greenloop.dev/v1alpha1",
+        "kind": "StagingValidation",
+        "metadata": {"name": "sharded-go"},
+        "spec": {"policy": {"parallelism": shards, "maxIterations": 2}, "suites": [suite]},
+    }
+    (folder / "validation.yaml").write_text(json.dumps(doc))
+
+
+def run(folder: Path) -> tuple[dict[str, Any], str]:
+    env = {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
+    proc = greenloop(
+        "run", "validation.yaml", "--json", "--out", "out", cwd=folder, env=env, timeout=600
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    status: dict[str, Any] = json.loads(proc.stdout)["status"]
+    return status, proc.stderr
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_a_sharded_go_suite_runs_each_test_once_across_its_shards(
+    shards: int, installed: None, tmp_path: Path
+) -> None:
+    (tmp_path / "module").mkdir()
+    go_module(tmp_path / "module")
+    write_validation(tmp_path, shards)
+    status, stderr = run(tmp_path)
+    assert status["phase"] == "Passed", stderr
+
+    runs = [line.split() for line in (tmp_path / "ran.txt").read_text().splitlines()]
+    every = {f"{p}.{n}" for p, names in PACKAGES.items() for n in names} | {"gamma.TestTagged"}
+    assert Counter(name for name, _ in runs) == Counter(every)  # each test exactly once
+    where = {name: shard for name, shard in runs}
+    assert len(set(where.values())) > 1, where  # really split across processes
+    assert where["alpha.TestShared"] == where["beta.TestShared"]  # one name, one shard
+    assert where["gamma.TestTagged"] == "0"  # unlisted: shard 0 runs all the others' not
+
+    # 13 tests and TestG4's two subtests, each reported once.
+    assert status["summary"]["total"] == status["summary"]["passed"] == len(every) + 2
+    iteration = tmp_path / "out" / "iteration-1"
+    assert len(list(iteration.glob("go.shard-*.xml"))) == len(set(where.values()))
+    assert "go: split 12 listed tests (11 names, 3 packages) into" in stderr
+    assert os.path.getsize(iteration / "go.list.log") > 0
+
+
+# A package whose test binary exits unless it runs as a shard: `go test -list` fails there.
+REFUSES_TO_LIST = """package beta
+
+import "os"
+
+func init() {
+\tif os.Getenv("GREENLOOP_SHARD_INDEX") == "" {
+\t\tos.Exit(3)
+\t}
+}
+"""
+
+
+def test_a_listing_that_fails_runs_the_suite_whole_in_one_shard(
+    installed: None, tmp_path: Path
+) -> None:
+    (tmp_path / "module").mkdir()
+    go_module(tmp_path / "module")
+    (tmp_path / "module" / "beta" / "init_test.go").write_text(REFUSES_TO_LIST)
+    write_validation(tmp_path, 3)
+    status, stderr = run(tmp_path)
+    assert status["phase"] == "Passed", stderr
+    assert "go: not split: the test listing failed (go test -list exited with code 1" in stderr
+
+    runs = [line.split() for line in (tmp_path / "ran.txt").read_text().splitlines()]
+    every = {f"{p}.{n}" for p, names in PACKAGES.items() for n in names} | {"gamma.TestTagged"}
+    assert Counter(name for name, _ in runs) == Counter(every)
+    assert {shard for _, shard in runs} == {"0"}  # one shard ran them all
+    assert status["summary"]["total"] == len(every) + 2
