@@ -12,11 +12,15 @@ import json
 import os
 import textwrap
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from greenloop.core.model import EnvVar, Suite
+from greenloop.core.shards import Shard, ShardPlan
+from greenloop.local.listing import split_go_suite
 from tests.e2e.cli import greenloop
 from tests.e2e.test_runners import GOTESTSUM, installed
 
@@ -173,3 +177,74 @@ def test_a_listing_that_fails_runs_the_suite_whole_in_one_shard(
     assert Counter(name for name, _ in runs) == Counter(every)
     assert {shard for _, shard in runs} == {"0"}  # one shard ran them all
     assert status["summary"]["total"] == len(every) + 2
+
+
+# ---------------------------------------------------------------------------
+# The listing process (local/listing), on a stand-in `go`: bounded, and never trusted
+# when it cannot be
+
+FAKE_GO = """#!/bin/sh
+case "$1" in
+  version) echo "go version $FAKE_GO_VERSION linux/amd64" ;;
+  test) echo "$$" > "$PID_FILE"; eval "$FAKE_GO_LIST" ;;
+esac
+"""
+GOOD = "printf 'TestA\\nTestB\\nTestC\\nTestD\\nok  \\tx/a\\t0.1s\\n'"
+
+
+def fake_go_suite(folder: Path, listing: str, version: str = "go1.26.0") -> Suite:
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text(FAKE_GO)
+    (bin_dir / "go").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_GO_VERSION": version,
+        "FAKE_GO_LIST": listing,
+        "PID_FILE": str(folder / "pid"),
+    }
+    return Suite(
+        name="go",
+        command=("gotestsum", "--", "{greenloop:select|./...}"),
+        runner="go",
+        shards=3,
+        timeout_seconds=2,
+        env=tuple(EnvVar(k, v) for k, v in env.items()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("listing", "version", "why"),
+    [
+        ("sleep 60", "go1.26.0", "go test -list ran past 2 s and was stopped"),
+        ("head -c 5000000 /dev/zero | tr '\\0' x", "go1.26.0", "printed more than 4 MiB"),
+        ("echo TestA; echo 'FAIL x/a [build failed]'; exit 1", "go1.26.0", "exited with code 1"),
+        (GOOD, "go1.19.3", "Go 1.19 has no -skip"),
+        ("true", "go1.26.0", "the test listing found no tests"),
+    ],
+    ids=["too-slow", "too-much", "failed", "old-go", "empty"],
+)
+def test_a_listing_that_cannot_be_trusted_leaves_one_shard(
+    listing: str, version: str, why: str, tmp_path: Path
+) -> None:
+    suite = fake_go_suite(tmp_path, listing, version)
+    split = split_go_suite(suite, tmp_path, tmp_path / "run", None)
+    assert split.plan == ShardPlan("go", None, (Shard(0, 1),))
+    assert why in split.note and split.note.endswith("one shard")
+    if (tmp_path / "pid").exists():  # the listing and all it started are gone
+        assert not Path(f"/proc/{(tmp_path / 'pid').read_text().strip()}").exists()
+
+
+def test_go_not_on_path_leaves_one_shard(tmp_path: Path) -> None:
+    suite = fake_go_suite(tmp_path, GOOD)
+    (tmp_path / "bin" / "go").unlink()
+    env = tuple(EnvVar("PATH", str(tmp_path / "bin")) if v.name == "PATH" else v for v in suite.env)
+    split = split_go_suite(replace(suite, env=env), tmp_path, tmp_path / "run", None)
+    assert split.plan.shards == (Shard(0, 1),) and "'go' cannot be started" in split.note
+
+
+def test_a_good_listing_splits_and_is_kept_in_the_runs_folder(tmp_path: Path) -> None:
+    split = split_go_suite(fake_go_suite(tmp_path, GOOD), tmp_path, tmp_path / "run", None)
+    assert 1 < len(split.plan.shards) <= 3
+    assert split.plan.shards[0].args is not None and split.plan.shards[0].args[1] == "-skip"
+    assert "TestA" in (tmp_path / "run" / "go.list.log").read_text()

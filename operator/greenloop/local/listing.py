@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenloop.core import listing
+from greenloop.core import listing, shards
 from greenloop.core.model import Suite
 from greenloop.local import procs
 from greenloop.local.logs import HEAD_BYTES, CappedLog, tail
@@ -34,7 +34,12 @@ class _Output:
 
 
 def _run(
-    args: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path, timeout: float
+    args: Sequence[str],
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    timeout: float,
+    tick: Callable[[float], None] | None,
 ) -> _Output:
     """Run one listing command; its output, or why there is none to trust."""
     log = CappedLog(log_path)
@@ -45,7 +50,7 @@ def _run(
         return _Output("", f"{args[0]!r} cannot be started: {err.strerror or err}")
     log.start()
     try:
-        timed_out = procs.wait(child, timeout)
+        timed_out = procs.wait(child, timeout, tick)
     finally:
         procs.stop(child)
         log.finish()
@@ -62,23 +67,39 @@ def _run(
 
 
 def split_go_suite(
-    suite: Suite, base_dir: Path, run_dir: Path, stop_by: float | None
+    suite: Suite,
+    base_dir: Path,
+    run_dir: Path,
+    stop_by: float | None,
+    tick: Callable[[float], None] | None = None,
 ) -> listing.ListedSplit:
     """The shards of a whole-suite run of this Go suite, from its listing (one shard,
-    with the reason, when the listing cannot be trusted)."""
+    with the reason, when the listing cannot be trusted). ``tick`` is called about once
+    a second while a listing runs."""
     run_dir.mkdir(parents=True, exist_ok=True)
     cwd = (base_dir / suite.working_dir).resolve()
     env = child_env()
     for var in suite.env:
         env[var.name] = var.value
+    for name in (shards.SHARD_INDEX_ENV, shards.SHARD_COUNT_ENV):
+        env.pop(name, None)  # the listing is no shard: never inherited from our caller
     timeout = min(LIST_TIMEOUT_SECONDS, float(suite.timeout_seconds))
     if stop_by is not None:
         timeout = max(0.0, min(timeout, stop_by - time.time()))
-    version = _run(("go", "version"), cwd, env, run_dir / f"{suite.name}.go-version.log", timeout)
+    began = time.monotonic()
+    version = _run(
+        ("go", "version"), cwd, env, run_dir / f"{suite.name}.go-version.log", timeout, tick
+    )
     if version.error is not None:
         return listing.split_go(suite.name, suite.command, suite.shards, version.error, None)
+    timeout = max(0.0, timeout - (time.monotonic() - began))  # one bound for both
     found = _run(
-        listing.go_list_args(suite.command), cwd, env, run_dir / f"{suite.name}.list.log", timeout
+        listing.go_list_args(suite.command),
+        cwd,
+        env,
+        run_dir / f"{suite.name}.list.log",
+        timeout,
+        tick,
     )
     parsed = listing.parse_go_listing(found.text) if found.error is None else found.error
     return listing.split_go(

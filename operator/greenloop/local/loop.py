@@ -295,7 +295,7 @@ class LocalRun:
         plan = self._plans[selection.suite]
         if plan.selected is None and lists_tests(suite.runner):
             # Go splits a whole-suite run from a listing of its tests (core/listing).
-            split = split_go_suite(suite, self.base_dir, run_dir, self._stop_by)
+            split = split_go_suite(suite, self.base_dir, run_dir, self._stop_by, tick)
             plan = self._plans[selection.suite] = split.plan
             with self._lock:
                 self.progress.line(f"[iteration {action.iteration}] {suite.name}: {split.note}")
