@@ -51,7 +51,8 @@ def go_file(package: str, names: list[str]) -> str:
         + "}\n"
         for name in names
     )
-    return f'package {package}\n\nimport (\n\t"os"\n\t"testing"\n)\n{MARK}{tests}'
+    imports = '\t"os"\n\t"strings"\n\t"testing"\n'
+    return f"package {package}\n\nimport (\n{imports})\n{MARK}{tests}"
 
 
 MARK = """
@@ -62,6 +63,13 @@ func mark(t *testing.T, name string) {
 \t}
 \tdefer f.Close()
 \tf.WriteString(name + " " + os.Getenv("GREENLOOP_SHARD_INDEX") + "\\n")
+\tfor _, flaky := range strings.Fields(os.Getenv("FLAKY")) {
+\t\tmarker := os.Getenv("RAN_FILE") + "." + name
+\t\tif _, err := os.Stat(marker); flaky == name && err != nil {
+\t\t\tos.WriteFile(marker, nil, 0o644)
+\t\t\tt.Fatalf("%s fails the first time", name)
+\t\t}
+\t}
 }
 """
 
@@ -83,7 +91,7 @@ def go_module(folder: Path) -> None:
     (folder / "gamma" / "tagged_test.go").write_text(TAGGED)
 
 
-def write_validation(folder: Path, shards: int) -> None:
+def write_validation(folder: Path, shards: int, flaky: tuple[str, ...] = ()) -> None:
     suite = {
         "name": "go",
         "runner": "go",
@@ -99,7 +107,10 @@ def write_validation(folder: Path, shards: int) -> None:
             "extra",
             "{greenloop:select|./...}",
         ],
-        "env": [{"name": "RAN_FILE", "value": str(folder / "ran.txt")}],
+        "env": [
+            {"name": "RAN_FILE", "value": str(folder / "ran.txt")},
+            {"name": "FLAKY", "value": " ".join(flaky)},
+        ],
         "shards": shards,
         "timeoutSeconds": 300,
     }
@@ -146,6 +157,27 @@ def test_a_sharded_go_suite_runs_each_test_once_across_its_shards(
     assert len(list(iteration.glob("go.shard-*.xml"))) == len(set(where.values()))
     assert "go: split 12 listed tests (11 names, 3 packages) into" in stderr
     assert os.path.getsize(iteration / "go.list.log") > 0
+
+
+def test_a_sharded_rerun_keeps_one_name_of_two_packages_in_one_shard(
+    installed: None, tmp_path: Path
+) -> None:
+    # Go's one -run covers every package of a shard's selection: apart, the shard given
+    # alpha's TestShared would run beta's too, and neither result would count.
+    (tmp_path / "module").mkdir()
+    go_module(tmp_path / "module")
+    flaky = ("alpha.TestA1", "alpha.TestShared", "beta.TestShared")
+    write_validation(tmp_path, 2, flaky)
+    status, stderr = run(tmp_path)
+    assert status["phase"] == "Passed", stderr
+    runs = [line.split() for line in (tmp_path / "ran.txt").read_text().splitlines()]
+    assert sorted(name for name, _ in runs[13:]) == sorted(flaky)  # the rerun: each once
+    second = tmp_path / "out" / "iteration-2"
+    selections = sorted(sorted(p.read_text().split()) for p in second.glob("go.shard-*.select"))
+    assert selections == [
+        ["example.com/sharded/alpha::TestA1"],
+        ["example.com/sharded/alpha::TestShared", "example.com/sharded/beta::TestShared"],
+    ]
 
 
 # A package whose test binary exits unless it runs as a shard: `go test -list` fails there.

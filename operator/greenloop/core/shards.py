@@ -205,7 +205,8 @@ def _groups(
 ) -> list[tuple[str, ...]]:
     """The tests that must share a shard: each test with the selected tests it depends on
     (transitively), so a dependent still sees its dependency's outcome, and with the tests
-    its runner cannot rerun apart from it (``runners.rerun_unit``: a Go test's subtests).
+    its runner cannot rerun apart from it (``runners.rerun_unit``: a Go test's subtests,
+    and Go tests of one name in several packages, which one ``-run`` selects together).
     Union-find over the selection, each group's ids sorted."""
     parent = {t: t for t in test_ids}
 
@@ -223,6 +224,11 @@ def _groups(
     units: dict[str, str] = {}
     for test_id in test_ids:
         union(test_id, units.setdefault(rerun_unit(runner, test_id), test_id))
+        if runner == "go":
+            # Go's one -run covers every package of the shard's selection: a name
+            # selected in two packages, apart, would run in both shards.
+            top = rerun_unit(runner, test_id).split("::", 1)[-1]
+            union(test_id, units.setdefault(f"go-name::{top}", test_id))
         for dependency in depends_on.get(test_id, ()):
             if dependency in parent:
                 union(test_id, dependency)
