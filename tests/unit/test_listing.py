@@ -233,3 +233,11 @@ def test_a_listing_that_cannot_split_runs_the_suite_whole(
     split = split_go("s", COMMAND, 3, listing, version)
     assert split.plan == WHOLE
     assert why in split.note and "one shard" in split.note
+
+
+def test_a_command_without_the_placeholder_runs_the_suite_whole() -> None:
+    # Each shard's -run would have nowhere to go: every shard would run every test.
+    listing = listing_of({"x/a": [f"Test{n}" for n in range(9)]})
+    split = split_go("s", ("go", "test", "./..."), 3, listing, (1, 26))
+    assert split.plan == WHOLE
+    assert "no {greenloop:select} in its command" in split.note

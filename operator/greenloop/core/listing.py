@@ -14,8 +14,9 @@ not given, a test added since):
   **shard 0 runs everything the others were not given** (``-skip`` of their names, Go
   1.20+), so a test the listing did not see still runs, once, in shard 0.
 
-A listing that failed, that found no test, or a Go older than 1.20 (no ``-skip``) gives
-no split: the suite runs whole in one shard, as before, and the shell says why.
+A command without ``{greenloop:select}`` (nowhere for a shard's ``-run``), a listing
+that failed, that found no test, or a Go older than 1.20 (no ``-skip``) gives no split:
+the suite runs whole in one shard, as before, and the shell says why.
 
 Maven is not split from a listing yet: Surefire's ``-Dtest`` overrides the POM's
 includes and excludes, so a class list cannot promise the same tests as the whole run.
@@ -44,6 +45,7 @@ __all__ = [
     "lists_tests",
     "parse_go_listing",
     "split_go",
+    "takes_args",
 ]
 
 # What a Go suite runs when its placeholder names no packages: gotestsum's own default.
@@ -87,6 +89,12 @@ def go_packages(command: Sequence[str]) -> tuple[str, ...]:
         if uses_placeholder(arg) and arg != SELECT_PLACEHOLDER:
             return tuple(arg[arg.index("|") + 1 : -1].split())
     return ()
+
+
+def takes_args(command: Sequence[str]) -> bool:
+    """Whether the command has a ``{greenloop:select}`` for each shard's arguments
+    (without it every shard would run the whole suite)."""
+    return any(uses_placeholder(arg) for arg in command)
 
 
 def go_list_args(command: Sequence[str]) -> tuple[str, ...]:
@@ -143,6 +151,11 @@ def split_go(
     command's placeholder; shard 0 runs all but the other shards' names. Without a usable
     listing, or without ``-skip``, one shard runs the whole suite."""
     whole = ShardPlan(suite, None, (Shard(0, 1),))
+    if not takes_args(command):
+        return ListedSplit(
+            whole,
+            f"not split: no {SELECT_PLACEHOLDER} in its command for each shard's -run; one shard",
+        )
     if isinstance(listing, str):
         return ListedSplit(whole, f"not split: the test listing failed ({listing}); one shard")
     if version is None or version < GO_MIN_SKIP:

@@ -76,6 +76,8 @@ def split_go_suite(
     """The shards of a whole-suite run of this Go suite, from its listing (one shard,
     with the reason, when the listing cannot be trusted). ``tick`` is called about once
     a second while a listing runs."""
+    if not listing.takes_args(suite.command):  # nothing to list for
+        return listing.split_go(suite.name, suite.command, suite.shards, "not listed", None)
     run_dir.mkdir(parents=True, exist_ok=True)
     cwd = (base_dir / suite.working_dir).resolve()
     env = child_env()
