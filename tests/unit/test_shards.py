@@ -33,6 +33,7 @@ from greenloop.core.shards import (
     assign,
     estimate,
     makespan,
+    one_process_locally,
     plan,
     runner_args,
     runner_splits,
@@ -821,3 +822,9 @@ def test_the_crd_and_the_core_agree_on_the_bound() -> None:
         "shards"
     ]
     assert (field["minimum"], field["maximum"], field["default"]) == (1, MAX_SHARDS, 1)
+
+
+@pytest.mark.parametrize("runner", ["pytest", "jest", "vitest", "go", "maven", "playwright"])
+def test_only_maven_runs_in_one_process_locally(runner: str) -> None:
+    # Maven's shards of one project would read each other's Surefire reports in target/.
+    assert one_process_locally(runner) is (runner == "maven")

@@ -18,8 +18,9 @@ A command without ``{greenloop:select}`` (nowhere for a shard's ``-run``), a lis
 that failed, that found no test, or a Go older than 1.20 (no ``-skip``) gives no split:
 the suite runs whole in one shard, as before, and the shell says why.
 
-Maven is not split from a listing yet: Surefire's ``-Dtest`` overrides the POM's
-includes and excludes, so a class list cannot promise the same tests as the whole run.
+Maven is not split from a listing: shards of one project in local mode share its
+``target/`` (the compiled classes, and Surefire's reports, whose folder no property
+moves), so each shard would read the others' reports as its own.
 
 Pure: no I/O.
 """

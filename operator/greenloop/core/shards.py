@@ -8,7 +8,8 @@ Two ways to split, chosen by what greenloop knows:
   means: the pytest plugin keeps the tests whose :func:`shard_of` is its index; Jest,
   Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); a go suite is split
   in local mode from a listing of its tests (``core/listing``: each shard gets its own
-  ``args``); go elsewhere, and maven, run in one shard;
+  ``args``); go elsewhere, and maven, run in one shard (local mode runs a maven suite
+  in one process even for a rerun: :func:`one_process_locally`);
 - **greenloop assigns the ids** (a rerun of a selection): each shard gets its own
   selection file, balanced by the durations the previous results reported: longest first
   onto the least-loaded shard (LPT, :func:`assign`), in as many shards as shorten the run
@@ -38,6 +39,7 @@ __all__ = [
     "assign",
     "estimate",
     "makespan",
+    "one_process_locally",
     "plan",
     "runner_args",
     "runner_splits",
@@ -70,6 +72,9 @@ _SHARD_FLAG_RUNNERS = frozenset({"jest", "vitest", "playwright"})
 # command that may read them (if it does not, every shard reports every test, which the
 # merge detects: docs/design.md §4.1).
 _SHARD_ENV_RUNNERS = frozenset({"pytest", "generic"})
+
+# Runners whose local shards would read each other's output (one_process_locally).
+_ONE_PROCESS_LOCALLY = frozenset({"maven"})
 
 # Two plans whose makespans differ by less than this are equally fast (float sums in a
 # different order differ in the last bits).
@@ -121,6 +126,14 @@ def shard_of(test_id: str, count: int) -> int:
         raise ValueError(f"shard count must be at least 1, got {count}")
     digest = hashlib.sha256(test_id.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def one_process_locally(runner: str) -> bool:
+    """Whether local mode runs a suite of this runner in one process whatever its
+    ``shards``: Maven's shards of one project would share its ``target/`` (the compiled
+    classes, and Surefire's reports, whose folder no property moves), so each would read
+    the others' reports as its own and none would count."""
+    return runner in _ONE_PROCESS_LOCALLY
 
 
 def runner_splits(runner: str) -> bool:
