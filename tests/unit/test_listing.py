@@ -235,6 +235,14 @@ def test_a_listing_that_cannot_split_runs_the_suite_whole(
     assert why in split.note and "one shard" in split.note
 
 
+def test_a_pattern_longer_than_one_argument_may_be_runs_the_suite_whole() -> None:
+    # Linux refuses a single argument over 128 KiB: the shard would never start.
+    names = [f"TestAVeryLongDescriptiveName{n:05d}" for n in range(8000)]
+    split = split_go("s", COMMAND, 2, listing_of({"x/a": names}), (1, 26))
+    assert split.plan == WHOLE
+    assert "longer than one argument may be" in split.note
+
+
 def test_a_command_without_the_placeholder_runs_the_suite_whole() -> None:
     # Each shard's -run would have nowhere to go: every shard would run every test.
     listing = listing_of({"x/a": [f"Test{n}" for n in range(9)]})

@@ -38,6 +38,7 @@ from greenloop.core.words import plural
 __all__ = [
     "GO_DEFAULT_PACKAGES",
     "GO_MIN_SKIP",
+    "MAX_PATTERN_CHARS",
     "GoListing",
     "ListedSplit",
     "go_list_args",
@@ -56,6 +57,10 @@ GO_MIN_SKIP = (1, 20)
 
 # What go test -list prints for a test it would run: tests, fuzz targets and examples
 # (-run selects all three). Benchmarks run only with -bench, which -run does not govern.
+# Linux refuses one argument over 128 KiB (MAX_ARG_STRLEN): a shard whose -run or -skip
+# pattern is longer could never start, so such a suite is not split.
+MAX_PATTERN_CHARS = 100_000
+
 _RUN_NAME = re.compile(r"(?:Test|Fuzz|Example)\w*")
 _VERSION = re.compile(r"\bgo(\d+)\.(\d+)")
 
@@ -174,6 +179,13 @@ def split_go(
     if len(used) == 1:
         return ListedSplit(whole, f"not split: {plural(len(names), 'test name')} listed, one shard")
     others = [n for p in used[1:] for n in p]
+    longest = max(len(_alternation(p)) for p in [others, *used[1:]])
+    if longest > MAX_PATTERN_CHARS:
+        return ListedSplit(
+            whole,
+            f"not split: a shard's -run/-skip pattern of {longest} characters is longer than "
+            f"one argument may be ({MAX_PATTERN_CHARS}); one shard",
+        )
     shards = [Shard(0, len(used), args=("-count=1", "-skip", _alternation(others), *packages))]
     shards += [
         Shard(i, len(used), args=("-count=1", "-run", _alternation(p), *packages))
