@@ -33,6 +33,7 @@ from greenloop.core.shards import (
     assign,
     estimate,
     makespan,
+    one_process_locally,
     plan,
     runner_args,
     runner_splits,
@@ -117,7 +118,7 @@ def test_every_shard_is_told_its_0_based_index_and_the_count() -> None:
         ("pytest", 4, None, 4),  # first run: the runner splits by (index, count)
         ("jest", 8, None, 8),
         ("generic", 3, None, 3),  # may read the variables; the merge checks it did
-        ("go", 4, None, 1),  # cannot split yet: one shard, never duplicates
+        ("go", 4, None, 1),  # split from a listing by local mode (core/listing) only
         ("maven", 4, None, 1),
         ("pytest", 8, 3, 3),  # never more shards than the tests the suite has
         ("pytest", 8, 0, 1),
@@ -221,6 +222,9 @@ def test_tests_that_depend_on_each_other_share_a_shard() -> None:
     [
         ("go", ["pkg::TestCart/adds", "pkg::TestCart/removes", "pkg::TestPay", "pkg::TestShip"],
          {"pkg::TestCart/adds", "pkg::TestCart/removes"}),
+        # One -run covers every package of the selection: one name, one shard.
+        ("go", ["a::TestShared", "b::TestShared/sub", "b::TestPay", "b::TestShip"],
+         {"a::TestShared", "b::TestShared/sub"}),
         ("maven", ["C::adds(int)[1]", "C::adds(int)[2]", "C::pays()", "C::ships()"],
          {"C::adds(int)[1]", "C::adds(int)[2]"}),
     ],
@@ -818,3 +822,9 @@ def test_the_crd_and_the_core_agree_on_the_bound() -> None:
         "shards"
     ]
     assert (field["minimum"], field["maximum"], field["default"]) == (1, MAX_SHARDS, 1)
+
+
+@pytest.mark.parametrize("runner", ["pytest", "jest", "vitest", "go", "maven", "playwright"])
+def test_only_maven_runs_in_one_process_locally(runner: str) -> None:
+    # Maven's shards of one project would read each other's Surefire reports in target/.
+    assert one_process_locally(runner) is (runner == "maven")

@@ -6,9 +6,10 @@ Two ways to split, chosen by what greenloop knows:
   round): greenloop does not know the ids (and a whole-suite run must also run tests added
   since), so each shard is told only ``(index, count)`` and the runner splits by its own
   means: the pytest plugin keeps the tests whose :func:`shard_of` is its index; Jest,
-  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); go and maven cannot
-  split yet (issue 16: from a listing, through the runner adapters), so they run in one
-  shard;
+  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); a go suite is split
+  in local mode from a listing of its tests (``core/listing``: each shard gets its own
+  ``args``); go elsewhere, and maven, run in one shard (local mode runs a maven suite
+  in one process even for a rerun: :func:`one_process_locally`);
 - **greenloop assigns the ids** (a rerun of a selection): each shard gets its own
   selection file, balanced by the durations the previous results reported: longest first
   onto the least-loaded shard (LPT, :func:`assign`), in as many shards as shorten the run
@@ -38,6 +39,7 @@ __all__ = [
     "assign",
     "estimate",
     "makespan",
+    "one_process_locally",
     "plan",
     "runner_args",
     "runner_splits",
@@ -71,6 +73,9 @@ _SHARD_FLAG_RUNNERS = frozenset({"jest", "vitest", "playwright"})
 # merge detects: docs/design.md §4.1).
 _SHARD_ENV_RUNNERS = frozenset({"pytest", "generic"})
 
+# Runners whose local shards would read each other's output (one_process_locally).
+_ONE_PROCESS_LOCALLY = frozenset({"maven"})
+
 # Two plans whose makespans differ by less than this are equally fast (float sums in a
 # different order differ in the last bits).
 _SAME = 1e-9
@@ -82,12 +87,16 @@ class Shard:
     run (``GREENLOOP_SHARD_INDEX`` / ``GREENLOOP_SHARD_COUNT``). ``test_ids``: its own
     selection (one selection file per shard); None when the runner splits the whole suite
     by ``(index, count)``. ``estimate``: the seconds its tests took last time (0 when
-    unknown)."""
+    unknown). ``args``: on a whole-suite run split from a listing (``core/listing``),
+    the runner arguments of this shard's part, which replace ``{greenloop:select}``
+    (``test_ids`` stays None: the runner still chooses, and the merge treats it as a
+    runner's split)."""
 
     index: int
     count: int
     test_ids: tuple[str, ...] | None = None
     estimate: float = 0.0
+    args: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,14 @@ def shard_of(test_id: str, count: int) -> int:
         raise ValueError(f"shard count must be at least 1, got {count}")
     digest = hashlib.sha256(test_id.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def one_process_locally(runner: str) -> bool:
+    """Whether local mode runs a suite of this runner in one process whatever its
+    ``shards``: Maven's shards of one project would share its ``target/`` (the compiled
+    classes, and Surefire's reports, whose folder no property moves), so each would read
+    the others' reports as its own and none would count."""
+    return runner in _ONE_PROCESS_LOCALLY
 
 
 def runner_splits(runner: str) -> bool:
@@ -149,6 +166,8 @@ def runner_args(runner: str, shard: Shard) -> tuple[str, ...]:
     already this shard's part), else the runner's own split."""
     if shard.test_ids is not None:
         return select_args(runner, shard.test_ids)
+    if shard.args is not None:
+        return shard.args
     return shard_args(runner, shard.index, shard.count)
 
 
@@ -161,6 +180,8 @@ def shard_command(
     Playwright) last, where those runners take it whatever came before."""
     if shard.test_ids is not None:
         return expand_command(command, select_args(runner, shard.test_ids), junit_path)
+    if shard.args is not None:
+        return expand_command(command, shard.args, junit_path)
     whole = expand_command(command, None, junit_path)
     return (*whole, *shard_args(runner, shard.index, shard.count))
 
@@ -197,7 +218,8 @@ def _groups(
 ) -> list[tuple[str, ...]]:
     """The tests that must share a shard: each test with the selected tests it depends on
     (transitively), so a dependent still sees its dependency's outcome, and with the tests
-    its runner cannot rerun apart from it (``runners.rerun_unit``: a Go test's subtests).
+    its runner cannot rerun apart from it (``runners.rerun_unit``: a Go test's subtests,
+    and Go tests of one name in several packages, which one ``-run`` selects together).
     Union-find over the selection, each group's ids sorted."""
     parent = {t: t for t in test_ids}
 
@@ -215,6 +237,11 @@ def _groups(
     units: dict[str, str] = {}
     for test_id in test_ids:
         union(test_id, units.setdefault(rerun_unit(runner, test_id), test_id))
+        if runner == "go":
+            # Go's one -run covers every package of the shard's selection: a name
+            # selected in two packages, apart, would run in both shards.
+            top = rerun_unit(runner, test_id).split("::", 1)[-1]
+            union(test_id, units.setdefault(f"go-name::{top}", test_id))
         for dependency in depends_on.get(test_id, ()):
             if dependency in parent:
                 union(test_id, dependency)

@@ -30,15 +30,17 @@ from greenloop.core.engine import (
     SuiteSelection,
 )
 from greenloop.core.exits import exit_code
+from greenloop.core.listing import lists_tests
 from greenloop.core.model import StagingValidation, Suite, ValidationSpec
 from greenloop.core.outbound import LOCAL_DEFAULT, Policy
 from greenloop.core.report import render
 from greenloop.core.shard_results import MergedSuite, ShardOutcome, merge, suite_plan
-from greenloop.core.shards import Shard, ShardPlan
+from greenloop.core.shards import Shard, ShardPlan, one_process_locally
 from greenloop.core.status import build_status, status_object
 from greenloop.core.words import plural
 from greenloop.local import interrupts, procs
 from greenloop.local import redeploy as rd
+from greenloop.local.listing import split_go_suite
 from greenloop.local.outdir import OutDir
 from greenloop.local.progress import Progress
 from greenloop.local.suites import run_suite, suite_files
@@ -64,9 +66,14 @@ def _priority_groups(
     return groups
 
 
+def _sharded(suite: Suite) -> bool:
+    """Whether the suite runs as several processes here (docs/design.md §4.1)."""
+    return suite.shards > 1 and not one_process_locally(suite.runner)
+
+
 def _log_name(suite: Suite) -> str:
     """The suite's log, or its shards' logs, in the iteration's folder."""
-    return f"{suite.name}.log" if suite.shards == 1 else f"{suite.name}.shard-*.log"
+    return f"{suite.name}.shard-*.log" if _sharded(suite) else f"{suite.name}.log"
 
 
 def _where(err: BaseException) -> str:
@@ -141,6 +148,12 @@ class LocalRun:
             f"greenloop: {self.obj.name}: {plural(len(spec.suites), 'suite')}, "
             f"goal {goal} passing, at most {spec.policy.max_iterations} iterations"
         )
+        for suite in spec.suites:
+            if suite.shards > 1 and not _sharded(suite):
+                self.progress.line(
+                    f"greenloop: suite {suite.name}: runs in one process, not {suite.shards} "
+                    "shards: shards of one Maven project share its target/ (docs/runners.md)"
+                )
         decision = engine.begin(spec, self.clock(), generation=self.obj.generation)
         with interrupts.handled():
             try:
@@ -197,7 +210,7 @@ class LocalRun:
         self._plans = {
             s.suite: suite_plan(self.spec.suite(s.suite), state, s)
             for s in action.suites
-            if self.spec.suite(s.suite).shards > 1
+            if _sharded(self.spec.suite(s.suite))
         }
         for group in _priority_groups(self.spec, action.suites):
             # A sharded suite's processes take the width: it runs beside no other suite,
@@ -291,6 +304,12 @@ class LocalRun:
         merged into the one run the engine reads (core/shard_results)."""
         suite = self.spec.suite(selection.suite)
         plan = self._plans[selection.suite]
+        if plan.selected is None and lists_tests(suite.runner):
+            # Go splits a whole-suite run from a listing of its tests (core/listing).
+            split = split_go_suite(suite, self.base_dir, run_dir, self._stop_by, tick)
+            plan = self._plans[selection.suite] = split.plan
+            with self._lock:
+                self.progress.line(f"[iteration {action.iteration}] {suite.name}: {split.note}")
         if not plan.shards:  # an empty selection: nothing to run
             merged = merge(plan, ())
             assert isinstance(merged, MergedSuite)
