@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from greenloop.core.runners import SELECT_PLACEHOLDER, _escape, uses_placeholder
+from greenloop.core.runners import SELECT_PLACEHOLDER, regex_literal, uses_placeholder
 from greenloop.core.shards import Shard, ShardPlan, shard_of
 from greenloop.core.words import plural
 
@@ -142,7 +142,7 @@ def parse_go_listing(text: str) -> GoListing | str:
 
 
 def _alternation(names: Sequence[str]) -> str:
-    return "^(?:" + "|".join(_escape(n) for n in names) + ")$"
+    return "^(?:" + "|".join(regex_literal(n) for n in names) + ")$"
 
 
 def split_go(

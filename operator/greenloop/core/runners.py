@@ -28,6 +28,7 @@ __all__ = [
     "RUNNERS",
     "SELECT_PLACEHOLDER",
     "expand_command",
+    "regex_literal",
     "rerun_unit",
     "runner_env",
     "select_args",
@@ -47,7 +48,7 @@ _PLAYWRIGHT_SEPARATOR = " \u203a "
 _REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}")
 
 
-def _escape(text: str) -> str:
+def regex_literal(text: str) -> str:
     """A literal for JavaScript and Go regular expressions alike (Python's re.escape
     escapes spaces and more, which JavaScript's unicode mode rejects)."""
     return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
@@ -74,7 +75,7 @@ def _unique(items: Sequence[str]) -> list[str]:
 
 
 def _alternation(literals: Sequence[str]) -> str:
-    escaped = [_escape(x) for x in _unique(literals)]
+    escaped = [regex_literal(x) for x in _unique(literals)]
     return escaped[0] if len(escaped) == 1 else "(?:" + "|".join(escaped) + ")"
 
 
@@ -89,7 +90,7 @@ def _jest(test_ids: Sequence[str]) -> tuple[str, ...]:
     files = [cls for cls, name in pairs if cls != name]
     if files and all(f.endswith(_SOURCE_SUFFIXES) for f in files):
         # classNameTemplate "{filepath}": run only those files (positional path patterns).
-        args += ["--", *(_escape(f) + "$" for f in _unique(files))]
+        args += ["--", *(regex_literal(f) + "$" for f in _unique(files))]
     return tuple(args)
 
 
@@ -110,7 +111,7 @@ def _playwright(test_ids: Sequence[str]) -> tuple[str, ...]:
         file, name = _split(test_id)
         paths.append(" ".join(([file] if file else []) + name.split(_PLAYWRIGHT_SEPARATOR)))
     # Tags given as test options follow the titles: " @smoke".
-    alternatives = _unique(["(?:^| )" + _escape(p) + "(?:$| @)" for p in paths])
+    alternatives = _unique(["(?:^| )" + regex_literal(p) + "(?:$| @)" for p in paths])
     pattern = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
     return ("--grep", pattern)
 
