@@ -29,7 +29,8 @@ shards within 0.35x of 1 shard for iteration 1.
 
 Measured 2026-12-07 on this 2-core machine (load 0.7 -> 4.7, helpers' tests beside it):
 iteration 1 36.9 s / 20.2 s / 14.2 s / 17.4 s for 1/2/4/8 shards (0.55x, 0.38x, 0.47x: the
-target MISSES by 0.03), the rerun of 8 failed tests 6.1 / 5.0 / 5.1 / 9.5 s. One shard
+target MISSES by 0.03; two more runs that day gave 0.39x and 0.44x), the rerun of 8 failed
+tests 6.1 / 5.0 / 5.1 / 9.5 s. One shard
 spends 4.9 s beyond its tests, four spend 6.2 s: four pods start on the same two cores, so
 start-up, not the 0.5 s tests, sets the figure past 2 shards; on a cluster of nodes the
 pods start side by side (docs/benchmarks.md). A rerun of 8 short tests takes all the
