@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from greenloop.core.contract import OWN_NAMES
 from greenloop.core.model import EnvVar, Suite
 from greenloop.core.shards import Shard, ShardPlan
 from greenloop.local.listing import split_go_suite
@@ -280,3 +281,17 @@ def test_a_good_listing_splits_and_is_kept_in_the_runs_folder(tmp_path: Path) ->
     assert 1 < len(split.plan.shards) <= 3
     assert split.plan.shards[0].args is not None and split.plan.shards[0].args[1] == "-skip"
     assert "TestA" in (tmp_path / "run" / "go.list.log").read_text()
+
+
+def test_the_listing_inherits_none_of_greenloop_s_own_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`go test -list` runs a TestMain: one reading $GREENLOOP_SELECT (or the shard
+    variables) from whoever ran greenloop would list only a part (core/contract.py
+    OWN_NAMES)."""
+    for name in OWN_NAMES:
+        monkeypatch.setenv(name, "inherited")
+    own = "|".join(OWN_NAMES)
+    listed = f'if env | grep -qE "^({own})="; then exit 1; fi; {GOOD}'
+    split = split_go_suite(fake_go_suite(tmp_path, listed), tmp_path, tmp_path / "run", None)
+    assert len(split.plan.shards) > 1, split.note

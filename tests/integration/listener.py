@@ -26,28 +26,38 @@ Calls = list[dict[str, str]]
 
 
 @contextlib.contextmanager
+def _serving(address: str, handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve `handler` on `address` (a free port) in a thread; its port. Stopped, and its
+    socket closed, when the block ends."""
+    server = ThreadingHTTPServer((address, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass  # the test reads what was asked of it, not stderr
+
+
+@contextlib.contextmanager
 def listening(address: str = "127.0.0.1") -> Iterator[tuple[str, Calls]]:
     """(its URL, the calls it got) while it serves on `address` (a free port)."""
     calls: Calls = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_POST(self) -> None:
             calls.append(dict(self.headers))
             self.send_response(202)
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass  # the test reads `calls`, not stderr
-
-    server = ThreadingHTTPServer((address, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{address}:{server.server_address[1]}/deploy", calls
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with _serving(address, Handler) as port:
+        yield f"http://{address}:{port}/deploy", calls
 
 
 @contextlib.contextmanager
@@ -57,21 +67,13 @@ def gate(address: str) -> Iterator[tuple[str, threading.Event]]:
     pod polls the URL: it has no API token to watch anything with)."""
     opened = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:
             self.send_response(200 if opened.is_set() else 503)
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer((address, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{address}:{server.server_address[1]}/go", opened
-    finally:
-        opened.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with _serving(address, Handler) as port:
+        try:
+            yield f"http://{address}:{port}/go", opened
+        finally:
+            opened.set()

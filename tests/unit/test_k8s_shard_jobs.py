@@ -23,7 +23,7 @@ from greenloop.k8s.jobs import (
     shard_results_name,
 )
 from greenloop.k8s.results import RESULTS_KEY, _index_of_job
-from greenloop.k8s.suites import _failed_indexes, observe_shards
+from greenloop.k8s.suites import SHARD_PODS_ANNOTATION, _failed_indexes, observe_shards
 
 UID = "4f1c2d3e-0000-4000-8000-00000000abcd"
 IDS = tuple(f"t.py::test_{n}" for n in range(6))
@@ -225,6 +225,8 @@ def test_a_running_sharded_run_is_read_from_the_store_without_api_requests() -> 
                 shard_upload(job_run, 0, "job-uid")}  # fmt: skip
     api = CountingApi(uploaded)
     job = indexed_job(job_run)
+    # The pods were noted on the Job when first seen (core/shard_pods.py): no write now.
+    job["metadata"]["annotations"][SHARD_PODS_ANNOTATION] = "0=p0,1=p1"
     got = asyncio.run(
         observe_shards(api, job_run, job, reader=StoreView(pods, {}))  # type: ignore[arg-type]
     )
@@ -257,47 +259,3 @@ def test_an_upload_the_store_has_not_seen_yet_is_confirmed_with_the_api_before_a
     assert got is not None and got.error is None, got
     assert sorted(t.id for t in got.tests) == ["t.py::test_0", "t.py::test_1"]
     assert sorted(api.reads) == sorted(("ConfigMap", name) for name in uploads)
-
-
-# ---------------------------------------------------------------------------
-# A deleted shard pod: its report line names the pod last seen for the index
-
-
-def running_pod(index: int, name: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "annotations": {COMPLETION_INDEX_ANNOTATION: str(index)}},
-        "status": {"containerStatuses": [{"name": "suite", "state": {"running": {}}}]},
-    }
-
-
-def test_a_deleted_shard_pod_is_named_in_its_line() -> None:
-    job_run = whole(count=2)
-    job = indexed_job(job_run)
-    job["metadata"]["uid"] = "job-uid-deleted-pod"
-    pods = [running_pod(0, "e2e-0-aaaaa"), running_pod(1, "e2e-1-bbbbb")]
-    upload = shard_upload(job_run, 0, "job-uid-deleted-pod")
-    uploads = {upload["metadata"]["name"]: upload}
-    api = CountingApi(uploads)
-    got = asyncio.run(observe_shards(api, job_run, job, reader=StoreView(pods, {})))  # type: ignore[arg-type]
-    assert got is None
-    # Index 1's pod is deleted: the Job controller counts the index failed, the store
-    # no longer has the pod.
-    job["status"]["failedIndexes"] = "1"
-    got = asyncio.run(
-        observe_shards(api, job_run, job, reader=StoreView(pods[:1], uploads))  # type: ignore[arg-type]
-    )
-    assert got is not None
-    lost = next(line for line in got.shard_lines if line.startswith("shard 2/2"))
-    assert lost.startswith("shard 2/2 (pod e2e-1-bbbbb, deleted): no results: index 1"), lost
-
-
-def test_a_failed_index_whose_pod_was_never_seen_says_its_pod_was_deleted() -> None:
-    job_run = whole(count=2)
-    job = indexed_job(job_run)
-    job["metadata"]["uid"] = "job-uid-never-seen"
-    job["status"]["failedIndexes"] = "0,1"
-    got = asyncio.run(
-        observe_shards(CountingApi({}), job_run, job, reader=StoreView([], {}))  # type: ignore[arg-type]
-    )
-    assert got is not None and got.error is not None
-    assert "shard 1/2 (pod deleted): no results: index 0" in got.error, got.error

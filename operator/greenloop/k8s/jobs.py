@@ -10,10 +10,18 @@ suite) alone, so a restarted operator finds the Job it made instead of making a 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from greenloop.core import crd
+from greenloop.core.contract import (
+    SELECT_ARGS_ENV,
+    Selected,
+    ShardVars,
+    per_index_selection,
+    selected,
+    suite_env,
+)
 from greenloop.core.model import EnvVar, PodSettings, Suite
 from greenloop.core.names import NameKind, dns_label, object_name
 from greenloop.core.pod_command import (
@@ -23,8 +31,7 @@ from greenloop.core.pod_command import (
     shard_select_args,
     shard_wrapper_command,
 )
-from greenloop.core.runners import runner_env, select_args, shell_words
-from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard
+from greenloop.core.shards import SHARD_INDEX_ENV, Shard
 from greenloop.core.upload_proof import AUDIENCE
 
 __all__ = [
@@ -281,19 +288,22 @@ def _indexed_spec(run: SuiteJob) -> dict[str, Any]:
     }
 
 
-def shard_env(run: SuiteJob) -> list[dict[str, Any]]:
-    """GREENLOOP_SHARD_INDEX from the pod's completion index, GREENLOOP_SHARD_COUNT, and
-    (when greenloop assigned the ids) GREENLOOP_SELECT naming the index's own file."""
+def shard_vars(run: SuiteJob) -> ShardVars | None:
+    """An Indexed Job's pod reads its index from its completion index annotation."""
     if not run.indexed:
-        return []
+        return None
     field = f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
-    env: list[dict[str, Any]] = [
-        {"name": SHARD_INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": field}}},
-        {"name": SHARD_COUNT_ENV, "value": str(len(run.shards))},
-    ]
+    return ShardVars(len(run.shards), index_from={"fieldRef": {"fieldPath": field}})
+
+
+def selection_vars(run: SuiteJob) -> Selected | None:
+    """Where the pod reads its selection: one file, or (when greenloop assigned each
+    shard its ids) the file of its own index, named with $(GREENLOOP_SHARD_INDEX)."""
     if run.shard_selected:
-        env.append({"name": "GREENLOOP_SELECT", "value": f"{SELECT_DIR}/{shard_select_key()}"})
-    return env
+        return per_index_selection(run.suite.runner, f"{SELECT_DIR}/{shard_select_key()}")
+    if run.selection is not None and not run.indexed:
+        return selected(run.suite.runner, SELECT_PATH, run.selection)
+    return None
 
 
 def shard_select_key(index: int | None = None) -> str:
@@ -390,26 +400,14 @@ def _token_volume() -> dict[str, Any]:
 def _suite_container(run: SuiteJob) -> dict[str, Any]:
     """The suite itself, with the runner contract's environment (docs/design.md §4)."""
     suite = run.suite
-    own = {e.name for e in suite.env}
-    # The runner's reporter settings (JEST_JUNIT_OUTPUT_FILE...), unless the suite sets them.
-    env: list[dict[str, Any]] = [
-        {"name": name, "value": value}
-        for name, value in runner_env(suite.runner, JUNIT_PATH).items()
-        if name not in own
-    ]
-    env += [_env_var(e) for e in suite.env]
-    env += [
-        {"name": "GREENLOOP_JUNIT_XML", "value": JUNIT_PATH},
-        {"name": "GREENLOOP_SUITE", "value": suite.name},
-        {"name": "GREENLOOP_ITERATION", "value": str(run.iteration)},
+    env = [
+        # Test ids are never Kubernetes' to expand: the selection words are literal.
+        _env_var(
+            replace(var, value=kube_literal(var.value)) if var.name == SELECT_ARGS_ENV else var
+        )
+        for var in suite_env(suite, run.iteration, JUNIT_PATH, selection_vars(run), shard_vars(run))
     ]
     mounts: list[dict[str, Any]] = [{"name": "results", "mountPath": RESULTS_DIR}]
-    if run.indexed:
-        env += shard_env(run)
-    elif run.selection is not None:
-        env.append({"name": "GREENLOOP_SELECT", "value": SELECT_PATH})
-        words = shell_words(select_args(suite.runner, run.selection))
-        env.append({"name": "GREENLOOP_SELECT_ARGS", "value": kube_literal(words)})
     if run.selection is not None or run.shard_selected:
         mounts.append({"name": "select", "mountPath": SELECT_DIR, "readOnly": True})
     mounts += [

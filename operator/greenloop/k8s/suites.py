@@ -21,7 +21,6 @@ import binascii
 import gzip
 import io
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from typing import Any
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.pod_start import AT_ONCE, never_starts, verdict_changes_at
+from greenloop.core.shard_pods import last_seen, noted_pods
 from greenloop.core.shard_results import ShardOutcome, Waiting, merge
 from greenloop.core.shards import ShardPlan
 from greenloop.k8s import failpoints
@@ -56,6 +56,8 @@ RUNNER_ERROR_ANNOTATION = "greenloop.dev/runner-error"
 #: kept on the Job because the Job controller deletes the pod, and its story, when the
 #: deadline passes.
 WAITING_ANNOTATION = "greenloop.dev/last-waiting"
+#: The pod last seen for each index of a sharded run (core/shard_pods.py).
+SHARD_PODS_ANNOTATION = "greenloop.dev/shard-pods"
 LOG_LINES = 15
 
 
@@ -373,29 +375,6 @@ def _pods_by_index(pods: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, 
     return out
 
 
-class LastPods:
-    """The pod last seen for each index of each Indexed Job (by the Job's uid), so the
-    report can name a pod that was deleted before its index was read (the store drops
-    it). This process's memory, bounded: a restarted operator that never saw the pod
-    says "pod deleted" without its name."""
-
-    def __init__(self, jobs: int = 1024) -> None:
-        self.jobs = jobs
-        self.seen: OrderedDict[str, dict[int, str]] = OrderedDict()
-
-    def remember(self, job_uid: str, pods: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
-        """Note the pods seen now; returns the name last seen for each index."""
-        names = self.seen.pop(job_uid, {})
-        names.update({i: str(p["metadata"]["name"]) for i, p in pods.items()})
-        self.seen[job_uid] = names
-        while len(self.seen) > self.jobs:
-            self.seen.popitem(last=False)
-        return names
-
-
-_LAST_PODS = LastPods()
-
-
 def _pod_times(pod: Mapping[str, Any] | None) -> tuple[float, float]:
     """When the pod's suite container started and ended (0 when unknown)."""
     if pod is None:
@@ -459,6 +438,21 @@ async def _shard_outcome(
     )  # fmt: skip
 
 
+async def _note_pods(
+    act: Gateway, run: SuiteJob, job: Mapping[str, Any], pods: Mapping[int, Mapping[str, Any]]
+) -> dict[int, str]:
+    """The pod last seen for each index (core/shard_pods.py), noted on the Job when a new
+    one appears, so that a restarted operator names a pod deleted meanwhile."""
+    annotations = job["metadata"].get("annotations") or {}
+    noted = noted_pods(annotations.get(SHARD_PODS_ANNOTATION))
+    seen = {i: str(p["metadata"]["name"]) for i, p in pods.items()}
+    names, text = last_seen(noted, seen)
+    if text is not None:
+        note = {"metadata": {"annotations": {SHARD_PODS_ANNOTATION: text}}}
+        await act.patch("Job", run.owner.namespace, run.job_name, note)
+    return names
+
+
 async def observe_shards(
     gw: Gateway,
     run: SuiteJob,
@@ -482,7 +476,7 @@ async def observe_shards(
     ended = _condition(job, "Failed") or _condition(job, "Complete")
     noted = (job["metadata"].get("annotations") or {}).get(RUNNER_ERROR_ANNOTATION)
     pods = _pods_by_index(await rd.select("Pod", ns, f"job-name={run.job_name}"))
-    last_seen = _LAST_PODS.remember(_uid(job), pods)
+    last_seen = await _note_pods(act, run, job, pods)
     if not noted and ended is None:
         noted = await _never_started(act, run, job, pods.values(), now, recheck, note_waiting=False)
     outcomes: list[ShardOutcome] = []

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenloop.core import listing, shards
+from greenloop.core import contract, listing
 from greenloop.core.model import Suite
 from greenloop.local import procs
 from greenloop.local.logs import HEAD_BYTES, CappedLog, tail
@@ -66,6 +66,18 @@ def _run(
     return _Output(text, None)
 
 
+def listing_env(suite: Suite) -> dict[str, str]:
+    """The suite's environment without the runner contract: the listing is no run of the
+    suite (nothing to select, no report to write) and no shard, and a TestMain runs in it
+    too, so none of greenloop's own variables reaches it, not even inherited from our
+    caller."""
+    env = child_env()
+    for name in contract.OWN_NAMES:
+        env.pop(name, None)
+    env.update((var.name, var.value) for var in contract.own_env(suite))
+    return env
+
+
 def split_go_suite(
     suite: Suite,
     base_dir: Path,
@@ -80,11 +92,7 @@ def split_go_suite(
         return listing.split_go(suite.name, suite.command, suite.shards, "not listed", None)
     run_dir.mkdir(parents=True, exist_ok=True)
     cwd = (base_dir / suite.working_dir).resolve()
-    env = child_env()
-    for var in suite.env:
-        env[var.name] = var.value
-    for name in (shards.SHARD_INDEX_ENV, shards.SHARD_COUNT_ENV):
-        env.pop(name, None)  # the listing is no shard: never inherited from our caller
+    env = listing_env(suite)
     timeout = min(LIST_TIMEOUT_SECONDS, float(suite.timeout_seconds))
     if stop_by is not None:
         timeout = max(0.0, min(timeout, stop_by - time.time()))

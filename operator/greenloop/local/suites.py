@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenloop.core import runners, shards
+from greenloop.core import contract, runners, shards
 from greenloop.core.engine import SuiteRun, SuiteSelection
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
@@ -61,23 +61,17 @@ def suite_env(
     iteration: int,
     shard: Shard | None = None,
 ) -> dict[str, str]:
+    """Ours, without greenloop's own variables (never inherited from whoever ran it),
+    and the runner contract's (core/contract.py)."""
     env = child_env()
-    env.update(runners.runner_env(suite.runner, str(files.junit)))
-    for var in suite.env:
-        env[var.name] = var.value
-    env["GREENLOOP_JUNIT_XML"] = str(files.junit)
-    env["GREENLOOP_SUITE"] = suite.name
-    env["GREENLOOP_ITERATION"] = str(iteration)
-    env.pop("GREENLOOP_SELECT", None)
-    env.pop("GREENLOOP_SELECT_ARGS", None)
-    for name in (shards.SHARD_INDEX_ENV, shards.SHARD_COUNT_ENV):
-        env.pop(name, None)  # greenloop's own, never inherited from whoever ran it
-    if shard is not None:
-        env.update(shards.shard_env(shard))
+    for name in contract.OWN_NAMES:
+        env.pop(name, None)
+    select = None
     if selection.test_ids is not None:
-        env["GREENLOOP_SELECT"] = str(files.select)
-        args = runners.select_args(suite.runner, selection.test_ids)
-        env["GREENLOOP_SELECT_ARGS"] = runners.shell_words(args)
+        select = contract.selected(suite.runner, str(files.select), selection.test_ids)
+    place = None if shard is None else contract.ShardVars(shard.count, shard.index)
+    for var in contract.suite_env(suite, iteration, str(files.junit), select, place):
+        env[var.name] = var.value
     return env
 
 
