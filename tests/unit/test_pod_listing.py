@@ -140,9 +140,11 @@ def job_command(runner: str, command: tuple[str, ...], shards: int = 3) -> list[
 @pytest.mark.parametrize(
     ("runner", "command", "words"),
     [
-        ("go", (*GO, NASTY), ["./...", "gotestsum", "--junitfile", JUNIT_PATH, "--", "-tags", "x", "./...", NASTY]),
+        ("go", (*GO, NASTY),
+         ["./...", "gotestsum", "--junitfile", JUNIT_PATH, "--", "-tags", "x", "./...", NASTY]),
         ("go", ("gotestsum", "--", "{greenloop:select}"), ["./...", "gotestsum", "--"]),
-        ("go", ("gt", "{greenloop:select|-tags=y ./a ./b}"), ["-tags=y", "./a", "./b", "gt", "-tags=y", "./a", "./b"]),
+        ("go", ("gt", "{greenloop:select|-tags=y ./a ./b}"),
+         ["-tags=y", "./a", "./b", "gt", "-tags=y", "./a", "./b"]),
         ("maven", (*MVN, NASTY), ["mvn", "-B", "test", NASTY]),
     ],
 )  # fmt: skip

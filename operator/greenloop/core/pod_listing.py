@@ -241,7 +241,7 @@ def _go_script(listed: int, at: Sequence[int], total: int) -> list[str]:
         "fi",
         'if [ -z "$gl_why" ]; then',
         '  LC_ALL=C sort -u "$gl_dir/greenloop-names.txt" > "$gl_dir/greenloop-sorted.txt"',
-        f'  gl_pat=$(awk -v i="$gl_i" -v n="$gl_n" \'{_GO_PICK}\' "$gl_dir/greenloop-sorted.txt")',  # noqa: E501
+        f'  gl_pat=$(awk -v i="$gl_i" -v n="$gl_n" \'{_GO_PICK}\' "$gl_dir/greenloop-sorted.txt")',
         "  case $? in",
         "    0) ;;",
         f'    {_NONE_LISTED}) gl_why="the test listing found no tests" ;;',
