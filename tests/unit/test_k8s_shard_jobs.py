@@ -259,3 +259,64 @@ def test_an_upload_the_store_has_not_seen_yet_is_confirmed_with_the_api_before_a
     assert got is not None and got.error is None, got
     assert sorted(t.id for t in got.tests) == ["t.py::test_0", "t.py::test_1"]
     assert sorted(api.reads) == sorted(("ConfigMap", name) for name in uploads)
+
+
+# ---------------------------------------------------------------------------
+# A Go suite split in the pod: an idle index's note, a blocked command's reason, in the
+# report's lines (core/pod_listing)
+
+IDLE_NOTE = "not split in the pod: the test listing found no tests; shard 1 ran the whole suite"
+
+
+def go_run(command: tuple[str, ...], shards: tuple[Shard, ...]) -> SuiteJob:
+    return SuiteJob(
+        owner=Owner(name="checkout", namespace="staging", uid="u-1"),
+        iteration=1,
+        suite=Suite(name="e2e", command=command, image="e2e:1", runner="go", shards=2),
+        reporter_image="greenloop:dev",
+        results_url="http://results:8081",
+        shards=shards,
+        max_pods=2,
+    )
+
+
+def upload_of(job_run: SuiteJob, index: int, xml: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": shard_results_name(job_run.results_name, index),
+            "ownerReferences": [{"uid": "job-uid"}],
+        },
+        "binaryData": {RESULTS_KEY: base64.b64encode(gzip.compress(xml.encode())).decode()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("command", "shards", "line"),
+    [
+        (("gotestsum", "--", "{greenloop:select|./...}"), 2, IDLE_NOTE),
+        (("gotestsum", "--", "./..."), 1, "not split: no {greenloop:select} in its command"),
+    ],
+)
+def test_why_a_go_run_was_not_split_reaches_the_report_s_lines(
+    command: tuple[str, ...], shards: int, line: str
+) -> None:
+    job_run = go_run(command, tuple(Shard(i, shards) for i in range(shards)))
+    ran = '<testsuite><testcase classname="m/a" name="TestA"/></testsuite>'
+    idle = (
+        '<testsuites><testsuite name="greenloop" tests="0"><properties>'
+        f'<property name="greenloop.note" value="{IDLE_NOTE}"/></properties></testsuite>'
+        "</testsuites>"
+    )
+    uploads = {
+        shard_results_name(job_run.results_name, i): upload_of(job_run, i, ran if i == 0 else idle)
+        for i in range(shards)
+    }
+    got = asyncio.run(
+        observe_shards(
+            CountingApi(uploads), job_run, indexed_job(job_run, "Complete"),  # type: ignore[arg-type]
+            reader=StoreView([], uploads),
+        )
+    )  # fmt: skip
+    assert got is not None and got.error is None and got.shard_error is None
+    assert [t.id for t in got.tests] == ["m/a::TestA"]  # the verdict: shard 1's run
+    assert any(line in s for s in got.shard_lines), got.shard_lines

@@ -118,8 +118,8 @@ def test_every_shard_is_told_its_0_based_index_and_the_count() -> None:
         ("pytest", 4, None, 4),  # first run: the runner splits by (index, count)
         ("jest", 8, None, 8),
         ("generic", 3, None, 3),  # may read the variables; the merge checks it did
-        ("go", 4, None, 1),  # split from a listing by local mode (core/listing) only
-        ("maven", 4, None, 1),
+        ("go", 4, None, 4),  # split from a listing (core/listing, core/pod_listing)
+        ("maven", 4, 2, 2),
         ("pytest", 8, 3, 3),  # never more shards than the tests the suite has
         ("pytest", 8, 0, 1),
         ("pytest", 1, 466, 1),
@@ -131,7 +131,7 @@ def test_a_whole_suite_run_is_split_by_the_runner(
     p = plan("e2e", None, count, runner=runner, known_tests=known)
     assert p.selected is None
     assert p.shards == tuple(Shard(i, width) for i in range(width))
-    assert runner_splits(runner) is (runner not in ("go", "maven"))
+    assert runner_splits(runner)
 
 
 # ---------------------------------------------------------------------------

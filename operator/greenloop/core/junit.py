@@ -48,11 +48,14 @@ from xml.parsers import expat
 
 from greenloop.core.model import PRIORITIES, Outcome, TestResult
 
-__all__ = ["JUnitError", "JUnitReport", "iter_junit", "parse_junit"]
+__all__ = ["NOTE_PROPERTY", "JUnitError", "JUnitReport", "iter_junit", "parse_junit"]
 
 _CHUNK = 1 << 16
 _MAX_DEPTH = 256
 _MAX_WARNINGS = 50
+#: The suite-level JUnit property whose value is a note about the run (JUnitReport.notes).
+NOTE_PROPERTY = "greenloop.note"
+_MAX_NOTES = 3
 # Characters XML 1.0 forbids. Test output is full of them (ANSI colour codes, NULs from
 # crashed processes) and some writers do not escape them; replacing them keeps the
 # results instead of failing the whole file.
@@ -119,6 +122,9 @@ class JUnitReport:
     tests: tuple[TestResult, ...]
     warnings: tuple[str, ...] = ()
     not_kept: int = 0  # testcases read but not kept (parse_junit's ``keep``)
+    # A suite-level ``greenloop.note`` property's values: what the report says about its
+    # run (an index of a split from a listing that ran nothing says why: core/pod_listing).
+    notes: tuple[str, ...] = ()
 
 
 def parse_junit(
@@ -140,11 +146,13 @@ def parse_junit(
     parser = _Parser(_source_name(source, name), max_text, keep_passed=keep_passed)
     if not keep_passed and keep is None:
         tests = tuple(parser.run(source))
-        return JUnitReport(tests, parser.final_warnings(), parser.count - len(tests))
-    if keep is None:
-        return JUnitReport(tuple(parser.run(source)), parser.final_warnings())
-    kept = [test for test in parser.run(source) if keep(test)]
-    return JUnitReport(tuple(kept), parser.final_warnings(), parser.count - len(kept))
+        not_kept = parser.count - len(tests)
+    elif keep is None:
+        tests, not_kept = tuple(parser.run(source)), 0
+    else:
+        tests = tuple(test for test in parser.run(source) if keep(test))
+        not_kept = parser.count - len(tests)
+    return JUnitReport(tests, parser.final_warnings(), not_kept, tuple(parser.notes))
 
 
 def iter_junit(
@@ -239,6 +247,7 @@ class _Parser:
         self.seen: set[str] = set()
         self.duplicates: dict[str, int] = {}
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # suite-level greenloop.note values (JUnitReport.notes)
         self.dropped_warnings = 0
 
         p = expat.ParserCreate()
@@ -507,6 +516,11 @@ class _Parser:
                 raise self._fail(f"elements nested deeper than {_MAX_DEPTH} levels")
             elif tag == "testsuite":
                 suites.append(_Suite(depth))
+            elif tag == "property" and attrs.get("name") == NOTE_PROPERTY:
+                # A suite's own note (an idle shard's reason); a testcase's properties
+                # are read by start_in_case. At most a few, each cut like any text.
+                if suites and len(self.notes) < _MAX_NOTES:
+                    self.notes.append(attrs.get("value", "")[:limit])
             elif tag in _OUTPUT_TAGS and suites and suites[-1].depth == depth - 1:
                 suite = suites[-1]
                 if suite.output is None:

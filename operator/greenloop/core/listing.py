@@ -18,9 +18,11 @@ A command without ``{greenloop:select}`` (nowhere for a shard's ``-run``), a lis
 that failed, that found no test, or a Go older than 1.20 (no ``-skip``) gives no split:
 the suite runs whole in one shard, as before, and the shell says why.
 
-Maven is not split from a listing: shards of one project in local mode share its
+Maven is not split from a listing in local mode: shards of one project share its
 ``target/`` (the compiled classes, and Surefire's reports, whose folder no property
-moves), so each shard would read the others' reports as its own.
+moves), so each shard would read the others' reports as its own. In operator mode each
+pod has its own, and Go and Maven are split from a listing made in the pod
+(``core/pod_listing``).
 
 Pure: no I/O.
 """

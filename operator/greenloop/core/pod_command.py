@@ -44,9 +44,11 @@ __all__ = [
     "SHELL",
     "job_command",
     "kube_literal",
+    "rotate",
     "shard_args_key",
     "shard_select_args",
     "shard_wrapper_command",
+    "wrapped",
 ]
 
 #: The shell the wrapper needs in the suite's image (docs/runners.md: a distroless
@@ -103,12 +105,14 @@ def _segments(command: Sequence[str], junit_path: str) -> list[list[str]]:
     return segments
 
 
-def _rotate(words: int) -> str:
+def rotate(words: int) -> str:
     """Shell that moves the first ``words`` positional parameters to the end."""
     return f'i=0; while [ "$i" -lt {words} ]; do set -- "$@" "$1"; shift; i=$((i + 1)); done'
 
 
-def _wrapped(script: Sequence[str], words: Sequence[str]) -> tuple[str, ...]:
+def wrapped(script: Sequence[str], words: Sequence[str]) -> tuple[str, ...]:
+    """``/bin/sh -c <script> greenloop-shard <words>``: the script safe from Kubernetes'
+    expansion, the words (the suite's own) as its positional parameters, untouched."""
     body = "\n".join(script)
     return (SHELL, "-c", kube_literal(body), _WRAPPER_NAME, *words)
 
@@ -130,7 +134,7 @@ def shard_wrapper_command(
         if len(shards) < 2 or not splits_by_flag(runner):
             return whole
         flag = f'"--shard=$(({SHARD_INDEX_ENV} + 1))/${SHARD_COUNT_ENV}"'
-        return _wrapped((f'exec "$@" {flag}',), whole)
+        return wrapped((f'exec "$@" {flag}',), whole)
     if not selects_by_args(runner):
         return expand_command(command, (), junit_path)
     # The index's arguments, read with the shell's own builtins (an image with /bin/sh
@@ -152,8 +156,8 @@ def shard_wrapper_command(
     segments = _segments(command, junit_path)
     for position, segment in enumerate(segments):
         if segment:
-            script.append(_rotate(len(segment)))
+            script.append(rotate(len(segment)))
         if position < len(segments) - 1:
             script.append('eval "set -- \\"\\$@\\" $GREENLOOP_SELECT_ARGS"')
     script.append('exec "$@"')
-    return _wrapped(script, [w for segment in segments for w in segment])
+    return wrapped(script, [w for segment in segments for w in segment])

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 
 from greenloop.core.engine import State, SuiteRun, SuiteSelection, durations
 from greenloop.core.model import Suite, TestResult
+from greenloop.core.pod_listing import command_blocker
 from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, ShardPlan, plan
 from greenloop.core.words import plural
 
@@ -53,6 +54,8 @@ __all__ = [
 # How many shards or test ids one message names before "and N more": a message is one
 # line of a note (the engine keeps 400 characters).
 MAX_NAMED = 3
+# A shard's own note (from its report: tenant text) is cut to this in its line.
+MAX_NOTE_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,9 @@ class ShardOutcome:
     of the suite's N processes. ``error`` is set when it produced no usable results (then
     ``tests`` is ignored); ``permanent`` when a rerun cannot change the cause. ``pod``:
     the pod's name, or a process's label in local mode, for the report; ``pod_gone``
-    when that pod (the one last seen for the index, if any was) no longer exists."""
+    when that pod (the one last seen for the index, if any was) no longer exists;
+    ``note``: what its report says about itself (an index that ran nothing of a split
+    from a listing made in the pod says why: ``core/pod_listing``)."""
 
     index: int
     tests: tuple[TestResult, ...] = ()
@@ -73,6 +78,7 @@ class ShardOutcome:
     exit_code: int | None = None
     started: float = 0.0
     finished: float = 0.0
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ class ShardLine:
     seconds: float
     error: str | None = None
     pod_gone: bool = False
+    note: str = ""
 
     def describe(self) -> str:
         where = f"shard {self.index + 1}/{self.count}"
@@ -113,6 +120,8 @@ class ShardLine:
         line = f"{where}: {plural(self.reported, 'test')}{given} in {self.seconds:.1f} s"
         if self.stray:
             line += f", {self.stray} not its own (ignored)"
+        if self.note:
+            line += f" ({self.note[:MAX_NOTE_CHARS]})"
         return line
 
 
@@ -138,10 +147,15 @@ def suite_plan(suite: Suite, state: State, selection: SuiteSelection) -> ShardPl
     as shorten the run. Both shells call this with the state the action came from, so a
     restarted operator plans the same shards."""
     own = [t for t in state.tests.values() if t.suite == suite.name]
+    count = suite.shards
+    if selection.test_ids is None and command_blocker(suite.runner, suite.command):
+        # A Go or Maven command that leaves a listing nowhere to put each shard's part
+        # (core/pod_listing): the whole suite in one shard; the report says why.
+        count = 1
     return plan(
         suite.name,
         selection.test_ids,
-        suite.shards,
+        count,
         runner=suite.runner,
         durations=durations(state, suite.name),
         depends_on={t.id: t.depends_on for t in own if t.depends_on},
@@ -280,6 +294,7 @@ def _kept_results(
                 seconds=max(0.0, outcome.finished - outcome.started),
                 error=outcome.error,
                 pod_gone=outcome.pod_gone,
+                note=outcome.note if outcome.error is None else "",
             )
         )
     return tests, tuple(lines)

@@ -6,10 +6,10 @@ Two ways to split, chosen by what greenloop knows:
   round): greenloop does not know the ids (and a whole-suite run must also run tests added
   since), so each shard is told only ``(index, count)`` and the runner splits by its own
   means: the pytest plugin keeps the tests whose :func:`shard_of` is its index; Jest,
-  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); a go suite is split
-  in local mode from a listing of its tests (``core/listing``: each shard gets its own
-  ``args``); go elsewhere, and maven, run in one shard (local mode runs a maven suite
-  in one process even for a rerun: :func:`one_process_locally`);
+  Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); go and maven are split
+  from a listing of their tests: go in local mode by ``core/listing`` (each shard gets
+  its own ``args``), both in operator mode in each pod (``core/pod_listing``); local
+  mode runs a maven suite in one process even for a rerun (:func:`one_process_locally`);
 - **greenloop assigns the ids** (a rerun of a selection): each shard gets its own
   selection file, balanced by the durations the previous results reported: longest first
   onto the least-loaded shard (LPT, :func:`assign`), in as many shards as shorten the run
@@ -72,6 +72,10 @@ _SHARD_FLAG_RUNNERS = frozenset({"jest", "vitest", "playwright"})
 # command that may read them (if it does not, every shard reports every test, which the
 # merge detects: docs/design.md §4.1).
 _SHARD_ENV_RUNNERS = frozenset({"pytest", "generic"})
+
+# Runners whose whole-suite run is split from a listing of its tests: in local mode by
+# core/listing (Go), in operator mode in each pod (core/pod_listing, Go and Maven).
+_LISTING_RUNNERS = frozenset({"go", "maven"})
 
 # Runners whose local shards would read each other's output (one_process_locally).
 _ONE_PROCESS_LOCALLY = frozenset({"maven"})
@@ -137,8 +141,12 @@ def one_process_locally(runner: str) -> bool:
 
 
 def runner_splits(runner: str) -> bool:
-    """Whether a whole-suite run of this runner can be split across shards."""
-    return runner in _SHARD_FLAG_RUNNERS or runner in _SHARD_ENV_RUNNERS
+    """Whether a whole-suite run of this runner can be split across shards (Go and
+    Maven from a listing of their tests, when their command lets them:
+    ``shard_results.suite_plan``)."""
+    return (
+        runner in _SHARD_FLAG_RUNNERS or runner in _SHARD_ENV_RUNNERS or runner in _LISTING_RUNNERS
+    )
 
 
 def splits_by_flag(runner: str) -> bool:

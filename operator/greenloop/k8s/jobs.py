@@ -31,6 +31,7 @@ from greenloop.core.pod_command import (
     shard_select_args,
     shard_wrapper_command,
 )
+from greenloop.core.pod_listing import listing_wrapper_command, lists_in_pod
 from greenloop.core.shards import SHARD_INDEX_ENV, Shard
 from greenloop.core.upload_proof import AUDIENCE
 
@@ -141,6 +142,12 @@ class SuiteJob:
     def shard_selected(self) -> bool:
         """Each shard has its own selection (greenloop assigned the ids)."""
         return any(s.test_ids is not None for s in self.shards)
+
+    @property
+    def split_in_pod(self) -> bool:
+        """A whole-suite run of a Go or Maven suite in several indexes: each pod lists
+        the tests and runs its share (core/pod_listing, docs/design.md §4.1)."""
+        return len(self.shards) > 1 and not self.shard_selected and lists_in_pod(self.suite.runner)
 
     @property
     def names(self) -> RunNames:
@@ -430,6 +437,8 @@ def _command(run: SuiteJob) -> tuple[str, ...]:
     Job's through the shell wrapper when each index needs arguments of its own
     (core/pod_command.py, docs/runners.md "In operator mode")."""
     suite = run.suite
+    if run.split_in_pod:
+        return listing_wrapper_command(suite.command, suite.runner, JUNIT_PATH)
     if run.indexed:
         return shard_wrapper_command(
             suite.command, suite.runner, run.shards, JUNIT_PATH, SELECT_DIR

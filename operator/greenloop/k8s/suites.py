@@ -22,12 +22,13 @@ import gzip
 import io
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from greenloop.core.engine import SuiteRun
 from greenloop.core.junit import JUnitError, parse_junit
+from greenloop.core.pod_listing import not_split_note
 from greenloop.core.pod_start import AT_ONCE, never_starts, verdict_changes_at
 from greenloop.core.shard_pods import last_seen, noted_pods
 from greenloop.core.shard_results import ShardOutcome, Waiting, merge
@@ -200,21 +201,27 @@ async def runner_error(
 
 
 def _read_results(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], str | None]:
+    tests, problem, _ = _read_report(data, name)
+    return tests, problem
+
+
+def _read_report(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], str | None, str]:
+    """The uploaded tests, why they cannot be read, and the report's own note."""
     raw = (data.get("binaryData") or {}).get(RESULTS_KEY)
     if not isinstance(raw, str):
-        return (), f"results ConfigMap {name} has no {RESULTS_KEY}"
+        return (), f"results ConfigMap {name} has no {RESULTS_KEY}", ""
     try:
         packed = base64.b64decode(raw, validate=True)
         with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:
             capped = io.BytesIO(stream.read(MAX_XML + 1))
         if len(capped.getbuffer()) > MAX_XML:
-            return (), f"uploaded JUnit XML is over {MAX_XML} bytes"
+            return (), f"uploaded JUnit XML is over {MAX_XML} bytes", ""
         report = parse_junit(capped, name=name)
     except (binascii.Error, OSError, EOFError) as err:
-        return (), f"uploaded results are not readable gzip: {err}"
+        return (), f"uploaded results are not readable gzip: {err}", ""
     except JUnitError as err:
-        return (), f"unreadable JUnit XML: {err}"
-    return report.tests, None
+        return (), f"unreadable JUnit XML: {err}", ""
+    return report.tests, None, "; ".join(report.notes)
 
 
 def _owned(obj: Mapping[str, Any] | None, job: Mapping[str, Any]) -> bool:
@@ -418,8 +425,10 @@ async def _shard_outcome(
     if _owned(stored, job):
         assert stored is not None  # owned: found
         xml = f"{run.suite.name}-{index}.xml"
-        tests, problem = await offload(_read_results, stored, xml)
-        return ShardOutcome(index, tests, problem, pod=name, started=started, finished=finished)
+        tests, problem, note = await offload(_read_report, stored, xml)
+        return ShardOutcome(
+            index, tests, problem, pod=name, started=started, finished=finished, note=note
+        )
     if why_ended is None:
         return None
     parts = [why_ended]
@@ -502,4 +511,9 @@ async def observe_shards(
     merged = merge(ShardPlan(run.suite.name, run.selection, run.shards), outcomes)
     if isinstance(merged, Waiting):
         return None
+    suite = run.suite
+    blocked = not_split_note(suite.runner, suite.command, suite.shards)
+    if blocked is not None and run.selection is None:
+        # A Go or Maven command that keeps its whole-suite run in one shard: said.
+        return replace(merged.run, shard_lines=(*merged.run.shard_lines, blocked))
     return merged.run
