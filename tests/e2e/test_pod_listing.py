@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from greenloop.core.junit import parse_junit
 from greenloop.core.pod_command import SHELL
 from greenloop.core.pod_listing import listing_wrapper_command
-from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV
+from greenloop.core.shard_results import MergedSuite, ShardOutcome, merge
+from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard, ShardPlan
 from tests.e2e.test_pod_command import kube_expand
 from tests.e2e.test_runners import GOTESTSUM, installed
 from tests.e2e.test_shards_go import PACKAGES, SUBTESTS, go_module
@@ -68,6 +69,10 @@ STUB_GO = """\
 #!/bin/sh
 if [ "$1" = version ]; then echo "$STUB_VERSION"; exit 0; fi
 [ "$1 $2 $3" = "test -list .*" ] || { echo "stub go: unexpected $*" >&2; exit 9; }
+if [ "${GREENLOOP_SHARD_INDEX}" = "${STUB_FAIL_INDEX:-none}" ]; then
+  echo "go: example.com/dep@v1.2.0: dial tcp: lookup proxy.golang.org: no such host" >&2
+  exit 1
+fi
 cat "$STUB_LISTING"
 exit "${STUB_LIST_EXIT:-0}"
 """
@@ -85,9 +90,17 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def stub_pods(
-    stubs: Path, work: Path, listing: str, count: int, *, version: str = "go1.22.1", code: int = 0
+    stubs: Path,
+    work: Path,
+    listing: str,
+    count: int,
+    *,
+    version: str = "go1.22.1",
+    code: int = 0,
+    fail_index: int | None = None,
 ) -> list[tuple[int, list[str] | None, str]]:
-    """Each index's (exit code, the runner's argv or None when it ran nothing, stderr)."""
+    """Each index's (exit code, the runner's argv or None when it ran nothing, stderr or
+    an idle index's note). ``fail_index``: the index whose listing alone fails."""
     (work / "listing.txt").write_text(listing)
     junit = work / "junit.xml"
     command = (sys.executable, str(stubs / "runner.py"), "-v", "{greenloop:select|./...}", "x")
@@ -97,6 +110,7 @@ def stub_pods(
         "STUB_VERSION": f"go version {version} linux/amd64",
         "STUB_LISTING": str(work / "listing.txt"),
         "STUB_LIST_EXIT": str(code),
+        "STUB_FAIL_INDEX": "none" if fail_index is None else str(fail_index),
     }
     out: list[tuple[int, list[str] | None, str]] = []
     for index in range(count):
@@ -165,9 +179,6 @@ def test_every_listed_name_runs_in_exactly_one_index(
         ("", "go1.22.1", 0, "the test listing found no tests"),
         ("TestA\nok  \tm/a\t0.1s\n", "go1.19.3", 0, "has no -skip (Go 1.20+ needed)"),
         ("TestA\nok  \tm/a\t0.1s\n", "devel", 0, "go version did not say which Go"),
-        ("FAIL\tm/b [build failed]\n", "go1.22.1", 1, "the test listing failed (exit 1;"),
-        ("TestA\nFAIL\tm/b [setup failed]\nok  \tm/a\t0.1s\n", "go1.22.1", 0, "reported a failure"),
-        ("TestA\nTestB\n", "go1.22.1", 0, "reported a failure"),  # no package line
         ("".join(f"Test{i:08d}\n" for i in range(12_000)) + "ok  \tm/a\t1s\n", "go1.22.1", 0,
          "longer than one argument may be (100000 characters)"),
     ],
@@ -185,13 +196,68 @@ def test_a_listing_the_image_cannot_give_runs_the_whole_suite_in_index_0(
         assert note.endswith("; shard 1 ran the whole suite")
 
 
-def test_a_listing_stopped_by_a_signal_fails_its_index_without_results(
+# The listing-failure rule: a listing can fail in one pod and not another (a module
+# download, the compiler killed for memory), so a failed listing is never taken for a
+# fact every pod shares: index 0 runs the whole suite, every other index fails without
+# results (a RunnerError for that shard: its tests are not run, never passed).
+FAILED_PREFIX = "greenloop: the test listing failed in this pod: "
+LISTED = "TestA\nTestB\nTestC\nok  \tm/a\t0.1s\n"
+
+
+def test_a_listing_that_fails_only_in_index_2_leaves_index_2_without_results(
     stubs: Path, tmp_path: Path
 ) -> None:
-    for code, argv, stderr in stub_pods(stubs, tmp_path, "TestA\n", 2, code=137):
-        assert code == 125 and argv is None
-        assert "stopped by a signal (exit 137)" in stderr
+    pods = stub_pods(stubs, tmp_path, LISTED, 3, fail_index=2)
+    assert not (tmp_path / "junit.xml").exists()  # index 2, the last: no report at all
+    (code0, argv0, _), (code1, argv1, _), (code2, argv2, stderr2) = pods
+    assert code0 == 0 and argv0 == ["-v", "-count=1", "-skip", "^(?:TestB|TestC)$", "./...", "x"]
+    assert code1 == 0 and argv1 == ["-v", "-count=1", "-run", "^(?:TestB)$", "./...", "x"]
+    assert code2 != 0 and argv2 is None
+    last = stderr2.strip().splitlines()[-1]
+    assert last.startswith(FAILED_PREFIX) and "lookup proxy.golang.org: no such host" in last
+
+
+@pytest.mark.parametrize(
+    ("listing", "code", "tail"),
+    [
+        ("FAIL\tm/b [build failed]\nFAIL\n", 1, "FAIL\tm/b [build failed] | FAIL"),
+        ("TestA\nTestB\n", 0, "TestA | TestB"),  # names without their package's line
+        ("TestA\n", 137, "TestA (exit 137)"),  # stopped by a signal (killed for memory)
+        ("TestA\nok  \tm/a\t0.1s\n", 137, "(exit 137)"),  # names, but killed
+    ],
+)
+def test_a_listing_that_failed_runs_the_whole_suite_in_index_0_and_fails_the_others(
+    stubs: Path, tmp_path: Path, listing: str, code: int, tail: str
+) -> None:
+    pods = stub_pods(stubs, tmp_path, listing, 3, code=code)
     assert not (tmp_path / "junit.xml").exists()
+    first_code, first, stderr = pods[0]
+    assert first_code == 0 and first == ["-v", "./...", "x"]  # exactly the unsharded command
+    assert "shard 1 runs the whole suite" in stderr
+    for code_i, argv, stderr_i in pods[1:]:
+        assert code_i != 0 and argv is None
+        last = stderr_i.strip().splitlines()[-1]
+        assert last.startswith(FAILED_PREFIX) and tail in last, last
+
+
+def test_a_listing_that_failed_but_listed_names_is_split_on_those_names(
+    stubs: Path, tmp_path: Path
+) -> None:
+    # go test -list over a module one of whose packages does not build: that package's
+    # FAIL line, the others' names (real output: test_the_real_go_suite_with_a_package_...).
+    listing = "FAIL\tm/b [build failed]\n" + LISTED + "FAIL\n"
+    pods = stub_pods(stubs, tmp_path, listing, 2, code=1)
+    assert pods[0][:2] == (0, ["-v", "-count=1", "-skip", "^(?:TestB)$", "./...", "x"])
+    assert pods[1][:2] == (0, ["-v", "-count=1", "-run", "^(?:TestB)$", "./...", "x"])
+    assert "split on the names it listed" in pods[0][2]
+
+
+def test_names_a_failing_package_printed_before_its_fail_line_are_not_split_on(
+    stubs: Path, tmp_path: Path
+) -> None:
+    listing = "TestX\nFAIL\tm/b\t0.1s\n" + LISTED + "FAIL\n"
+    pods = stub_pods(stubs, tmp_path, listing, 2, code=1)
+    assert pods[1][1] == ["-v", "-count=1", "-run", "^(?:TestB)$", "./...", "x"]
 
 
 # ---------------------------------------------------------------------------
@@ -203,8 +269,9 @@ def junit_ids(junit: Path) -> list[str]:
 
 
 def go_pods(module: Path, folder: Path, count: int, *, broken: bool = False) -> list[Path]:
-    """Each index in its own copy of the module; its JUnit report. ``broken``: the
-    module does not build, so the index that runs go test fails."""
+    """Each index in its own copy of the module; its JUnit report. ``broken``: a
+    package does not build, so every index fails (go test builds every package it is
+    given, whatever -run or -skip select)."""
     command = (
         str(GOTESTSUM), "--junitfile", "{greenloop:junit}", "--",
         "-tags", "extra", "{greenloop:select|./...}",
@@ -222,7 +289,7 @@ def go_pods(module: Path, folder: Path, count: int, *, broken: bool = False) -> 
         junit = pod / "junit.xml"
         wrapper = listing_wrapper_command(command, "go", str(junit))
         proc = run_index(wrapper, index, count, pod / "module", env)
-        assert (proc.returncode != 0) == (broken and index == 0), proc.stderr[-3000:]
+        assert (proc.returncode != 0) == broken, proc.stderr[-3000:]
         reports.append(junit)
     return reports
 
@@ -247,19 +314,39 @@ def test_the_real_go_suite_runs_every_test_once_across_the_indexes(
     assert ids.keys() >= {f"example.com/sharded/gamma::TestG4/{s}" for s in SUBTESTS}
 
 
-def test_a_real_go_listing_that_fails_runs_the_whole_suite_in_index_0(
-    installed: None, tmp_path: Path
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "package beta\n\nfunc broken( {\n",  # a syntax error: FAIL ... [setup failed]
+        'package beta\n\nvar broken int = "s"\n',  # a type error: FAIL ... [build failed]
+    ],
+)
+def test_the_real_go_suite_with_a_package_that_does_not_build_is_still_split(
+    installed: None, tmp_path: Path, broken: str
 ) -> None:
     module = tmp_path / "src"
     module.mkdir()
     go_module(module)
-    (module / "beta" / "broken_test.go").write_text("package beta\n\nfunc broken( {\n")
-    reports = go_pods(module, tmp_path, 2, broken=True)
-    ran = (tmp_path / "ran.txt").read_text().split()
-    assert "alpha.TestA1" in ran and "gamma.TestTagged" in ran
-    assert {line.split()[1] for line in (tmp_path / "ran.txt").read_text().splitlines()} == {"0"}
-    assert junit_ids(reports[0])  # index 0's whole run (with beta's build failure)
-    assert "not split in the pod: the test listing failed" in note_of(reports[1])
+    (module / "beta" / "broken_test.go").write_text(broken)
+    reports = go_pods(module, tmp_path, 3, broken=True)
+    ran = (tmp_path / "ran.txt").read_text().splitlines()
+    # Split on the names alpha and gamma listed: each of their tests ran once.
+    expected = {f"{p}.{n}" for p in ("alpha", "gamma") for n in PACKAGES[p]} | {"gamma.TestTagged"}
+    assert Counter(line.split()[0] for line in ran) == Counter(expected)
+    assert len({line.split()[1] for line in ran}) == 3
+    # beta's failure: every index reports it (each builds beta), the merge keeps it once.
+    plan = ShardPlan("go", None, tuple(Shard(i, 3) for i in range(3)))
+    outcomes = [
+        ShardOutcome(i, parse_junit(r.read_bytes(), name=r.name).tests)
+        for i, r in enumerate(reports)
+    ]
+    merged = merge(plan, outcomes)
+    assert isinstance(merged, MergedSuite) and merged.run.error is None
+    ids = Counter(t.id for t in merged.run.tests)
+    assert all(c == 1 for c in ids.values()), ids
+    failed = [t for t in merged.run.tests if t.is_failure]
+    assert len(failed) == 1 and "beta" in f"{failed[0].message} {failed[0].details}", failed
+    assert ids.keys() >= {f"example.com/sharded/alpha::{n}" for n in PACKAGES["alpha"]}
 
 
 # ---------------------------------------------------------------------------

@@ -228,3 +228,30 @@ def test_the_merged_shard_lines_show_an_idle_index_s_note_and_the_verdict_is_sha
     assert [t.id for t in merged.run.tests] == ["p::TestA"]
     assert merged.run.shard_lines[1].endswith(f"0 tests in 0.0 s ({note})")
     assert "(" not in merged.run.shard_lines[0]
+
+
+# ---------------------------------------------------------------------------
+# The listing-failure rule: an index whose listing failed in its pod ends without a
+# report, and its shard can never pass (the e2e test runs the wrapper)
+
+
+def test_a_shard_whose_listing_failed_is_a_runner_error_and_the_first_run_never_passes() -> None:
+    from greenloop.core import engine
+    from greenloop.core.engine import RunSuites, SuiteFinished
+    from greenloop.core.model import Outcome, TestResult
+    from tests.unit.scenario import make_spec
+
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)  # the first run: no test known yet
+    assert isinstance(d.action, RunSuites)
+    plan = ShardPlan("e2e", None, tuple(Shard(i, 3) for i in range(3)))
+    ran = (TestResult(id="p::TestA", name="TestA", classname="p", outcome=Outcome.PASSED),)
+    why = (
+        "container suite ended: Error, exit code 125; last log lines: greenloop: the test"
+        " listing failed in this pod: go: example.com/dep@v1.2.0: no such host (exit 1)"
+    )
+    outcomes = [ShardOutcome(0, ran), ShardOutcome(1, ()), ShardOutcome(2, error=why, pod="e2e-2")]
+    merged: Any = merge(plan, outcomes)
+    assert merged.run.shard_error == f"shard 3/3 (e2e-2): no results: {why}"
+    d = engine.on_suite(spec, d.state, SuiteFinished(d.action.id, merged.run), 1.0)
+    assert d.state.phase is not engine.Phase.PASSED

@@ -41,6 +41,7 @@ from greenloop.core.runners import (
 from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, Shard, splits_by_flag
 
 __all__ = [
+    "RUN",
     "SHELL",
     "job_command",
     "kube_literal",
@@ -48,6 +49,7 @@ __all__ = [
     "shard_args_key",
     "shard_select_args",
     "shard_wrapper_command",
+    "unwrapped",
     "wrapped",
 ]
 
@@ -56,6 +58,8 @@ __all__ = [
 SHELL = "/bin/sh"
 #: The wrapper's $0, shown by `ps` and in the shell's own error messages.
 _WRAPPER_NAME = "greenloop-shard"
+#: A wrapper's runner step: core/pod_reports puts its own where this stands.
+RUN = 'exec "$@"'
 
 
 def kube_literal(text: str) -> str:
@@ -115,6 +119,15 @@ def wrapped(script: Sequence[str], words: Sequence[str]) -> tuple[str, ...]:
     expansion, the words (the suite's own) as its positional parameters, untouched."""
     body = "\n".join(script)
     return (SHELL, "-c", kube_literal(body), _WRAPPER_NAME, *words)
+
+
+def unwrapped(command: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A command :func:`wrapped` made, as (its script's lines, its words); None for a
+    plain command."""
+    if len(command) < 4 or tuple(command[:2]) != (SHELL, "-c") or command[3] != _WRAPPER_NAME:
+        return None
+    # kube_literal doubled every $ of the script: halving them gives it back exactly.
+    return tuple(command[2].replace("$$", "$").split("\n")), tuple(command[4:])
 
 
 def shard_wrapper_command(

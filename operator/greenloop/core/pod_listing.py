@@ -29,10 +29,28 @@ argument may be, a ``pom.xml`` (or ``.mvn/maven.config``, ``MAVEN_OPTS``) that s
 Surefire's ``test``, ``includes`` or their files. Then the **in-pod fallback**: index 0
 runs the whole suite, exactly the unsharded command, and every other index runs nothing
 and writes an empty JUnit report whose ``greenloop.note`` property says why
-(:data:`NOTE_PROPERTY`; the report's shard line shows it). Every index decides from the
-same image the same way, so the shards agree. A listing stopped by a signal (killed for
-memory, say) is not a fact about the image: that index fails without results (a
-RunnerError for that shard, never a pass).
+(:data:`NOTE_PROPERTY`; the report's shard line shows it). Only reasons every pod shares
+because they come from the image fall back so: a listing that succeeded and found no
+test, the Go version, the pattern's length, the POM, ``maven.config``, ``MAVEN_OPTS``.
+
+**The listing-failure rule** (Go). A listing that fails may fail in one pod and not in
+another (a module download, the compiler killed for memory): the pods that listed then
+split and leave a share to the pod that did not, and an idle index would let those tests
+run nowhere, all green. So:
+
+- a listing that exits non-zero (or prints a ``FAIL`` line) but still lists names (a
+  package whose tests do not build: ``FAIL <pkg> [build failed]``, the others listed) is
+  split on those names; index 0's ``-skip`` runs everything else, the broken package
+  among it (``go test`` builds every package it is given, so every index reports its
+  build failure; the merge keeps a failure every shard reports once);
+- a listing that failed and listed nothing, or was stopped by a signal: index 0 runs the
+  whole suite; every other index exits 125 without a report (its shard a RunnerError,
+  its tests not run, never a pass), its last log line ``greenloop: the test listing
+  failed in this pod: <the listing's last lines>``.
+
+Not covered yet: listings that list *different* names in different pods (a package that
+fails to list in one pod only) split on different sorted positions; the shares then need
+not add up. Assigning each name by a hash of itself, not its position, would bound that.
 
 As for ``core/pod_command``: the script holds no tenant data; the listing's packages and
 the suite's words are its positional parameters, and the script's own ``$`` are doubled
@@ -73,6 +91,8 @@ _MAVEN_SETS = ("test=", "surefire.includesFile", "surefire.excludesFile")
 _NONE_LISTED = 5
 _TOO_LONG = 6
 _NONE_MINE = 7
+# An index whose listing failed in its pod: no report (a RunnerError for its shard).
+_LISTING_FAILED = 125
 
 
 def lists_in_pod(runner: str) -> bool:
@@ -191,9 +211,10 @@ _GO_VERSION = (
     f' v[2] + 0 >= {GO_MIN_SKIP[1]})) ? "yes" : "no"; exit }} }}'
 )
 # go test -list's output (core/listing.parse_go_listing): the names before each package's
-# "ok"/"?" line; a FAIL line, or names with no package line after them, is a failure.
+# "ok"/"?" line; a FAIL line, or names with no package line after them, is a failure. The
+# names a failing package printed before its FAIL line are dropped with it.
 _GO_NAMES = (
-    '$1 == "FAIL" || substr($1, 1, 3) == "---" { bad = 1 }'
+    '$1 == "FAIL" || substr($1, 1, 3) == "---" { bad = 1; h = 0 }'
     " NF == 1 && $1 ~ /^(Test|Fuzz|Example)[A-Za-z0-9_]*$/ { held[++h] = $1; next }"
     ' ($1 == "ok" || $1 == "?") && NF >= 2 { for (j = 1; j <= h; j++) print held[j]; h = 0 }'
     " END { if (bad || h) exit 3 }"
@@ -209,12 +230,64 @@ _GO_PICK = (
 )
 
 
-def _go_script(listed: int, at: Sequence[int], total: int) -> list[str]:
+# The last three non-empty lines of the listing's output, on one line (the pod log's
+# last lines are the RunnerError's evidence, k8s/suites.py).
+_TAIL = (
+    'NF { t[++n] = $0 } END { s = ""; for (j = (n > 3) ? n - 2 : 1; j <= n; j++)'
+    ' s = s (s == "" ? "" : " | ") t[j]; print (s == "") ? "no output" : s }'
+)
+
+
+def _go_listing(listed: int) -> list[str]:
+    """The listing and the **listing-failure rule** (see the module's docstring): sets
+    ``gl_failed`` when the listing failed and gave no name to split on."""
     keep_listing = (
         '( gl_c=$#; gl_k=0; for gl_w do gl_k=$((gl_k + 1)); if [ "$gl_k" -le '
         f'{listed} ]; then set -- "$@" "$gl_w"; fi; done; shift "$gl_c";'
         ' exec go test -list \'.*\' "$@" ) > "$gl_dir/greenloop-list.txt"'
+        ' 2> "$gl_dir/greenloop-list-err.txt"'
     )
+    return [
+        "gl_failed=",
+        'if [ -z "$gl_why" ]; then',
+        f"  {keep_listing}",
+        "  gl_rc=$?",
+        '  awk 1 "$gl_dir/greenloop-list-err.txt" >&2',
+        f'  awk \'{_GO_NAMES}\' "$gl_dir/greenloop-list.txt" > "$gl_dir/greenloop-names.txt"',
+        "  gl_bad=$?",
+        '  if [ "$gl_rc" -ne 0 ] || [ "$gl_bad" -ne 0 ]; then',
+        '    awk 1 "$gl_dir/greenloop-list.txt" >&2',
+        '    if [ "$gl_rc" -le 128 ] && [ -s "$gl_dir/greenloop-names.txt" ]; then',
+        '      echo "greenloop: the test listing reported a failure (exit $gl_rc); split on the'
+        ' names it listed: what it could not list runs in shard 1" >&2',
+        "    else",
+        f"      gl_tail=$(awk '{_TAIL}' \"$gl_dir/greenloop-list.txt\""
+        ' "$gl_dir/greenloop-list-err.txt")',
+        '      gl_failed="the test listing failed in this pod: $gl_tail (exit $gl_rc)"',
+        "    fi",
+        "  fi",
+        "fi",
+    ]
+
+
+def _listing_failed() -> list[str]:
+    """A listing that failed in this pod may have worked in the others, which then split
+    and leave this index's share to it: index 0 runs the whole suite, any other index
+    ends without a report (its shard a RunnerError, its tests not run; never a pass)."""
+    return [
+        'if [ -n "$gl_failed" ]; then',
+        '  if [ "$gl_i" -eq 0 ]; then',
+        '    echo "greenloop: $gl_failed; shard 1 runs the whole suite" >&2',
+        '    exec "$@"',
+        "  fi",
+        '  echo "greenloop: shard $((gl_i + 1)) ends without results: its tests are not run" >&2',
+        '  echo "greenloop: $gl_failed" >&2',
+        f"  exit {_LISTING_FAILED}",
+        "fi",
+    ]
+
+
+def _go_script(listed: int, at: Sequence[int], total: int) -> list[str]:
     return [
         'gl_v=$(go version 2>&1) || gl_why="go version failed: $gl_v"',
         'if [ -z "$gl_why" ]; then',
@@ -224,22 +297,8 @@ def _go_script(listed: int, at: Sequence[int], total: int) -> list[str]:
         '    *) gl_why="go version did not say which Go" ;;',
         "  esac",
         "fi",
-        'if [ -z "$gl_why" ]; then',
-        f"  {keep_listing}",
-        "  gl_rc=$?",
-        '  if [ "$gl_rc" -gt 128 ]; then',
-        '    echo "greenloop: the test listing was stopped by a signal (exit $gl_rc)" >&2',
-        "    exit 125",
-        "  fi",
-        '  if [ "$gl_rc" -ne 0 ]; then',
-        '    awk 1 "$gl_dir/greenloop-list.txt" >&2',
-        '    gl_why="the test listing failed (exit $gl_rc; its output is in the pod log)"',
-        f'  elif ! awk \'{_GO_NAMES}\' "$gl_dir/greenloop-list.txt" > "$gl_dir/greenloop-names.txt"; then',  # noqa: E501
-        '    awk 1 "$gl_dir/greenloop-list.txt" >&2',
-        '    gl_why="the test listing reported a failure (its output is in the pod log)"',
-        "  fi",
-        "fi",
-        'if [ -z "$gl_why" ]; then',
+        *_go_listing(listed),
+        'if [ -z "$gl_why" ] && [ -z "$gl_failed" ]; then',
         '  LC_ALL=C sort -u "$gl_dir/greenloop-names.txt" > "$gl_dir/greenloop-sorted.txt"',
         f'  gl_pat=$(awk -v i="$gl_i" -v n="$gl_n" \'{_GO_PICK}\' "$gl_dir/greenloop-sorted.txt")',
         "  case $? in",
@@ -250,7 +309,9 @@ def _go_script(listed: int, at: Sequence[int], total: int) -> list[str]:
         '    *) gl_why="the listed names could not be split" ;;',
         "  esac",
         "fi",
-        *_fallback(listed),
+        f"shift {listed}",
+        *_listing_failed(),
+        *_fallback(0),
         'if [ -z "$gl_pat" ]; then',
         '  if [ "$gl_i" -ne 0 ]; then gl_idle "no listed test fell to this shard"; fi',
         "  gl_flag=",

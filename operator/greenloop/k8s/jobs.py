@@ -32,6 +32,7 @@ from greenloop.core.pod_command import (
     shard_wrapper_command,
 )
 from greenloop.core.pod_listing import listing_wrapper_command, lists_in_pod
+from greenloop.core.pod_reports import gathering_command
 from greenloop.core.shards import SHARD_INDEX_ENV, Shard
 from greenloop.core.upload_proof import AUDIENCE
 
@@ -438,12 +439,15 @@ def _command(run: SuiteJob) -> tuple[str, ...]:
     (core/pod_command.py, docs/runners.md "In operator mode")."""
     suite = run.suite
     if run.split_in_pod:
-        return listing_wrapper_command(suite.command, suite.runner, JUNIT_PATH)
-    if run.indexed:
-        return shard_wrapper_command(
+        command = listing_wrapper_command(suite.command, suite.runner, JUNIT_PATH)
+    elif run.indexed:
+        command = shard_wrapper_command(
             suite.command, suite.runner, run.shards, JUNIT_PATH, SELECT_DIR
         )
-    return job_command(suite.command, suite.runner, run.selection, JUNIT_PATH)
+    else:
+        command = job_command(suite.command, suite.runner, run.selection, JUNIT_PATH)
+    # Maven: Surefire's reports gathered into the uploaded file (core/pod_reports).
+    return gathering_command(command, suite.runner, JUNIT_PATH)
 
 
 def _reporter_container(run: SuiteJob) -> dict[str, Any]:
