@@ -73,6 +73,10 @@ if [ "${GREENLOOP_SHARD_INDEX}" = "${STUB_FAIL_INDEX:-none}" ]; then
   echo "go: example.com/dep@v1.2.0: dial tcp: lookup proxy.golang.org: no such host" >&2
   exit 1
 fi
+if [ "${GREENLOOP_SHARD_INDEX}" = "${STUB_PARTIAL_INDEX:-none}" ]; then
+  cat "$STUB_PARTIAL_LISTING"
+  exit 1
+fi
 cat "$STUB_LISTING"
 exit "${STUB_LIST_EXIT:-0}"
 """
@@ -98,10 +102,13 @@ def stub_pods(
     version: str = "go1.22.1",
     code: int = 0,
     fail_index: int | None = None,
+    partial: tuple[int, str] | None = None,
 ) -> list[tuple[int, list[str] | None, str]]:
     """Each index's (exit code, the runner's argv or None when it ran nothing, stderr or
-    an idle index's note). ``fail_index``: the index whose listing alone fails."""
+    an idle index's note). ``fail_index``: the index whose listing alone fails;
+    ``partial``: an index whose listing alone fails part-way, and what it lists."""
     (work / "listing.txt").write_text(listing)
+    (work / "partial.txt").write_text("" if partial is None else partial[1])
     junit = work / "junit.xml"
     command = (sys.executable, str(stubs / "runner.py"), "-v", "{greenloop:select|./...}", "x")
     wrapper = listing_wrapper_command(command, "go", str(junit))
@@ -111,6 +118,8 @@ def stub_pods(
         "STUB_LISTING": str(work / "listing.txt"),
         "STUB_LIST_EXIT": str(code),
         "STUB_FAIL_INDEX": "none" if fail_index is None else str(fail_index),
+        "STUB_PARTIAL_INDEX": "none" if partial is None else str(partial[0]),
+        "STUB_PARTIAL_LISTING": str(work / "partial.txt"),
     }
     out: list[tuple[int, list[str] | None, str]] = []
     for index in range(count):
@@ -154,6 +163,11 @@ def test_every_listed_name_runs_in_exactly_one_index(
         assert pods[0][1] == ["-v", "./...", "x"]
         assert all(argv is None for _, argv, _ in pods[1:])
         return
+    assert owners_of(pods, names) == Counter(names)  # each exactly once
+
+
+def owners_of(pods: list[tuple[int, list[str] | None, str]], names: list[str]) -> Counter[str]:
+    """How many indexes run each of ``names``, from each index's -run/-skip."""
     owners: Counter[str] = Counter()
     for index, (code, argv, why) in enumerate(pods):
         assert code == 0, why
@@ -170,7 +184,26 @@ def test_every_listed_name_runs_in_exactly_one_index(
         else:
             assert flag == "-run"
             owners.update(n for n in names if re.compile(argv[3]).match(n))
-    assert owners == Counter(names)  # each exactly once
+    return owners
+
+
+def test_a_pod_whose_listing_misses_a_package_leaves_the_other_names_where_they_were(
+    stubs: Path, tmp_path: Path
+) -> None:
+    # Pod 2 could not list package a (a module it failed to fetch, say) while pods 0 and 1
+    # did: a name's shard must not depend on what else a pod listed, or pod 2's share of
+    # b's and c's names shifts and some run in no pod at all.
+    packages = {
+        "a": [f"TestA{i}" for i in range(8)],
+        "b": [f"TestB{i}" for i in range(8)],
+        "c": [f"TestC{i}" for i in range(8)],
+    }
+    partial = "FAIL\texample.com/m/a [setup failed]\n" + listing_of(
+        {k: v for k, v in packages.items() if k != "a"}
+    )
+    pods = stub_pods(stubs, tmp_path, listing_of(packages), 3, partial=(2, partial))
+    rest = sorted(packages["b"] + packages["c"])
+    assert owners_of(pods, rest) == Counter(rest)  # each exactly once
 
 
 @pytest.mark.parametrize(
@@ -210,8 +243,9 @@ def test_a_listing_that_fails_only_in_index_2_leaves_index_2_without_results(
     pods = stub_pods(stubs, tmp_path, LISTED, 3, fail_index=2)
     assert not (tmp_path / "junit.xml").exists()  # index 2, the last: no report at all
     (code0, argv0, _), (code1, argv1, _), (code2, argv2, stderr2) = pods
-    assert code0 == 0 and argv0 == ["-v", "-count=1", "-skip", "^(?:TestB|TestC)$", "./...", "x"]
-    assert code1 == 0 and argv1 == ["-v", "-count=1", "-run", "^(?:TestB)$", "./...", "x"]
+    # The slot rule (a hash of the name, mod 3): TestA 2, TestB 0, TestC 1.
+    assert code0 == 0 and argv0 == ["-v", "-count=1", "-skip", "^(?:TestA|TestC)$", "./...", "x"]
+    assert code1 == 0 and argv1 == ["-v", "-count=1", "-run", "^(?:TestC)$", "./...", "x"]
     assert code2 != 0 and argv2 is None
     last = stderr2.strip().splitlines()[-1]
     assert last.startswith(FAILED_PREFIX) and "lookup proxy.golang.org: no such host" in last
@@ -247,17 +281,18 @@ def test_a_listing_that_failed_but_listed_names_is_split_on_those_names(
     # FAIL line, the others' names (real output: test_the_real_go_suite_with_a_package_...).
     listing = "FAIL\tm/b [build failed]\n" + LISTED + "FAIL\n"
     pods = stub_pods(stubs, tmp_path, listing, 2, code=1)
-    assert pods[0][:2] == (0, ["-v", "-count=1", "-skip", "^(?:TestB)$", "./...", "x"])
-    assert pods[1][:2] == (0, ["-v", "-count=1", "-run", "^(?:TestB)$", "./...", "x"])
+    # The slot rule (a hash of the name, mod 2): TestA 1, TestB 0, TestC 1.
+    assert pods[0][:2] == (0, ["-v", "-count=1", "-skip", "^(?:TestA|TestC)$", "./...", "x"])
+    assert pods[1][:2] == (0, ["-v", "-count=1", "-run", "^(?:TestA|TestC)$", "./...", "x"])
     assert "split on the names it listed" in pods[0][2]
 
 
 def test_names_a_failing_package_printed_before_its_fail_line_are_not_split_on(
     stubs: Path, tmp_path: Path
 ) -> None:
-    listing = "TestX\nFAIL\tm/b\t0.1s\n" + LISTED + "FAIL\n"
+    listing = "TestY\nFAIL\tm/b\t0.1s\n" + LISTED + "FAIL\n"  # TestY's slot: 1 of 2
     pods = stub_pods(stubs, tmp_path, listing, 2, code=1)
-    assert pods[1][1] == ["-v", "-count=1", "-run", "^(?:TestB)$", "./...", "x"]
+    assert pods[1][1] == ["-v", "-count=1", "-run", "^(?:TestA|TestC)$", "./...", "x"]
 
 
 # ---------------------------------------------------------------------------

@@ -9,16 +9,18 @@ pod, as local mode lists them (``core/listing``), and picks this index's share:
 
 - **Go**: ``go test -list '.*'`` of the packages the command names (``go_list_args``),
   the names matching ``^(Test|Fuzz|Example)\\w*$`` (ASCII), ``LC_ALL=C sort -u``; index
-  ``i >= 1`` runs the names at the positions ``≡ i (mod n)`` as ``-count=1 -run
-  '^(?:A|B)$'`` where ``{greenloop:select}`` stands; index 0 runs everything the others
-  were not given (``-count=1 -skip '^(?:the others)$'``), so a test the listing missed
-  (a build tag it was not given, say) still runs, once, in shard 0 (the **honesty rule**
-  of local mode: a listing can lose speed, never a test).
-- **Maven**: the test classes from the files (``**/src/test/java/**`` matching Surefire's
-  default includes ``Test*``, ``*Test``, ``*Tests``, ``*TestCase``), sorted; index
-  ``i >= 1`` runs its classes through ``-Dsurefire.includesFile``, index 0 all the
-  others' complement through ``-Dsurefire.excludesFile`` (plus Surefire's default
-  exclude ``**/*$*``, which an excludes file replaces). Each pod has its own ``target/``.
+  ``i >= 1`` runs the names whose **slot** is ``i`` (a hash of the name alone, mod
+  ``n``: :data:`_SLOT`) as ``-count=1 -run '^(?:A|B)$'`` where ``{greenloop:select}``
+  stands; index 0 runs everything the others were not given (``-count=1 -skip '^(?:the
+  others)$'``), so a test the listing missed (a build tag it was not given, say) still
+  runs, once, in shard 0 (the **honesty rule** of local mode: a listing can lose speed,
+  never a test).
+- **Maven**: the test classes from the files (``**/src/test/java/**`` matching
+  Surefire's default includes ``Test*``, ``*Test``, ``*Tests``, ``*TestCase``), sorted;
+  index ``i >= 1`` runs the classes whose slot is ``i`` through
+  ``-Dsurefire.includesFile``, index 0 all the others' complement through
+  ``-Dsurefire.excludesFile`` (plus Surefire's default exclude ``**/*$*``, which an
+  excludes file replaces). Each pod has its own ``target/``.
 
 **Blockers.** Those the command shows are decided here, at Job creation
 (:func:`command_blocker`: no ``{greenloop:select}``, a Maven command that picks its
@@ -48,9 +50,11 @@ run nowhere, all green. So:
   its tests not run, never a pass), its last log line ``greenloop: the test listing
   failed in this pod: <the listing's last lines>``.
 
-Not covered yet: listings that list *different* names in different pods (a package that
-fails to list in one pod only) split on different sorted positions; the shares then need
-not add up. Assigning each name by a hash of itself, not its position, would bound that.
+A name's slot depends on the name alone, not on what else its pod listed: when a pod
+lists fewer names than the others (a package it failed to fetch), every name it did list
+still lands where the others put it. What remains: a name only index 0 listed and whose
+slot is another index's is skipped by index 0 and run nowhere; that index's own run
+builds the package it could not list, so its failure is reported, not a pass.
 
 As for ``core/pod_command``: the script holds no tenant data; the listing's packages and
 the suite's words are its positional parameters, and the script's own ``$`` are doubled
@@ -204,6 +208,16 @@ def _fallback(words: int) -> list[str]:
     ]
 
 
+# A name's shard (the slot rule): a hash of the name alone, mod n (awk has no ord(): a table
+# of the ASCII codes). Never its position in the pod's listing: a pod whose listing missed
+# some names (a module it failed to fetch) would shift every later name's share, and some
+# would run in no pod; by its own hash, a name the others listed lands where theirs did.
+_SLOT = (
+    'BEGIN { for (c = 32; c < 127; c++) ord[sprintf("%c", c)] = c }'
+    " function slot(s,  h, j) { h = 0;"
+    " for (j = 1; j <= length(s); j++) h = (h * 31 + ord[substr(s, j, 1)]) % 1000003;"
+    " return h % n }"
+)
 # go version's "go1.22.1": whether that Go has -skip.
 _GO_VERSION = (
     '{ if (match($0, /go[0-9]+\\.[0-9]+/)) { split(substr($0, RSTART + 2, RLENGTH - 2), v, ".");'
@@ -222,7 +236,7 @@ _GO_NAMES = (
 # The sorted names: this index's pattern (index 0: the others', for -skip); the longest
 # pattern (shard 0's) decides for every index whether the names fit one argument.
 _GO_PICK = (
-    '{ k = (NR - 1) % n; if (k == i) mine = mine (mine == "" ? "" : "|") $0;'
+    _SLOT + ' { k = slot($0); if (k == i) mine = mine (mine == "" ? "" : "|") $0;'
     ' if (k != 0) others = others (others == "" ? "" : "|") $0 }'
     f" END {{ if (NR == 0) exit {_NONE_LISTED};"
     f" if (length(others) + 6 > {MAX_PATTERN_CHARS}) exit {_TOO_LONG};"
@@ -357,7 +371,7 @@ _MAVEN_CLASS = (
 )
 # This index's classes (index 0: all the others'), written to `out`.
 _MAVEN_PICK = (
-    "{ k = (NR - 1) % n; if ((i == 0) ? (k != 0) : (k == i)) { print > out; c++ } }"
+    _SLOT + " { k = slot($0); if ((i == 0) ? (k != 0) : (k == i)) { print > out; c++ } }"
     f" END {{ if (NR == 0) exit {_NONE_LISTED}; if (c == 0) exit {_NONE_MINE} }}"
 )
 _SUREFIRE_SETS = "-Dtest=|surefire\\.includesFile|surefire\\.excludesFile"
