@@ -28,7 +28,8 @@ The API the tests (and the operator's tests) use:
 - `IMAGES` (short name -> reference; `imagePullPolicy: Never`, nothing is pulled):
   `greenloop` (entrypoint `greenloop`), `demo-app` (examples/demo/app on 127.0.0.1:8080
   inside the pod), `demo-suites` (examples/demo/tests + greenloop's pytest plugin,
-  entrypoint `python3 -m pytest`, workdir /suites).
+  entrypoint `python3 -m pytest`, workdir /suites), `fake-runners` (test-only: a fake
+  `go` and `mvn`, workdir /maven-suite, a Maven-shaped tree; tools/images/fake-runners).
 - `host_state()`: sysctls, interfaces, iptables rules, mounts, cgroups and the paths a
   node could write of the host, to compare before and after; `before_state` and
   `after_state` are those of one node's run, taken while it held the machine's node lock.
@@ -94,6 +95,7 @@ IMAGES = {
     "greenloop": "localhost/greenloop:dev",
     "demo-app": "localhost/greenloop-demo-app:dev",
     "demo-suites": "localhost/greenloop-demo-suites:dev",
+    "fake-runners": "localhost/greenloop-fake-runners:dev",  # test-only: a fake go and mvn
 }
 K8S_NS = "k8s.io"
 

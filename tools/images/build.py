@@ -9,6 +9,7 @@ Images (all imported by tools/cluster/node.py with `ctr images import`):
     localhost/greenloop:dev              the repository's Dockerfile (greenloop CLI, non-root)
     localhost/greenloop-demo-app:dev     examples/demo/app's server
     localhost/greenloop-demo-suites:dev  the demo's pytest suites + greenloop's pytest plugin
+    localhost/greenloop-fake-runners:dev test-only: a fake go and mvn, a Maven-shaped tree
 
 How: `debootstrap --variant=minbase` makes a Debian rootfs with python3 once; buildah
 (Debian's, storage driver vfs, isolation chroot, never pulling) commits it as
@@ -429,6 +430,12 @@ def stage_context(dest: Path, entries: Iterable[str]) -> None:
 PROJECT_FILES = ("pyproject.toml", "README.md", "operator")
 DEMO_APP_FILES = ("examples/demo/app/server.py", "examples/demo/app/ctl.py")
 DEMO_SUITE_FILES = ("examples/demo/tests", "examples/demo/pytest.ini")
+# Images built FROM the Debian base alone, from a few files: (name, reference, files).
+# Their keys do not depend on greenloop's sources, so a change there rebuilds neither.
+ON_BASE = (
+    ("demo-app", "localhost/greenloop-demo-app:dev", DEMO_APP_FILES),
+    ("fake-runners", "localhost/greenloop-fake-runners:dev", ("tools/images/fake-runners",)),
+)
 
 
 def build_all(*, force: bool = False) -> dict[str, Image]:
@@ -463,17 +470,19 @@ def build_all(*, force: bool = False) -> dict[str, Image]:
         digest("greenloop", base_key, dockerfile.read_bytes(), project)[:16],
         Path(),
     )
-    app_df = HERE / "demo-app.Dockerfile"
-    app = Image(
-        "localhost/greenloop-demo-app:dev",
-        digest(
-            "demo-app",
-            base_key,
-            app_df.read_bytes(),
-            files_digest(ROOT, tree_files(ROOT, DEMO_APP_FILES)),
-        )[:16],
-        Path(),
-    )
+    on_base = {
+        name: Image(
+            ref,
+            digest(
+                name,
+                base_key,
+                (HERE / f"{name}.Dockerfile").read_bytes(),
+                files_digest(ROOT, tree_files(ROOT, files)),
+            )[:16],
+            Path(),
+        )
+        for name, ref, files in ON_BASE
+    }
     suites_df = HERE / "demo-suites.Dockerfile"
     suites = Image(
         "localhost/greenloop-demo-suites:dev",
@@ -485,11 +494,11 @@ def build_all(*, force: bool = False) -> dict[str, Image]:
         )[:16],
         Path(),
     )
-    for name, img in (("greenloop", gl), ("demo-app", app), ("demo-suites", suites)):
+    for name, img in (("greenloop", gl), *on_base.items(), ("demo-suites", suites)):
         img.archive = archives / f"{name}-{img.key}.tar"
         images[name] = img
 
-    todo = [img for img in (gl, app, suites) if force or not img.archive.exists()]
+    todo = [i for n, i in images.items() if n != "pause" and (force or not i.archive.exists())]
     if todo:
         with tempfile.TemporaryDirectory(prefix="greenloop-images-") as tmp:
             ctx = Path(tmp)
@@ -512,35 +521,23 @@ def build_all(*, force: bool = False) -> dict[str, Image]:
                     context=gl_ctx,
                     build_args={"BASE": BASE_IMAGE, "WHEELS": "/src/.wheels"},
                 )
-            if app in todo:
-                app_ctx = ctx / "demo-app"
-                stage_context(app_ctx, DEMO_APP_FILES)
-                build_dockerfile(
-                    buildah,
-                    app,
-                    dockerfile=app_df,
-                    context=app_ctx,
-                    build_args={"BASE": BASE_IMAGE},
-                )
+            for name, _, files in ON_BASE:
+                if on_base[name] in todo:
+                    stage_context(ctx / name, files)
+                    build_dockerfile(
+                        buildah,
+                        on_base[name],
+                        dockerfile=HERE / f"{name}.Dockerfile",
+                        context=ctx / name,
+                        build_args={"BASE": BASE_IMAGE},
+                    )
             if suites in todo:
                 suites_ctx = ctx / "demo-suites"
                 stage_context(suites_ctx, DEMO_SUITE_FILES)
                 wheels = suites_ctx / ".wheels"
                 wheels.mkdir(parents=True)
-                run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pip",
-                        "download",
-                        "--quiet",
-                        "--only-binary=:all:",
-                        "--dest",
-                        str(wheels),
-                        "pytest>=8",
-                    ],
-                    what="pip download pytest",
-                )
+                pip = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
+                run([*pip, "--dest", str(wheels), "pytest>=8"], what="pip download pytest")
                 build_dockerfile(
                     buildah,
                     suites,

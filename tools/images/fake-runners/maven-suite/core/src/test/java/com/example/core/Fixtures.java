@@ -1,0 +1,6 @@
+package com.example.core;
+
+class Fixtures {
+    @org.junit.jupiter.api.Test
+    void notRun() {}
+}

@@ -1,0 +1,9 @@
+package com.example.core;
+
+import org.junit.jupiter.api.Test;
+
+class PriceTest {
+    @Test
+    void roundsHalfUp() {}
+
+}
