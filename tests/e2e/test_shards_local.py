@@ -22,15 +22,19 @@ from tests.e2e.cli import greenloop
 pytestmark = pytest.mark.e2e
 
 # Twelve tests; each appends "<node id> <shard index>" to ran.txt, so the test can count
-# how often each ran and where. Those named in flaky.txt fail until their marker exists.
+# how often each ran and where. Those named in flaky.txt fail until their marker exists;
+# those in slow.txt wait 3 s first (a duration a second shard is worth starting for).
 TESTS = """\
-import os, pathlib
+import os, pathlib, time
 
 HERE = pathlib.Path(__file__).parent
 FLAKY = set((HERE / "flaky.txt").read_text().split()) if (HERE / "flaky.txt").exists() else set()
+SLOW = set((HERE / "slow.txt").read_text().split()) if (HERE / "slow.txt").exists() else set()
 
 
 def _ran(request):
+    if request.node.name in SLOW:
+        time.sleep(3)
     with open(HERE / "ran.txt", "a") as out:
         out.write(f"{request.node.nodeid} {os.environ.get('GREENLOOP_SHARD_INDEX', '-')}\\n")
     if request.node.name in FLAKY:
@@ -59,9 +63,12 @@ def write_validation(folder: Path, suite: dict[str, Any], *, shards: int, parall
     )
 
 
-def pytest_suite(folder: Path, *, shards: int = 3, flaky: tuple[str, ...] = ()) -> None:
+def pytest_suite(
+    folder: Path, *, shards: int = 3, flaky: tuple[str, ...] = (), slow: tuple[str, ...] = ()
+) -> None:
     (folder / "test_many.py").write_text(TESTS)
     (folder / "flaky.txt").write_text("\n".join(flaky))
+    (folder / "slow.txt").write_text("\n".join(slow))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_many.py"]
     suite = {"name": "e2e", "runner": "pytest", "command": [*command, "{greenloop:select}"]}
     write_validation(folder, suite, shards=shards, parallelism=shards)
@@ -108,17 +115,25 @@ def test_a_sharded_pytest_suite_runs_each_test_once_across_its_shards(tmp_path: 
 # A rerun: only the failures, assigned by greenloop, in no more shards than help
 
 
-def test_a_rerun_of_two_failures_runs_only_them_in_their_own_shards(tmp_path: Path) -> None:
-    pytest_suite(tmp_path, shards=3, flaky=("test_03", "test_07"))
+@pytest.mark.parametrize(
+    ("slow", "expected"),
+    [
+        # Two failures of 3 s: two shards, not three; each its own selection file.
+        (("test_03", "test_07"), [["test_many.py::test_03"], ["test_many.py::test_07"]]),
+        # Two quick ones: a second process is not worth starting (shards_worth_starting).
+        ((), [["test_many.py::test_03", "test_many.py::test_07"]]),
+    ],
+)
+def test_a_rerun_of_two_failures_runs_only_them_in_the_shards_worth_starting(
+    tmp_path: Path, slow: tuple[str, ...], expected: list[list[str]]
+) -> None:
+    pytest_suite(tmp_path, shards=3, flaky=("test_03", "test_07"), slow=slow)
     status, stderr = run(tmp_path)
     assert status["phase"] == "Passed", stderr
     assert status["summary"]["total"] == 12
     second = tmp_path / "out" / "iteration-2"
     selections = sorted(p.read_text().split() for p in second.glob("e2e.shard-*.select"))
-    assert selections == [
-        ["test_many.py::test_03"],
-        ["test_many.py::test_07"],
-    ]  # two failures: two shards, not three; each its own selection file
+    assert selections == expected
     rerun = [test for test, _ in ran(tmp_path)[12:]]
     assert sorted(rerun) == ["test_many.py::test_03", "test_many.py::test_07"]
 

@@ -9,6 +9,7 @@ without results never passes, a duplicate or stray never passes, order does not 
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Sequence
@@ -24,10 +25,18 @@ from greenloop.core.engine import RunSuites, SuiteFinished
 from greenloop.core.model import FailureClass, Outcome, TestResult
 from greenloop.core.model import ValidationSpec as Spec
 from greenloop.core.runners import select_args
-from greenloop.core.shard_results import MergedSuite, ShardOutcome, Waiting, merge, suite_plan
+from greenloop.core.shard_results import (
+    MergedSuite,
+    ShardOutcome,
+    Waiting,
+    merge,
+    start_cost_seen,
+    suite_plan,
+)
 from greenloop.core.shards import (
     DEFAULT_DURATION,
     MAX_SHARDS,
+    SHARD_START_SECONDS,
     Shard,
     ShardPlan,
     assign,
@@ -177,6 +186,175 @@ def test_fewer_shards_only_when_they_finish_as_soon() -> None:
     shards = assign(list(durations), 4, durations)
     assert [s.test_ids for s in shards] == [("a",), ("b",), ("c", "e"), ("d",)]
     assert makespan(shards) == 4.0
+
+
+def _equal(n: int, seconds: float, prefix: str = "t") -> dict[str, float]:
+    return {f"{prefix}{k:02d}": seconds for k in range(n)}
+
+
+# Shards worth starting: the least makespan + (k - 1) * start cost, fewest on a tie. The
+# default start cost is what one more pod cost on the real node (bench/shards.py --node).
+WORTH_STARTING = [
+    # (case, durations or a count of unknown ones, shards asked, start cost, shards run)
+    ("8 short tests: one shard", _equal(8, 0.1), 8, SHARD_START_SECONDS, 1),
+    ("8 x 0.5 s: two shards (4 s, or 2 s + 1 s)", _equal(8, 0.5), 8, SHARD_START_SECONDS, 2),
+    ("64 x 0.5 s: 6.5 s + 4 s on five", _equal(64, 0.5), 8, SHARD_START_SECONDS, 5),
+    ("64 x 0.5 s, a dearer start: still four", _equal(64, 0.5), 8, 2.0, 4),
+    ("8 s + 60 x 0.1 s: the long test alone", {"long": 8.0, **_equal(60, 0.1)}, 8,
+     SHARD_START_SECONDS, 2),
+    ("a tie (4 s = 2 s + 2 s): fewer shards", _equal(8, 0.5), 8, 2.0, 1),
+    ("a start dearer than any saving: one", _equal(64, 0.5), 64, 60.0, 1),
+    ("8 unknown durations (1 s each): 4 = 3 + 2 = 2 + 3, fewest", 8, 8, SHARD_START_SECONDS, 2),
+    ("no start cost: as many as shorten the makespan", _equal(7, 1.0), 64, 0.0, 7),
+    ("never more than asked", _equal(64, 10.0), 4, SHARD_START_SECONDS, 4),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("durations", "count", "start_cost", "expected"),
+    [case[1:] for case in WORTH_STARTING],
+    ids=[case[0] for case in WORTH_STARTING],
+)
+def test_a_rerun_starts_only_the_shards_worth_starting(
+    durations: dict[str, float] | int, count: int, start_cost: float, expected: int
+) -> None:
+    if isinstance(durations, int):
+        ids, durations = [f"t{k}" for k in range(durations)], {}
+    else:
+        ids = list(durations)
+    shards = assign(ids, count, durations, start_cost=start_cost)
+    assert len(shards) == expected
+    assert sorted(t for s in shards for t in s.test_ids or ()) == sorted(ids)
+
+
+def _lpt_makespan(durations: dict[str, float], width: int) -> float:
+    """LPT on exactly ``width`` shards, as the plan's ties go (by id, fewer, index)."""
+    loads = [(0.0, 0, i) for i in range(width)]
+    for _, seconds in sorted(durations.items(), key=lambda kv: (-kv[1], kv[0])):
+        load, n, index = heapq.heappop(loads)
+        heapq.heappush(loads, (load + seconds, n + 1, index))
+    return max(load for load, _, _ in loads)
+
+
+@given(
+    st.lists(st.floats(0.01, 50.0), min_size=1, max_size=40),
+    st.integers(1, 12),
+    st.sampled_from([0.0, 0.3, 1.0, 5.0]),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_width_chosen_is_the_best_of_every_width_tried_alone(
+    seconds: list[float], count: int, start_cost: float
+) -> None:
+    # The bound that skips widths never skips the best one: against LPT on each width.
+    durations = {f"t{k:02d}": d for k, d in enumerate(seconds)}
+    shards = assign(list(durations), count, durations, start_cost=start_cost)
+    chosen = makespan(shards) + (len(shards) - 1) * start_cost
+    for width in range(1, min(count, len(seconds)) + 1):
+        assert chosen <= _lpt_makespan(durations, width) + (width - 1) * start_cost + 1e-6
+    # Fewest on a tie: no narrower plan costs as little.
+    narrower = [
+        assign(list(durations), w, durations, start_cost=start_cost) for w in range(1, len(shards))
+    ]
+    assert all(makespan(n) + (len(n) - 1) * start_cost > chosen - 1e-9 for n in narrower)
+
+
+@pytest.mark.parametrize("start_cost", [-1.0, math.nan, math.inf])
+def test_a_start_cost_that_is_no_number_of_seconds_is_refused(start_cost: float) -> None:
+    with pytest.raises(ValueError, match="start cost"):
+        assign(["a", "b"], 2, start_cost=start_cost)
+
+
+def test_a_suites_rerun_is_planned_with_the_start_cost() -> None:
+    # 8 failing tests of 0.1 s in a suite of 8 shards: one pod, not eight.
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)
+    assert isinstance(d.action, RunSuites)
+    results = (*(bad(f"f{k}", ASSERT, time=0.1) for k in range(8)), ok("fine", time=0.1))
+    d = engine.on_suite(
+        spec, d.state, SuiteFinished(d.action.id, engine.SuiteRun("e2e", results)), 1.0
+    )
+    assert isinstance(d.action, RunSuites)
+    (selection,) = d.action.suites
+    p = suite_plan(replace(spec.suites[0], shards=8), d.state, selection)
+    assert [len(s.test_ids or ()) for s in p.shards] == [8]
+
+
+def _timed(*spans: tuple[float, float]) -> list[ShardOutcome]:
+    return [
+        ShardOutcome(i, (ok(f"t{i}"),), started=a, finished=b) for i, (a, b) in enumerate(spans)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        # Side by side (a cluster of nodes): no cost.
+        (_timed((100.0, 110.0), (100.0, 109.0), (100.0, 110.0)), 0.0),
+        # One after another, 1 s apart, each 10 s: 2 s past the longest over 2 more shards.
+        (_timed((100.0, 110.0), (101.0, 111.0), (102.0, 112.0)), 1.0),
+        # The longest shard started 1.5 s after the first: the run ends 1.5 s later.
+        (_timed((100.0, 103.0), (101.5, 111.5)), 1.5),
+        # A late start that still ends within the longest shard cost the run nothing.
+        (_timed((100.0, 110.0), (105.0, 106.0)), 0.0),
+        # Nothing to tell: one shard, a shard without times or without results.
+        (_timed((100.0, 110.0)), None),
+        (_timed((100.0, 110.0), (0.0, 0.0)), None),
+        ([*_timed((100.0, 110.0)), ShardOutcome(1, error="lost", started=100.0, finished=101.0)],
+         None),
+        # Past a minute a shard: waiting for room, not starting.
+        (_timed((100.0, 110.0), (200.0, 210.0)), None),
+    ],
+)  # fmt: skip
+def test_the_start_cost_a_sharded_run_showed(
+    outcomes: list[ShardOutcome], expected: float | None
+) -> None:
+    assert start_cost_seen(outcomes) == expected
+
+
+def test_a_suite_plans_its_reruns_with_the_start_cost_its_last_run_showed() -> None:
+    spec = make_spec(("e2e", "P1"))
+    spec = replace(spec, policy=replace(spec.policy, parallelism=8))
+    suite = replace(spec.suites[0], shards=8)
+    d = engine.begin(spec, 0.0)
+    assert isinstance(d.action, RunSuites)
+    # 8 failing tests of 0.5 s; shards started side by side: no start cost, 8 shards.
+    shard_plan = plan("e2e", [f"f{k}" for k in range(8)], 8)
+    outcomes = [
+        ShardOutcome(
+            s.index,
+            tuple(bad(t, ASSERT, time=0.5) for t in s.test_ids or ()),
+            started=10.0,
+            finished=11.0,
+        )
+        for s in shard_plan.shards
+    ]
+    merged = merge(shard_plan, outcomes)
+    assert isinstance(merged, MergedSuite) and merged.run.start_cost == 0.0
+    run = replace(merged.run, selected=None)
+    d = engine.on_suite(spec, d.state, SuiteFinished(d.action.id, run), 20.0)
+    assert d.state.shard_start == {"e2e": 0.0}
+    # Kept through the stored state (the operator's restart).
+    again = snapshot.from_data(snapshot.to_data(d.state))
+    assert again.shard_start == {"e2e": 0.0}
+    assert isinstance(d.action, RunSuites)
+    (selection,) = d.action.suites
+    assert len(suite_plan(suite, again, selection).shards) == 8
+    # Without it (a first rerun), the default: two shards for 8 x 0.5 s.
+    assert len(suite_plan(suite, replace(again, shard_start={}), selection).shards) == 2
+    # Shards run in waves (more than policy.parallelism): not a start cost.
+    narrow = replace(spec, policy=replace(spec.policy, parallelism=4))
+    d2 = engine.begin(narrow, 0.0)
+    assert isinstance(d2.action, RunSuites)
+    d2 = engine.on_suite(narrow, d2.state, SuiteFinished(d2.action.id, run), 20.0)
+    assert d2.state.shard_start == {}
+
+
+@pytest.mark.parametrize("stored", [{"e2e": "x"}, {"e2e": -1}, {"e2e": float("nan")}])
+def test_a_stored_start_cost_that_is_no_number_of_seconds_is_not_planned_with(
+    stored: dict[str, object],
+) -> None:
+    data = snapshot.to_data(engine.State())
+    assert snapshot.from_data({**data, "shardStart": stored}).shard_start == {}
 
 
 def test_an_empty_selection_schedules_no_shard() -> None:

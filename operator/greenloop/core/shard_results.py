@@ -37,7 +37,13 @@ from dataclasses import dataclass, replace
 
 from greenloop.core.engine import State, SuiteRun, SuiteSelection, durations
 from greenloop.core.model import Suite, TestResult
-from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, ShardPlan, plan
+from greenloop.core.shards import (
+    SHARD_COUNT_ENV,
+    SHARD_INDEX_ENV,
+    SHARD_START_SECONDS,
+    ShardPlan,
+    plan,
+)
 from greenloop.core.words import plural
 
 __all__ = [
@@ -47,8 +53,13 @@ __all__ = [
     "ShardOutcome",
     "Waiting",
     "merge",
+    "start_cost_seen",
     "suite_plan",
 ]
+
+# A start cost seen above this is not a start-up (a shard that waited for a free pod slot
+# on a busy cluster, a node that was added): it is not believed, and the one before stays.
+MAX_START_COST = 60.0
 
 # How many shards or test ids one message names before "and N more": a message is one
 # line of a note (the engine keeps 400 characters).
@@ -135,8 +146,10 @@ def suite_plan(suite: Suite, state: State, selection: SuiteSelection) -> ShardPl
     (docs/design.md §4.1): a whole-suite run split by the runner in ``suite.shards``
     (never more than the tests it reported last time); a selection assigned by greenloop,
     balanced by the durations the suite's previous results reported, in as many shards
-    as shorten the run. Both shells call this with the state the action came from, so a
-    restarted operator plans the same shards."""
+    as are worth starting (each past the first costing what the suite's latest sharded
+    run showed, ``State.shard_start``, else ``SHARD_START_SECONDS``). Both shells call
+    this with the state the action came from, so a restarted operator plans the same
+    shards."""
     own = [t for t in state.tests.values() if t.suite == suite.name]
     return plan(
         suite.name,
@@ -146,7 +159,25 @@ def suite_plan(suite: Suite, state: State, selection: SuiteSelection) -> ShardPl
         durations=durations(state, suite.name),
         depends_on={t.id: t.depends_on for t in own if t.depends_on},
         known_tests=len(own) or None,
+        start_cost=state.shard_start.get(suite.name, SHARD_START_SECONDS),
     )
+
+
+def start_cost_seen(outcomes: Sequence[ShardOutcome]) -> float | None:
+    """**The start cost a sharded run showed**: how much later than its longest shard
+    the whole run ended, per shard past the first — ``(last end - first start - longest
+    shard) / (shards - 1)``, from the shards' own start and end times. Shards that start
+    side by side (a cluster of nodes) show about 0; pods started one after another on a
+    busy node show what each more one cost. None when the run does not tell: one shard,
+    a shard without times or results, a value past :data:`MAX_START_COST`."""
+    if len(outcomes) < 2 or any(
+        o.error is not None or o.started <= 0 or o.finished < o.started for o in outcomes
+    ):
+        return None
+    span = max(o.finished for o in outcomes) - min(o.started for o in outcomes)
+    longest = max(o.finished - o.started for o in outcomes)
+    seen = max(0.0, span - longest) / (len(outcomes) - 1)
+    return round(seen, 2) if seen <= MAX_START_COST else None
 
 
 def _named(items: Sequence[str], sep: str = ", ") -> str:
@@ -214,7 +245,11 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
             permanent=any(o.permanent for o in failed),
         )
     if len(plan.shards) > 1 or any(s.count > 1 for s in plan.shards):
-        run = replace(run, shard_lines=tuple(line.describe() for line in lines))
+        run = replace(
+            run,
+            shard_lines=tuple(line.describe() for line in lines),
+            start_cost=start_cost_seen(ordered),
+        )
     return MergedSuite(run, lines, unrun, conflicts, note)
 
 

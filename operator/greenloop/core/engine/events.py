@@ -89,7 +89,9 @@ class SuiteRun:
     whole-suite run, the tests more than one shard reported (a runner that ignored
     GREENLOOP_SHARD_INDEX/COUNT): NotRerun and a selection miss, as for a rerun that
     ignored its selection. ``shard_lines``: one line per shard for the report (duration,
-    tests, pod or process)."""
+    tests, pod or process). ``start_cost``: what one more shard cost this run, seen from
+    its shards' start and end times (``shard_results.start_cost_seen``; None when they do
+    not tell), which the suite's next reruns are planned with."""
 
     suite: str
     tests: tuple[TestResult, ...] = ()
@@ -103,6 +105,7 @@ class SuiteRun:
     unrun: tuple[str, ...] = ()
     split_ignored: tuple[str, ...] = ()
     shard_lines: tuple[str, ...] = ()
+    start_cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

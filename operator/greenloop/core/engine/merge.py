@@ -46,6 +46,10 @@ def _merge(
     reported; the failed shards' tests are RunnerErrors (:func:`_record_unrun`)."""
     if run.error is not None:
         return _record_runner_error(state, run, run.error)
+    if run.start_cost is not None and len(run.shard_lines) <= spec.policy.parallelism:
+        # Shards run in waves (more than policy.parallelism) end later by design: that
+        # is no start-up, so only a run whose shards all started at once tells it.
+        state = replace(state, shard_start={**state.shard_start, run.suite: run.start_cost})
     state = _note_shards(state, run)
     prior = state.suite_errors.get(run.suite)  # a shard error again counts as twice
     chosen = selection.test_ids

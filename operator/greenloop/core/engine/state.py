@@ -136,6 +136,9 @@ class State:
     # The greenloop.dev/rerun annotation's value when last looked at; None: never looked.
     rerun_seen: str | None = None
     round_reason: Reason | None = None  # why this round started (None: the first round)
+    # suite -> the seconds one more shard cost its latest sharded run (docs/design.md
+    # §4.1, shards.shards_worth_starting): one float per suite; a round re-learns it.
+    shard_start: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def action_id(self) -> str:
