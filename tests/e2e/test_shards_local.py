@@ -115,25 +115,19 @@ def test_a_sharded_pytest_suite_runs_each_test_once_across_its_shards(tmp_path: 
 # A rerun: only the failures, assigned by greenloop, in no more shards than help
 
 
-@pytest.mark.parametrize(
-    ("slow", "expected"),
-    [
-        # Two failures of 3 s: two shards, not three; each its own selection file.
-        (("test_03", "test_07"), [["test_many.py::test_03"], ["test_many.py::test_07"]]),
-        # Two quick ones: a second process is not worth starting (shards_worth_starting).
-        ((), [["test_many.py::test_03", "test_many.py::test_07"]]),
-    ],
-)
-def test_a_rerun_of_two_failures_runs_only_them_in_the_shards_worth_starting(
-    tmp_path: Path, slow: tuple[str, ...], expected: list[list[str]]
-) -> None:
-    pytest_suite(tmp_path, shards=3, flaky=("test_03", "test_07"), slow=slow)
+def test_a_rerun_of_two_failures_runs_only_them_in_their_own_shards(tmp_path: Path) -> None:
+    # Each takes 3 s: a second shard is worth starting (shards_worth_starting: it costs
+    # what iteration 1's processes showed, or 1 s), a third has nothing to run.
+    pytest_suite(tmp_path, shards=3, flaky=("test_03", "test_07"), slow=("test_03", "test_07"))
     status, stderr = run(tmp_path)
     assert status["phase"] == "Passed", stderr
     assert status["summary"]["total"] == 12
     second = tmp_path / "out" / "iteration-2"
     selections = sorted(p.read_text().split() for p in second.glob("e2e.shard-*.select"))
-    assert selections == expected
+    assert selections == [
+        ["test_many.py::test_03"],
+        ["test_many.py::test_07"],
+    ]  # two failures: two shards, not three; each its own selection file
     rerun = [test for test, _ in ran(tmp_path)[12:]]
     assert sorted(rerun) == ["test_many.py::test_03", "test_many.py::test_07"]
 
