@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.core.model import DEFAULT_PRIORITY, PRIORITIES
+from greenloop.core.priorities import DEFAULT_PRIORITY, PRIORITIES  # not core.model: 50 ms
 from greenloop.core.shards import MAX_SHARDS, SHARD_COUNT_ENV, SHARD_INDEX_ENV, shard_of
 
 SELECT_ENV = "GREENLOOP_SELECT"
