@@ -15,7 +15,7 @@ an earlier attempt of its own was stored and only the answer was lost: done.
 It runs in every test pod, beside the suite starting on the same cores, so it imports the
 standard library's ``http.client`` (one POST per attempt needs no more) and the upload
 contract's constants, not httpx or the Job builder: ~0.3 s less CPU per pod
-(tests/unit/test_k8s_upload_imports.py).
+(tests/unit/test_pod_imports.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the endpoint (``results.py``): constants only, standard library only, so the sidecar's
 process imports this and not the Job builder (``jobs.py``, which pulls in the CRD, the
 runners and the planner): what the sidecar imports, each shard's pod pays for on the
-node's cores while its suite starts (tests/unit/test_k8s_upload_imports.py)."""
+node's cores while its suite starts (tests/unit/test_pod_imports.py)."""
 
 from __future__ import annotations
 
