@@ -49,6 +49,7 @@ from greenloop.core.shards import (
     shard_args,
     shard_env,
     shard_of,
+    split_collected,
 )
 from greenloop.core.spec import SpecError
 from tests.unit.scenario import ASSERT, bad, make_spec, ok
@@ -1006,3 +1007,45 @@ def test_the_crd_and_the_core_agree_on_the_bound() -> None:
 def test_only_maven_runs_in_one_process_locally(runner: str) -> None:
     # Maven's shards of one project would read each other's Surefire reports in target/.
     assert one_process_locally(runner) is (runner == "maven")
+
+
+# ---------------------------------------------------------------------------
+# The runner's balanced split (the pytest plugin's whole-suite run): hash order, dealt
+
+
+@pytest.mark.parametrize(
+    ("groups", "count", "loads"),
+    [
+        # 64 tests of one name pattern: 16 a shard (the hash alone gave 9/14/20/21).
+        ({f"test_wait.py::test_{k:02d}": 1 for k in range(64)}, 4, [16, 16, 16, 16]),
+        ({f"test_wait.py::test_{k:02d}": 1 for k in range(64)}, 8, [8] * 8),
+        ({f"t{k}": 1 for k in range(13)}, 3, [5, 4, 4]),
+        # A group of 3 (tests linked by depends_on) and 10 single tests: never split.
+        ({"group": 3, **{f"t{k}": 1 for k in range(10)}}, 3, [5, 4, 4]),
+        ({"only": 1}, 4, [1, 0, 0, 0]),
+    ],
+)
+def test_a_whole_suite_is_dealt_in_hash_order_onto_the_emptiest_shard(
+    groups: dict[str, int], count: int, loads: list[int]
+) -> None:
+    where = split_collected(groups, count)
+    assert set(where) == set(groups)
+    got = [0] * count
+    for key, size in groups.items():
+        got[where[key]] += size
+    assert sorted(got, reverse=True) == loads
+
+
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=10), st.integers(1, 5), max_size=60),
+    st.integers(1, MAX_SHARDS),
+    st.randoms(use_true_random=False),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_dealt_split_is_the_same_in_every_shard_whatever_the_collection_order(
+    groups: dict[str, int], count: int, rng: random.Random
+) -> None:
+    items = list(groups.items())
+    rng.shuffle(items)
+    assert split_collected(dict(items), count) == split_collected(groups, count)
+    assert all(0 <= s < count for s in split_collected(groups, count).values())

@@ -64,8 +64,6 @@ class FailureClass(StrEnum):
     RUNNER_ERROR = "RunnerError"
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class TestResult:
     """One testcase as read from JUnit XML.

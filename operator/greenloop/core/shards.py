@@ -49,6 +49,7 @@ __all__ = [
     "shard_env",
     "shard_of",
     "shards_worth_starting",
+    "split_collected",
     "splits_by_flag",
 ]
 
@@ -137,8 +138,39 @@ def shard_of(test_id: str, count: int) -> int:
     they keep each test exactly once."""
     if count < 1:
         raise ValueError(f"shard count must be at least 1, got {count}")
+    return _digest(test_id) % count
+
+
+def _digest(test_id: str) -> int:
     digest = hashlib.sha256(test_id.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") % count
+    return int.from_bytes(digest[:8], "big")
+
+
+def split_collected(groups: Mapping[str, int], count: int) -> dict[str, int]:
+    """**The runner's balanced split** of a whole suite (the pytest plugin, docs/design.md
+    §4.1): each group of tests that must share a shard (its key, the group's smallest node
+    id -> how many tests it holds) -> its shard (0-based). The groups are taken in the
+    order of the same SHA-256 :func:`shard_of` reads (ties by key), each onto the shard
+    holding the fewest tests so far (ties: the lower index): every shard, collecting the
+    same tests, computes the same split, and the shards' counts differ by at most the
+    largest group, where the hash alone (:func:`shard_of`) left 64 tests as 9/14/20/21 in
+    4 shards. Deterministic, whatever order the groups were collected in; O(g log g).
+
+    As Jest's and Playwright's ``--shard``, it ranks the suite every shard collected, so
+    a shard that collected a different suite (a test defined only where an environment
+    variable says so) can shift the others' parts: a test then runs twice, which the
+    merge never counts as a pass (``SelectionIgnored``), or in no shard, which counts as
+    not run."""
+    if count < 1:
+        raise ValueError(f"shard count must be at least 1, got {count}")
+    order = sorted(groups, key=lambda key: (_digest(key), key))
+    loads = [(0, index) for index in range(count)]
+    where: dict[str, int] = {}
+    for key in order:
+        load, index = heapq.heappop(loads)
+        where[key] = index
+        heapq.heappush(loads, (load + groups[key], index))
+    return where
 
 
 def one_process_locally(runner: str) -> bool:
