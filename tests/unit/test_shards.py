@@ -30,7 +30,8 @@ from greenloop.core.shard_results import (
     ShardOutcome,
     Waiting,
     merge,
-    start_cost_seen,
+    overhead_seen,
+    start_cost,
     suite_plan,
 )
 from greenloop.core.shards import (
@@ -280,82 +281,109 @@ def test_a_suites_rerun_is_planned_with_the_start_cost() -> None:
     assert [len(s.test_ids or ()) for s in p.shards] == [8]
 
 
-def _timed(*spans: tuple[float, float]) -> list[ShardOutcome]:
+def _timed(*shards: tuple[float, float, float]) -> list[ShardOutcome]:
+    """Shards as (started, finished, seconds of its one test)."""
     return [
-        ShardOutcome(i, (ok(f"t{i}"),), started=a, finished=b) for i, (a, b) in enumerate(spans)
+        ShardOutcome(i, (ok(f"t{i}", time=t),), started=a, finished=b)
+        for i, (a, b, t) in enumerate(shards)
     ]
 
 
 @pytest.mark.parametrize(
     ("outcomes", "expected"),
     [
-        # Side by side (a cluster of nodes): no cost.
-        (_timed((100.0, 110.0), (100.0, 109.0), (100.0, 110.0)), 0.0),
-        # One after another, 1 s apart, each 10 s: 2 s past the longest over 2 more shards.
-        (_timed((100.0, 110.0), (101.0, 111.0), (102.0, 112.0)), 1.0),
-        # The longest shard started 1.5 s after the first: the run ends 1.5 s later.
-        (_timed((100.0, 103.0), (101.5, 111.5)), 1.5),
-        # A late start that still ends within the longest shard cost the run nothing.
-        (_timed((100.0, 110.0), (105.0, 106.0)), 0.0),
-        # Nothing to tell: one shard, a shard without times or without results.
-        (_timed((100.0, 110.0)), None),
-        (_timed((100.0, 110.0), (0.0, 0.0)), None),
-        ([*_timed((100.0, 110.0)), ShardOutcome(1, error="lost", started=100.0, finished=101.0)],
+        # Started side by side, 1 s of start-up each: the run took 1 s beyond its tests.
+        (_timed((100.0, 110.0, 9.0), (100.0, 109.0, 8.0)), 1.0),
+        # One after another: the second ended 3 s after its 9 s of tests would have.
+        (_timed((100.0, 110.0, 9.0), (102.0, 112.0, 9.0)), 3.0),
+        # One shard tells it too.
+        (_timed((100.0, 104.5, 4.0)), 0.5),
+        # Nothing to tell: a shard without times or without results.
+        (_timed((100.0, 110.0, 9.0), (0.0, 0.0, 9.0)), None),
+        ([*_timed((100.0, 110.0, 9.0)), ShardOutcome(1, error="lost", started=1.0, finished=2.0)],
          None),
-        # Past a minute a shard: waiting for room, not starting.
-        (_timed((100.0, 110.0), (200.0, 210.0)), None),
     ],
 )  # fmt: skip
-def test_the_start_cost_a_sharded_run_showed(
+def test_the_overhead_a_run_showed_is_its_span_beyond_its_longest_shards_tests(
     outcomes: list[ShardOutcome], expected: float | None
 ) -> None:
-    assert start_cost_seen(outcomes) == expected
+    assert overhead_seen(outcomes) == expected
 
 
-def test_a_suite_plans_its_reruns_with_the_start_cost_its_last_run_showed() -> None:
-    spec = make_spec(("e2e", "P1"))
-    spec = replace(spec, policy=replace(spec.policy, parallelism=8))
-    suite = replace(spec.suites[0], shards=8)
-    d = engine.begin(spec, 0.0)
+@pytest.mark.parametrize(
+    ("seen", "expected"),
+    [
+        # The bench's figures: 1 shard 4.9 s beyond its tests, 4 shards 6.2 s.
+        (((4, 6.2), (1, 4.9)), 0.43),
+        (((2, 3.0), (8, 9.0)), 1.0),
+        # More shards that cost less (a quieter moment): no cost, never a negative one.
+        (((8, 3.0), (2, 5.0)), 0.0),
+        # One width alone cannot tell start-up shared by all from what one more adds.
+        (((4, 6.2),), SHARD_START_SECONDS),
+        ((), SHARD_START_SECONDS),
+    ],
+)
+def test_the_start_cost_is_the_overheads_growth_per_shard_between_two_widths(
+    seen: tuple[tuple[int, float], ...], expected: float
+) -> None:
+    state = engine.State(shard_overheads={"e2e": seen} if seen else {})
+    assert start_cost(state, "e2e") == pytest.approx(expected, abs=0.005)
+
+
+def _finish(spec: Spec, d: engine.Decision, run: engine.SuiteRun, now: float) -> engine.Decision:
     assert isinstance(d.action, RunSuites)
-    # 8 failing tests of 0.5 s; shards started side by side: no start cost, 8 shards.
-    shard_plan = plan("e2e", [f"f{k}" for k in range(8)], 8)
-    outcomes = [
-        ShardOutcome(
-            s.index,
-            tuple(bad(t, ASSERT, time=0.5) for t in s.test_ids or ()),
-            started=10.0,
-            finished=11.0,
-        )
-        for s in shard_plan.shards
-    ]
-    merged = merge(shard_plan, outcomes)
-    assert isinstance(merged, MergedSuite) and merged.run.start_cost == 0.0
-    run = replace(merged.run, selected=None)
-    d = engine.on_suite(spec, d.state, SuiteFinished(d.action.id, run), 20.0)
-    assert d.state.shard_start == {"e2e": 0.0}
-    # Kept through the stored state (the operator's restart).
-    again = snapshot.from_data(snapshot.to_data(d.state))
-    assert again.shard_start == {"e2e": 0.0}
+    return engine.on_suite(spec, d.state, SuiteFinished(d.action.id, run), now)
+
+
+def test_a_suite_plans_its_reruns_with_the_start_cost_its_runs_showed() -> None:
+    spec = make_spec(("e2e", "P1"))
+    spec = replace(spec, policy=replace(spec.policy, parallelism=8, flake_retries=3))
+    suite = replace(spec.suites[0], shards=8)
+    # Iteration 1 in 8 shards, 0.5 s of tests each, side by side: 9 s beyond its tests.
+    first = plan("e2e", [f"f{k}" for k in range(8)], 8)
+    merged = merge(
+        first,
+        [
+            ShardOutcome(s.index, tuple(bad(t, ASSERT, time=0.5) for t in s.test_ids or ()),
+                         started=10.0, finished=19.5)
+            for s in first.shards
+        ],
+    )  # fmt: skip
+    assert isinstance(merged, MergedSuite) and merged.run.overhead == 9.0
+    d = _finish(spec, engine.begin(spec, 0.0), replace(merged.run, selected=None), 20.0)
+    assert d.state.shard_overheads == {"e2e": ((8, 9.0),)}
     assert isinstance(d.action, RunSuites)
     (selection,) = d.action.suites
-    assert len(suite_plan(suite, again, selection).shards) == 8
-    # Without it (a first rerun), the default: two shards for 8 x 0.5 s.
-    assert len(suite_plan(suite, replace(again, shard_start={}), selection).shards) == 2
-    # Shards run in waves (more than policy.parallelism): not a start cost.
+    # One width: the default start cost, so 8 x 0.5 s rerun in two shards.
+    assert len(suite_plan(suite, d.state, selection).shards) == 2
+    # The rerun in two shards, 3 s beyond its tests: (9 - 3) / 6 = 1 s a shard.
+    rerun = replace(merged.run, tests=tuple(bad(f"f{k}", ASSERT, time=0.5) for k in range(8)),
+                    selected=selection.test_ids, overhead=3.0, width=2)  # fmt: skip
+    d = _finish(spec, d, rerun, 30.0)
+    assert d.state.shard_overheads == {"e2e": ((2, 3.0), (8, 9.0))}
+    assert start_cost(d.state, "e2e") == 1.0
+    # Kept through the stored state (the operator's restart).
+    again = snapshot.from_data(snapshot.to_data(d.state))
+    assert again.shard_overheads == d.state.shard_overheads
+    # An unsharded run tells its own: started to finished beyond its tests' seconds.
+    alone = engine.SuiteRun("e2e", tests=(bad("f0", ASSERT, time=0.5),), started=40.0,
+                            finished=45.0, selected=("f0",))  # fmt: skip
+    d2 = _finish(spec, d, replace(alone, selected=d.action.suites[0].test_ids), 50.0)  # type: ignore[union-attr]
+    assert d2.state.shard_overheads["e2e"][0] == (1, 4.5)
+    # Shards that ran in waves (more than policy.parallelism): not believed.
     narrow = replace(spec, policy=replace(spec.policy, parallelism=4))
-    d2 = engine.begin(narrow, 0.0)
-    assert isinstance(d2.action, RunSuites)
-    d2 = engine.on_suite(narrow, d2.state, SuiteFinished(d2.action.id, run), 20.0)
-    assert d2.state.shard_start == {}
+    d3 = _finish(narrow, engine.begin(narrow, 0.0), replace(merged.run, selected=None), 20.0)
+    assert d3.state.shard_overheads == {}
 
 
-@pytest.mark.parametrize("stored", [{"e2e": "x"}, {"e2e": -1}, {"e2e": float("nan")}])
-def test_a_stored_start_cost_that_is_no_number_of_seconds_is_not_planned_with(
+@pytest.mark.parametrize(
+    "stored", [{"e2e": "x"}, {"e2e": [[0, 1.0]]}, {"e2e": [[2, -1.0]]}, {"e2e": [[2, "nan"]]}]
+)
+def test_a_stored_overhead_that_is_no_number_of_seconds_is_not_planned_with(
     stored: dict[str, object],
 ) -> None:
     data = snapshot.to_data(engine.State())
-    assert snapshot.from_data({**data, "shardStart": stored}).shard_start == {}
+    assert snapshot.from_data({**data, "shardOverheads": stored}).shard_overheads == {}
 
 
 def test_an_empty_selection_schedules_no_shard() -> None:
