@@ -1,8 +1,11 @@
 """How well a sharded suite is balanced (issue 16): the makespan — how long the slowest
-shard runs — of the runner's hash split (iteration 1: greenloop knows no ids, the pytest
-plugin keeps the tests whose ``shard_of`` is its index) and of greenloop's split by the
-durations the previous results reported (iteration 2 on: ``shards.assign``, longest first
-onto the least-loaded shard), each as a ratio to the optimum's lower bound
+shard runs — of the runner's split (iteration 1: greenloop knows no ids; the pytest
+plugin deals the collected tests in hash order onto the emptiest shard,
+``shards.split_collected``; the hash modulo the shards, ``shard_of``, it used before, is
+shown beside it) and of greenloop's split by the durations the previous results reported
+(iteration 2 on: ``shards.assign``, longest first onto the least-loaded shard, in as many
+shards as LPT shortens the run, and at the default start cost of 1 s a shard in as many
+as are worth starting), each as a ratio to the optimum's lower bound
 ``max(longest test, total / shards)``. A ratio against the bound is an upper bound on the
 ratio against the optimum.
 
@@ -22,19 +25,21 @@ unknown durations cost.
 ``--node``: the wall times on the real node (root; the machine's one node, after its lock)
 of a suite of 64 tests that each wait 0.5 s (not CPU bound), run by ``greenloop
 operator`` as one Indexed Job of 1/2/4/8 shards (``policy.parallelism`` = shards): from
-``kubectl apply`` until iteration 2 starts (iteration 1, the pytest plugin's hash split;
-8 tests fail there), and from then until Passed (the rerun of the 8 failed tests, split
-by greenloop). Pod start-up is in every figure: it is what a user waits for. Target: 4
-shards within 0.35x of 1 shard for iteration 1.
+``kubectl apply`` until iteration 2 starts (iteration 1, the pytest plugin's split; 8
+tests fail there), and from then until Passed (the rerun of the 8 failed tests, split by
+greenloop into the shards worth starting; "in N" is how many it used). Pod start-up is
+in every figure: it is what a user waits for. Target: 4 shards within 0.35x of 1 shard
+for iteration 1.
 
-Measured 2026-12-07 on this 2-core machine (load 0.7 -> 4.7, helpers' tests beside it):
-iteration 1 36.9 s / 20.2 s / 14.2 s / 17.4 s for 1/2/4/8 shards (0.55x, 0.38x, 0.47x: the
-target MISSES by 0.03; two more runs that day gave 0.39x and 0.44x), the rerun of 8 failed
-tests 6.1 / 5.0 / 5.1 / 9.5 s. One shard
-spends 4.9 s beyond its tests, four spend 6.2 s: four pods start on the same two cores, so
-start-up, not the 0.5 s tests, sets the figure past 2 shards; on a cluster of nodes the
-pods start side by side (docs/benchmarks.md). A rerun of 8 short tests takes all the
-shards LPT finds useful (it counts test seconds, not a pod's start-up), which costs here.
+Measured 2026-12-07 on this 2-core machine, other helpers' tests beside it (h/speed;
+docs/benchmarks.md has every run and where the time goes): before, with the hash split,
+4 shards took 0.38-0.44x of 1 shard in iteration 1 (the hash put 9/14/20/21 of the 64
+tests in 4 shards: a 10.5 s makespan); with the dealt split, a lighter sidecar and
+plugin, 37.1 / 20.0 / 12.2 / 12.7 s for 1/2/4/8 shards (0.54x, **0.33x**, 0.34x; load
+4.6 -> 4.7), and in two more runs 0.41x and 0.38x for 4 shards (load 3.6 -> 5.2, 3.7 ->
+4.3): the target is met in 1 of 3 runs; the rest is four pods' start-up on two shared
+cores. The rerun of 8 failed tests now starts the shards worth starting (2 of 2/4/8, at
+the default 1 s a shard): 4.0-6.1 s, where 8 shards took 8.4-9.5 s before.
 """
 
 from __future__ import annotations
