@@ -337,8 +337,14 @@ def _finish(spec: Spec, d: engine.Decision, run: engine.SuiteRun, now: float) ->
 
 def test_a_suite_plans_its_reruns_with_the_start_cost_its_runs_showed() -> None:
     spec = make_spec(("e2e", "P1"))
-    spec = replace(spec, policy=replace(spec.policy, parallelism=8, flake_retries=3))
     suite = replace(spec.suites[0], shards=8)
+    spec = replace(
+        spec, suites=(suite,), policy=replace(spec.policy, parallelism=8, flake_retries=3)
+    )
+    # An unsharded suite keeps none: nothing to plan with them.
+    one = engine.SuiteRun("e2e", tests=(ok("a", time=1.0),), started=1.0, finished=3.0)
+    unsharded = make_spec(("e2e", "P1"))
+    assert _finish(unsharded, engine.begin(unsharded, 0.0), one, 5.0).state.shard_overheads == {}
     # Iteration 1 in 8 shards, 0.5 s of tests each, side by side: 9 s beyond its tests.
     first = plan("e2e", [f"f{k}" for k in range(8)], 8)
     merged = merge(

@@ -91,7 +91,10 @@ def _note_overhead(spec: ValidationSpec, state: State, run: SuiteRun) -> State:
     """Keep how long the run took beyond its tests at its width (docs/design.md §4.1):
     the latest per width, the last two widths, newest first. An unsharded run's is its
     start to finish beyond its tests' seconds; a sharded run's the merge measured.
-    Shards run in waves (more than policy.parallelism) end later by design: not kept."""
+    Shards run in waves (more than policy.parallelism) end later by design: not kept;
+    nor for a suite of one shard, which has no width to choose."""
+    if not any(s.name == run.suite and s.shards > 1 for s in spec.suites):
+        return state
     width = run.width or 1
     overhead = run.overhead
     if not run.width and run.started > 0 and run.finished >= run.started:
