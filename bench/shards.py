@@ -36,10 +36,10 @@ docs/benchmarks.md has every run and where the time goes): before, with the hash
 4 shards took 0.38-0.44x of 1 shard in iteration 1 (the hash put 9/14/20/21 of the 64
 tests in 4 shards: a 10.5 s makespan); with the dealt split, a lighter sidecar and
 plugin, 37.1 / 20.0 / 12.2 / 12.7 s for 1/2/4/8 shards (0.54x, **0.33x**, 0.34x; load
-4.6 -> 4.7), and in two more runs 0.41x and 0.38x for 4 shards (load 3.6 -> 5.2, 3.7 ->
-4.3): the target is met in 1 of 3 runs; the rest is four pods' start-up on two shared
-cores. The rerun of 8 failed tests now starts the shards worth starting (2 of 2/4/8, at
-the default 1 s a shard): 4.0-6.1 s, where 8 shards took 8.4-9.5 s before.
+4.6 -> 4.7), and in three more runs 0.41x, 0.38x and 0.31x for 4 shards (load 3.3-5.2):
+the target is met in 2 of 4 runs; the rest is four pods' start-up on two shared cores.
+The rerun of 8 failed tests now starts the shards worth starting (2 of 2/4/8, at the
+default 1 s a shard): 4.0-6.1 s, where 8 shards took 8.4-9.5 s before.
 """
 
 from __future__ import annotations
