@@ -382,7 +382,9 @@ def cmd_junit(args: argparse.Namespace) -> int:
 
 
 def _add_report_parser(sub: Any) -> None:
-    from greenloop.k8s.jobs import TOKEN_PATH  # pure constants; no client library
+    # Constants only: the sidecar's process must not load the Job builder (its cost is
+    # paid in every shard's pod, tests/unit/test_pod_imports.py).
+    from greenloop.k8s.upload_contract import TOKEN_PATH
 
     report = sub.add_parser("report", help="the results sidecar of a test Job (operator mode)")
     report_sub = report.add_subparsers(dest="report_command", metavar="ACTION", required=True)

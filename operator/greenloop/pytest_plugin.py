@@ -9,9 +9,10 @@
   in an earlier greenloop iteration) does not cause a skip.
 - ``GREENLOOP_SELECT``: a file of node ids, one a line: run only these.
 - ``GREENLOOP_SHARD_INDEX`` / ``GREENLOOP_SHARD_COUNT`` (0-based index; docs/design.md
-  §4.1): without a selection, run only this shard's part of the suite: the tests whose
-  dependency group hashes to the index (``greenloop.core.shards.shard_of`` of the group's
-  first node id), so every shard, collecting the same tests, runs a disjoint part and a
+  §4.1): without a selection, run only this shard's part of the suite: the dependency
+  groups ``greenloop.core.shards.split_collected`` deals to the index (in the order of
+  their first node id's hash, each onto the shard holding the fewest tests), so every
+  shard, collecting the same tests, runs a disjoint part of about the same size and a
   dependent runs beside its dependencies. A selection is already the shard's part.
 - ``GREENLOOP_JUNIT_XML``: where to write JUnit XML unless ``--junitxml`` was given. Each
   testcase carries the properties ``greenloop.id``, ``greenloop.priority`` and (when it has
@@ -31,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.core.model import DEFAULT_PRIORITY, PRIORITIES
-from greenloop.core.shards import MAX_SHARDS, SHARD_COUNT_ENV, SHARD_INDEX_ENV, shard_of
+from greenloop.core.priorities import DEFAULT_PRIORITY, PRIORITIES  # not core.model: 50 ms
+from greenloop.core.shards import MAX_SHARDS, SHARD_COUNT_ENV, SHARD_INDEX_ENV, split_collected
 
 SELECT_ENV = "GREENLOOP_SELECT"
 JUNIT_XML_ENV = "GREENLOOP_JUNIT_XML"
@@ -440,7 +441,9 @@ def _apply_shard(
     by_id: dict[str, list[_Info]],
 ) -> list[_Info]:
     """This shard's part: the tests whose dependency group (the tests linked by
-    depends_on, either way) hashes to its index, keyed by the group's smallest node id."""
+    depends_on, either way; keyed by its smallest node id) the balanced split
+    (``shards.split_collected``: hash order, each onto the emptiest shard) deals to its
+    index."""
     index, count = shard
     parent = {info.index: info.index for info in infos}
 
@@ -457,10 +460,13 @@ def _apply_shard(
                     a, b = find(info.index), find(other.index)
                     parent[max(a, b)] = min(a, b)
     key: dict[int, str] = {}
+    size: dict[int, int] = {}
     for info in infos:
         root = find(info.index)
         key[root] = min(key.get(root, info.item.nodeid), info.item.nodeid)
-    keep = [info for info in infos if shard_of(key[find(info.index)], count) == index]
+        size[root] = size.get(root, 0) + 1
+    where = split_collected({key[root]: n for root, n in size.items()}, count)
+    keep = [info for info in infos if where[key[find(info.index)]] == index]
     kept = {info.index for info in keep}
     dropped = [info.item for info in infos if info.index not in kept]
     if dropped:

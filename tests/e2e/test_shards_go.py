@@ -52,7 +52,7 @@ def go_file(package: str, names: list[str]) -> str:
         + "}\n"
         for name in names
     )
-    imports = '\t"os"\n\t"strings"\n\t"testing"\n'
+    imports = '\t"os"\n\t"strings"\n\t"testing"\n\t"time"\n'
     return f"package {package}\n\nimport (\n{imports})\n{MARK}{tests}"
 
 
@@ -68,6 +68,7 @@ func mark(t *testing.T, name string) {
 \t\tmarker := os.Getenv("RAN_FILE") + "." + name
 \t\tif _, err := os.Stat(marker); flaky == name && err != nil {
 \t\t\tos.WriteFile(marker, nil, 0o644)
+\t\t\ttime.Sleep(2 * time.Second) // a duration a second rerun shard is worth starting for
 \t\t\tt.Fatalf("%s fails the first time", name)
 \t\t}
 \t}

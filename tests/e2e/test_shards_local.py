@@ -22,15 +22,19 @@ from tests.e2e.cli import greenloop
 pytestmark = pytest.mark.e2e
 
 # Twelve tests; each appends "<node id> <shard index>" to ran.txt, so the test can count
-# how often each ran and where. Those named in flaky.txt fail until their marker exists.
+# how often each ran and where. Those named in flaky.txt fail until their marker exists;
+# those in slow.txt wait 3 s first (a duration a second shard is worth starting for).
 TESTS = """\
-import os, pathlib
+import os, pathlib, time
 
 HERE = pathlib.Path(__file__).parent
 FLAKY = set((HERE / "flaky.txt").read_text().split()) if (HERE / "flaky.txt").exists() else set()
+SLOW = set((HERE / "slow.txt").read_text().split()) if (HERE / "slow.txt").exists() else set()
 
 
 def _ran(request):
+    if request.node.name in SLOW:
+        time.sleep(3)
     with open(HERE / "ran.txt", "a") as out:
         out.write(f"{request.node.nodeid} {os.environ.get('GREENLOOP_SHARD_INDEX', '-')}\\n")
     if request.node.name in FLAKY:
@@ -59,9 +63,12 @@ def write_validation(folder: Path, suite: dict[str, Any], *, shards: int, parall
     )
 
 
-def pytest_suite(folder: Path, *, shards: int = 3, flaky: tuple[str, ...] = ()) -> None:
+def pytest_suite(
+    folder: Path, *, shards: int = 3, flaky: tuple[str, ...] = (), slow: tuple[str, ...] = ()
+) -> None:
     (folder / "test_many.py").write_text(TESTS)
     (folder / "flaky.txt").write_text("\n".join(flaky))
+    (folder / "slow.txt").write_text("\n".join(slow))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_many.py"]
     suite = {"name": "e2e", "runner": "pytest", "command": [*command, "{greenloop:select}"]}
     write_validation(folder, suite, shards=shards, parallelism=shards)
@@ -109,7 +116,9 @@ def test_a_sharded_pytest_suite_runs_each_test_once_across_its_shards(tmp_path: 
 
 
 def test_a_rerun_of_two_failures_runs_only_them_in_their_own_shards(tmp_path: Path) -> None:
-    pytest_suite(tmp_path, shards=3, flaky=("test_03", "test_07"))
+    # Each takes 3 s: a second shard is worth starting (shards_worth_starting: it costs
+    # what iteration 1's processes showed, or 1 s), a third has nothing to run.
+    pytest_suite(tmp_path, shards=3, flaky=("test_03", "test_07"), slow=("test_03", "test_07"))
     status, stderr = run(tmp_path)
     assert status["phase"] == "Passed", stderr
     assert status["summary"]["total"] == 12
@@ -149,13 +158,14 @@ def test_a_runner_that_ignores_the_shard_variables_ends_selection_ignored(
 # ---------------------------------------------------------------------------
 # A shard that produced nothing: a RunnerError for its tests only
 
-# A whole-suite run splits by position and fails t0..t3; on a rerun (a selection) shard 1
-# "is killed" (exits 137, no JUnit) and shard 0 passes what it was given.
-LOSES_SHARD_1 = """\
+# A whole-suite run splits by position and fails t0..t3; on a rerun (a selection) the
+# shard given t3 "is killed" (exits 137, no JUnit), every time, and the others pass what
+# they were given.
+LOSES_THE_SHARD_OF_T3 = """\
 import os, pathlib
 index = int(os.environ["GREENLOOP_SHARD_INDEX"]); count = int(os.environ["GREENLOOP_SHARD_COUNT"])
 select = os.environ.get("GREENLOOP_SELECT")
-if select and index == 1:
+if select and "t3" in pathlib.Path(select).read_text().split():
     raise SystemExit(137)
 if select:
     ids, failing = pathlib.Path(select).read_text().split(), set()
@@ -173,7 +183,7 @@ pathlib.Path(os.environ["GREENLOOP_JUNIT_XML"]).write_text(f"<testsuite>{cases}<
 def test_a_shard_that_produced_nothing_is_a_runner_error_for_its_tests_only(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "split.py").write_text(LOSES_SHARD_1)
+    (tmp_path / "split.py").write_text(LOSES_THE_SHARD_OF_T3)
     suite = {"name": "e2e", "command": [sys.executable, "split.py"]}
     write_validation(tmp_path, suite, shards=2, parallelism=2)
     status, _ = run(tmp_path)
@@ -183,18 +193,21 @@ def test_a_shard_that_produced_nothing_is_a_runner_error_for_its_tests_only(
         path = out / f"iteration-{iteration}" / f"e2e.shard-{index}.select"
         return set(path.read_text().split()) if path.exists() else set()
 
-    # Iteration 2 reran the four failures in two shards; shard 2/2 produced nothing, so
-    # its tests (and only those) are RunnerErrors; iteration 3 retried only them.
-    lost = selected(2, 1)
-    assert selected(2, 0) | lost == {"t0", "t1", "t2", "t3"} and lost
+    # Iteration 2 reran the four failures in two shards (4 s of unknown durations: two
+    # are worth starting); the one given t3 produced nothing, so its tests (and only
+    # those) are RunnerErrors; iteration 3 retried only them.
+    (dead,) = [i for i in (0, 1) if "t3" in selected(2, i)]
+    lost = selected(2, dead)
+    assert selected(2, 1 - dead) | lost == {"t0", "t1", "t2", "t3"} and lost
     assert selected(3, 0) | selected(3, 1) == lost
-    # Lost again: the round stops on RunnerError, never Passed; what shard 1/2 ran passed.
+    # Lost again: the round stops on RunnerError, never Passed; what the other shard ran
+    # passed.
     assert (status["phase"], stalled_condition(status)["reason"]) == ("Stalled", "RunnerError")
     failing = {t["id"]: t["class"] for t in status["failingTests"]}
     assert set(failing.values()) == {"RunnerError"}
-    assert set(failing) == selected(3, 1) and status["summary"]["passed"] == 6 - len(failing)
+    assert set(failing) == lost and status["summary"]["passed"] == 6 - len(failing)
     report = (out / "report.md").read_text()
-    assert "shard 2/2 (process, log e2e.shard-1.log): no results" in report
+    assert f"shard {dead + 1}/2 (process, log e2e.shard-{dead}.log): no results" in report
 
 
 # ---------------------------------------------------------------------------

@@ -125,9 +125,10 @@ def test_a_deleted_shard_pod_is_a_runner_error_for_its_tests_until_a_rerun_passe
     cluster: ControlPlane, operator: Operator
 ) -> None:
     ns = operator.namespace
-    # Iteration 1: every test fails (a rerun follows, assigned by greenloop). Iteration
-    # 2: each test takes 20 s, time to delete shard 2's pod. Iteration 3: they pass.
-    body = 'assert IT != 1, "first run fails"; time.sleep(20 if IT == 2 else 0)'
+    # Iteration 1: every test fails after 3 s (a rerun follows, assigned by greenloop;
+    # 18 s of tests are worth three shards at the default start cost). Iteration 2: each
+    # test takes 20 s, time to delete shard 2's pod. Iteration 3: they pass.
+    body = 'time.sleep(3 if IT == 1 else 20 if IT == 2 else 0); assert IT != 1, "first run fails"'
     cluster.apply(validation("lost", pytest_command(body, 6), shards=3, tests=6), namespace=ns)
     deadline = time.monotonic() + 240
     victim = ""
@@ -186,7 +187,8 @@ def test_a_deleted_shard_pod_is_a_runner_error_for_its_tests_until_a_rerun_passe
 # A stand-in for Jest (the image has Python and /bin/sh, not Node): it takes Jest's
 # --shard=i/n and -t PATTERN, runs its tests t0..t5 of f.test.js (t1 and t4 fail in
 # iteration 1), and writes jest-junit's XML to $JEST_JUNIT_OUTPUT_FILE, which the
-# operator sets for runner: jest.
+# operator sets for runner: jest. Each test reports 3 s, so the rerun of two is worth two
+# shards (shards.shards_worth_starting).
 FAKE_JEST = """import os, re, sys
 args, shard, pattern = sys.argv[1:], None, None
 for i, a in enumerate(args):
@@ -197,7 +199,7 @@ if shard: names = [n for k, n in enumerate(names) if k % shard[1] == shard[0] - 
 if pattern: names = [n for n in names if re.search(pattern, n)]
 it = os.environ["GREENLOOP_ITERATION"]
 cases = "".join(
-    f'<testcase classname="f.test.js" name="{n}">'
+    f'<testcase classname="f.test.js" name="{n}" time="3">'
     + ("<failure>first run</failure>" if it == "1" and n in ("t1", "t4") else "")
     + "</testcase>" for n in names)
 with open(os.environ["JEST_JUNIT_OUTPUT_FILE"], "w") as out:
@@ -223,7 +225,7 @@ def test_a_jest_suite_in_shards_gets_its_shard_and_its_selection_through_the_wra
     status = verdict(cluster, operator, "jest", 400)
     assert status["phase"] == "Passed", f"{json.dumps(status)[:3000]}\n{operator.tail()}"
     # Iteration 1 ran each test once (no shard reported another's: no SelectionIgnored),
-    # iteration 2 only the two that failed, each in the shard given it.
+    # iteration 2 only the two that failed, each in the shard given it (two shards).
     assert status["summary"]["total"] == status["summary"]["passed"] == 6
     history = {h["iteration"]: h for h in status["history"]}
     assert (history[1]["passed"], history[1]["failed"]) == (4, 2), history
@@ -235,9 +237,8 @@ def test_a_jest_suite_in_shards_gets_its_shard_and_its_selection_through_the_wra
         if v["name"] == "select"
     )
     data = cluster.get_json("configmap", name, "-n", ns)["data"]
-    assert {k for k in data if k.startswith("args-")} == {
-        f"args-{i}.txt" for i in range(second["spec"]["completions"])
-    }
+    assert second["spec"]["completions"] == 2
+    assert {k for k in data if k.startswith("args-")} == {"args-0.txt", "args-1.txt"}
     command_run = second["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command_run[:2] == ["/bin/sh", "-c"], command_run
 

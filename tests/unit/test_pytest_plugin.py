@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.core.shards import shard_of
+from greenloop.core.shards import split_collected
 
 pytest_plugins = ["pytester"]
 
@@ -492,14 +492,18 @@ def test_shards_run_disjoint_parts_that_cover_the_suite(
     parts = [ran_ids(pytester, monkeypatch, i) for i in range(3)]
     everything = set().union(*parts)
     assert len(everything) == 13 == sum(len(p) for p in parts)  # each test exactly once
-    # A dependency group runs in one shard: the one its first node id hashes to.
+    # A dependency group runs in one shard, keyed by its first node id; the suite is dealt
+    # in hash order onto the emptiest shard (shards.split_collected): 13 tests as 5/4/4.
     group = {"test_shop.py::test_checkout", "test_shop.py::test_login", "test_shop.py::test_pay"}
     (home,) = [p for p in parts if p & group]
     assert group <= home
-    assert group <= parts[shard_of("test_shop.py::test_checkout", 3)]
-    # Every other test where its own node id hashes.
+    where = split_collected(
+        {"test_shop.py::test_checkout": 3} | dict.fromkeys(everything - group, 1), 3
+    )
+    assert group <= parts[where["test_shop.py::test_checkout"]]
     for test_id in everything - group:
-        assert test_id in parts[shard_of(test_id, 3)]
+        assert test_id in parts[where[test_id]]
+    assert sorted(len(p) for p in parts) == [4, 4, 5]
 
 
 def test_a_selection_is_the_shards_part_and_is_not_split_again(

@@ -9,6 +9,7 @@ without results never passes, a duplicate or stray never passes, order does not 
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Sequence
@@ -24,10 +25,19 @@ from greenloop.core.engine import RunSuites, SuiteFinished
 from greenloop.core.model import FailureClass, Outcome, TestResult
 from greenloop.core.model import ValidationSpec as Spec
 from greenloop.core.runners import select_args
-from greenloop.core.shard_results import MergedSuite, ShardOutcome, Waiting, merge, suite_plan
+from greenloop.core.shard_results import (
+    MergedSuite,
+    ShardOutcome,
+    Waiting,
+    merge,
+    overhead_seen,
+    start_cost,
+    suite_plan,
+)
 from greenloop.core.shards import (
     DEFAULT_DURATION,
     MAX_SHARDS,
+    SHARD_START_SECONDS,
     Shard,
     ShardPlan,
     assign,
@@ -40,6 +50,7 @@ from greenloop.core.shards import (
     shard_args,
     shard_env,
     shard_of,
+    split_collected,
 )
 from greenloop.core.spec import SpecError
 from tests.unit.scenario import ASSERT, bad, make_spec, ok
@@ -177,6 +188,208 @@ def test_fewer_shards_only_when_they_finish_as_soon() -> None:
     shards = assign(list(durations), 4, durations)
     assert [s.test_ids for s in shards] == [("a",), ("b",), ("c", "e"), ("d",)]
     assert makespan(shards) == 4.0
+
+
+def _equal(n: int, seconds: float, prefix: str = "t") -> dict[str, float]:
+    return {f"{prefix}{k:02d}": seconds for k in range(n)}
+
+
+# Shards worth starting: the least makespan + (k - 1) * start cost, fewest on a tie. The
+# default start cost is what one more pod cost on the real node (bench/shards.py --node).
+WORTH_STARTING = [
+    # (case, durations or a count of unknown ones, shards asked, start cost, shards run)
+    ("8 short tests: one shard", _equal(8, 0.1), 8, SHARD_START_SECONDS, 1),
+    ("8 x 0.5 s: two shards (4 s, or 2 s + 1 s)", _equal(8, 0.5), 8, SHARD_START_SECONDS, 2),
+    ("64 x 0.5 s: 6.5 s + 4 s on five", _equal(64, 0.5), 8, SHARD_START_SECONDS, 5),
+    ("64 x 0.5 s, a dearer start: still four", _equal(64, 0.5), 8, 2.0, 4),
+    ("8 s + 60 x 0.1 s: the long test alone", {"long": 8.0, **_equal(60, 0.1)}, 8,
+     SHARD_START_SECONDS, 2),
+    ("a tie (4 s = 2 s + 2 s): fewer shards", _equal(8, 0.5), 8, 2.0, 1),
+    ("a start dearer than any saving: one", _equal(64, 0.5), 64, 60.0, 1),
+    ("8 unknown durations (1 s each): 4 = 3 + 2 = 2 + 3, fewest", 8, 8, SHARD_START_SECONDS, 2),
+    ("no start cost: as many as shorten the makespan", _equal(7, 1.0), 64, 0.0, 7),
+    ("never more than asked", _equal(64, 10.0), 4, SHARD_START_SECONDS, 4),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("durations", "count", "start_cost", "expected"),
+    [case[1:] for case in WORTH_STARTING],
+    ids=[case[0] for case in WORTH_STARTING],
+)
+def test_a_rerun_starts_only_the_shards_worth_starting(
+    durations: dict[str, float] | int, count: int, start_cost: float, expected: int
+) -> None:
+    if isinstance(durations, int):
+        ids, durations = [f"t{k}" for k in range(durations)], {}
+    else:
+        ids = list(durations)
+    shards = assign(ids, count, durations, start_cost=start_cost)
+    assert len(shards) == expected
+    assert sorted(t for s in shards for t in s.test_ids or ()) == sorted(ids)
+
+
+def _lpt_makespan(durations: dict[str, float], width: int) -> float:
+    """LPT on exactly ``width`` shards, as the plan's ties go (by id, fewer, index)."""
+    loads = [(0.0, 0, i) for i in range(width)]
+    for _, seconds in sorted(durations.items(), key=lambda kv: (-kv[1], kv[0])):
+        load, n, index = heapq.heappop(loads)
+        heapq.heappush(loads, (load + seconds, n + 1, index))
+    return max(load for load, _, _ in loads)
+
+
+@given(
+    st.lists(st.floats(0.01, 50.0), min_size=1, max_size=40),
+    st.integers(1, 12),
+    st.sampled_from([0.0, 0.3, 1.0, 5.0]),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_width_chosen_is_the_best_of_every_width_tried_alone(
+    seconds: list[float], count: int, start_cost: float
+) -> None:
+    # The bound that skips widths never skips the best one: against LPT on each width.
+    durations = {f"t{k:02d}": d for k, d in enumerate(seconds)}
+    shards = assign(list(durations), count, durations, start_cost=start_cost)
+    chosen = makespan(shards) + (len(shards) - 1) * start_cost
+    for width in range(1, min(count, len(seconds)) + 1):
+        assert chosen <= _lpt_makespan(durations, width) + (width - 1) * start_cost + 1e-6
+    # Fewest on a tie: no narrower plan costs as little.
+    narrower = [
+        assign(list(durations), w, durations, start_cost=start_cost) for w in range(1, len(shards))
+    ]
+    assert all(makespan(n) + (len(n) - 1) * start_cost > chosen - 1e-9 for n in narrower)
+
+
+@pytest.mark.parametrize("start_cost", [-1.0, math.nan, math.inf])
+def test_a_start_cost_that_is_no_number_of_seconds_is_refused(start_cost: float) -> None:
+    with pytest.raises(ValueError, match="start cost"):
+        assign(["a", "b"], 2, start_cost=start_cost)
+
+
+def test_a_suites_rerun_is_planned_with_the_start_cost() -> None:
+    # 8 failing tests of 0.1 s in a suite of 8 shards: one pod, not eight.
+    spec = make_spec(("e2e", "P1"))
+    d = engine.begin(spec, 0.0)
+    assert isinstance(d.action, RunSuites)
+    results = (*(bad(f"f{k}", ASSERT, time=0.1) for k in range(8)), ok("fine", time=0.1))
+    d = engine.on_suite(
+        spec, d.state, SuiteFinished(d.action.id, engine.SuiteRun("e2e", results)), 1.0
+    )
+    assert isinstance(d.action, RunSuites)
+    (selection,) = d.action.suites
+    p = suite_plan(replace(spec.suites[0], shards=8), d.state, selection)
+    assert [len(s.test_ids or ()) for s in p.shards] == [8]
+
+
+def _timed(*shards: tuple[float, float, float]) -> list[ShardOutcome]:
+    """Shards as (started, finished, seconds of its one test)."""
+    return [
+        ShardOutcome(i, (ok(f"t{i}", time=t),), started=a, finished=b)
+        for i, (a, b, t) in enumerate(shards)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        # Started side by side, 1 s of start-up each: the run took 1 s beyond its tests.
+        (_timed((100.0, 110.0, 9.0), (100.0, 109.0, 8.0)), 1.0),
+        # One after another: the second ended 3 s after its 9 s of tests would have.
+        (_timed((100.0, 110.0, 9.0), (102.0, 112.0, 9.0)), 3.0),
+        # One shard tells it too.
+        (_timed((100.0, 104.5, 4.0)), 0.5),
+        # Nothing to tell: a shard without times or without results.
+        (_timed((100.0, 110.0, 9.0), (0.0, 0.0, 9.0)), None),
+        ([*_timed((100.0, 110.0, 9.0)), ShardOutcome(1, error="lost", started=1.0, finished=2.0)],
+         None),
+    ],
+)  # fmt: skip
+def test_the_overhead_a_run_showed_is_its_span_beyond_its_longest_shards_tests(
+    outcomes: list[ShardOutcome], expected: float | None
+) -> None:
+    assert overhead_seen(outcomes) == expected
+
+
+@pytest.mark.parametrize(
+    ("seen", "expected"),
+    [
+        # The bench's figures: 1 shard 4.9 s beyond its tests, 4 shards 6.2 s.
+        (((4, 6.2), (1, 4.9)), 0.43),
+        (((2, 3.0), (8, 9.0)), 1.0),
+        # More shards that cost less (a quieter moment): no cost, never a negative one.
+        (((8, 3.0), (2, 5.0)), 0.0),
+        # One width alone cannot tell start-up shared by all from what one more adds.
+        (((4, 6.2),), SHARD_START_SECONDS),
+        ((), SHARD_START_SECONDS),
+    ],
+)
+def test_the_start_cost_is_the_overheads_growth_per_shard_between_two_widths(
+    seen: tuple[tuple[int, float], ...], expected: float
+) -> None:
+    state = engine.State(shard_overheads={"e2e": seen} if seen else {})
+    assert start_cost(state, "e2e") == pytest.approx(expected, abs=0.005)
+
+
+def _finish(spec: Spec, d: engine.Decision, run: engine.SuiteRun, now: float) -> engine.Decision:
+    assert isinstance(d.action, RunSuites)
+    return engine.on_suite(spec, d.state, SuiteFinished(d.action.id, run), now)
+
+
+def test_a_suite_plans_its_reruns_with_the_start_cost_its_runs_showed() -> None:
+    spec = make_spec(("e2e", "P1"))
+    suite = replace(spec.suites[0], shards=8)
+    spec = replace(
+        spec, suites=(suite,), policy=replace(spec.policy, parallelism=8, flake_retries=3)
+    )
+    # An unsharded suite keeps none: nothing to plan with them.
+    one = engine.SuiteRun("e2e", tests=(ok("a", time=1.0),), started=1.0, finished=3.0)
+    unsharded = make_spec(("e2e", "P1"))
+    assert _finish(unsharded, engine.begin(unsharded, 0.0), one, 5.0).state.shard_overheads == {}
+    # Iteration 1 in 8 shards, 0.5 s of tests each, side by side: 9 s beyond its tests.
+    first = plan("e2e", [f"f{k}" for k in range(8)], 8)
+    merged = merge(
+        first,
+        [
+            ShardOutcome(s.index, tuple(bad(t, ASSERT, time=0.5) for t in s.test_ids or ()),
+                         started=10.0, finished=19.5)
+            for s in first.shards
+        ],
+    )  # fmt: skip
+    assert isinstance(merged, MergedSuite) and merged.run.overhead == 9.0
+    d = _finish(spec, engine.begin(spec, 0.0), replace(merged.run, selected=None), 20.0)
+    assert d.state.shard_overheads == {"e2e": ((8, 9.0),)}
+    assert isinstance(d.action, RunSuites)
+    (selection,) = d.action.suites
+    # One width: the default start cost, so 8 x 0.5 s rerun in two shards.
+    assert len(suite_plan(suite, d.state, selection).shards) == 2
+    # The rerun in two shards, 3 s beyond its tests: (9 - 3) / 6 = 1 s a shard.
+    rerun = replace(merged.run, tests=tuple(bad(f"f{k}", ASSERT, time=0.5) for k in range(8)),
+                    selected=selection.test_ids, overhead=3.0, width=2)  # fmt: skip
+    d = _finish(spec, d, rerun, 30.0)
+    assert d.state.shard_overheads == {"e2e": ((2, 3.0), (8, 9.0))}
+    assert start_cost(d.state, "e2e") == 1.0
+    # Kept through the stored state (the operator's restart).
+    again = snapshot.from_data(snapshot.to_data(d.state))
+    assert again.shard_overheads == d.state.shard_overheads
+    # An unsharded run tells its own: started to finished beyond its tests' seconds.
+    alone = engine.SuiteRun("e2e", tests=(bad("f0", ASSERT, time=0.5),), started=40.0,
+                            finished=45.0, selected=("f0",))  # fmt: skip
+    d2 = _finish(spec, d, replace(alone, selected=d.action.suites[0].test_ids), 50.0)  # type: ignore[union-attr]
+    assert d2.state.shard_overheads["e2e"][0] == (1, 4.5)
+    # Shards that ran in waves (more than policy.parallelism): not believed.
+    narrow = replace(spec, policy=replace(spec.policy, parallelism=4))
+    d3 = _finish(narrow, engine.begin(narrow, 0.0), replace(merged.run, selected=None), 20.0)
+    assert d3.state.shard_overheads == {}
+
+
+@pytest.mark.parametrize(
+    "stored", [{"e2e": "x"}, {"e2e": [[0, 1.0]]}, {"e2e": [[2, -1.0]]}, {"e2e": [[2, "nan"]]}]
+)
+def test_a_stored_overhead_that_is_no_number_of_seconds_is_not_planned_with(
+    stored: dict[str, object],
+) -> None:
+    data = snapshot.to_data(engine.State())
+    assert snapshot.from_data({**data, "shardOverheads": stored}).shard_overheads == {}
 
 
 def test_an_empty_selection_schedules_no_shard() -> None:
@@ -828,3 +1041,45 @@ def test_the_crd_and_the_core_agree_on_the_bound() -> None:
 def test_only_maven_runs_in_one_process_locally(runner: str) -> None:
     # Maven's shards of one project would read each other's Surefire reports in target/.
     assert one_process_locally(runner) is (runner == "maven")
+
+
+# ---------------------------------------------------------------------------
+# The runner's balanced split (the pytest plugin's whole-suite run): hash order, dealt
+
+
+@pytest.mark.parametrize(
+    ("groups", "count", "loads"),
+    [
+        # 64 tests of one name pattern: 16 a shard (the hash alone gave 9/14/20/21).
+        ({f"test_wait.py::test_{k:02d}": 1 for k in range(64)}, 4, [16, 16, 16, 16]),
+        ({f"test_wait.py::test_{k:02d}": 1 for k in range(64)}, 8, [8] * 8),
+        ({f"t{k}": 1 for k in range(13)}, 3, [5, 4, 4]),
+        # A group of 3 (tests linked by depends_on) and 10 single tests: never split.
+        ({"group": 3, **{f"t{k}": 1 for k in range(10)}}, 3, [5, 4, 4]),
+        ({"only": 1}, 4, [1, 0, 0, 0]),
+    ],
+)
+def test_a_whole_suite_is_dealt_in_hash_order_onto_the_emptiest_shard(
+    groups: dict[str, int], count: int, loads: list[int]
+) -> None:
+    where = split_collected(groups, count)
+    assert set(where) == set(groups)
+    got = [0] * count
+    for key, size in groups.items():
+        got[where[key]] += size
+    assert sorted(got, reverse=True) == loads
+
+
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=10), st.integers(1, 5), max_size=60),
+    st.integers(1, MAX_SHARDS),
+    st.randoms(use_true_random=False),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_dealt_split_is_the_same_in_every_shard_whatever_the_collection_order(
+    groups: dict[str, int], count: int, rng: random.Random
+) -> None:
+    items = list(groups.items())
+    rng.shuffle(items)
+    assert split_collected(dict(items), count) == split_collected(groups, count)
+    assert all(0 <= s < count for s in split_collected(groups, count).values())

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from greenloop.core.priorities import DEFAULT_PRIORITY, PRIORITIES
+
 __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_REDEPLOY_ON",
@@ -60,10 +62,6 @@ class FailureClass(StrEnum):
     NOT_RERUN = "NotRerun"
     # Not a test's class: a suite that produced no results at all.
     RUNNER_ERROR = "RunnerError"
-
-
-PRIORITIES = tuple(f"P{n}" for n in range(1, 10))
-DEFAULT_PRIORITY = "P5"
 
 
 @dataclass(frozen=True, slots=True)

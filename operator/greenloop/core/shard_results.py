@@ -32,13 +32,20 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from greenloop.core.engine import State, SuiteRun, SuiteSelection, durations
 from greenloop.core.model import Suite, TestResult
 from greenloop.core.pod_listing import command_blocker
-from greenloop.core.shards import SHARD_COUNT_ENV, SHARD_INDEX_ENV, ShardPlan, plan
+from greenloop.core.shards import (
+    SHARD_COUNT_ENV,
+    SHARD_INDEX_ENV,
+    SHARD_START_SECONDS,
+    ShardPlan,
+    plan,
+)
 from greenloop.core.words import plural
 
 __all__ = [
@@ -48,8 +55,13 @@ __all__ = [
     "ShardOutcome",
     "Waiting",
     "merge",
+    "overhead_seen",
+    "start_cost",
     "suite_plan",
 ]
+
+# A start cost learnt above this is not a start-up (noise between two runs far apart).
+MAX_START_COST = 60.0
 
 # How many shards or test ids one message names before "and N more": a message is one
 # line of a note (the engine keeps 400 characters).
@@ -144,8 +156,10 @@ def suite_plan(suite: Suite, state: State, selection: SuiteSelection) -> ShardPl
     (docs/design.md §4.1): a whole-suite run split by the runner in ``suite.shards``
     (never more than the tests it reported last time); a selection assigned by greenloop,
     balanced by the durations the suite's previous results reported, in as many shards
-    as shorten the run. Both shells call this with the state the action came from, so a
-    restarted operator plans the same shards."""
+    as are worth starting (each past the first costing what the suite's runs showed,
+    :func:`start_cost`). Both shells call
+    this with the state the action came from, so a restarted operator plans the same
+    shards."""
     own = [t for t in state.tests.values() if t.suite == suite.name]
     count = suite.shards
     if selection.test_ids is None and command_blocker(suite.runner, suite.command):
@@ -160,7 +174,39 @@ def suite_plan(suite: Suite, state: State, selection: SuiteSelection) -> ShardPl
         durations=durations(state, suite.name),
         depends_on={t.id: t.depends_on for t in own if t.depends_on},
         known_tests=len(own) or None,
+        start_cost=start_cost(state, suite.name),
     )
+
+
+def overhead_seen(outcomes: Sequence[ShardOutcome]) -> float | None:
+    """**The overhead a run showed**: how long it took, first start to last end, beyond
+    its longest shard's tests (the seconds its results reported) — what starting its
+    shards cost, paid side by side or one after another. None when the run does not tell
+    (a shard without times or results)."""
+    if not outcomes or any(
+        o.error is not None or o.started <= 0 or o.finished < o.started for o in outcomes
+    ):
+        return None
+    span = max(o.finished for o in outcomes) - min(o.started for o in outcomes)
+    tests = max(
+        math.fsum(t.time for t in o.tests if math.isfinite(t.time) and t.time > 0) for o in outcomes
+    )
+    return round(max(0.0, span - tests), 2)
+
+
+def start_cost(state: State, suite: str) -> float:
+    """**What one more shard costs** a rerun of the suite (``shards.shards_worth_starting``):
+    how much its overhead grew per shard between the last two widths it ran in
+    (``State.shard_overheads``; a width's overhead mixes the start-up every shard pays
+    side by side with what each more one adds, and only two widths tell them apart),
+    never below 0 nor above :data:`MAX_START_COST`; else ``SHARD_START_SECONDS``."""
+    seen = state.shard_overheads.get(suite, ())
+    if len(seen) < 2:
+        return SHARD_START_SECONDS
+    (k1, o1), (k2, o2) = seen[0], seen[1]
+    if k1 == k2:
+        return SHARD_START_SECONDS
+    return round(min(MAX_START_COST, max(0.0, (o1 - o2) / (k1 - k2))), 2)
 
 
 def _named(items: Sequence[str], sep: str = ", ") -> str:
@@ -228,7 +274,12 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
             permanent=any(o.permanent for o in failed),
         )
     if len(plan.shards) > 1 or any(s.count > 1 for s in plan.shards):
-        run = replace(run, shard_lines=tuple(line.describe() for line in lines))
+        run = replace(
+            run,
+            shard_lines=tuple(line.describe() for line in lines),
+            overhead=overhead_seen(ordered),
+            width=len(ordered),
+        )
     return MergedSuite(run, lines, unrun, conflicts, note)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_SHARDS",
     "SHARD_COUNT_ENV",
     "SHARD_INDEX_ENV",
+    "SHARD_START_SECONDS",
     "Shard",
     "ShardPlan",
     "assign",
@@ -47,6 +48,8 @@ __all__ = [
     "shard_command",
     "shard_env",
     "shard_of",
+    "shards_worth_starting",
+    "split_collected",
     "splits_by_flag",
 ]
 
@@ -60,6 +63,17 @@ MAX_SHARDS = 64
 # A test whose duration is unknown (never reported, or reported as 0) is estimated at the
 # median of the known ones; with none known, at 1 s, so the tests spread evenly by count.
 DEFAULT_DURATION = 1.0
+
+# What one more shard costs a rerun when the suite's own runs do not tell
+# (:func:`shards_worth_starting`, docs/design.md §4.1): not a pod's whole start-up (the
+# 4.9 s one shard spends beyond its tests on the real node), which every shard pays side
+# by side, but what starting one more beside the others adds to the wall time. Measured
+# on this project's 2-core node (bench/shards.py --node, 64 tests of 0.5 s): 1 -> 4
+# shards added 1.3 s (0.4 s a shard), the rerun's 1 -> 2 -> 4 shards 0.9 and 0.55 s a
+# shard, 4 -> 8 shards 1.2-1.8 s a shard. 1 s: a rerun of 8 tests of 0.1 s runs in one
+# shard, of 8 x 0.5 s in two, 64 x 0.5 s in five. On a cluster of nodes, where pods start
+# side by side, less: the suite's own runs say so (``start_cost`` of :func:`plan`).
+SHARD_START_SECONDS = 1.0
 
 # What each shard's pod or process is told (docs/runners.md): 0-based, as Kubernetes'
 # JOB_COMPLETION_INDEX of an Indexed Job.
@@ -128,8 +142,39 @@ def shard_of(test_id: str, count: int) -> int:
     they keep each test exactly once."""
     if count < 1:
         raise ValueError(f"shard count must be at least 1, got {count}")
+    return _digest(test_id) % count
+
+
+def _digest(test_id: str) -> int:
     digest = hashlib.sha256(test_id.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") % count
+    return int.from_bytes(digest[:8], "big")
+
+
+def split_collected(groups: Mapping[str, int], count: int) -> dict[str, int]:
+    """**The runner's balanced split** of a whole suite (the pytest plugin, docs/design.md
+    §4.1): each group of tests that must share a shard (its key, the group's smallest node
+    id -> how many tests it holds) -> its shard (0-based). The groups are taken in the
+    order of the same SHA-256 :func:`shard_of` reads (ties by key), each onto the shard
+    holding the fewest tests so far (ties: the lower index): every shard, collecting the
+    same tests, computes the same split, and the shards' counts differ by at most the
+    largest group, where the hash alone (:func:`shard_of`) left 64 tests as 9/14/20/21 in
+    4 shards. Deterministic, whatever order the groups were collected in; O(g log g).
+
+    As Jest's and Playwright's ``--shard``, it ranks the suite every shard collected, so
+    a shard that collected a different suite (a test defined only where an environment
+    variable says so) can shift the others' parts: a test then runs twice, which the
+    merge never counts as a pass (``SelectionIgnored``), or in no shard, which counts as
+    not run."""
+    if count < 1:
+        raise ValueError(f"shard count must be at least 1, got {count}")
+    order = sorted(groups, key=lambda key: (_digest(key), key))
+    loads = [(0, index) for index in range(count)]
+    where: dict[str, int] = {}
+    for key in order:
+        load, index = heapq.heappop(loads)
+        where[key] = index
+        heapq.heappush(loads, (load + groups[key], index))
+    return where
 
 
 def one_process_locally(runner: str) -> bool:
@@ -281,20 +326,63 @@ def makespan(shards: Sequence[Shard]) -> float:
     return max((s.estimate for s in shards), default=0.0)
 
 
+def shards_worth_starting(
+    jobs: Sequence[tuple[float, tuple[str, ...]]], count: int, start_cost: float
+) -> list[list[int]]:
+    """**Shards worth starting** (docs/design.md §4.1): of 1..``count`` shards, the width
+    k whose predicted wall time, LPT's makespan on k shards plus ``(k - 1) * start_cost``
+    (each shard past the first starts a pod or process the others wait beside), is the
+    least; the fewest shards on a tie. With ``start_cost`` 0 it is the fewest shards that
+    give the shortest LPT makespan. Returns LPT's placement on that width.
+
+    Linear-ish: each width's lower bound ``max(longest, total / k) + (k - 1) * start_cost``
+    is cheap, and LPT (O(n log k)) runs only for the widths whose bound could still win,
+    tried best bound first, so a plan of 5,000 tests into 64 shards runs LPT a few times,
+    never 64."""
+    widest = min(count, len(jobs))
+    longest = max((job[0] for job in jobs), default=0.0)
+    total = math.fsum(job[0] for job in jobs)
+
+    def bound(k: int) -> float:
+        return max(longest, total / k) + (k - 1) * start_cost
+
+    best_cost, best_width, best_placed = math.inf, 0, [list(range(len(jobs)))]
+    for width in sorted(range(1, widest + 1), key=lambda k: (bound(k), k)):
+        if not best_width:  # the best bound: always tried
+            best_placed = _lpt(jobs, width)
+            best_width = width
+            best_cost = max(_load(jobs, p) for p in best_placed) + (width - 1) * start_cost
+            continue
+        slack = _SAME * max(1.0, best_cost)
+        if bound(width) > best_cost + slack:
+            break  # every width left has a bound at least this high
+        if width > best_width and bound(width) >= best_cost - slack:
+            continue  # at best a tie, and a tie goes to fewer shards
+        placed = _lpt(jobs, width)
+        cost = max(_load(jobs, p) for p in placed) + (width - 1) * start_cost
+        if cost < best_cost - slack or (cost <= best_cost + slack and width < best_width):
+            best_cost, best_width, best_placed = cost, width, placed
+    return best_placed
+
+
 def assign(
     test_ids: Sequence[str],
     count: int,
     durations: Mapping[str, float] | None = None,
     depends_on: Mapping[str, Sequence[str]] | None = None,
     runner: str = "generic",
+    start_cost: float = 0.0,
 ) -> tuple[Shard, ...]:
     """Split ``test_ids`` across at most ``count`` shards by duration (LPT, within 4/3 of
-    the optimal makespan), in the fewest shards that give the shortest LPT makespan
-    (never more than the groups of tests that must share a shard: linked by
-    ``depends_on`` or one rerun unit of ``runner``; never an empty shard).
+    the optimal makespan on the width chosen), in as many shards as are worth starting
+    (:func:`shards_worth_starting`: the least makespan plus ``start_cost`` seconds per
+    shard past the first; never more than the groups of tests that must share a shard:
+    linked by ``depends_on`` or one rerun unit of ``runner``; never an empty shard).
     Each shard's ids are sorted; the shards are numbered 0.. in order. Deterministic:
     ties go by test id and shard index."""
     _check_count(count)
+    if not (math.isfinite(start_cost) and start_cost >= 0):
+        raise ValueError(f"a shard's start cost must be a finite number >= 0, got {start_cost}")
     ids = list(dict.fromkeys(test_ids))
     if not ids:
         return ()
@@ -303,16 +391,7 @@ def assign(
         ((math.fsum(seconds[t] for t in g), g) for g in _groups(ids, depends_on or {}, runner)),
         key=lambda job: (-job[0], job[1]),
     )
-    widest = min(count, len(jobs))
-    best = max(_load(jobs, p) for p in _lpt(jobs, widest))
-    # Fewer shards can only match the best if they can hold the total: skip the others.
-    total = math.fsum(job[0] for job in jobs)
-    start = max(1, min(widest, math.ceil(total / best * (1 - _SAME)))) if best > 0 else 1
-    for width in range(start, widest + 1):
-        placed = _lpt(jobs, width)
-        if max(_load(jobs, p) for p in placed) <= best * (1 + _SAME):
-            break
-    shards = [p for p in placed if p]
+    shards = [p for p in shards_worth_starting(jobs, count, start_cost) if p]
     return tuple(
         Shard(
             index=i,
@@ -333,10 +412,13 @@ def plan(
     durations: Mapping[str, float] | None = None,
     depends_on: Mapping[str, Sequence[str]] | None = None,
     known_tests: int | None = None,
+    start_cost: float = 0.0,
 ) -> ShardPlan:
     """The shards for one suite of a batch. ``selected`` is the engine's selection (None:
     the whole suite); ``count`` the suite's ``shards``; ``known_tests`` how many tests the
-    suite reported last time (a whole-suite run then uses no more shards than that).
+    suite reported last time (a whole-suite run then uses no more shards than that);
+    ``start_cost`` what each shard past the first costs a selection's run
+    (:func:`shards_worth_starting`).
 
     A whole-suite run is split by the runner (``(index, count)``, no ids) if it can split,
     else runs in one shard; a selection is split by :func:`assign`. An empty selection
@@ -348,4 +430,5 @@ def plan(
             width = max(1, min(width, known_tests))
         return ShardPlan(suite, None, tuple(Shard(i, width) for i in range(width)))
     chosen = tuple(dict.fromkeys(selected))
-    return ShardPlan(suite, chosen, assign(chosen, count, durations, depends_on, runner))
+    shards = assign(chosen, count, durations, depends_on, runner, start_cost)
+    return ShardPlan(suite, chosen, shards)

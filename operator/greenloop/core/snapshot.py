@@ -95,6 +95,7 @@ def to_data(state: State) -> dict[str, Any]:
                 {"reason": state.redeploy_reason, "started": state.redeploy_started or None}
             ),
             "selectionMisses": dict(state.selection_misses),
+            "shardOverheads": {s: [list(p) for p in v] for s, v in state.shard_overheads.items()},
             "ignoredResults": state.ignored_results,
             "permanentErrors": list(state.permanent_errors),
             "fingerprint": _fingerprint(state.fingerprint),
@@ -154,6 +155,7 @@ def from_data(data: Mapping[str, Any]) -> State:
             redeploy_reason=str(redeploy.get("reason", "")),
             redeploy_started=bool(redeploy.get("started", False)),
             selection_misses={str(k): int(v) for k, v in data.get("selectionMisses", {}).items()},
+            shard_overheads=_overheads(data.get("shardOverheads", {})),
             ignored_results=int(data.get("ignoredResults", 0)),
             permanent_errors=tuple(str(s) for s in data.get("permanentErrors", ())),
             fingerprint=_read_fingerprint(data.get("fingerprint")),
@@ -430,3 +432,22 @@ def _shown(value: object) -> str:
     """A value as a message shows it: repr, at most 40 characters."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _overheads(data: Mapping[str, object]) -> dict[str, tuple[tuple[int, float], ...]]:
+    """Suite -> ((shards, seconds), ...), keeping only pairs a plan can use (a status edited
+    by hand must not stop the planning: a suite without them gets the default)."""
+    out: dict[str, tuple[tuple[int, float], ...]] = {}
+    for suite, pairs in data.items():
+        kept: list[tuple[int, float]] = []
+        for pair in pairs if isinstance(pairs, list) else ():
+            if not (isinstance(pair, list) and len(pair) == 2):
+                continue
+            width, seconds = pair
+            if not (isinstance(width, int) and width >= 1 and isinstance(seconds, int | float)):
+                continue
+            if math.isfinite(seconds) and seconds >= 0:
+                kept.append((width, float(seconds)))
+        if kept:
+            out[str(suite)] = tuple(kept[:2])
+    return out

@@ -35,6 +35,12 @@ from greenloop.core.pod_listing import listing_wrapper_command, lists_in_pod
 from greenloop.core.pod_reports import gathering_command
 from greenloop.core.shards import SHARD_INDEX_ENV, Shard
 from greenloop.core.upload_proof import AUDIENCE
+from greenloop.k8s.upload_contract import (  # the sidecar's half lives there, light
+    TOKEN_DIR,
+    TOKEN_FILE,
+    TOKEN_PATH,
+    UPLOAD_DEADLINE_SECONDS,
+)
 
 __all__ = [
     "JUNIT_PATH",
@@ -70,27 +76,11 @@ COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 #: the pod, for the results endpoint's audience only, renewed by the kubelet (the
 #: sidecar re-reads it on each attempt). Mounted into the sidecar alone (docs/design.md §8).
 TOKEN_VOLUME = "results-token"
-TOKEN_DIR = "/var/run/secrets/greenloop.dev/results"
-TOKEN_FILE = "token"
-TOKEN_PATH = f"{TOKEN_DIR}/{TOKEN_FILE}"
 TOKEN_AUDIENCE = AUDIENCE
 #: The shortest life the API server grants (10 minutes); the kubelet renews the file
 #: at 80% of it, so a sidecar never holds a token for long.
 TOKEN_SECONDS = 600
 
-# The upload contract between the sidecar (upload.py) and the endpoint (results.py).
-GZIP = "application/gzip"
-#: The gzipped body is stored as is; base64 in a ConfigMap grows it by 4/3, and a
-#: ConfigMap holds at most 1 MiB.
-MAX_COMPRESSED = 700 * 1024
-
-#: How long the sidecar may take to upload after the test container exited; the pod's
-#: terminationGracePeriodSeconds leaves a margin above it so the kubelet does not kill
-#: an upload that is still inside its own deadline. Sized for a burst: 1,000 uploads
-#: 64 at a time took at most 28 s each with the endpoint's queue (load ~22), so 90 s is
-#: three times that. Not more: a suite container that ignores SIGTERM keeps its pod
-#: (and the Job's Failed condition) for the whole grace period after its timeout.
-UPLOAD_DEADLINE_SECONDS = 90
 GRACE_MARGIN_SECONDS = 15
 #: A uid the restricted pod runs as when the image's own user is root (emptyDir is
 #: world-writable, so the results folder works for any uid).

@@ -59,18 +59,17 @@ from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import ApiError, Conflict, Gateway
 from greenloop.k8s.jobs import (
     ANNOTATION_VALIDATION,
-    GZIP,
     LABEL_ITERATION,
     LABEL_MANAGED_BY,
     LABEL_ROUND,
     LABEL_SUITE,
     LABEL_VALIDATION_UID,
-    MAX_COMPRESSED,
     names_of_job,
     shard_results_name,
 )
 from greenloop.k8s.metrics import UPLOADS_BY_CODE, upload_code
 from greenloop.k8s.slots import Busy, FairSlots
+from greenloop.k8s.upload_contract import GZIP, MAX_COMPRESSED
 
 __all__ = [
     "BODY_SECONDS",

@@ -89,7 +89,10 @@ class SuiteRun:
     whole-suite run, the tests more than one shard reported (a runner that ignored
     GREENLOOP_SHARD_INDEX/COUNT): NotRerun and a selection miss, as for a rerun that
     ignored its selection. ``shard_lines``: one line per shard for the report (duration,
-    tests, pod or process)."""
+    tests, pod or process). ``overhead``: how long the run took beyond its longest shard's
+    tests (``shard_results.overhead_seen``; None when its shards' times do not tell) and
+    ``width`` the shards it ran in (0: not sharded), from which the suite's next reruns
+    learn what one more shard costs (``shard_results.start_cost``)."""
 
     suite: str
     tests: tuple[TestResult, ...] = ()
@@ -103,6 +106,8 @@ class SuiteRun:
     unrun: tuple[str, ...] = ()
     split_ignored: tuple[str, ...] = ()
     shard_lines: tuple[str, ...] = ()
+    overhead: float | None = None
+    width: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ def _merge(
     reported; the failed shards' tests are RunnerErrors (:func:`_record_unrun`)."""
     if run.error is not None:
         return _record_runner_error(state, run, run.error)
+    state = _note_overhead(spec, state, run)
     state = _note_shards(state, run)
     prior = state.suite_errors.get(run.suite)  # a shard error again counts as twice
     chosen = selection.test_ids
@@ -80,6 +81,30 @@ def _merge(
             state = replace(state, suite_errors={**state.suite_errors, run.suite: prior})
         state = _record_unrun(spec, state, run, run.shard_error, sorted(unrun))
     return state
+
+
+# An overhead above this is not start-up (a shard that waited for room on a busy cluster).
+_MAX_OVERHEAD = 600.0
+
+
+def _note_overhead(spec: ValidationSpec, state: State, run: SuiteRun) -> State:
+    """Keep how long the run took beyond its tests at its width (docs/design.md §4.1):
+    the latest per width, the last two widths, newest first. An unsharded run's is its
+    start to finish beyond its tests' seconds; a sharded run's the merge measured.
+    Shards run in waves (more than policy.parallelism) end later by design: not kept;
+    nor for a suite of one shard, which has no width to choose."""
+    if not any(s.name == run.suite and s.shards > 1 for s in spec.suites):
+        return state
+    width = run.width or 1
+    overhead = run.overhead
+    if not run.width and run.started > 0 and run.finished >= run.started:
+        tests = math.fsum(t.time for t in run.tests if math.isfinite(t.time) and t.time > 0)
+        overhead = max(0.0, run.finished - run.started - tests)
+    if overhead is None or overhead > _MAX_OVERHEAD or width > spec.policy.parallelism:
+        return state
+    older = [(k, o) for k, o in state.shard_overheads.get(run.suite, ()) if k != width]
+    kept = ((width, round(overhead, 2)), *older[:1])
+    return replace(state, shard_overheads={**state.shard_overheads, run.suite: kept})
 
 
 def _count_split_ignored(state: State, run: SuiteRun) -> State:

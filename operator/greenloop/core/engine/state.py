@@ -136,6 +136,10 @@ class State:
     # The greenloop.dev/rerun annotation's value when last looked at; None: never looked.
     rerun_seen: str | None = None
     round_reason: Reason | None = None  # why this round started (None: the first round)
+    # suite -> ((shards, seconds beyond its tests), ...): the latest run's overhead at
+    # each of the last two widths the suite ran in, newest first (docs/design.md §4.1,
+    # shard_results.start_cost); four numbers per suite; a round re-learns them.
+    shard_overheads: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
 
     @property
     def action_id(self) -> str:
