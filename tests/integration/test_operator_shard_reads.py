@@ -32,12 +32,13 @@ from typing import Any, TypeVar
 import pytest
 
 from greenloop.core.model import Suite
-from greenloop.core.shards import Shard, plan
+from greenloop.core.shards import Shard
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import COMPLETION_INDEX_ANNOTATION, Owner, SuiteJob, shard_results_name
 from greenloop.k8s.results import _results_configmap
 from greenloop.k8s.store import SOURCES, Store
 from greenloop.k8s.suites import observe_shards, start
+from tests.integration.test_operator_shard_pods import sharded_run
 from tests.support.owners import make_owner
 from tools.cluster.controlplane import ControlPlane
 
@@ -82,18 +83,6 @@ def on(cp: ControlPlane, body: Callable[[Gateway], Awaitable[T]]) -> T:
 def made(cp: ControlPlane, run: SuiteJob) -> dict[str, Any]:
     """The run's Job, as `start` makes it (suspended: no controller runs it here)."""
     return on(cp, lambda gw: start(gw, run, resume=False))
-
-
-def pytest_run(owner: Owner) -> SuiteJob:
-    return SuiteJob(
-        owner=owner,
-        iteration=1,
-        suite=Suite(name="e2e", command=("pytest",), image="e2e:1", shards=2, runner="pytest"),
-        reporter_image="greenloop:dev",
-        results_url="http://unused",
-        shards=plan("e2e", None, 2, runner="pytest").shards,
-        max_pods=2,
-    )
 
 
 def upload(job: dict[str, Any], run: SuiteJob, index: int, xml: str) -> dict[str, Any]:
@@ -186,7 +175,7 @@ async def stored(store: Store, ns: str, name: str) -> None:
 def test_a_running_sharded_run_is_read_from_the_store_without_api_requests(
     audited: ControlPlane, ns: str
 ) -> None:
-    run = pytest_run(make_owner(audited, ns))
+    run = sharded_run(make_owner(audited, ns))
     job = made(audited, run)
     running_pods(audited, run)
     first = shard_results_name(run.results_name, 0)
@@ -219,7 +208,7 @@ def test_an_upload_the_store_has_not_seen_yet_is_confirmed_with_the_api_before_a
 ) -> None:
     """The Job ended; the store has seen index 0's upload but not index 1's: the API is
     asked, and both are read, not a "no JUnit XML" error."""
-    run = pytest_run(make_owner(audited, ns))
+    run = sharded_run(make_owner(audited, ns))
     job = made(audited, run)
     names = [shard_results_name(run.results_name, i) for i in range(2)]
 
