@@ -51,6 +51,38 @@ def two_suite_answer(job: dict[str, Any]) -> bytes:
     return junit(PASS.format(c="core", n="websocket"))
 
 
+def two_suite_demo(
+    name: str,
+    suites: tuple[str, ...] = ("critical", "core"),
+    *,
+    tests: int = 4,
+    health_url: str | None = None,
+    **metadata: Any,
+) -> dict[str, Any]:
+    """The StagingValidation `two_suite_answer` answers: `suites` (critical P1, core P2)
+    expecting `tests` tests, the Deployment `backend` its target (with `health_url`
+    checked when given), at most 4 iterations, no flake retries. No pods on kwok: the
+    test plays the sidecar."""
+    target: dict[str, Any] = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
+    if health_url is not None:
+        target["health"] = {"url": health_url, "timeoutSeconds": 60}
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "metadata": {"name": name, **metadata},
+        "spec": {
+            "serviceAccountName": "no-such-account",
+            "expectedTests": tests,
+            "suites": [
+                {"name": s, "command": ["pytest"], "image": "localhost/e2e:dev", "priority": p}
+                for s, p in zip(suites, ("P1", "P2"), strict=False)
+            ],
+            "target": target,
+            "policy": {"maxIterations": 4, "flakeRetries": 0},
+        },
+    }
+
+
 @dataclass
 class Snapshot:
     """One `kubectl get` of what the test looks at: the objects of one namespace."""
