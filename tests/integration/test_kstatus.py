@@ -46,7 +46,7 @@ from tests.integration.test_operator_loop import (
     sv,
 )
 from tests.support.gitops import argocd_health, docs_flux_exprs, flux_health, kstatus
-from tests.support.sidecar import FAIL, PASS, junit
+from tests.support.sidecar import FAIL, PASS, core_answer, junit
 from tests.support.workloads import roll_out
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.operator import Operator
@@ -155,19 +155,11 @@ def test_a_round_through_approval_and_redeploy_to_passed(
     url, up = health_url
     roll_out(cluster, namespace, "backend")
 
-    def answer(job: dict[str, Any]) -> bytes:
-        if job["metadata"]["labels"]["greenloop.dev/iteration"] == "1":
-            return junit(
-                PASS.format(c="core", n="health"),
-                FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
-            )
-        return junit(PASS.format(c="core", n="websocket"))
-
     obj = sv("checkout", ["core"], expectedTests=2,
              target={**TARGET, "health": {"url": url, "timeoutSeconds": 120}})  # fmt: skip
     obj["spec"]["policy"]["redeploy"] = "RequireApproval"
     cluster.apply(obj, namespace=namespace)
-    car = Sidecar(cluster, operator, answer, tmp_path)
+    car = Sidecar(cluster, operator, core_answer, tmp_path)
 
     serve_until(operator, None, "checkout", lambda s: s.get("phase") == "Testing",
                 what="Testing", timeout=60)  # fmt: skip

@@ -23,7 +23,7 @@ import pytest
 from tests.integration.listener import Calls, listening
 from tests.integration.test_operator_loop import TARGET, Sidecar, condition, run_until_done, sv
 from tests.support.owners import ensure_crd
-from tests.support.sidecar import FAIL, PASS, junit
+from tests.support.sidecar import core_answer
 from tests.support.workloads import roll_out
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.operator import Operator
@@ -38,16 +38,6 @@ SECRET_VALUE = "hunter2-0123456789abcdef"
 def listener() -> Iterator[tuple[str, Calls]]:
     with listening() as served:
         yield served
-
-
-def answer(job: dict[str, Any]) -> bytes:
-    # Iteration 1: an HTTP 503, which calls for a redeploy; after it, a pass.
-    if job["metadata"]["labels"]["greenloop.dev/iteration"] == "1":
-        return junit(
-            PASS.format(c="core", n="health"),
-            FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
-        )
-    return junit(PASS.format(c="core", n="websocket"))
 
 
 def run_round(
@@ -65,7 +55,7 @@ def run_round(
     try:
         obj = sv("checkout", ["core"], expectedTests=2, target={**TARGET, "webhook": webhook})
         cluster.apply(obj, namespace=namespace)
-        return run_until_done(cluster, op, Sidecar(cluster, op, answer, tmp_path), "checkout")
+        return run_until_done(cluster, op, Sidecar(cluster, op, core_answer, tmp_path), "checkout")
     finally:
         op.kill(signal.SIGTERM)
 

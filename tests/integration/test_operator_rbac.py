@@ -40,7 +40,13 @@ import yaml
 
 from greenloop.core import crd
 from greenloop.k8s.gateway import Gateway
-from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
+from tests.support.sidecar import (
+    Sidecar,
+    Snapshot,
+    labels_of,
+    two_suite_answer,
+    two_suite_demo,
+)
 from tests.support.workloads import roll_out
 from tools.cluster.binaries import REPO_ROOT
 from tools.cluster.controlplane import ControlPlane
@@ -137,24 +143,6 @@ def sa_operator(
         op.kill(signal.SIGTERM)
 
 
-def validation(name: str, **metadata: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": crd.API_VERSION,
-        "kind": crd.KIND,
-        "metadata": {"name": name, **metadata},
-        "spec": {
-            "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads
-            "expectedTests": 4,
-            "suites": [
-                {"name": s, "command": ["pytest"], "image": "localhost/e2e:dev", "priority": p}
-                for s, p in (("critical", "P1"), ("core", "P2"))
-            ],
-            "target": {"workloads": [{"kind": "Deployment", "name": "backend"}]},
-            "policy": {"maxIterations": 4, "flakeRetries": 0},
-        },
-    }
-
-
 REFUSED = re.compile(
     r"forbidden|not enough permissions|unauthorized|\bHTTP 403\b|\b403 [A-Z]|code\W{1,3}403\b",
     re.IGNORECASE,
@@ -172,7 +160,7 @@ def test_the_operator_converges_with_only_its_service_account(
 ) -> None:
     op = sa_operator
     roll_out(cluster, namespace, "backend")
-    cluster.apply(validation("demo"), namespace=namespace)
+    cluster.apply(two_suite_demo("demo"), namespace=namespace)
 
     car = Sidecar(namespace, op.url, two_suite_answer, tmp_path)
     deadline = time.monotonic() + FLOW_SECONDS
@@ -213,7 +201,9 @@ def test_the_operator_converges_with_only_its_service_account(
 
     # An object carrying the finalizer of older greenloop versions: kopf removes it
     # (a patch of the object) so the deletion completes.
-    cluster.apply(validation("legacy", finalizers=["greenloop.dev/finalizer"]), namespace=namespace)
+    cluster.apply(
+        two_suite_demo("legacy", finalizers=["greenloop.dev/finalizer"]), namespace=namespace
+    )
     cluster.kubectl("delete", "sv", "legacy", "-n", namespace, "--wait=false")
     wait_until(
         "sv/legacy deleted (its leftover finalizer removed by the operator)",

@@ -29,9 +29,14 @@ from typing import Any
 
 import pytest
 
-from greenloop.core import crd
 from greenloop.k8s.failpoints import ENV
-from tests.support.sidecar import Sidecar, Snapshot, labels_of, two_suite_answer
+from tests.support.sidecar import (
+    Sidecar,
+    Snapshot,
+    labels_of,
+    two_suite_answer,
+    two_suite_demo,
+)
 from tests.support.workloads import roll_out
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.crds import ensure_crd, ensure_peering
@@ -62,27 +67,6 @@ PARALLEL = 4
 # for the whole file when the machine is quiet).
 SCENARIO_SECONDS = 480.0
 SETUP_SECONDS = 300.0  # an operator's start: ~5 s when quiet, 60 s seen at load 25
-
-
-def demo(health_url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": crd.API_VERSION,
-        "kind": crd.KIND,
-        "metadata": {"name": "demo"},
-        "spec": {
-            "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads
-            "expectedTests": 4,
-            "suites": [
-                {"name": s, "command": ["pytest"], "image": "localhost/e2e:dev", "priority": p}
-                for s, p in (("critical", "P1"), ("core", "P2"))
-            ],
-            "target": {
-                "workloads": [{"kind": "Deployment", "name": "backend"}],
-                "health": {"url": health_url, "timeoutSeconds": 60},
-            },
-            "policy": {"maxIterations": 4, "flakeRetries": 0},
-        },
-    }
 
 
 @dataclass
@@ -193,7 +177,9 @@ def scenario(cp: ControlPlane, tmp: Path, case: Case) -> Outcome:
                 timeout=SETUP_SECONDS,
                 interval=0.5,
             )
-            cp.apply(demo(f"{ops[-1].url}/healthz"), namespace=namespace)
+            cp.apply(
+                two_suite_demo("demo", health_url=f"{ops[-1].url}/healthz"), namespace=namespace
+            )
             wait_until(
                 "the standby's first Jobs",
                 lambda: Snapshot.take(cp, namespace).jobs,
@@ -212,7 +198,9 @@ def scenario(cp: ControlPlane, tmp: Path, case: Case) -> Outcome:
             for op in ops:
                 op.start(env=killer)
         if case.mode != "outranked":
-            cp.apply(demo(f"{ops[-1].url}/healthz"), namespace=namespace)
+            cp.apply(
+                two_suite_demo("demo", health_url=f"{ops[-1].url}/healthz"), namespace=namespace
+            )
         deadline = time.monotonic() + SCENARIO_SECONDS
         seen = Snapshot.take(cp, namespace)
         while time.monotonic() < deadline:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from greenloop.core import crd
-from tests.integration.test_operator_node import verdict
+from tests.support import node_suite
+from tests.support.node_suite import report_text, verdict
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.node import IMAGES
 from tools.cluster.operator import Operator
@@ -56,38 +56,19 @@ def validation(
     runner: str = "pytest",
     image: str = IMAGES["demo-suites"],
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": crd.API_VERSION,
-        "kind": crd.KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "expectedTests": tests,
-            "suites": [
-                {
-                    "name": "e2e",
-                    "image": image,
-                    "runner": runner,
-                    "command": command,
-                    "timeoutSeconds": 240,
-                    "shards": shards,
-                }
-            ],
-            "policy": {"maxIterations": 4, "parallelism": shards},
-        },
-    }
+    """One suite `e2e` in ``shards`` shards, as many pods at once."""
+    suite = {
+        "image": image, "runner": runner, "command": command, "timeoutSeconds": 240,
+        "shards": shards,
+    }  # fmt: skip
+    policy = {"maxIterations": 4, "parallelism": shards}
+    return node_suite.validation(name, suite, tests, suite_name="e2e", policy=policy)
 
 
 def jobs(cluster: ControlPlane, ns: str) -> dict[int, dict[str, Any]]:
     """The suite's Jobs by iteration."""
     items = cluster.get_json("jobs", "-n", ns)["items"]
     return {int(j["metadata"]["labels"]["greenloop.dev/iteration"]): j for j in items}
-
-
-def report(cluster: ControlPlane, ns: str, status: dict[str, Any]) -> str:
-    text: str = cluster.get_json("configmap", status["report"]["configMap"], "-n", ns)["data"][
-        "report.md"
-    ]
-    return text
 
 
 # ---------------------------------------------------------------------------
@@ -112,7 +93,7 @@ def test_a_sharded_suite_passes_with_each_test_counted_once(
     stored = cluster.get_json("configmaps", "-n", ns, "-l", "greenloop.dev/results")["items"]
     assert len(stored) == 3  # one upload per index, each owned by the Job
     assert {s["metadata"]["ownerReferences"][0]["uid"] for s in stored} == {job["metadata"]["uid"]}
-    text = report(cluster, ns, status)
+    text = report_text(cluster, ns, status)
     for index in range(1, 4):
         assert f"suite e2e: shard {index}/3 (" in text, text
 
@@ -171,7 +152,7 @@ def test_a_deleted_shard_pod_is_a_runner_error_for_its_tests_until_a_rerun_passe
     assert status["summary"]["total"] == 6
     history = {h["iteration"]: h for h in status["history"]}
     assert (history[2]["passed"], history[2]["failed"]) == (6 - len(lost), len(lost))
-    text = report(cluster, ns, status)
+    text = report_text(cluster, ns, status)
     count = second["spec"]["completions"]
     # The pod was gone when the index was read: the line names it all the same.
     lost_line = f"iteration 2: suite e2e: shard 2/{count} (pod {victim}, deleted): no results"

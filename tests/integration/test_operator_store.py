@@ -26,8 +26,15 @@ from typing import Any
 
 import pytest
 
-from greenloop.core import crd
-from tests.support.sidecar import PASS, Sidecar, Snapshot, junit, labels_of, two_suite_answer
+from tests.support.sidecar import (
+    PASS,
+    Sidecar,
+    Snapshot,
+    junit,
+    labels_of,
+    two_suite_answer,
+    two_suite_demo,
+)
 from tests.support.workloads import roll_out
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.operator import Operator, on_loopback
@@ -51,24 +58,6 @@ def audited() -> Iterator[ControlPlane]:
     finally:
         cp.stop()
         shutil.rmtree(cp.workdir, ignore_errors=True)
-
-
-def validation(name: str, suites: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "apiVersion": crd.API_VERSION,
-        "kind": crd.KIND,
-        "metadata": {"name": name},
-        "spec": {
-            "serviceAccountName": "no-such-account",  # kwok: no pods, the test uploads
-            "expectedTests": 4 if len(suites) == 2 else 1,
-            "suites": [
-                {"name": s, "command": ["pytest"], "image": "localhost/e2e:dev", "priority": p}
-                for s, p in zip(suites, ("P1", "P2"), strict=False)
-            ],
-            "target": {"workloads": [{"kind": "Deployment", "name": "backend"}]},
-            "policy": {"maxIterations": 4, "flakeRetries": 0},
-        },
-    }
 
 
 def _stamp(event: dict[str, Any]) -> float:
@@ -147,7 +136,7 @@ def test_a_running_suite_costs_no_requests_per_minute(
     namespace = cp.create_namespace("store-quiet")
     roll_out(cp, namespace, "backend")
     with on_loopback(cp, namespace, tmp_path / "operator.log") as op:
-        cp.apply(validation("quiet", ("core",)), namespace=namespace)
+        cp.apply(two_suite_demo("quiet", ("core",), tests=1), namespace=namespace)
         wait_until("the suite's Job resumed", lambda: resumed_jobs(cp, namespace), timeout=60)
         time.sleep(5)  # the start's own writes (status, report, Events) are done
         start = time.time()
@@ -179,7 +168,7 @@ def test_an_api_server_restart_mid_round_ends_as_a_round_without_it(
         roll_out(cp, namespace, "backend")
         log = tmp_path / f"operator-{fault}.log"
         with on_loopback(cp, namespace, log) as op:
-            cp.apply(validation("demo", ("critical", "core")), namespace=namespace)
+            cp.apply(two_suite_demo("demo"), namespace=namespace)
             car = Sidecar(namespace, op.url, two_suite_answer, tmp_path)
             if fault:
                 # Mid-round: both Jobs of iteration 1 run; nothing is uploaded yet.

@@ -21,17 +21,25 @@ from tools.cluster.controlplane import ControlPlane
 from tools.cluster.operator import Operator
 
 
-def validation(name: str, suite: dict[str, Any], tests: int = 2) -> dict[str, Any]:
-    """`name` expecting `tests` tests from one suite named `real` (`suite` its fields;
-    timeoutSeconds 900 unless given), at most 3 iterations."""
+def validation(
+    name: str,
+    suite: dict[str, Any],
+    tests: int = 2,
+    *,
+    suite_name: str = "real",
+    policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`name` expecting `tests` tests from one suite named `suite_name` (`suite` its
+    fields; timeoutSeconds 900 unless given); `policy` (at most 3 iterations unless
+    given)."""
     return {
         "apiVersion": crd.API_VERSION,
         "kind": crd.KIND,
         "metadata": {"name": name},
         "spec": {
             "expectedTests": tests,
-            "suites": [{"name": "real", "timeoutSeconds": 900, **suite}],
-            "policy": {"maxIterations": 3},
+            "suites": [{"name": suite_name, "timeoutSeconds": 900, **suite}],
+            "policy": {"maxIterations": 3, **(policy or {})},
         },
     }
 

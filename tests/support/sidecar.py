@@ -37,18 +37,55 @@ def labels_of(obj: dict[str, Any]) -> dict[str, str]:
     return labels
 
 
-def two_suite_answer(job: dict[str, Any]) -> bytes:
-    """The results of a two-suite demo (critical: 2 passing; core: a 503 in iteration 1,
-    passing after the redeploy), for the Job the sidecar plays."""
-    labels = labels_of(job)
-    if labels["greenloop.dev/suite"] == "critical":
-        return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
-    if labels["greenloop.dev/iteration"] == "1":
+def core_answer(job: dict[str, Any]) -> bytes:
+    """The suite `core`'s results: an HTTP 503 in iteration 1 (which calls for a
+    redeploy; `health` passes), passing after it."""
+    if labels_of(job)["greenloop.dev/iteration"] == "1":
         return junit(
             PASS.format(c="core", n="health"),
             FAIL.format(c="core", n="websocket", m="HTTP 503 Service Unavailable"),
         )
     return junit(PASS.format(c="core", n="websocket"))
+
+
+def two_suite_answer(job: dict[str, Any]) -> bytes:
+    """The results of a two-suite demo (critical: 2 passing; core: `core_answer`), for
+    the Job the sidecar plays."""
+    if labels_of(job)["greenloop.dev/suite"] == "critical":
+        return junit(PASS.format(c="crit", n="login"), PASS.format(c="crit", n="cart"))
+    return core_answer(job)
+
+
+def two_suite_demo(
+    name: str,
+    suites: tuple[str, ...] = ("critical", "core"),
+    *,
+    tests: int = 4,
+    health_url: str | None = None,
+    **metadata: Any,
+) -> dict[str, Any]:
+    """The StagingValidation `two_suite_answer` answers: `suites` (critical P1, core P2)
+    expecting `tests` tests, the Deployment `backend` its target (with `health_url`
+    checked when given), at most 4 iterations, no flake retries. No pods on kwok: the
+    test plays the sidecar."""
+    target: dict[str, Any] = {"workloads": [{"kind": "Deployment", "name": "backend"}]}
+    if health_url is not None:
+        target["health"] = {"url": health_url, "timeoutSeconds": 60}
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.KIND,
+        "metadata": {"name": name, **metadata},
+        "spec": {
+            "serviceAccountName": "no-such-account",
+            "expectedTests": tests,
+            "suites": [
+                {"name": s, "command": ["pytest"], "image": "localhost/e2e:dev", "priority": p}
+                for s, p in zip(suites, ("P1", "P2"), strict=False)
+            ],
+            "target": target,
+            "policy": {"maxIterations": 4, "flakeRetries": 0},
+        },
+    }
 
 
 @dataclass
