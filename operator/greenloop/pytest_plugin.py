@@ -14,6 +14,9 @@
   their first node id's hash, each onto the shard holding the fewest tests), so every
   shard, collecting the same tests, runs a disjoint part of about the same size and a
   dependent runs beside its dependencies. A selection is already the shard's part.
+  Such a shard writes what it dealt from as the suite-level JUnit property
+  ``greenloop.collected`` (``<count>:<digest>``, ``shards.Collected``): greenloop
+  refuses a run whose shards collected different suites (the same-collection rule).
 - ``GREENLOOP_JUNIT_XML``: where to write JUnit XML unless ``--junitxml`` was given. Each
   testcase carries the properties ``greenloop.id``, ``greenloop.priority`` and (when it has
   any) ``greenloop.depends_on``.
@@ -33,7 +36,14 @@ from pathlib import Path
 import pytest
 
 from greenloop.core.priorities import DEFAULT_PRIORITY, PRIORITIES  # not core.model: 50 ms
-from greenloop.core.shards import MAX_SHARDS, SHARD_COUNT_ENV, SHARD_INDEX_ENV, split_collected
+from greenloop.core.shards import (
+    COLLECTED_PROPERTY,
+    MAX_SHARDS,
+    SHARD_COUNT_ENV,
+    SHARD_INDEX_ENV,
+    collected,
+    split_collected,
+)
 
 SELECT_ENV = "GREENLOOP_SELECT"
 JUNIT_XML_ENV = "GREENLOOP_JUNIT_XML"
@@ -445,6 +455,7 @@ def _apply_shard(
     (``shards.split_collected``: hash order, each onto the emptiest shard) deals to its
     index."""
     index, count = shard
+    _record_collected(config, infos)
     parent = {info.index: info.index for info in infos}
 
     def find(x: int) -> int:
@@ -472,6 +483,21 @@ def _apply_shard(
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     return keep
+
+
+def _record_collected(config: pytest.Config, infos: Sequence[_Info]) -> None:
+    """The same-collection rule (``shards.Collected``): the suite this shard deals from,
+    as a suite-level property of the JUnit XML pytest writes (as the
+    ``record_testsuite_property`` fixture does, without a test asking for it). With no
+    report written here (no --junitxml, an xdist worker) there is nothing to say it in,
+    and greenloop does not check it."""
+    from _pytest.junitxml import xml_key  # already loaded: junitxml is a default plugin
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property(
+            COLLECTED_PROPERTY, collected(i.item.nodeid for i in infos).describe()
+        )
 
 
 def _header(state: _State, ordered: Sequence[_Info], total: int) -> str | None:

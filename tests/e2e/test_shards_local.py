@@ -111,6 +111,34 @@ def test_a_sharded_pytest_suite_runs_each_test_once_across_its_shards(tmp_path: 
         assert f"suite e2e: shard {index + 1}/3 (process, log e2e.shard-{index}.log): " in report
 
 
+# The same-collection rule: a shard that collected a different suite is never a pass
+
+# Shard 2 alone defines one more test: dealt from a different suite, its parts and the
+# others' may not add up (a test may run in no shard), so no shard's results are trusted
+# as the whole suite.
+EXTRA_IN_SHARD_2 = """
+
+if os.environ.get("GREENLOOP_SHARD_INDEX") == "1":
+
+    def test_extra(request):
+        _ran(request)
+"""
+
+
+def test_shards_that_collected_different_suites_never_end_passed(tmp_path: Path) -> None:
+    pytest_suite(tmp_path, shards=3)
+    with (tmp_path / "test_many.py").open("a") as module:
+        module.write(EXTRA_IN_SHARD_2)
+    status, stderr = run(tmp_path)
+    stalled = stalled_condition(status)
+    assert (status["phase"], stalled["reason"]) == ("Stalled", "RunnerError"), stderr
+    assert (
+        "shards collected different suites: shards 1, 3 12 tests, shard 2 13 tests: "
+        "a test may have run in no shard"
+    ) in stalled["message"]
+    assert "shards collected different suites" in stderr  # said as it happened
+
+
 # ---------------------------------------------------------------------------
 # A rerun: only the failures, assigned by greenloop, in no more shards than help
 

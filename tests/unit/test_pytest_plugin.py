@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from greenloop.core.shards import split_collected
+from greenloop.core.shards import COLLECTED_PROPERTY, collected, split_collected
 
 pytest_plugins = ["pytester"]
 
@@ -547,3 +547,25 @@ def test_one_shard_is_the_whole_suite(
     monkeypatch.setenv("GREENLOOP_SHARD_INDEX", "0")
     monkeypatch.setenv("GREENLOOP_SHARD_COUNT", "1")
     run(pytester).assert_outcomes(passed=13)
+
+
+def suite_properties(path: Path) -> dict[str, str]:
+    suite = next(ET.parse(path).getroot().iter("testsuite"))
+    found = suite.find("properties")
+    return {} if found is None else properties(found)
+
+
+def test_each_shard_reports_the_suite_it_collected(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same-collection rule (shards.collected): the merge compares what each dealt from.
+    pytester.makepyfile(**{k: textwrap.dedent(v) for k, v in SHARDED_SUITE.items()})
+    everything = set().union(*(ran_ids(pytester, monkeypatch, i) for i in range(3)))
+    claims = {
+        suite_properties(pytester.path / f"shard{i}.xml")[COLLECTED_PROPERTY] for i in range(3)
+    }
+    assert claims == {collected(everything).describe()}
+    monkeypatch.delenv("GREENLOOP_SHARD_INDEX")
+    monkeypatch.delenv("GREENLOOP_SHARD_COUNT")
+    run(pytester, f"--junitxml={pytester.path / 'whole.xml'}").assert_outcomes(passed=13)
+    assert COLLECTED_PROPERTY not in suite_properties(pytester.path / "whole.xml")

@@ -47,6 +47,7 @@ from typing import BinaryIO
 from xml.parsers import expat
 
 from greenloop.core.model import PRIORITIES, Outcome, TestResult
+from greenloop.core.shards import COLLECTED_PROPERTY, Collected, parse_collected
 
 __all__ = ["NOTE_PROPERTY", "JUnitError", "JUnitReport", "iter_junit", "parse_junit"]
 
@@ -56,6 +57,7 @@ _MAX_WARNINGS = 50
 #: The suite-level JUnit property whose value is a note about the run (JUnitReport.notes).
 NOTE_PROPERTY = "greenloop.note"
 _MAX_NOTES = 3
+_MAX_COLLECTED = 64
 # Characters XML 1.0 forbids. Test output is full of them (ANSI colour codes, NULs from
 # crashed processes) and some writers do not escape them; replacing them keeps the
 # results instead of failing the whole file.
@@ -125,6 +127,10 @@ class JUnitReport:
     # A suite-level ``greenloop.note`` property's values: what the report says about its
     # run (an index of a split from a listing that ran nothing says why: core/pod_listing).
     notes: tuple[str, ...] = ()
+    # A suite-level ``greenloop.collected`` property: what a pytest shard of a whole-suite
+    # run collected (the same-collection rule, core/shards.Collected); None when absent
+    # or malformed (then the merge does not check it).
+    collected: Collected | None = None
 
 
 def parse_junit(
@@ -152,7 +158,9 @@ def parse_junit(
     else:
         tests = tuple(test for test in parser.run(source) if keep(test))
         not_kept = parser.count - len(tests)
-    return JUnitReport(tests, parser.final_warnings(), not_kept, tuple(parser.notes))
+    return JUnitReport(
+        tests, parser.final_warnings(), not_kept, tuple(parser.notes), parser.collected
+    )
 
 
 def iter_junit(
@@ -248,6 +256,7 @@ class _Parser:
         self.duplicates: dict[str, int] = {}
         self.warnings: list[str] = []
         self.notes: list[str] = []  # suite-level greenloop.note values (JUnitReport.notes)
+        self.collected: Collected | None = None  # JUnitReport.collected: the first readable
         self.dropped_warnings = 0
 
         p = expat.ParserCreate()
@@ -521,6 +530,11 @@ class _Parser:
                 # are read by start_in_case. At most a few, each cut like any text.
                 if suites and len(self.notes) < _MAX_NOTES:
                     self.notes.append(attrs.get("value", "")[:limit])
+            elif tag == "property" and attrs.get("name") == COLLECTED_PROPERTY:
+                # Only a short value can be one (parse_collected); the first readable counts.
+                value = attrs.get("value", "")
+                if suites and self.collected is None and len(value) <= _MAX_COLLECTED:
+                    self.collected = parse_collected(value)
             elif tag in _OUTPUT_TAGS and suites and suites[-1].depth == depth - 1:
                 suite = suites[-1]
                 if suite.output is None:

@@ -22,6 +22,14 @@ was given the test, once.
   as ``SuiteRun.split_ignored``, which it counts the same way (NotRerun, a selection
   miss) — unless every shard reported the test failing (an error collecting it, which
   every shard meets): then it is kept once.
+- **Shards that collected different suites** (the same-collection rule,
+  ``shards.Collected``): on a whole-suite run each pytest shard deals its part from the
+  suite it collected; when the shards' ``collected`` differ, or all agree on N but
+  fewer than N distinct tests were reported, a test may have run in no shard, which on a
+  first run nothing else would notice. The run is then handled as one with a shard
+  without results (``SuiteRun.shard_error``: never Passed, retried once, then
+  ``Stalled``). A shard that reports no ``collected`` (a generic runner, an older
+  plugin, a shard without results) is not checked.
 - Results for tests nobody selected pass through: the engine ignores and counts them as
   it does today.
 
@@ -43,6 +51,7 @@ from greenloop.core.shards import (
     SHARD_COUNT_ENV,
     SHARD_INDEX_ENV,
     SHARD_START_SECONDS,
+    Collected,
     ShardPlan,
     plan,
 )
@@ -54,6 +63,7 @@ __all__ = [
     "ShardLine",
     "ShardOutcome",
     "Waiting",
+    "different_collections",
     "merge",
     "overhead_seen",
     "start_cost",
@@ -79,7 +89,9 @@ class ShardOutcome:
     the pod's name, or a process's label in local mode, for the report; ``pod_gone``
     when that pod (the one last seen for the index, if any was) no longer exists;
     ``note``: what its report says about itself (an index that ran nothing of a split
-    from a listing made in the pod says why: ``core/pod_listing``)."""
+    from a listing made in the pod says why: ``core/pod_listing``); ``collected``: what
+    a shard of a whole-suite run says it collected (its report's ``greenloop.collected``,
+    the same-collection rule; None: it does not say)."""
 
     index: int
     tests: tuple[TestResult, ...] = ()
@@ -91,6 +103,7 @@ class ShardOutcome:
     started: float = 0.0
     finished: float = 0.0
     note: str = ""
+    collected: Collected | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +276,8 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
     errors, shard_error, note = _errors_and_note(plan, lines, conflicts)
     if failed and len(failed) == len(ordered):
         errors, shard_error = [e for e in (shard_error,) if e] + errors, None
+    elif (different := different_collections(plan, ordered)) is not None:
+        shard_error = different if shard_error is None else f"{shard_error}; {different}"
     run = _suite_run(plan, ordered, tests, errors)
     if conflicts and plan.selected is None and run.error is None:
         run = replace(run, split_ignored=conflicts)
@@ -281,6 +296,42 @@ def merge(plan: ShardPlan, outcomes: Iterable[ShardOutcome]) -> Waiting | Merged
             width=len(ordered),
         )
     return MergedSuite(run, lines, unrun, conflicts, note)
+
+
+def different_collections(plan: ShardPlan, ordered: Sequence[ShardOutcome]) -> str | None:
+    """**The same-collection rule** (``shards.Collected``): why the shards of a whole-suite
+    run cannot be trusted to have run every test once (None: they can, or do not say).
+    Only the shards that report ``collected`` are compared; the count is checked against
+    what was reported only when every shard reported it and produced results."""
+    if plan.selected is not None:
+        return None  # greenloop assigned the ids: the engine's line-up checks them
+    claims = {o.index: o.collected for o in ordered if o.error is None and o.collected}
+    if not claims:
+        return None
+    if len(set(claims.values())) > 1:
+        by_claim: dict[Collected, list[int]] = {}
+        for index in sorted(claims):
+            by_claim.setdefault(claims[index], []).append(index + 1)
+        parts, counts_seen = [], set()
+        for claim, shards in by_claim.items():
+            noun = "shard" if len(shards) == 1 else "shards"
+            part = f"{noun} {_named([str(n) for n in shards])} {plural(claim.count, 'test')}"
+            if claim.count in counts_seen:
+                part += " (other tests)"  # the same count as another: only the digest differs
+            counts_seen.add(claim.count)
+            parts.append(part)
+        return (
+            f"shards collected different suites: {_named(parts)}: a test may have run in no shard"
+        )
+    (claim,) = set(claims.values())
+    if len(claims) == len(ordered):
+        reported = len({r.id for o in ordered for r in o.tests})
+        if reported < claim.count:
+            return (
+                f"shards collected {plural(claim.count, 'test')}, {reported} reported: "
+                "a test ran in no shard"
+            )
+    return None
 
 
 def _duplicates(

@@ -24,23 +24,27 @@ import hashlib
 import heapq
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from greenloop.core.runners import expand_command, rerun_unit, select_args
 
 __all__ = [
+    "COLLECTED_PROPERTY",
     "DEFAULT_DURATION",
     "MAX_SHARDS",
     "SHARD_COUNT_ENV",
     "SHARD_INDEX_ENV",
     "SHARD_START_SECONDS",
+    "Collected",
     "Shard",
     "ShardPlan",
     "assign",
+    "collected",
     "estimate",
     "makespan",
     "one_process_locally",
+    "parse_collected",
     "plan",
     "runner_args",
     "runner_splits",
@@ -162,9 +166,13 @@ def split_collected(groups: Mapping[str, int], count: int) -> dict[str, int]:
 
     As Jest's and Playwright's ``--shard``, it ranks the suite every shard collected, so
     a shard that collected a different suite (a test defined only where an environment
-    variable says so) can shift the others' parts: a test then runs twice, which the
-    merge never counts as a pass (``SelectionIgnored``), or in no shard, which counts as
-    not run."""
+    variable says so, a parametrize id that differs per process, a module whose import
+    fails in one pod only) can shift the others' parts: a test then runs twice (the merge
+    never counts it as a pass: ``SelectionIgnored``) or in no shard. On a first run
+    greenloop does not know such a test, so nothing else would miss it: hence **the
+    same-collection rule** (:class:`Collected`): each pytest shard reports what it dealt
+    from, and the merge (``shard_results``) refuses a run whose shards disagree, or that
+    reported fewer tests than they all collected."""
     if count < 1:
         raise ValueError(f"shard count must be at least 1, got {count}")
     order = sorted(groups, key=lambda key: (_digest(key), key))
@@ -175,6 +183,54 @@ def split_collected(groups: Mapping[str, int], count: int) -> dict[str, int]:
         where[key] = index
         heapq.heappush(loads, (load + groups[key], index))
     return where
+
+
+# The suite-level JUnit property in which a shard of a whole-suite run says what it
+# collected (the same-collection rule, :class:`Collected`): ``<count>:<digest>``.
+COLLECTED_PROPERTY = "greenloop.collected"
+_DIGEST_HEX = 16
+# A count of more digits is no suite's (and would cost a big int to read).
+_MAX_COUNT_DIGITS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """**The same-collection rule** (docs/design.md §4.1): what one shard of a whole-suite
+    run collected and dealt its part from (:func:`split_collected`): how many tests, and
+    the first 16 hex digits of the SHA-256 of their node ids, sorted, one a line. The
+    shards of one run must all report the same, and together report at least ``count``
+    tests: otherwise a test may have run in no shard, which on a first run nothing else
+    would notice (``shard_results.merge`` makes it a RunnerError, never Passed)."""
+
+    count: int
+    digest: str
+
+    def describe(self) -> str:
+        """The property's value: ``<count>:<digest>``."""
+        return f"{self.count}:{self.digest}"
+
+
+def collected(node_ids: Iterable[str]) -> Collected:
+    """What a shard collected (:class:`Collected`), whatever order it collected in."""
+    ids = sorted(node_ids)
+    text = "\n".join(ids).encode("utf-8", "surrogatepass")
+    return Collected(len(ids), hashlib.sha256(text).hexdigest()[:_DIGEST_HEX])
+
+
+def parse_collected(value: str) -> Collected | None:
+    """A ``greenloop.collected`` value as :func:`collected` writes it; None for anything
+    else (a report that says nothing readable is not checked, as one that says nothing)."""
+    count, sep, digest = value.strip().partition(":")
+    if (
+        not sep
+        or not count.isascii()
+        or not count.isdigit()
+        or len(count) > _MAX_COUNT_DIGITS
+        or len(digest) != _DIGEST_HEX
+        or any(c not in "0123456789abcdef" for c in digest)
+    ):
+        return None
+    return Collected(int(count), digest)
 
 
 def one_process_locally(runner: str) -> bool:

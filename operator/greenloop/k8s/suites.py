@@ -32,7 +32,7 @@ from greenloop.core.pod_listing import not_split_note
 from greenloop.core.pod_start import AT_ONCE, never_starts, verdict_changes_at
 from greenloop.core.shard_pods import last_seen, noted_pods
 from greenloop.core.shard_results import ShardOutcome, Waiting, merge
-from greenloop.core.shards import ShardPlan
+from greenloop.core.shards import Collected, ShardPlan
 from greenloop.k8s import failpoints
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import (
@@ -201,27 +201,30 @@ async def runner_error(
 
 
 def _read_results(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], str | None]:
-    tests, problem, _ = _read_report(data, name)
+    tests, problem, _, _ = _read_report(data, name)
     return tests, problem
 
 
-def _read_report(data: Mapping[str, Any], name: str) -> tuple[tuple[Any, ...], str | None, str]:
-    """The uploaded tests, why they cannot be read, and the report's own note."""
+def _read_report(
+    data: Mapping[str, Any], name: str
+) -> tuple[tuple[Any, ...], str | None, str, Collected | None]:
+    """The uploaded tests, why they cannot be read, the report's own note and what it
+    says it collected (the same-collection rule)."""
     raw = (data.get("binaryData") or {}).get(RESULTS_KEY)
     if not isinstance(raw, str):
-        return (), f"results ConfigMap {name} has no {RESULTS_KEY}", ""
+        return (), f"results ConfigMap {name} has no {RESULTS_KEY}", "", None
     try:
         packed = base64.b64decode(raw, validate=True)
         with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:
             capped = io.BytesIO(stream.read(MAX_XML + 1))
         if len(capped.getbuffer()) > MAX_XML:
-            return (), f"uploaded JUnit XML is over {MAX_XML} bytes", ""
+            return (), f"uploaded JUnit XML is over {MAX_XML} bytes", "", None
         report = parse_junit(capped, name=name)
     except (binascii.Error, OSError, EOFError) as err:
-        return (), f"uploaded results are not readable gzip: {err}", ""
+        return (), f"uploaded results are not readable gzip: {err}", "", None
     except JUnitError as err:
-        return (), f"unreadable JUnit XML: {err}", ""
-    return report.tests, None, "; ".join(report.notes)
+        return (), f"unreadable JUnit XML: {err}", "", None
+    return report.tests, None, "; ".join(report.notes), report.collected
 
 
 def _owned(obj: Mapping[str, Any] | None, job: Mapping[str, Any]) -> bool:
@@ -425,10 +428,11 @@ async def _shard_outcome(
     if _owned(stored, job):
         assert stored is not None  # owned: found
         xml = f"{run.suite.name}-{index}.xml"
-        tests, problem, note = await offload(_read_report, stored, xml)
+        tests, problem, note, claim = await offload(_read_report, stored, xml)
         return ShardOutcome(
-            index, tests, problem, pod=name, started=started, finished=finished, note=note
-        )
+            index, tests, problem, pod=name, started=started, finished=finished, note=note,
+            collected=claim,
+        )  # fmt: skip
     if why_ended is None:
         return None
     parts = [why_ended]

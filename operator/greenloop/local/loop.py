@@ -345,6 +345,7 @@ class LocalRun:
                 exit_code=run.exit_code,
                 started=run.started,
                 finished=run.finished,
+                collected=run.collected,
             )
 
         pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="shard")

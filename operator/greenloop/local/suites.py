@@ -14,7 +14,7 @@ from greenloop.core import contract, runners, shards
 from greenloop.core.engine import SuiteRun, SuiteSelection
 from greenloop.core.junit import JUnitError, parse_junit
 from greenloop.core.model import Suite, TestResult
-from greenloop.core.shards import Shard
+from greenloop.core.shards import Collected, Shard
 from greenloop.local import procs
 from greenloop.local.files import JUNIT_MAX_BYTES, FileRefused, open_regular
 from greenloop.local.logs import CappedLog, tail
@@ -172,9 +172,11 @@ class _Result:
         tests: Iterable[TestResult] = (),
         *,
         permanent: bool = False,
+        collected: Collected | None = None,
     ) -> SuiteRun:
         return SuiteRun(
             permanent=permanent,
+            collected=collected,
             suite=self.suite.name,
             tests=tuple(tests),
             error=error,
@@ -247,7 +249,7 @@ def _read_results(suite: Suite, files: SuiteFiles, code: int | None, result: _Re
         return result(
             f"exited with code {code} and reported no tests" + _tail_hint(files.log), code
         )
-    return result(None, code, report.tests)
+    return result(None, code, report.tests, collected=report.collected)
 
 
 def _tail_hint(log: Path) -> str:

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from greenloop.core.fingerprint import Fingerprint
 from greenloop.core.model import FailureClass, TestResult
+from greenloop.core.shards import Collected
 
 
 class Phase(StrEnum):
@@ -92,7 +93,9 @@ class SuiteRun:
     tests, pod or process). ``overhead``: how long the run took beyond its longest shard's
     tests (``shard_results.overhead_seen``; None when its shards' times do not tell) and
     ``width`` the shards it ran in (0: not sharded), from which the suite's next reruns
-    learn what one more shard costs (``shard_results.start_cost``)."""
+    learn what one more shard costs (``shard_results.start_cost``). ``collected``: what
+    one shard's runner said it collected (the same-collection rule, ``shards.Collected``),
+    which the shard merge compares; the engine does not read it."""
 
     suite: str
     tests: tuple[TestResult, ...] = ()
@@ -108,6 +111,7 @@ class SuiteRun:
     shard_lines: tuple[str, ...] = ()
     overhead: float | None = None
     width: int = 0
+    collected: Collected | None = None
 
 
 @dataclass(frozen=True, slots=True)
