@@ -383,7 +383,8 @@ def test_a_suite_plans_its_reruns_with_the_start_cost_its_runs_showed() -> None:
 
 
 @pytest.mark.parametrize(
-    "stored", [{"e2e": "x"}, {"e2e": [[0, 1.0]]}, {"e2e": [[2, -1.0]]}, {"e2e": [[2, "nan"]]}]
+    "stored",
+    [{"e2e": "x"}, {"e2e": [[0, 1.0]]}, {"e2e": [[2, -1.0]]}, {"e2e": [[2, "nan"]]}, [[2, 1.0]]],
 )
 def test_a_stored_overhead_that_is_no_number_of_seconds_is_not_planned_with(
     stored: dict[str, object],

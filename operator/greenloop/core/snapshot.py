@@ -438,6 +438,8 @@ def _overheads(data: Mapping[str, object]) -> dict[str, tuple[tuple[int, float],
     """Suite -> ((shards, seconds), ...), keeping only pairs a plan can use (a status edited
     by hand must not stop the planning: a suite without them gets the default)."""
     out: dict[str, tuple[tuple[int, float], ...]] = {}
+    if not isinstance(data, Mapping):
+        return out
     for suite, pairs in data.items():
         kept: list[tuple[int, float]] = []
         for pair in pairs if isinstance(pairs, list) else ():
