@@ -5,7 +5,8 @@ Two ways to split, chosen by what greenloop knows:
 - **the runner splits** (a whole-suite run: the first of a suite, ``rerun: All``, a new
   round): greenloop does not know the ids (and a whole-suite run must also run tests added
   since), so each shard is told only ``(index, count)`` and the runner splits by its own
-  means: the pytest plugin keeps the tests whose :func:`shard_of` is its index; Jest,
+  means: the pytest plugin keeps what :func:`split_collected` deals its index (and
+  says what it collected: the same-collection rule, :class:`Collected`); Jest,
   Vitest and Playwright get ``--shard=i/n`` (:func:`shard_args`); go and maven are split
   from a listing of their tests: go in local mode by ``core/listing`` (each shard gets
   its own ``args``), both in operator mode in each pod (``core/pod_listing``); local
