@@ -217,6 +217,47 @@ def test_start_refuses_a_port_another_process_holds(app: App) -> None:
     assert not (app.state_dir / "server.pid").exists()
 
 
+# A server whose main thread leaves first on SIGTERM while another thread still holds the
+# port for a while: the thread-group leader then reads "Z" in /proc/<pid>/stat, yet the
+# process is not gone (the main thread leaves with the exit syscall, not exit_group, as a
+# busy process's threads can outlive its main one for a moment under load).
+HALF_DEAD = """
+import ctypes, signal, socket, sys, threading, time
+signal.signal(signal.SIGTERM, lambda *_: ctypes.CDLL(None).syscall(60, 0))  # SYS_exit
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+threading.Thread(target=time.sleep, args=(120,)).start()
+print("listening", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="SYS_exit's number is x86_64's")
+def test_restart_waits_for_every_thread_of_the_old_server_before_starting(
+    app: App, tmp_path: Path
+) -> None:
+    server = tmp_path / "old" / "server.py"  # named as ctl.py's own server
+    server.parent.mkdir()
+    server.write_text(HALF_DEAD)
+    old = subprocess.Popen(
+        [sys.executable, str(server), str(app.port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert old.stdout is not None and old.stdout.readline().strip() == "listening"
+        app.state_dir.mkdir(parents=True)
+        (app.state_dir / "server.pid").write_text(json.dumps({"pid": old.pid, "port": app.port}))
+        proc = app.run("restart")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"stopped pid {old.pid}" in proc.stdout
+        assert app.get("/health").json()["pid"] != old.pid
+    finally:
+        old.kill()
+        old.wait(timeout=10)
+        old.stdout.close()
+
+
 def test_start_replaces_a_stale_pid_file(app: App) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -63,9 +63,10 @@ def _alive(pid: int) -> bool:
         return False  # someone else's process: not a server we started
     stat = Path(f"/proc/{pid}/stat")
     with contextlib.suppress(OSError):
-        # A zombie still answers kill(0) but is gone for our purposes.
+        # A zombie still answers kill(0) but is gone for our purposes; unless only its
+        # main thread is: the others still hold its files (the port) until they exit.
         if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
+            return len(os.listdir(f"/proc/{pid}/task")) > 1
     return True
 
 
@@ -228,11 +229,14 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
+    killed = False
     while _alive(pid):
         if time.monotonic() > deadline:
+            if killed:
+                break  # not gone 2 s after SIGKILL: start says so if its port is held
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            break
+            killed, deadline = True, time.monotonic() + 2.0
         time.sleep(0.02)
     # Reap it when it is our own child (start timed out); otherwise init does.
     with contextlib.suppress(ChildProcessError):
