@@ -8,6 +8,11 @@ API, counted by the API server (an audit log), and the lines a run's report gets
   is a verdict: the store's watch is not ordered with the Job's.
 - A Go run not split in the pod says why in the report's lines: an idle index's
   ``greenloop.note`` (core/pod_listing), a command without ``{greenloop:select}``.
+- The same-collection rule: the ``greenloop.collected`` each shard of a whole-suite
+  pytest run writes reaches the merge; shards that collected different suites (or
+  reported fewer tests than they collected) are a shard error, never a pass. The upload
+  path keeps the property: the sidecar gzips the file (k8s/upload.py) and the endpoint
+  stores the body as sent (k8s/results.py), so a stored ConfigMap is what is made here.
 
 On an API server of this module's own (started with an audit log; no controllers, no
 kubelet): the Job is greenloop's own (`start`, left suspended), its pods are made and
@@ -32,7 +37,7 @@ from typing import Any, TypeVar
 import pytest
 
 from greenloop.core.model import Suite
-from greenloop.core.shards import Shard
+from greenloop.core.shards import COLLECTED_PROPERTY, Collected, Shard, collected
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import COMPLETION_INDEX_ANNOTATION, Owner, SuiteJob, shard_results_name
 from greenloop.k8s.results import _results_configmap
@@ -279,3 +284,82 @@ def test_why_a_go_run_was_not_split_reaches_the_report_s_lines(
     assert got is not None and got.error is None and got.shard_error is None, got
     assert [t.id for t in got.tests] == ["m/a::TestA"]  # the verdict: shard 0's run
     assert any(line in s for s in got.shard_lines), got.shard_lines
+
+
+# ---------------------------------------------------------------------------
+# The same-collection rule (core/shards.Collected, core/shard_results.different_collections):
+# what each shard of a whole-suite pytest run says it collected reaches the merge
+
+
+SUITE = ("t.py::test_0", "t.py::test_1")
+MORE = (*SUITE, "t.py::test_2")  # one test more
+OTHER = ("t.py::test_0", "t.py::test_other")  # one test other
+NO_SHARD = "a test may have run in no shard"
+
+
+def pytest_report(index: int, claim: Collected) -> str:
+    """Index `index`'s JUnit XML, shaped as pytest's junitxml writes it, with the suite-level
+    ``greenloop.collected`` property the plugin adds (pytest_plugin._record_collected)."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">'
+        '<testsuite name="pytest" errors="0" failures="0" skipped="0" tests="1" time="0.1">'
+        f'<properties><property name="{COLLECTED_PROPERTY}" value="{claim.describe()}"/>'
+        f'</properties><testcase classname="t.py" name="test_{index}" time="0.01"/>'
+        "</testsuite></testsuites>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("shard_1", "shard_2", "error"),
+    [
+        (SUITE, SUITE, None),
+        (
+            SUITE,
+            MORE,
+            f"shards collected different suites: shard 1 2 tests, shard 2 3 tests: {NO_SHARD}",
+        ),
+        (
+            SUITE,
+            OTHER,
+            "shards collected different suites: shard 1 2 tests, shard 2 2 tests (other tests): "
+            + NO_SHARD,
+        ),
+        (MORE, MORE, "shards collected 3 tests, 2 reported: a test ran in no shard"),
+    ],
+    ids=["the same suite", "one test more", "one test other", "the same suite, one unreported"],
+)
+def test_shards_that_collected_different_suites_are_a_shard_error_not_a_pass(
+    audited: ControlPlane,
+    ns: str,
+    shard_1: tuple[str, ...],
+    shard_2: tuple[str, ...],
+    error: str | None,
+) -> None:
+    """Each index's upload carries what it collected; the stored uploads are read as the
+    operator reads them (through its store), and the merged run names the difference."""
+    run = sharded_run(make_owner(audited, ns))
+    assert run.suite.runner == "pytest" and run.selection is None  # a whole-suite run
+    job = made(audited, run)
+    claims = [collected(shard_1), collected(shard_2)]
+    for index in range(2):
+        xml = pytest_report(index, claims[index])
+        audited.kubectl("create", "-f", "-", input=json.dumps(upload(job, run, index, xml)))
+    complete(audited, run)
+    names = [shard_results_name(run.results_name, i) for i in range(2)]
+
+    async def observed(gw: Gateway) -> Any:
+        async with await Gateway.connect(str(audited.kubeconfig)) as feed:
+            store = Store(feed, [ns], sources=READ)
+            assert await store.start()
+            try:
+                for name in names:
+                    await stored(store, ns, name)
+                ended = await gw.get("Job", ns, run.job_name)
+                return await observe_shards(gw, run, ended, reader=store)
+            finally:
+                await store.stop()
+
+    got = on(audited, observed)
+    assert got is not None and got.error is None, got
+    assert sorted(t.id for t in got.tests) == list(SUITE)
+    assert got.shard_error == error, got
