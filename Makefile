@@ -92,7 +92,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/operator_scale.py --sizes 1000 --workers 64 --finish-within 60
 
 ## mutate: mutation testing of the core with mutmut (docs/testing.md "Mutation testing");
-##   MODULES="engine classify" narrows it, MUTATE_BUDGET=seconds bounds it (default 5400)
+##   MODULES="engine classify" narrows it (engine classify junit status shards), MUTATE_BUDGET=seconds bounds it (default 5400)
 mutate: $(STAMP)
 	tools/mutate $(MODULES)
 

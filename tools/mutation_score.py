@@ -26,6 +26,9 @@ KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # failed, pytest error, timeout, typ
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 
+# A module tools/mutate names that is several files not sharing one stem.
+GROUPS = {"shards": ("shards", "shard_results", "shard_pods", "contract")}
+
 
 def main(argv: list[str]) -> int:
     if argv[0] in ("--pending", "--alive"):
@@ -71,8 +74,11 @@ def main(argv: list[str]) -> int:
 
 def module_files(mutants: Path, module: str) -> list[Path]:
     """The .meta files of a module's mutants: core/<module>.py, and the modules it was
-    split into (core/<module>_*.py, or core/<module>/ when it is a package)."""
+    split into (core/<module>_*.py, or core/<module>/ when it is a package); for a group
+    (GROUPS), its files."""
     core = mutants / "src" / "greenloop" / "core"
+    if module in GROUPS:
+        return sorted(p for name in GROUPS[module] if (p := core / f"{name}.py.meta").exists())
     return sorted(
         [*core.glob(f"{module}.py.meta"), *core.glob(f"{module}_*.py.meta"),
          *core.glob(f"{module}/**/*.py.meta")]
