@@ -27,7 +27,7 @@ from greenloop.core.shards import plan
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import COMPLETION_INDEX_ANNOTATION, Owner, SuiteJob
 from greenloop.k8s.suites import RUNNER_ERROR_ANNOTATION, Recheck, observe, start
-from tests.support.owners import make_owner
+from tests.support.owners import default_account, make_owner
 from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def with_pods(
     """The run's Job, and one pod per (state, started) as the kubelet reports it; a
     one-pod Job's last."""
     run = suite_job(make_owner(cp, namespace), shards)
-    cp.kubectl("create", "serviceaccount", "default", "-n", namespace)  # no controllers
+    default_account(cp, namespace)
     on(cp, lambda gw: start(gw, run, resume=False))
     for index, (state, started) in list(enumerate(states))[-shards:]:
         name = f"{run.job_name}-{index}-abcde"

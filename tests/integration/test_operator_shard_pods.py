@@ -25,7 +25,7 @@ from greenloop.core.shards import plan
 from greenloop.k8s.gateway import Gateway
 from greenloop.k8s.jobs import COMPLETION_INDEX_ANNOTATION, Owner, SuiteJob
 from greenloop.k8s.suites import observe_shards, start
-from tests.support.owners import make_owner
+from tests.support.owners import default_account, make_owner
 from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -100,8 +100,7 @@ def test_a_deleted_shard_pod_is_named_by_a_restarted_operator(
     apiserver: ControlPlane, namespace: str
 ) -> None:
     run = sharded_run(make_owner(apiserver, namespace))
-    # No controllers: the namespace's ServiceAccount, which pods need, is made here.
-    apiserver.kubectl("create", "serviceaccount", "default", "-n", namespace)
+    default_account(apiserver, namespace)
 
     async def seen() -> None:
         async with await Gateway.connect(str(apiserver.kubeconfig)) as gw:

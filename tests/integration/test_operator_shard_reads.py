@@ -44,7 +44,7 @@ from greenloop.k8s.results import _results_configmap
 from greenloop.k8s.store import SOURCES, Store
 from greenloop.k8s.suites import observe_shards, start
 from tests.integration.test_operator_shard_pods import sharded_run
-from tests.support.owners import make_owner
+from tests.support.owners import default_account, make_owner
 from tools.cluster.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration
@@ -103,7 +103,7 @@ def passed(index: int) -> str:
 def running_pods(cp: ControlPlane, run: SuiteJob) -> None:
     """A pod per index as the Job controller names it, its suite running (the kubelet)."""
     ns = run.owner.namespace
-    cp.kubectl("create", "serviceaccount", "default", "-n", ns)  # no controllers
+    default_account(cp, ns)
     for shard in run.shards:
         name = f"{run.job_name}-{shard.index}-abcde"
         pod = {

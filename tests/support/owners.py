@@ -25,3 +25,11 @@ def make_owner(cp: ControlPlane, namespace: str, name: str = "checkout") -> Owne
     }
     made = cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(obj))
     return Owner(name=name, namespace=namespace, uid=json.loads(made.stdout)["metadata"]["uid"])
+
+
+def default_account(cp: ControlPlane, namespace: str) -> None:
+    """The namespace's default ServiceAccount, which pods need: made here when no
+    controllers run, already there when an earlier test of the session started them (the
+    serviceaccount controller makes it), so applied, never created."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+    cp.apply(account, namespace=namespace)
