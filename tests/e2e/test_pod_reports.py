@@ -17,9 +17,10 @@ from greenloop.core.junit import parse_junit
 from greenloop.core.model import Suite
 from greenloop.core.pod_command import SHELL
 from greenloop.core.shards import Shard
-from greenloop.k8s.jobs import JUNIT_PATH, Owner, SuiteJob, build_job
+from greenloop.k8s.jobs import JUNIT_PATH
 from tests.e2e.test_pod_listing import CLASSES, maven_project, run_index
 from tests.e2e.test_runners import installed
+from tests.support import pod_commands
 
 pytestmark = [
     pytest.mark.e2e,
@@ -36,17 +37,9 @@ OLD = (
 
 def container_command(shards: int) -> list[str]:
     suite = Suite(name="e2e", command=COMMAND, image="e2e:1", runner="maven", shards=shards)
-    run = SuiteJob(
-        owner=Owner(name="checkout", namespace="staging", uid="u-1"),
-        iteration=1,
-        suite=suite,
-        reporter_image="greenloop:dev",
-        results_url="http://results:8081",
-        shards=tuple(Shard(i, shards) for i in range(shards)) if shards > 1 else (),
-        max_pods=shards,
+    return pod_commands.container_command(
+        suite, tuple(Shard(i, shards) for i in range(shards)) if shards > 1 else ()
     )
-    (container,) = build_job(run)["spec"]["template"]["spec"]["containers"]
-    return list(container["command"])
 
 
 def pods(tmp_path: Path, shards: int) -> list[Path]:

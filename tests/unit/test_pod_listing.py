@@ -25,7 +25,8 @@ from greenloop.core.pod_listing import (
 )
 from greenloop.core.shard_results import ShardOutcome, merge, suite_plan
 from greenloop.core.shards import Shard, ShardPlan
-from greenloop.k8s.jobs import JUNIT_PATH, Owner, SuiteJob, build_job
+from greenloop.k8s.jobs import JUNIT_PATH
+from tests.support.pod_commands import container_command
 
 GO = (
     "gotestsum",
@@ -126,17 +127,9 @@ NASTY = '$(SECRET) it\'s `id` "q"'
 
 
 def job_command(runner: str, command: tuple[str, ...], shards: int = 3) -> list[str]:
-    run = SuiteJob(
-        owner=Owner(name="checkout", namespace="staging", uid="u-1"),
-        iteration=1,
-        suite=suite(runner, command, shards),
-        reporter_image="greenloop:dev",
-        results_url="http://results:8081",
-        shards=tuple(Shard(i, shards) for i in range(shards)),
-        max_pods=shards,
+    return container_command(
+        suite(runner, command, shards), tuple(Shard(i, shards) for i in range(shards))
     )
-    (container,) = build_job(run)["spec"]["template"]["spec"]["containers"]
-    return list(container["command"])
 
 
 @pytest.mark.parametrize(
@@ -172,18 +165,8 @@ def test_a_blocked_command_runs_as_one_unsharded_pod_command() -> None:
 def test_a_single_index_whole_run_or_a_rerun_gets_no_listing_wrapper() -> None:
     s = suite("go", GO)
     rerun = suite_plan(s, State(), SuiteSelection("e2e", ("p::TestA", "p::TestB")))
-    run = SuiteJob(
-        owner=Owner(name="checkout", namespace="staging", uid="u-1"),
-        iteration=2,
-        suite=s,
-        reporter_image="greenloop:dev",
-        results_url="http://results:8081",
-        selection=rerun.selected,
-        shards=rerun.shards,
-        max_pods=3,
-    )
-    (container,) = build_job(run)["spec"]["template"]["spec"]["containers"]
-    assert "go test -list" not in container["command"][2]
+    got = container_command(s, rerun.shards, selection=rerun.selected, iteration=2)
+    assert "go test -list" not in got[2]
 
 
 def test_only_go_and_maven_have_a_listing_wrapper() -> None:

@@ -12,7 +12,8 @@ from greenloop.core.model import Suite
 from greenloop.core.pod_command import SHELL, unwrapped, wrapped
 from greenloop.core.pod_reports import gathering_command
 from greenloop.core.shards import Shard
-from greenloop.k8s.jobs import JUNIT_PATH, Owner, SuiteJob, build_job
+from greenloop.k8s.jobs import JUNIT_PATH
+from tests.support.pod_commands import container_command
 
 NASTY = '$(SECRET) it\'s `id` "q"'
 MVN = ("mvn", "-B", "test", "{greenloop:select}", NASTY)
@@ -25,18 +26,7 @@ def command(
     indexes = tuple(Shard(i, shards) for i in range(shards)) if shards > 1 else ()
     if selection is not None and indexes:
         indexes = tuple(Shard(i, shards, selection[i::shards]) for i in range(shards))
-    run = SuiteJob(
-        owner=Owner(name="checkout", namespace="staging", uid="u-1"),
-        iteration=1,
-        suite=suite,
-        reporter_image="greenloop:dev",
-        results_url="http://results:8081",
-        selection=selection,
-        shards=indexes,
-        max_pods=max(shards, 1),
-    )
-    (container,) = build_job(run)["spec"]["template"]["spec"]["containers"]
-    return list(container["command"])
+    return container_command(suite, indexes, selection=selection)
 
 
 IDS = ("com.ex.A::a", "com.ex.B::b")
